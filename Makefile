@@ -1,0 +1,22 @@
+# uws_hub — the two commands (see README.md):
+#   make run    set up what is missing, run the hub on http://127.0.0.1:8000 (SQLite, local spawner, dev login)
+#   make test   set up what is missing, start the services the tests need, run the whole suite
+.PHONY: run test lint format bench clean
+
+run:
+	@scripts/run.sh
+
+test:
+	@scripts/test.sh $(PYTEST_ARGS)
+
+lint:
+	@"$$(scripts/bootstrap.sh test)/bin/ruff" check uws_hub tests bench jupyterhub_config.py
+
+format:
+	@"$$(scripts/bootstrap.sh test)/bin/ruff" format uws_hub tests bench jupyterhub_config.py
+
+bench:
+	@PATH="$$(scripts/bootstrap.sh test)/bin:$$PATH" python bench/bench_workspaces.py
+
+clean:
+	rm -rf uws-data .pytest_cache build *.egg-info

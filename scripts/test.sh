@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: install test dependencies, start the real services the tests use, run the suite.
+#   scripts/test.sh [pytest args...]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+VENV=$("$UWS_REPO/scripts/bootstrap.sh" test)
+export UWS_VENV=$VENV
+cleanup() { "$UWS_REPO/scripts/pg.sh" stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+if is_root; then
+  "$UWS_REPO/scripts/pg.sh" start
+  export UWS_TEST_PG_URL=$("$UWS_REPO/scripts/pg.sh" url)
+fi
+cd "$UWS_REPO"
+"$VENV/bin/ruff" check uws_hub tests bench jupyterhub_config.py
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,130 @@
+"""uws_hub: research workspaces, jobs, sharing and quotas for JupyterHub.
+
+A site enables it with one call at the end of its ``jupyterhub_config.py``::
+
+    import uws_hub
+    c.UWS.root_dir = "/srv/uws/workspaces"
+    uws_hub.setup(c)
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from pathlib import Path
+
+from ._version import __version__
+from .scopes import CUSTOM_SCOPES, SERVICE_HUB_SCOPES, admin_role_scopes, user_role_scopes
+
+__all__ = ["__version__", "setup", "load_config"]
+
+HERE = Path(__file__).parent
+TEMPLATE_DIR = str(HERE / "templates")
+
+#: environment variables handed to the service, so the config file evaluates the same there
+_ENV_PREFIXES = ("UWS_",)
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+
+
+def _section(c, name):
+    """The config section `name` of `c` as it stands now (without creating it)."""
+    return c[name] if name in c else {}
+
+
+def setup(c, *, config_file: str | None = None) -> None:
+    """Wire uws_hub into a JupyterHub config object `c`.
+
+    Registers the hub-managed ``uws`` service (which re-reads this same config file), the
+    ``custom:uws:*`` scopes, the default ``user`` role extended with those scopes on the user's
+    own resources, the ``uws-admin`` role, named servers with ``cleanup_servers = False`` (jobs
+    survive hub restarts), the uws spawner and the template path. Call it after your ``c.UWS``
+    settings: it reads ``service_name``, ``service_url`` and the admin settings from them.
+    """
+    if config_file is None:
+        caller = inspect.currentframe().f_back
+        config_file = caller.f_globals.get("__file__") if caller else None
+    if not config_file:
+        raise RuntimeError(
+            "uws_hub.setup(c): pass config_file=... (the path of jupyterhub_config.py)"
+        )
+    config_file = os.path.abspath(config_file)
+
+    uws = _section(c, "UWS")
+    name = uws.get("service_name", "uws")
+    url = uws.get("service_url", "http://127.0.0.1:10101")
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES) or k in _ENV_KEEP}
+    services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != name]
+    services.append(
+        {
+            "name": name,
+            "url": url,
+            "command": [sys.executable, "-m", "uws_hub.service", "--config", config_file],
+            "cwd": os.getcwd(),
+            "environment": env,
+            "display": True,
+            "info": {"description": "Workspaces, jobs, sharing and quotas"},
+            "oauth_no_confirm": True,
+            "oauth_client_allowed_scopes": [
+                *(
+                    f"{s}!user"
+                    for s in (
+                        "custom:uws:workspaces",
+                        "custom:uws:jobs",
+                        "custom:uws:shares",
+                        "custom:uws:read:quota",
+                    )
+                ),
+                "custom:uws:users:search",
+            ],
+        }
+    )
+    c.JupyterHub.services = services
+
+    custom = dict(c.JupyterHub.get("custom_scopes", {}))
+    custom.update(CUSTOM_SCOPES)
+    c.JupyterHub.custom_scopes = custom
+
+    admins = set(uws.get("admin_users", set()))
+    if uws.get("hub_admins_are_uws_admins", True):
+        admins |= set(_section(c, "Authenticator").get("admin_users", set()))
+    roles = {r["name"]: dict(r) for r in c.JupyterHub.get("load_roles", [])}
+    user_role = roles.get("user", {"name": "user", "description": "Standard user privileges"})
+    user_role["scopes"] = sorted(set(user_role.get("scopes", [])) | set(user_role_scopes(name)))
+    roles["user"] = user_role
+    admin_role = roles.get("uws-admin", {"name": "uws-admin", "description": "uws operators"})
+    admin_role["scopes"] = sorted(set(admin_role.get("scopes", [])) | set(admin_role_scopes(name)))
+    admin_role["users"] = sorted(set(admin_role.get("users", [])) | admins)
+    admin_role["groups"] = sorted(
+        set(admin_role.get("groups", [])) | set(uws.get("admin_groups", set()))
+    )
+    roles["uws-admin"] = admin_role
+    service_role = roles.get(
+        "uws-service", {"name": "uws-service", "description": "the uws service"}
+    )
+    service_role["scopes"] = sorted(set(service_role.get("scopes", [])) | set(SERVICE_HUB_SCOPES))
+    service_role["services"] = sorted(set(service_role.get("services", [])) | {name})
+    roles["uws-service"] = service_role
+    c.JupyterHub.load_roles = list(roles.values())
+
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.cleanup_servers = False
+    paths = list(c.JupyterHub.get("template_paths", []))
+    if TEMPLATE_DIR not in paths:
+        paths.insert(0, TEMPLATE_DIR)
+    c.JupyterHub.template_paths = paths
+    tvars = dict(c.JupyterHub.get("template_vars", {}))
+    tvars.setdefault("uws_service_name", name)
+    c.JupyterHub.template_vars = tvars
+    if "spawner_class" not in c.JupyterHub:
+        c.JupyterHub.spawner_class = "uws-local"
+
+
+def load_config(config_file: str):
+    """Read a jupyterhub_config.py the way the hub does; return the traitlets Config."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = os.path.abspath(config_file)
+    loader = PyFileConfigLoader(os.path.basename(path), path=os.path.dirname(path))
+    return loader.load_config()

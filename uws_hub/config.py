@@ -1,0 +1,319 @@
+"""uws_hub configuration: the ``c.UWS`` section of ``jupyterhub_config.py``.
+
+The hub and the uws service read the same file. Every setting is a trait with a help text
+(``uws-hub config-help`` prints them); `UWS.validate()` turns a setting that cannot work into a
+one-line `ConfigError` naming the setting and the fix, which stops the service (and so the hub)
+at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import cached_property
+from urllib.parse import urlparse
+
+from traitlets import Bool, Dict, Float, Integer, List, Set, Unicode, default
+from traitlets.config import Configurable
+
+from .errors import ConfigError
+from .jobs.params import Parameter, parse_parameters
+from .jobs.types import JobType, parse_job_types
+
+DEFAULT_PARAMETERS = [
+    {
+        "display_name": "CPUs",
+        "description": "Number of CPU cores for the job.",
+        "variable_name": "num_cpus",
+        "default_value": 1,
+        "validation": {"type": "int", "min": 1, "max": 16, "required": False},
+    },
+    {
+        "display_name": "Memory (MB)",
+        "description": "Memory for the job, in megabytes.",
+        "variable_name": "memory_mb",
+        "default_value": 2048,
+        "validation": {"type": "int", "min": 256, "max": 262144, "required": False},
+    },
+    {
+        "display_name": "Time limit (minutes)",
+        "description": "How long the job may run before it is stopped.",
+        "variable_name": "time_limit_min",
+        "default_value": 240,
+        "validation": {"type": "int", "min": 5, "max": 10080, "required": False},
+    },
+    {
+        "display_name": "GPUs",
+        "description": "Number of GPUs (Slurm resources with GPUs only).",
+        "variable_name": "gpus",
+        "default_value": 0,
+        "validation": {"type": "int", "min": 0, "max": 8, "required": False},
+    },
+]
+
+
+class UWS(Configurable):
+    """Workspaces, jobs, sharing and quotas on top of JupyterHub."""
+
+    root_dir = Unicode(
+        "",
+        help="""Directory under which workspaces live, as <root_dir>/<posix user>/<workspace id>/.
+
+        Must be an absolute path to an existing directory that the uws service (root, in a
+        multi-user deployment) can write, and that the users' accounts can traverse (their
+        jobs run inside their workspaces).
+        """,
+    ).tag(config=True)
+
+    db_url = Unicode(
+        "sqlite:///uws.sqlite",
+        help="""SQLAlchemy URL of the uws database (workspaces, jobs, shares, quotas, identities).
+
+        SQLite (in WAL mode) by default; use PostgreSQL in production, e.g.
+        ``postgresql+psycopg://uws:secret@db.example.org/uws``. Relative SQLite paths are
+        relative to the hub's working directory. The schema is created and upgraded with
+        Alembic (version table ``uws_alembic_version``) when the service starts.
+        """,
+    ).tag(config=True)
+
+    db_kwargs = Dict(
+        help="Extra keyword arguments for sqlalchemy.create_engine (e.g. pool_size)."
+    ).tag(config=True)
+
+    upgrade_db = Bool(
+        True,
+        help="""Upgrade the uws database schema to the newest version when the service starts.
+
+        Turn off to run ``uws-hub db upgrade`` yourself during maintenance windows.
+        """,
+    ).tag(config=True)
+
+    symlink_roots = List(
+        Unicode(),
+        help="""Directories that workspace symlinks may point into (e.g. shared datasets).
+
+        A symlink's resolved target must lie under one of these. Empty: no symlinks can be
+        created. UWS allowed any target; uws_hub does not.
+        """,
+    ).tag(config=True)
+
+    job_types = Dict(
+        {"jupyter_lab": {"name": "JupyterLab"}},
+        help="""Job types: id -> settings. ``name`` is the display name.
+
+        Launch settings (``command``, ``environment``, ``default_url``, ``resources``,
+        ``time_limit``, ``modules``, ``prologue``) are read by the spawners.
+        """,
+    ).tag(config=True)
+
+    default_job_type = Unicode(
+        None,
+        allow_none=True,
+        help="""Job type used when a start request names none and the workspace has no default.""",
+    ).tag(config=True)
+
+    parameters = List(
+        Dict(),
+        help="""Resource parameters offered at launch, in the UWS shape:
+        ``{display_name, description, variable_name, default_value,
+        validation: {type: int|float|str|bool, min, max, required}}``.
+        """,
+    ).tag(config=True)
+
+    @default("parameters")
+    def _default_parameters(self):
+        return [dict(p, validation=dict(p["validation"])) for p in DEFAULT_PARAMETERS]
+
+    service_name = Unicode(
+        "uws", help="Name of the hub-managed uws service (its URL prefix is /services/<name>/)."
+    ).tag(config=True)
+
+    service_url = Unicode(
+        "http://127.0.0.1:10101",
+        help="Where the uws service listens (the hub's proxy routes /services/<name>/ to it).",
+    ).tag(config=True)
+
+    admin_users = Set(
+        Unicode(), help="Hub users given the uws-admin role (manage quotas, read usage and audit)."
+    ).tag(config=True)
+
+    admin_groups = Set(Unicode(), help="Hub groups whose members get the uws-admin role.").tag(
+        config=True
+    )
+
+    hub_admins_are_uws_admins = Bool(
+        True, help="Give the uws-admin role to the hub's admin_users as well."
+    ).tag(config=True)
+
+    single_account = Bool(
+        help="""Map every hub user to the account the service runs as.
+
+        For running uws_hub as an ordinary (non-root) user, where the service cannot create
+        files owned by other accounts. Default: True when the service does not run as root.
+        """,
+    ).tag(config=True)
+
+    @default("single_account")
+    def _default_single_account(self):
+        return os.geteuid() != 0
+
+    user_dir_mode = Integer(
+        0o700, help="Mode of each user's directory <root_dir>/<user>/ (octal, e.g. 0o700)."
+    ).tag(config=True)
+
+    workspace_dir_mode = Integer(0o700, help="Mode of each workspace directory (octal).").tag(
+        config=True
+    )
+
+    max_upload_size = Integer(
+        2 * 1024**3,
+        help="Largest multipart upload body accepted, in bytes (streamed to disk, not held in memory).",
+    ).tag(config=True)
+
+    max_json_body_size = Integer(
+        64 * 1024**2,
+        help="Largest JSON request body accepted, in bytes (initial file contents travel in JSON).",
+    ).tag(config=True)
+
+    max_listed_entries = Integer(
+        10000,
+        help="""At most this many files and symlinks are listed in a workspace's
+        current_workspace_details after a scan (disk usage always counts everything).""",
+    ).tag(config=True)
+
+    reconcile_interval = Float(
+        30.0,
+        help="Seconds between reconciler passes that resume durable work (initializing, deleting).",
+    ).tag(config=True)
+
+    fs_workers = Integer(
+        4, help="Threads for filesystem work (writes, scans, deletes) off the event loop."
+    ).tag(config=True)
+
+    cors_allowed_origins = List(
+        Unicode(),
+        help="""Origins (scheme://host[:port]) allowed to call the API from a browser page on
+        another site, e.g. a data portal. No wildcard; empty means same-origin only.""",
+    ).tag(config=True)
+
+    cookie_secret_file = Unicode(
+        "uws_cookie_secret",
+        help="""File holding the secret that signs the service's login cookie (created, mode 0600,
+        if missing). Relative paths are relative to the hub's working directory.""",
+    ).tag(config=True)
+
+    hub_api_timeout = Float(10.0, help="Timeout in seconds for calls to the hub's REST API.").tag(
+        config=True
+    )
+
+    # ---- derived ---------------------------------------------------------------------------
+
+    @cached_property
+    def job_type_map(self) -> dict[str, JobType]:
+        return parse_job_types(self.job_types)
+
+    @cached_property
+    def parameter_list(self) -> list[Parameter]:
+        return parse_parameters(self.parameters)
+
+    @property
+    def service_port(self) -> int:
+        return urlparse(self.service_url).port or 80
+
+    # ---- validation --------------------------------------------------------------------------
+
+    def validate(self) -> list[str]:
+        """Raise ConfigError for a setting that cannot work; return warnings worth logging."""
+        warnings: list[str] = []
+        self._validate_root_dir(warnings)
+        self._validate_db_url()
+        self.job_type_map  # noqa: B018 - parses and raises ConfigError
+        if self.default_job_type is not None and self.default_job_type not in self.job_type_map:
+            raise ConfigError(
+                f"c.UWS.default_job_type = {self.default_job_type!r} is not a configured job type; "
+                f"use one of {sorted(self.job_type_map)} or add it to c.UWS.job_types"
+            )
+        self.parameter_list  # noqa: B018
+        for i, root in enumerate(self.symlink_roots):
+            where = f"c.UWS.symlink_roots[{i}] = {root!r}"
+            if not os.path.isabs(root):
+                raise ConfigError(f"{where} must be an absolute path")
+            if os.path.realpath(root) == "/":
+                raise ConfigError(
+                    f"{where} would allow links to anything; name dataset directories instead"
+                )
+            if not os.path.isdir(root):
+                raise ConfigError(f"{where} is not an existing directory; create it or remove it")
+        url = urlparse(self.service_url)
+        if url.scheme not in ("http", "https") or not url.hostname or not url.port:
+            raise ConfigError(
+                f"c.UWS.service_url = {self.service_url!r} must look like http://127.0.0.1:10101"
+            )
+        for origin in self.cors_allowed_origins:
+            o = urlparse(origin)
+            if (
+                origin == "*"
+                or o.scheme not in ("http", "https")
+                or not o.netloc
+                or o.path not in ("", "/")
+            ):
+                raise ConfigError(
+                    f"c.UWS.cors_allowed_origins entry {origin!r} must be an origin like https://portal.example.org (no wildcard)"
+                )
+        for name in ("user_dir_mode", "workspace_dir_mode"):
+            mode = getattr(self, name)
+            if mode & ~0o7777 or not mode & stat.S_IRWXU == stat.S_IRWXU:
+                raise ConfigError(
+                    f"c.UWS.{name} = {oct(mode)} must be a mode like 0o700 that lets the owner rwx"
+                )
+        for name in ("max_upload_size", "max_json_body_size", "max_listed_entries", "fs_workers"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"c.UWS.{name} must be positive")
+        if self.reconcile_interval <= 0:
+            raise ConfigError("c.UWS.reconcile_interval must be a positive number of seconds")
+        return warnings
+
+    def _validate_root_dir(self, warnings: list[str]) -> None:
+        root = self.root_dir
+        if not root:
+            raise ConfigError(
+                "c.UWS.root_dir is not set: point it at the directory that holds the workspaces, e.g. /srv/uws/workspaces"
+            )
+        if not os.path.isabs(root):
+            raise ConfigError(f"c.UWS.root_dir = {root!r} must be an absolute path")
+        if not os.path.isdir(root):
+            raise ConfigError(
+                f"c.UWS.root_dir = {root!r} is not an existing directory: create it (mkdir -p {root}) or fix the setting"
+            )
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"c.UWS.root_dir = {root!r} is not writable by the uws service (uid {os.geteuid()}): fix its owner or mode"
+            )
+        if not self.single_account:
+            # every ancestor must let the users through, or their jobs cannot enter their workspaces
+            d = os.path.realpath(root)
+            while d != "/":
+                if not os.stat(d).st_mode & stat.S_IXOTH:
+                    warnings.append(
+                        f"c.UWS.root_dir = {root!r}: {d} is not traversable by other users (mode "
+                        f"{oct(os.stat(d).st_mode & 0o777)}), so jobs running as workspace owners cannot enter their workspaces"
+                    )
+                    break
+                d = os.path.dirname(d)
+
+    def _validate_db_url(self) -> None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(self.db_url)
+        except ArgumentError:
+            raise ConfigError(
+                f"c.UWS.db_url = {self.db_url!r} is not a SQLAlchemy URL (e.g. sqlite:////srv/uws/uws.sqlite)"
+            ) from None
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            parent = os.path.dirname(os.path.abspath(url.database)) or "."
+            if not os.path.isdir(parent):
+                raise ConfigError(
+                    f"c.UWS.db_url = {self.db_url!r}: directory {parent} does not exist; create it or fix the URL"
+                )

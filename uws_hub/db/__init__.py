@@ -1,0 +1,1 @@
+"""The uws database: models, engine/session helpers and Alembic migrations."""

@@ -1,0 +1,56 @@
+"""The domain's own exceptions.
+
+Domain code raises these; the service turns them into HTTP answers in one place
+(`uws_hub.service.handlers.base`). Each carries the message a user reads, so it should say
+what went wrong and, where it can, what to do next.
+"""
+
+from __future__ import annotations
+
+
+class UWSError(Exception):
+    """Base class: an error with a user-facing message and an HTTP status."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class BadRequest(UWSError):
+    """The request is malformed or asks for something impossible (400). Nothing was changed."""
+
+    status_code = 400
+
+
+class Unauthorized(UWSError):
+    status_code = 401
+
+
+class Forbidden(UWSError):
+    status_code = 403
+
+
+class NotFound(UWSError):
+    status_code = 404
+
+
+class ValidationFailed(UWSError):
+    """Well-formed input that fails validation rules, e.g. resource options (422)."""
+
+    status_code = 422
+
+
+class PayloadTooLarge(UWSError):
+    status_code = 413
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work. The message is one line naming the setting and the fix."""
+
+
+class AccountMissing(Forbidden):
+    """The person has no POSIX account to own files or run jobs."""

@@ -1,0 +1,1 @@
+"""Job types, resource parameters and their validation."""

@@ -1,0 +1,84 @@
+"""JupyterHub custom scopes and roles used by uws_hub.
+
+Users hold the per-user scopes with a ``!user`` filter (their own resources only); the
+``uws-admin`` role holds them unfiltered. The service computes the required scope for each
+request from the resource's owner (``custom:uws:workspaces!user=<owner>``), so filtered grants
+work; a fixed ``hub_scopes`` set on the service would reject them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "custom:uws"
+
+READ_WORKSPACES = f"{PREFIX}:read:workspaces"
+WORKSPACES = f"{PREFIX}:workspaces"
+READ_JOBS = f"{PREFIX}:read:jobs"
+JOBS = f"{PREFIX}:jobs"
+READ_SHARES = f"{PREFIX}:read:shares"
+SHARES = f"{PREFIX}:shares"
+READ_QUOTA = f"{PREFIX}:read:quota"
+ADMIN_QUOTAS = f"{PREFIX}:admin:quotas"
+SEARCH_USERS = f"{PREFIX}:users:search"
+ADMIN_TOKENS = f"{PREFIX}:admin:tokens"
+READ_AUDIT = f"{PREFIX}:read:audit"
+
+#: name -> definition, in the form of ``c.JupyterHub.custom_scopes``
+CUSTOM_SCOPES: dict[str, dict] = {
+    READ_WORKSPACES: {"description": "Read uws workspaces and their file listings."},
+    WORKSPACES: {
+        "description": "Create, change, upload to and delete uws workspaces.",
+        "subscopes": [READ_WORKSPACES],
+    },
+    READ_JOBS: {"description": "Read uws jobs and their status."},
+    JOBS: {"description": "Start and stop uws jobs.", "subscopes": [READ_JOBS]},
+    READ_SHARES: {"description": "Read uws workspace share invitations."},
+    SHARES: {
+        "description": "Share uws workspaces, accept, decline and cancel invitations.",
+        "subscopes": [READ_SHARES],
+    },
+    READ_QUOTA: {"description": "Read uws disk and core-hour usage and limits."},
+    ADMIN_QUOTAS: {
+        "description": "Set uws disk and core-hour limits and read usage reports.",
+        "subscopes": [READ_QUOTA],
+    },
+    SEARCH_USERS: {"description": "Search uws users by name (for share dialogs)."},
+    ADMIN_TOKENS: {
+        "description": "Trusted portal: exchange user_info for a JupyterHub token of that user."
+    },
+    READ_AUDIT: {"description": "Read the uws audit log."},
+}
+
+#: scopes every user holds on their own resources (granted with a ``!user`` filter)
+USER_SCOPES = [WORKSPACES, JOBS, SHARES, READ_QUOTA]
+#: scopes every user holds unfiltered (they are not about one user's resources)
+USER_GLOBAL_SCOPES = [SEARCH_USERS]
+#: the uws-admin role
+ADMIN_SCOPES = [WORKSPACES, JOBS, SHARES, ADMIN_QUOTAS, SEARCH_USERS, READ_AUDIT]
+
+#: what the uws service itself may do through the hub's REST API
+SERVICE_HUB_SCOPES = [
+    "list:users",
+    "read:users",
+    "read:users:name",
+    "read:groups",
+    "read:roles:users",
+]
+
+
+def user_role_scopes(service_name: str) -> list[str]:
+    """Scopes added to the hub's default ``user`` role."""
+    return [
+        "self",
+        f"access:services!service={service_name}",
+        *(f"{s}!user" for s in USER_SCOPES),
+        *USER_GLOBAL_SCOPES,
+    ]
+
+
+def admin_role_scopes(service_name: str) -> list[str]:
+    return [f"access:services!service={service_name}", *ADMIN_SCOPES]
+
+
+def for_user(scope: str, username: str) -> str:
+    """The scope needed to act on `username`'s resources."""
+    return f"{scope}!user={username}"

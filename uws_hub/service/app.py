@@ -1,0 +1,225 @@
+"""Start-up of the uws service: read the hub's config file, validate, migrate, serve.
+
+    python -m uws_hub.service --config /path/to/jupyterhub_config.py [--check-config]
+
+The hub starts it (see `uws_hub.setup`) with JUPYTERHUB_* variables describing where to listen
+and how to reach the hub. A configuration that cannot work stops it with one line naming the
+setting to fix; the hub then stops too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+from sqlalchemy import text
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.log import LogFormatter
+
+from .. import __version__, load_config
+from ..config import UWS
+from ..db import migrate
+from ..db.session import make_engine, make_sessionmaker
+from ..errors import ConfigError
+from ..workspaces.manager import WorkspaceManager
+from ..workspaces.upload import clear_staging
+from .auth import UWSHubAuth
+from .handlers import base, info, pages, workspaces
+from .hubclient import HubClient
+from .reconciler import Reconciler
+
+log = logging.getLogger("uws_hub.service")
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+def _build_id() -> str:
+    """The git commit the package runs from, when it runs from a checkout; else 'release'."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or "release"
+    except (OSError, subprocess.SubprocessError):
+        return "release"
+
+
+class ServiceContext:
+    """Everything handlers share: settings, database, domain managers, hub access."""
+
+    def __init__(self, settings: UWS, prefix: str, hub_prefix: str):
+        self.settings = settings
+        self.prefix = prefix
+        self.hub_prefix = hub_prefix
+        self.engine = make_engine(settings.db_url, **settings.db_kwargs)
+        self.db = make_sessionmaker(self.engine)
+        self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
+        self.workspaces = WorkspaceManager(settings, self.db, self.executor)
+        self.reconciler = Reconciler(self.workspaces, settings.reconcile_interval)
+        self.hub = HubClient(timeout=settings.hub_api_timeout)
+        self.hub_auth = UWSHubAuth()
+        self.build = _build_id()
+        self.openapi_yaml = OPENAPI_PATH.read_text()
+        self.openapi = yaml.safe_load(self.openapi_yaml)
+
+    # dependency checks for /api/status
+    async def check_database(self) -> dict:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return {"connected": True, "message": self.engine.dialect.name}
+        except Exception as e:  # report, never raise: this is a health check
+            return {"connected": False, "message": f"{type(e).__name__}: {e}"[:300]}
+
+    async def check_storage(self) -> dict:
+        root = self.settings.root_dir
+        ok = os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK)
+        if not ok:
+            return {"connected": False, "message": f"{root} is missing or not writable"}
+        st = os.statvfs(root)
+        return {"connected": True, "message": f"{st.f_bavail * st.f_frsize} bytes free"}
+
+    async def check_hub(self) -> dict:
+        try:
+            info_ = await self.hub.info()
+            return {"connected": True, "message": f"JupyterHub {info_.get('version')}"}
+        except Exception as e:
+            return {"connected": False, "message": f"{type(e).__name__}: {e}"[:300]}
+
+
+def _cookie_secret(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read().strip()
+        if data:
+            return data
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
+def make_app(ctx: ServiceContext) -> web.Application:
+    prefix = ctx.prefix
+    handlers = [*info.routes(prefix), *workspaces.routes(prefix), *pages.routes(prefix)]
+    return web.Application(
+        handlers,
+        uws=ctx,
+        cookie_secret=_cookie_secret(ctx.settings.cookie_secret_file),
+        default_handler_class=base.NotFoundHandler,
+        xsrf_cookies=False,  # HubOAuth checks XSRF for cookie-authenticated requests itself
+        login_url=ctx.hub_prefix + "login",
+    )
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        LogFormatter(
+            fmt="%(color)s[%(levelname)1.1s %(asctime)s.%(msecs).03d uws %(module)s:%(lineno)d]%(end_color)s %(message)s",
+            datefmt="%Y-%m-%d %H:%M:%S",
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def load_settings(config_file: str) -> tuple[UWS, list[str]]:
+    """Load and validate the c.UWS section of `config_file`; raise ConfigError."""
+    try:
+        cfg = load_config(config_file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {config_file} not found") from None
+    settings = UWS(config=cfg)
+    try:
+        warnings = settings.validate()
+    except ConfigError:
+        raise
+    except Exception as e:  # a trait error while reading a setting
+        raise ConfigError(str(e).splitlines()[0]) from None
+    return settings, warnings
+
+
+async def serve(settings: UWS, warnings: list[str]) -> None:
+    for w in warnings:
+        log.warning("config: %s", w)
+    name = settings.service_name
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{name}/")
+    hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
+    ctx = ServiceContext(settings, prefix, hub_prefix)
+    if settings.upgrade_db:
+        migrate.upgrade(ctx.engine)
+    else:
+        current, head = migrate.current_revision(ctx.engine), migrate.head_revision()
+        if current != head:
+            raise ConfigError(
+                f"the uws database is at schema {current}, this version needs {head}: run `uws-hub db upgrade -f <config>`"
+            )
+    clear_staging(settings.root_dir)
+    app = make_app(ctx)
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", settings.service_url))
+    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_json_body_size)
+    server.listen(url.port, url.hostname)
+    ctx.reconciler.start()
+    log.info(
+        "uws service %s listening on %s (prefix %s, db %s)",
+        __version__,
+        url.geturl(),
+        prefix,
+        ctx.engine.url.render_as_string(),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("uws service stopping")
+    server.stop()
+    await ctx.reconciler.stop()
+    ctx.executor.shutdown(wait=True, cancel_futures=True)
+    ctx.engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m uws_hub.service", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--config", "-f", required=True, help="the hub's jupyterhub_config.py")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration and exit"
+    )
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging(args.debug)
+    try:
+        settings, warnings = load_settings(args.config)
+        if args.check_config:
+            for w in warnings:
+                print(f"uws_hub: warning: {w}", file=sys.stderr)
+            print(
+                json.dumps({"ok": True, "root_dir": settings.root_dir, "db_url": settings.db_url})
+            )
+            return
+        asyncio.run(serve(settings, warnings))
+    except ConfigError as e:
+        print(f"uws_hub: configuration error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)

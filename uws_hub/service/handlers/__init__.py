@@ -1,0 +1,1 @@
+"""Tornado handlers, one module per resource; each ends with its routes."""

@@ -1,0 +1,207 @@
+"""Shared handler machinery: authentication, scope checks, the JSON envelope, errors, CORS.
+
+Handlers parse, authorize, call a domain function and serialize; domain errors (`UWSError`)
+become ``{"success": false, "message": ...}`` here, in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
+from tornado import web
+
+from ... import scopes
+from ...db.models import User
+from ...errors import BadRequest, Forbidden, Unauthorized, UWSError
+from ..serialize import dumps
+
+log = logging.getLogger("uws_hub.service")
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Base for every uws handler."""
+
+    #: set False on handlers anyone may call (job_types, parameters, status)
+    auth_required = True
+
+    @property
+    def ctx(self):
+        return self.settings["uws"]
+
+    @property
+    def hub_auth(self):
+        return self.ctx.hub_auth
+
+    @property
+    def db(self):
+        if not hasattr(self, "_db"):
+            self._db = self.ctx.db()
+        return self._db
+
+    def on_finish(self) -> None:
+        if hasattr(self, "_db"):
+            self._db.close()
+
+    # ---- CORS --------------------------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.ctx.settings.cors_allowed_origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+
+    async def options(self, *args: Any) -> None:
+        """CORS preflight: answered directly (no redirect), only for configured origins."""
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.ctx.settings.cors_allowed_origins:
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+            self.set_header(
+                "Access-Control-Allow-Headers",
+                "Authorization, UWS-Authorization, Content-Type, X-XSRFToken",
+            )
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    # ---- authentication ----------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS" or not self.auth_required:
+            return
+        await self.authenticate()
+
+    async def authenticate(self) -> dict:
+        """Identify the caller (token, UWS-Authorization, or OAuth cookie) or raise 401/403."""
+        if getattr(self, "_hub_user", None) is not None:
+            return self._hub_user
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            if self._cookie_without_xsrf():
+                self.check_xsrf_cookie()  # raises 403 saying what is missing
+            raise Unauthorized(
+                "Authentication required: send a JupyterHub API token as 'Authorization: token <token>' "
+                "(create one at /hub/token) or log in through the hub."
+            )
+        try:
+            self.check_hub_user(model)
+        except UserNotAllowed:
+            raise Forbidden(
+                f"{model.get('kind', 'user')} {model['name']} may not use this service: the token lacks "
+                f"access:services!service={self.ctx.settings.service_name}."
+            ) from None
+        self._hub_user = model
+        return model
+
+    def _cookie_without_xsrf(self) -> bool:
+        auth = self.hub_auth
+        return bool(self.get_cookie(auth.cookie_name)) and self.request.method not in (
+            "GET",
+            "HEAD",
+            "OPTIONS",
+        )
+
+    def get_current_user(self):
+        return getattr(self, "_hub_user", None)
+
+    def has_scope(self, scope: str, owner: str | None = None) -> bool:
+        model = self._hub_user
+        required = scopes.for_user(scope, owner) if owner else scope
+        return bool(check_scopes({required}, set(model.get("scopes", []))))
+
+    def require_scope(self, scope: str, owner: str | None = None) -> None:
+        if not self.has_scope(scope, owner):
+            needed = scopes.for_user(scope, owner) if owner else scope
+            raise Forbidden(
+                f"This token lacks the scope {needed}. Create a token that includes it on the hub's token page "
+                "(/hub/token), or ask an administrator."
+            )
+
+    def acting_username(self) -> str:
+        """Whose resources this request is about: ``?user=`` (for admins and services) or the caller."""
+        model = self._hub_user
+        name = self.get_query_argument("user", None)
+        if name:
+            return name
+        if model.get("kind") == "service":
+            raise BadRequest(
+                f"Service {model['name']} must say which user it acts for: add ?user=<name>."
+            )
+        return model["name"]
+
+    def acting_user(self, scope: str) -> User:
+        """The uws user row whose resources are read or changed, after checking `scope` for them."""
+        name = self.acting_username()
+        self.require_scope(scope, name)
+        return self.ctx.workspaces.user_for(self.db, name)
+
+    # ---- request bodies and responses ---------------------------------------------------
+
+    def json_body(self) -> Any:
+        ctype = self.request.headers.get("Content-Type", "")
+        if self.request.body and ctype and "json" not in ctype and "text/plain" not in ctype:
+            raise BadRequest(f"Expected a JSON body, got Content-Type {ctype}.")
+        if len(self.request.body) > self.ctx.settings.max_json_body_size:
+            raise UWSError(
+                f"Request body larger than {self.ctx.settings.max_json_body_size} bytes; upload big files with "
+                "PUT /workspaces/<id>/upload/ instead.",
+                status_code=413,
+            )
+        if not self.request.body:
+            return {}
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadRequest(f"Invalid JSON: {e}") from None
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(payload))
+
+    def ok(self, message: str, data: Any = None, status: int = 200, **extra: Any) -> None:
+        payload: dict[str, Any] = {"success": True, "message": message}
+        if data is not None:
+            payload["data"] = data
+        payload.update(extra)
+        self.write_json(payload, status)
+
+    # ---- errors ---------------------------------------------------------------------------
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, UWSError):
+            log.info(
+                "%s %s -> %s: %s",
+                self.request.method,
+                self.request.path,
+                value.status_code,
+                value.message,
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, UWSError):
+            status_code, message = exc.status_code, exc.message
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or self._reason
+            if exc.log_message and exc.args:
+                message = exc.log_message % exc.args
+        else:
+            message = "Internal error; it has been logged. Please retry, and report it to an administrator if it persists."
+        self.clear_header("Content-Type")
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"success": False, "message": message}))
+
+
+class NotFoundHandler(BaseHandler):
+    """JSON 404 for any unknown path under the service."""
+
+    auth_required = False
+
+    async def prepare(self) -> None:
+        raise web.HTTPError(404, f"Not found: {self.request.path}")

@@ -1,0 +1,67 @@
+"""Public resources: /api/job_types, /api/parameters, /api/status, /api/openapi.{json,yaml}."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ... import __version__
+from .base import BaseHandler
+
+
+class JobTypesHandler(BaseHandler):
+    auth_required = False
+
+    async def get(self) -> None:
+        types = {jid: jt.as_dict() for jid, jt in self.ctx.settings.job_type_map.items()}
+        self.ok("Successful.", {"job_types": types})
+
+
+class ParametersHandler(BaseHandler):
+    auth_required = False
+
+    async def get(self) -> None:
+        params = [p.as_dict() for p in self.ctx.settings.parameter_list]
+        # UWS answered {"parameters": [...]}; the envelope carries the same list under data
+        self.ok("Successful.", {"parameters": params}, parameters=params)
+
+
+class StatusHandler(BaseHandler):
+    auth_required = False
+
+    async def get(self) -> None:
+        database, storage, hub = await asyncio.gather(
+            self.ctx.check_database(), self.ctx.check_storage(), self.ctx.check_hub()
+        )
+        deps = {"database": database, "storage": storage, "hub": hub}
+        down = [name for name, d in deps.items() if not d["connected"]]
+        self.write_json(
+            {
+                "success": not down,
+                "message": f"Not connected: {', '.join(down)}."
+                if down
+                else "All dependencies connected.",
+                "version": __version__,
+                "build": self.ctx.build,
+                "dependencies": deps,
+            }
+        )
+
+
+class OpenAPIHandler(BaseHandler):
+    auth_required = False
+
+    async def get(self, fmt: str) -> None:
+        if fmt == "yaml":
+            self.set_header("Content-Type", "application/yaml; charset=UTF-8")
+            self.finish(self.ctx.openapi_yaml)
+        else:
+            self.write_json(self.ctx.openapi)
+
+
+def routes(prefix: str) -> list:
+    return [
+        (rf"{prefix}api/job_types/?", JobTypesHandler),
+        (rf"{prefix}api/parameters/?", ParametersHandler),
+        (rf"{prefix}api/status/?", StatusHandler),
+        (rf"{prefix}api/openapi\.(json|yaml)", OpenAPIHandler),
+    ]

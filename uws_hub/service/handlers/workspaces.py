@@ -1,0 +1,114 @@
+"""/api/workspaces: list, get, create, update, upload, delete."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from ... import scopes
+from ...errors import BadRequest, PayloadTooLarge, UWSError
+from .. import serialize
+from .base import BaseHandler
+
+NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
+
+
+class WorkspacesHandler(BaseHandler):
+    async def get(self, ws_id: str | None = None) -> None:
+        user = self.acting_user(scopes.READ_WORKSPACES)
+        mgr = self.ctx.workspaces
+        if ws_id is not None:
+            items = [mgr.get(self.db, user, ws_id)]
+        else:
+            filters = {
+                k: self.get_query_argument(k)
+                for k in ("name", "description", "status")
+                if self.get_query_argument(k, None) is not None
+            }
+            items = list(self.db.scalars(mgr.list_query(user, filters)))
+        workspaces = [serialize.workspace(ws) for ws in items]
+        self.ok("Successful." if workspaces else NOT_FOUND_LIST, {"workspaces": workspaces})
+
+    async def post(self, ws_id: str | None = None) -> None:
+        if ws_id is not None:
+            raise web.HTTPError(
+                405, "POST creates a workspace: send it to /workspaces/ without an id."
+            )
+        user = self.acting_user(scopes.WORKSPACES)
+        ws = await self.ctx.workspaces.create(self.db, user, self.json_body())
+        self.ok("Successful.", {"workspace": serialize.workspace(ws)})
+
+    async def put(self, ws_id: str | None = None) -> None:
+        if ws_id is None:
+            raise web.HTTPError(405, "PUT updates a workspace: send it to /workspaces/<id>/.")
+        user = self.acting_user(scopes.WORKSPACES)
+        mgr = self.ctx.workspaces
+        ws = mgr.get(self.db, user, ws_id)
+        ws = await mgr.update(self.db, ws, self.json_body())
+        self.ok("Update successful.", {"workspace": serialize.workspace(ws)})
+
+    async def delete(self, ws_id: str | None = None) -> None:
+        if ws_id is None:
+            raise web.HTTPError(405, "DELETE removes one workspace: send it to /workspaces/<id>/.")
+        user = self.acting_user(scopes.WORKSPACES)
+        mgr = self.ctx.workspaces
+        ws = mgr.get(self.db, user, ws_id)
+        mgr.request_delete(self.db, ws)
+        self.ok(f"Workspace {ws.id} queued for deletion.")
+
+
+@web.stream_request_body
+class UploadHandler(BaseHandler):
+    """Multipart upload, streamed to disk as it arrives; every file of every field is written."""
+
+    receiver = None
+    _failure: UWSError | None = None
+
+    async def prepare(self) -> None:
+        if self.request.method == "OPTIONS":
+            return
+        if self.request.method != "PUT":
+            raise web.HTTPError(405, "Upload with PUT /workspaces/<id>/upload/.")
+        await self.authenticate()
+        limit = self.ctx.settings.max_upload_size
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(
+                f"Upload of {int(length)} bytes exceeds the limit of {limit} bytes."
+            )
+        self.request.connection.set_max_body_size(limit)
+        user = self.acting_user(scopes.WORKSPACES)
+        mgr = self.ctx.workspaces
+        self.workspace = mgr.get(self.db, user, self.path_args[0])
+        ctype = self.request.headers.get("Content-Type", "")
+        self.receiver = await mgr.start_upload(self.workspace, ctype)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.receiver is None or self._failure is not None:
+            return
+        try:
+            await self.ctx.workspaces.feed_upload(self.receiver, chunk)
+        except UWSError as e:
+            self._failure = e
+
+    async def put(self, ws_id: str) -> None:
+        if self._failure is not None:
+            await self.ctx.workspaces.abort_upload(self.receiver)
+            raise self._failure
+        if self.receiver is None:
+            raise BadRequest("No files found in request.")
+        names = await self.ctx.workspaces.finish_upload(self.db, self.workspace, self.receiver)
+        self.ok(
+            "Successful upload.", {"files": names, "workspace": serialize.workspace(self.workspace)}
+        )
+
+    def on_connection_close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.cleanup()
+
+
+def routes(prefix: str) -> list:
+    return [
+        (rf"{prefix}api/workspaces/?", WorkspacesHandler),
+        (rf"{prefix}api/workspaces/([^/]+)/upload/?", UploadHandler),
+        (rf"{prefix}api/workspaces/([^/]+)/?", WorkspacesHandler),
+    ]

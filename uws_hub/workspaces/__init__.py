@@ -1,0 +1,1 @@
+"""Workspaces on disk: path guard, safe file operations, upload, scan, lifecycle."""

@@ -1,0 +1,535 @@
+"""Workspace lifecycle: the domain functions behind the workspaces API.
+
+Each public coroutine validates everything first (a refused request changes nothing), records
+durable state in the database, and does filesystem work in a thread pool. Creation and deletion
+are durable transitional states (``initializing``, ``deleting``): the row *is* the task, and
+`drive` (called by the request and by the reconciler after any restart) finishes it,
+idempotently. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import UWS
+from ..db.models import (
+    LIVE_JOB_STATUSES,
+    Job,
+    SharedWorkspace,
+    User,
+    Workspace,
+    WorkspaceStatus,
+    utcnow,
+)
+from ..errors import BadRequest, NotFound, UWSError
+from ..identity import PosixAccount, resolve_account
+from . import fsops
+from .paths import check_distinct_targets, check_symlink_source, split_relpath
+from .upload import UploadReceiver
+
+log = logging.getLogger("uws_hub.workspaces")
+T = TypeVar("T")
+
+S = WorkspaceStatus
+#: statuses in which the workspace's files may be changed through the API
+CHANGEABLE = (S.IDLE.value, S.ACTIVE.value)
+#: statuses hidden from users' listings
+HIDDEN = (S.DELETED.value,)
+
+
+@dataclass
+class FileSpec:
+    parts: tuple[str, ...]
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
+
+
+@dataclass
+class SymlinkSpec:
+    parts: tuple[str, ...]
+    source: str  # resolved, checked against symlink_roots
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
+
+
+@dataclass
+class DetailsSpec:
+    files: list[FileSpec] = field(default_factory=list)
+    symlinks: list[SymlinkSpec] = field(default_factory=list)
+    renames: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.symlinks or self.renames)
+
+    def request_record(self) -> dict:
+        """What UWS stores as request_workspace_details (names, not contents)."""
+        return {
+            "files": [{"name": f.name} for f in self.files],
+            "symlinks": [{"name": s.name, "source_path": s.source} for s in self.symlinks],
+        }
+
+    def pending_record(self) -> dict:
+        """Everything initialization needs to (re)do the writes after a restart."""
+        return {
+            "files": [
+                {"name": f.name, "content_b64": base64.b64encode(f.data).decode()}
+                for f in self.files
+            ],
+            "symlinks": [{"name": s.name, "source_path": s.source} for s in self.symlinks],
+        }
+
+    @classmethod
+    def from_pending(cls, rec: dict | None) -> DetailsSpec:
+        rec = rec or {}
+        return cls(
+            files=[
+                FileSpec(tuple(f["name"].split("/")), base64.b64decode(f["content_b64"]))
+                for f in rec.get("files", [])
+            ],
+            symlinks=[
+                SymlinkSpec(tuple(s["name"].split("/")), s["source_path"])
+                for s in rec.get("symlinks", [])
+            ],
+        )
+
+
+def parse_details(details: Any, symlink_roots: list[str]) -> DetailsSpec:
+    """Validate ``workspace_details`` from a request (files, symlinks, renames); raise 400."""
+    if details is None:
+        return DetailsSpec()
+    if not isinstance(details, dict):
+        raise BadRequest("Workspace details not JSON.")
+    spec = DetailsSpec()
+    files = details.get("files", []) or []
+    symlinks = details.get("symlinks", []) or []
+    renames = details.get("renames", []) or []
+    for key, val in (("files", files), ("symlinks", symlinks), ("renames", renames)):
+        if not isinstance(val, list):
+            raise BadRequest(f"workspace_details.{key} must be a list.")
+    for i, f in enumerate(files):
+        if not isinstance(f, dict):
+            raise BadRequest(
+                f"workspace_details.files[{i}] must be an object with 'name' and 'content'."
+            )
+        parts = split_relpath(f.get("name"), "file name")
+        content = f.get("content", "")
+        encoding = f.get("encoding", "utf-8")
+        if not isinstance(content, str):
+            raise BadRequest(f"workspace_details.files[{i}].content must be a string.")
+        if encoding == "utf-8":
+            data = content.encode("utf-8", "surrogatepass")
+        elif encoding == "base64":
+            try:
+                data = base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(
+                    f"workspace_details.files[{i}].content is not valid base64."
+                ) from None
+        else:
+            raise BadRequest(f"workspace_details.files[{i}].encoding must be 'utf-8' or 'base64'.")
+        spec.files.append(FileSpec(parts, data))
+    for i, s in enumerate(symlinks):
+        if not isinstance(s, dict):
+            raise BadRequest(
+                f"workspace_details.symlinks[{i}] must be an object with 'name' and 'source_path'."
+            )
+        parts = split_relpath(s.get("name"), "symlink name")
+        spec.symlinks.append(
+            SymlinkSpec(parts, check_symlink_source(s.get("source_path"), symlink_roots))
+        )
+    for i, r in enumerate(renames):
+        if not isinstance(r, dict):
+            raise BadRequest(
+                f"workspace_details.renames[{i}] must be an object with 'name' and 'new_name'."
+            )
+        spec.renames.append(
+            (
+                split_relpath(r.get("name"), "file name"),
+                split_relpath(r.get("new_name"), "new file name"),
+            )
+        )
+    check_distinct_targets([f.parts for f in spec.files] + [s.parts for s in spec.symlinks])
+    return spec
+
+
+def _str_field(body: dict, key: str, *, required: bool, max_len: int | None = None) -> str | None:
+    val = body.get(key)
+    if val is None:
+        if required:
+            raise BadRequest("Missing required fields.")
+        return None
+    if not isinstance(val, str):
+        raise BadRequest(f"'{key}' must be a string.")
+    if max_len and len(val) > max_len:
+        raise BadRequest(f"'{key}' is longer than {max_len} characters.")
+    if "\x00" in val:
+        raise BadRequest(f"'{key}' contains a NUL character.")
+    return val
+
+
+class WorkspaceManager:
+    """Workspace operations for the service. One instance per service process."""
+
+    NAME_MAX = 255
+    DESCRIPTION_MAX = 10000
+
+    def __init__(self, settings: UWS, db: sessionmaker[Session], executor: Executor):
+        self.settings = settings
+        self.db = db
+        self.executor = executor
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: called with a workspace id whenever durable work is recorded (the reconciler's kick)
+        self.on_work: Callable[[int], None] = lambda ws_id: None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ---- users -------------------------------------------------------------------------
+
+    def user_for(self, session: Session, name: str) -> User:
+        """The uws user row for hub user `name`, created on first sight."""
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            user = User(name=name, created=utcnow())
+            session.add(user)
+            session.flush()
+        return user
+
+    def account_for(self, user: User) -> PosixAccount:
+        return resolve_account(
+            user.name,
+            posix_name=user.posix_name,
+            uid=user.uid,
+            gid=user.gid,
+            single_account=self.settings.single_account,
+        )
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def list_query(self, user: User, filters: dict[str, str]):
+        q = select(Workspace).where(Workspace.user_id == user.id, Workspace.status.not_in(HIDDEN))
+        # unaccepted shared copies belong to the recipient but are not theirs until accepted
+        q = q.where(
+            ~exists().where(
+                SharedWorkspace.shared_workspace_id == Workspace.id,
+                SharedWorkspace.is_accepted.is_(False),
+            )
+        )
+        for key in ("name", "description", "status"):
+            if key in filters:
+                q = q.where(getattr(Workspace, key) == filters[key])
+        return q.order_by(Workspace.id)
+
+    def get(self, session: Session, user: User, ws_id: int | str) -> Workspace:
+        """The user's workspace `ws_id`, or 404 (also for other people's workspaces)."""
+        try:
+            ws_id = int(ws_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"Workspace {ws_id} not found for user.") from None
+        ws = session.scalar(self.list_query(user, {}).where(Workspace.id == ws_id))
+        if ws is None:
+            raise NotFound(f"Workspace {ws_id} not found for user.")
+        return ws
+
+    def pending_work(self) -> list[int]:
+        """Workspaces in a durable transitional state this manager drives."""
+        share_copy = exists().where(SharedWorkspace.shared_workspace_id == Workspace.id)
+        with self.db() as session:
+            return list(
+                session.scalars(
+                    select(Workspace.id).where(
+                        or_(
+                            Workspace.status == S.DELETING.value,
+                            # unaccepted shared copies are initialized by the share copier
+                            and_(Workspace.status == S.INITIALIZING.value, ~share_copy),
+                        )
+                    )
+                )
+            )
+
+    # ---- create ------------------------------------------------------------------------
+
+    def _check_job_type(self, job_type: Any) -> str | None:
+        if job_type is None:
+            return None
+        if not isinstance(job_type, str) or job_type not in self.settings.job_type_map:
+            raise BadRequest(f"{job_type} is not in the list of available job types.")
+        return job_type
+
+    async def create(self, session: Session, user: User, body: Any) -> Workspace:
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object.")
+        name = _str_field(body, "name", required=True, max_len=self.NAME_MAX)
+        description = _str_field(body, "description", required=True, max_len=self.DESCRIPTION_MAX)
+        default_job_type = self._check_job_type(body.get("default_job_type"))
+        spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
+        if spec.renames:
+            raise BadRequest("renames are only valid when updating a workspace.")
+        account = self.account_for(user)
+        user.posix_name, user.uid, user.gid = account.name, account.uid, account.gid
+        now = utcnow()
+        ws = Workspace(
+            user_id=user.id,
+            name=name,
+            description=description,
+            default_job_type=default_job_type,
+            status=S.INITIALIZING.value,
+            datetime_created=now,
+            datetime_last_modified=now,
+            workspace_details={
+                "request_workspace_details": spec.request_record(),
+                "current_workspace_details": {"files": [], "symlinks": []},
+            },
+            pending_details=spec.pending_record(),
+        )
+        session.add(ws)
+        session.commit()
+        await self.drive(ws.id)
+        session.refresh(ws)
+        if ws.status == S.ERROR.value:
+            raise UWSError(
+                f"Workspace {ws.id} could not be created: {ws.status_message}", status_code=500
+            )
+        return ws
+
+    # ---- the durable steps (request path and reconciler) ------------------------------
+
+    async def drive(self, ws_id: int) -> None:
+        """Finish whatever transitional state workspace `ws_id` is in (idempotent)."""
+        async with self._locks[ws_id]:
+            with self.db() as session:
+                ws = session.get(Workspace, ws_id)
+                if ws is None:
+                    return
+                if ws.status == S.INITIALIZING.value:
+                    await self._initialize(session, ws)
+                elif ws.status == S.DELETING.value:
+                    await self._delete(session, ws)
+
+    async def _initialize(self, session: Session, ws: Workspace) -> None:
+        user = session.get(User, ws.user_id)
+        try:
+            account = self.account_for(user)
+            owner = fsops.Owner(account.uid, account.gid)
+            spec = DetailsSpec.from_pending(ws.pending_details)
+            file_path, result = await self._run(
+                self._initialize_fs, account.name, ws.id, owner, spec
+            )
+        except UWSError as e:
+            log.warning("workspace %s: initialization failed: %s", ws.id, e.message)
+            ws.status, ws.status_message = S.ERROR.value, e.message
+            session.commit()
+            return
+        ws.file_path = file_path
+        self._apply_scan(ws, result)
+        ws.pending_details = None
+        ws.status, ws.status_message = S.IDLE.value, None
+        session.commit()
+        log.info("workspace %s created at %s", ws.id, file_path)
+
+    def _initialize_fs(self, posix_name: str, ws_id: int, owner: fsops.Owner, spec: DetailsSpec):
+        s = self.settings
+        file_path = fsops.create_workspace_dir(
+            s.root_dir,
+            posix_name,
+            ws_id,
+            owner,
+            user_dir_mode=s.user_dir_mode,
+            workspace_dir_mode=s.workspace_dir_mode,
+        )
+        with fsops.closing_fd(fsops.open_workspace(s.root_dir, file_path)) as wfd:
+            fsops.remove_stale_temp(wfd)
+            self._write_details(wfd, spec, owner)
+            return file_path, fsops.scan(wfd, s.max_listed_entries)
+
+    @staticmethod
+    def _write_details(wfd: int, spec: DetailsSpec, owner: fsops.Owner) -> None:
+        fsops.preflight(wfd, [f.parts for f in spec.files], [s.parts for s in spec.symlinks])
+        for src, dst in spec.renames:
+            fsops.rename_entry(wfd, src, dst, owner)
+        for f in spec.files:
+            fsops.write_file(wfd, f.parts, [f.data], owner)
+        for link in spec.symlinks:
+            fsops.make_symlink(wfd, link.parts, link.source, owner)
+
+    def _apply_scan(self, ws: Workspace, result: fsops.ScanResult) -> None:
+        details = dict(ws.workspace_details or {})
+        details["current_workspace_details"] = result.details()
+        ws.workspace_details = details
+        ws.disk_space = result.disk_space
+        ws.file_count = result.file_count
+        ws.datetime_scanned = utcnow()
+
+    async def _delete(self, session: Session, ws: Workspace) -> None:
+        if ws.file_path:
+            try:
+                await self._run(fsops.delete_workspace_dir, self.settings.root_dir, ws.file_path)
+            except UWSError as e:
+                # stays 'deleting'; the reconciler retries on its next pass
+                log.error("workspace %s: delete failed, will retry: %s", ws.id, e.message)
+                ws.status_message = e.message
+                session.commit()
+                return
+        ws.status, ws.status_message = S.DELETED.value, None
+        ws.datetime_deleted = utcnow()
+        ws.disk_space = 0
+        session.commit()
+        log.info("workspace %s deleted", ws.id)
+
+    # ---- update / upload / scan ----------------------------------------------------------
+
+    def _require_changeable(self, ws: Workspace) -> None:
+        if ws.status not in CHANGEABLE:
+            hint = {
+                S.INITIALIZING.value: "it is still being created; try again in a moment",
+                S.DELETING.value: "it is being deleted",
+                S.ERROR.value: f"it is in error ({ws.status_message or 'unknown'}); delete it and create a new one",
+            }.get(ws.status, ws.status)
+            raise BadRequest(f"Workspace {ws.id} cannot be changed: {hint}.")
+
+    async def update(self, session: Session, ws: Workspace, body: Any) -> Workspace:
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object.")
+        name = _str_field(body, "name", required=False, max_len=self.NAME_MAX)
+        description = _str_field(body, "description", required=False, max_len=self.DESCRIPTION_MAX)
+        job_type_given = "default_job_type" in body
+        default_job_type = self._check_job_type(body.get("default_job_type"))
+        spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
+        if spec:
+            self._require_changeable(ws)
+        async with self._locks[ws.id]:
+            if spec:
+                user = session.get(User, ws.user_id)
+                account = self.account_for(user)
+                result = await self._run(
+                    self._change_fs,
+                    ws.file_path,
+                    lambda wfd: self._write_details(
+                        wfd, spec, fsops.Owner(account.uid, account.gid)
+                    ),
+                )
+                self._apply_scan(ws, result)
+                details = dict(ws.workspace_details)
+                req = dict(
+                    details.get("request_workspace_details") or {"files": [], "symlinks": []}
+                )
+                rec = spec.request_record()
+                req["files"] = list(req.get("files", [])) + rec["files"]
+                req["symlinks"] = list(req.get("symlinks", [])) + rec["symlinks"]
+                details["request_workspace_details"] = req
+                ws.workspace_details = details
+            if name is not None:
+                ws.name = name
+            if description is not None:
+                ws.description = description
+            if job_type_given:
+                ws.default_job_type = default_job_type
+            ws.datetime_last_modified = utcnow()
+            session.commit()
+        return ws
+
+    def _change_fs(self, file_path: str, change: Callable[[int], Any]) -> fsops.ScanResult:
+        with fsops.closing_fd(fsops.open_workspace(self.settings.root_dir, file_path)) as wfd:
+            change(wfd)
+            return fsops.scan(wfd, self.settings.max_listed_entries)
+
+    async def start_upload(self, ws: Workspace, content_type: str) -> UploadReceiver:
+        """Begin receiving a multipart body for `ws` (into a private staging directory)."""
+        self._require_changeable(ws)
+        return await self._run(UploadReceiver, self.settings.root_dir, content_type)
+
+    async def abort_upload(self, receiver: UploadReceiver) -> None:
+        await self._run(receiver.cleanup)
+
+    async def feed_upload(self, receiver: UploadReceiver, chunk: bytes) -> None:
+        await self._run(receiver.feed, chunk)
+
+    async def finish_upload(
+        self, session: Session, ws: Workspace, receiver: UploadReceiver
+    ) -> list[str]:
+        """Check the received body and move its files into the workspace; return their names."""
+        try:
+            await self._run(receiver.finish)
+            self._require_changeable(ws)
+            account = self.account_for(session.get(User, ws.user_id))
+            owner = fsops.Owner(account.uid, account.gid)
+            async with self._locks[ws.id]:
+                result = await self._run(
+                    self._change_fs, ws.file_path, lambda wfd: receiver.commit(wfd, owner)
+                )
+                self._apply_scan(ws, result)
+                ws.datetime_last_modified = utcnow()
+                session.commit()
+            return ["/".join(f.parts) for f in receiver.files]
+        finally:
+            await self._run(receiver.cleanup)
+
+    async def rescan(self, session: Session, ws: Workspace) -> Workspace:
+        """Record the workspace's current files and disk usage (e.g. after a job changed them)."""
+        if ws.status not in CHANGEABLE:
+            return ws
+        async with self._locks[ws.id]:
+            result = await self._run(self._change_fs, ws.file_path, lambda wfd: None)
+            self._apply_scan(ws, result)
+            session.commit()
+        return ws
+
+    # ---- delete --------------------------------------------------------------------------
+
+    def request_delete(self, session: Session, ws: Workspace) -> None:
+        """Mark the workspace `deleting` (the reconciler removes it); refuse while in use."""
+        if ws.status == S.DELETING.value:
+            raise BadRequest(f"Workspace {ws.id} is already being deleted.")
+        if ws.status == S.INITIALIZING.value:
+            raise BadRequest(f"Workspace {ws.id} is still being created; try again in a moment.")
+        live = session.scalar(
+            select(exists().where(Job.workspace_id == ws.id, Job.status.in_(LIVE_JOB_STATUSES)))
+        )
+        if live:
+            raise BadRequest("Cannot delete workspace, jobs are running for this workspace.")
+        pending_shares = session.scalar(
+            select(
+                exists().where(
+                    SharedWorkspace.original_workspace_id == ws.id,
+                    SharedWorkspace.is_accepted.is_(False),
+                )
+            )
+        )
+        if pending_shares:
+            raise BadRequest(
+                "Cannot delete workspace, it has share invitations that are not accepted yet; cancel them first."
+            )
+        # conditional update: two concurrent deletes cannot both pass
+        res = session.execute(
+            update(Workspace)
+            .where(
+                Workspace.id == ws.id,
+                Workspace.status.in_((S.IDLE.value, S.ERROR.value, S.ACTIVE.value)),
+            )
+            .values(status=S.DELETING.value, datetime_last_modified=utcnow())
+        )
+        if res.rowcount != 1:
+            raise BadRequest(f"Workspace {ws.id} is already being deleted.")
+        session.commit()
+        self.on_work(ws.id)
+
+
+def workspace_path(settings: UWS, ws: Workspace) -> str:
+    return os.path.join(settings.root_dir, ws.file_path)
