@@ -177,7 +177,9 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     clear_staging(settings.root_dir)
     app = make_app(ctx)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", settings.service_url))
-    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_json_body_size)
+    server = HTTPServer(
+        app, xheaders=True, max_body_size=max(settings.max_upload_size, settings.max_json_body_size)
+    )
     server.listen(url.port, url.hostname)
     ctx.reconciler.start()
     log.info(

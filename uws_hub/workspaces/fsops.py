@@ -391,10 +391,11 @@ def scan(ws_fd: int, list_limit: int) -> ScanResult:
             mode = est.st_mode
             if est.st_nlink > 1 and not stat.S_ISDIR(mode):
                 key = (est.st_dev, est.st_ino)
-                if key in seen_inodes:
-                    continue
-                seen_inodes.add(key)
-            res.disk_space += est.st_blocks * 512
+                if key not in seen_inodes:  # a hard-linked file's blocks count once, like du
+                    seen_inodes.add(key)
+                    res.disk_space += est.st_blocks * 512
+            else:
+                res.disk_space += est.st_blocks * 512
             name = entry.name
             is_hidden = hidden or name.startswith(".")
             rel = prefix + name

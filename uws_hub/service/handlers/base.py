@@ -15,21 +15,39 @@ from tornado import web
 
 from ... import scopes
 from ...db.models import User
-from ...errors import BadRequest, Forbidden, Unauthorized, UWSError
+from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
 from ..serialize import dumps
 
 log = logging.getLogger("uws_hub.service")
 
 
+@web.stream_request_body
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
-    """Base for every uws handler."""
+    """Base for every uws handler.
+
+    Bodies are streamed (``stream_request_body``) so that an oversized JSON body is read and
+    dropped, then answered with a clean 413, instead of tornado cutting the connection (which
+    the proxy would turn into a bare 503).
+    """
 
     #: set False on handlers anyone may call (job_types, parameters, status)
     auth_required = True
 
+    def initialize(self) -> None:
+        self._chunks: list[bytes] | None = []
+        self._body_size = 0
+
     @property
     def ctx(self):
         return self.settings["uws"]
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._chunks is not None:
+            if self._body_size > self.ctx.settings.max_json_body_size:
+                self._chunks = None  # too large: keep reading, keep nothing, answer 413
+            else:
+                self._chunks.append(chunk)
 
     @property
     def hub_auth(self):
@@ -140,19 +158,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # ---- request bodies and responses ---------------------------------------------------
 
     def json_body(self) -> Any:
-        ctype = self.request.headers.get("Content-Type", "")
-        if self.request.body and ctype and "json" not in ctype and "text/plain" not in ctype:
-            raise BadRequest(f"Expected a JSON body, got Content-Type {ctype}.")
-        if len(self.request.body) > self.ctx.settings.max_json_body_size:
-            raise UWSError(
-                f"Request body larger than {self.ctx.settings.max_json_body_size} bytes; upload big files with "
-                "PUT /workspaces/<id>/upload/ instead.",
-                status_code=413,
+        limit = self.ctx.settings.max_json_body_size
+        if self._chunks is None:
+            raise PayloadTooLarge(
+                f"Request body of {self._body_size} bytes is larger than {limit} bytes; upload big files with "
+                "PUT /workspaces/<id>/upload/ instead."
             )
-        if not self.request.body:
+        body = b"".join(self._chunks)
+        ctype = self.request.headers.get("Content-Type", "")
+        if body and ctype and "json" not in ctype and "text/plain" not in ctype:
+            raise BadRequest(f"Expected a JSON body, got Content-Type {ctype}.")
+        if not body:
             return {}
         try:
-            return json.loads(self.request.body)
+            return json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(f"Invalid JSON: {e}") from None
 

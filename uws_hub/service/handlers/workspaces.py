@@ -56,7 +56,6 @@ class WorkspacesHandler(BaseHandler):
         self.ok(f"Workspace {ws.id} queued for deletion.")
 
 
-@web.stream_request_body
 class UploadHandler(BaseHandler):
     """Multipart upload, streamed to disk as it arrives; every file of every field is written."""
 

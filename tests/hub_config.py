@@ -1,0 +1,54 @@
+# JupyterHub config for the test suite: every knob comes from UWS_TEST_* variables set by
+# tests/hubtest.py (random ports, temporary directories). Ends with uws_hub.setup(c), as a site would.
+import json
+import os
+import sys
+
+import uws_hub
+
+c = get_config()  # noqa
+
+env = os.environ
+d = env["UWS_TEST_DIR"]
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(env["UWS_TEST_PORT"])
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(env["UWS_TEST_HUB_PORT"])
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env['UWS_TEST_PROXY_API_PORT']}"
+c.ConfigurableHTTPProxy.pid_file = f"{d}/proxy.pid"
+c.ConfigurableHTTPProxy.command = [
+    env.get(
+        "UWS_TEST_CHP", os.path.join(os.path.dirname(sys.executable), "configurable-http-proxy")
+    )
+]
+c.JupyterHub.db_url = env.get("UWS_TEST_HUB_DB_URL", f"sqlite:///{d}/jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = f"{d}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = f"{d}/jupyterhub.pid"
+c.JupyterHub.log_level = "INFO"
+
+c.JupyterHub.authenticator_class = "uws-dev"
+c.UWSDevAuthenticator.password = env.get("UWS_TEST_PASSWORD", "test-password")
+c.Authenticator.admin_users = {"uwst-admin"}
+
+# a service holding the hub's admin role: the tests' own way to create users and tokens
+c.JupyterHub.services = [{"name": "test-admin", "api_token": env["UWS_TEST_ADMIN_TOKEN"]}]
+c.JupyterHub.load_roles = [{"name": "admin", "services": ["test-admin"]}]
+
+c.UWS.root_dir = env["UWS_TEST_ROOT"]
+c.UWS.db_url = env.get("UWS_TEST_DB_URL", f"sqlite:///{d}/uws.sqlite")
+c.UWS.cookie_secret_file = f"{d}/uws_cookie_secret"
+c.UWS.service_url = f"http://127.0.0.1:{env['UWS_TEST_SERVICE_PORT']}"
+c.UWS.symlink_roots = json.loads(env.get("UWS_TEST_SYMLINK_ROOTS", "[]"))
+c.UWS.reconcile_interval = float(env.get("UWS_TEST_RECONCILE_INTERVAL", "1"))
+c.UWS.cors_allowed_origins = ["https://portal.example.org"]
+c.UWS.job_types = {
+    "jupyter_lab": {"name": "JupyterLab"},
+    "test_job": {"name": "Test job"},
+}
+c.UWS.max_upload_size = int(env.get("UWS_TEST_MAX_UPLOAD", str(64 * 1024**2)))
+c.UWS.max_json_body_size = 1024 * 1024
+
+# extra settings a test needs (e.g. a deliberately wrong one), as Python statements
+exec(env.get("UWS_TEST_EXTRA_CONFIG", ""))
+
+uws_hub.setup(c)

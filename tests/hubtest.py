@@ -1,0 +1,213 @@
+"""A real JupyterHub for tests and benchmarks: subprocess, npm proxy, the uws service, free ports.
+
+The pattern of jupyterhub-idle-culler's tests: start ``jupyterhub -f tests/hub_config.py`` with
+settings in the environment, wait until the hub and the uws service answer, talk HTTP to it,
+stop it (and anything it left) by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def world_dir(prefix: str) -> Path:
+    """A temporary directory other accounts can traverse (pytest's tmp dirs are mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def ensure_system_user(name: str) -> pwd.struct_passwd:
+    """A real system account for a test user (idempotent; CI reuses the machine)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def pids_with_cmdline(*needles: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
+        except OSError:
+            continue
+        if all(n in cmd for n in needles):
+            out.append(int(entry))
+    return out
+
+
+class HubProcess:
+    """One JupyterHub (with proxy and uws service) in its own directories and ports."""
+
+    def __init__(
+        self,
+        *,
+        config: Path = HERE / "hub_config.py",
+        env: dict[str, str] | None = None,
+        name: str = "hub",
+    ):
+        self.dir = world_dir(f"uws-{name}-")
+        self.root = self.dir / "workspaces"
+        self.root.mkdir(mode=0o755)
+        self.root.chmod(0o755)
+        self.datasets = self.dir / "datasets"
+        self.datasets.mkdir()
+        self.datasets.chmod(0o755)
+        self.config = config
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token = secrets.token_hex(16)
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "UWS_TEST_DIR": str(self.dir),
+            "UWS_TEST_ROOT": str(self.root),
+            "UWS_TEST_PORT": str(self.port),
+            "UWS_TEST_HUB_PORT": str(free_port()),
+            "UWS_TEST_PROXY_API_PORT": str(free_port()),
+            "UWS_TEST_SERVICE_PORT": str(free_port()),
+            "UWS_TEST_ADMIN_TOKEN": self.admin_token,
+            "UWS_TEST_SYMLINK_ROOTS": json.dumps([str(self.datasets)]),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.dir / "hub.log"
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(BIN / "jupyterhub"), "-f", str(self.config)],
+            cwd=self.dir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if (
+                    requests.get(self.url + "/services/uws/api/status", timeout=2).status_code
+                    == 200
+                ):
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"hub did not come up in {timeout}s:\n{self.log_tail()}")
+
+    def run_to_exit(self, timeout: float = 60) -> tuple[int, str]:
+        """Run a hub expected to stop by itself (bad configuration); return exit code and output."""
+        proc = subprocess.run(
+            [str(BIN / "jupyterhub"), "-f", str(self.config)],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        self.stop()  # whatever it may have left behind
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        # the proxy and service have their own sessions: stop any the hub left, by PID
+        for pid in pids_with_cmdline(str(self.dir)) + pids_with_cmdline(
+            str(self.config), "uws_hub.service"
+        ):
+            if pid != os.getpid() and self._owned(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def _owned(self, pid: int) -> bool:
+        """Is `pid` ours (its environment names our directory)?"""
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return False
+        return (
+            str(self.dir).encode() in env
+            or str(self.dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+
+    def service_pids(self) -> list[int]:
+        return [p for p in pids_with_cmdline("uws_hub.service", str(self.config)) if self._owned(p)]
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    # ---- hub API as admin ---------------------------------------------------------------
+
+    def hub_api(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        headers = kw.pop("headers", {})
+        headers.setdefault("Authorization", f"token {self.admin_token}")
+        return requests.request(
+            method, f"{self.url}/hub/api/{path.lstrip('/')}", headers=headers, **kw
+        )
+
+    def ensure_user(self, name: str) -> None:
+        ensure_system_user(name)
+        r = self.hub_api("GET", f"users/{name}")
+        if r.status_code == 404:
+            r = self.hub_api("POST", f"users/{name}")
+            r.raise_for_status()
+
+    def token_for(self, name: str, scopes: list[str] | None = None, note: str = "test") -> str:
+        self.ensure_user(name)
+        body: dict = {"note": note}
+        if scopes is not None:
+            body["scopes"] = scopes
+        r = self.hub_api("POST", f"users/{name}/tokens", json=body)
+        r.raise_for_status()
+        return r.json()["token"]
