@@ -36,7 +36,7 @@ def _spec_path(path: str) -> str | None:
     for template in SPEC_PATHS:
         tparts = template.strip("/").split("/")
         if len(tparts) == len(parts) and all(
-            t.startswith("{") or t == p for t, p in zip(tparts, parts)
+            t.startswith("{") or t == p for t, p in zip(tparts, parts, strict=True)
         ):
             return template
     return None

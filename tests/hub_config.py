@@ -31,8 +31,16 @@ c.UWSDevAuthenticator.password = env.get("UWS_TEST_PASSWORD", "test-password")
 c.Authenticator.admin_users = {"uwst-admin"}
 
 # a service holding the hub's admin role: the tests' own way to create users and tokens
-c.JupyterHub.services = [{"name": "test-admin", "api_token": env["UWS_TEST_ADMIN_TOKEN"]}]
-c.JupyterHub.load_roles = [{"name": "admin", "services": ["test-admin"]}]
+# and a "portal" service operating uws for users (the uws-admin role)
+c.JupyterHub.services = [
+    {"name": "test-admin", "api_token": env["UWS_TEST_ADMIN_TOKEN"]},
+    {"name": "test-portal", "api_token": env["UWS_TEST_ADMIN_TOKEN"][::-1]},
+]
+c.JupyterHub.load_roles = [
+    {"name": "admin", "services": ["test-admin"]},
+    {"name": "uws-admin", "services": ["test-portal"]},
+]
+c.UWS.token_cache_seconds = int(env.get("UWS_TEST_TOKEN_CACHE", "2"))
 
 c.UWS.root_dir = env["UWS_TEST_ROOT"]
 c.UWS.db_url = env.get("UWS_TEST_DB_URL", f"sqlite:///{d}/uws.sqlite")

@@ -196,6 +196,14 @@ class UWS(Configurable):
         another site, e.g. a data portal. No wildcard; empty means same-origin only.""",
     ).tag(config=True)
 
+    token_cache_seconds = Integer(
+        60,
+        help="""How long the service trusts the hub's answer about a token before asking again.
+
+        A revoked token stops working at most this many seconds later; 0 asks the hub on every
+        request (slower).""",
+    ).tag(config=True)
+
     cookie_secret_file = Unicode(
         "uws_cookie_secret",
         help="""File holding the secret that signs the service's login cookie (created, mode 0600,

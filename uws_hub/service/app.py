@@ -72,7 +72,7 @@ class ServiceContext:
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
         self.reconciler = Reconciler(self.workspaces, settings.reconcile_interval)
         self.hub = HubClient(timeout=settings.hub_api_timeout)
-        self.hub_auth = UWSHubAuth()
+        self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.build = _build_id()
         self.openapi_yaml = OPENAPI_PATH.read_text()
         self.openapi = yaml.safe_load(self.openapi_yaml)

@@ -35,13 +35,17 @@ def staging_root(root_dir: str) -> str:
 
 
 def clear_staging(root_dir: str) -> None:
-    """Remove uploads a crash left half-received (called at service start)."""
+    """Create the staging directory, removing uploads a crash left half-received (at service start)."""
     path = staging_root(root_dir)
-    if os.path.isdir(path) and not os.path.islink(path):
-        for entry in os.scandir(path):
-            shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir(
-                follow_symlinks=False
-            ) else os.unlink(entry.path)
+    if os.path.islink(path):
+        os.unlink(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
 
 
 class UploadReceiver:

@@ -6,6 +6,7 @@ become ``{"success": false, "message": ...}`` here, in one place.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -25,10 +26,22 @@ log = logging.getLogger("uws_hub.service")
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     """Base for every uws handler.
 
-    Bodies are streamed (``stream_request_body``) so that an oversized JSON body is read and
-    dropped, then answered with a clean 413, instead of tornado cutting the connection (which
-    the proxy would turn into a bare 503).
+    Bodies are streamed (``stream_request_body``). Tornado closes the connection when a handler
+    answers before the request is fully read — even a GET — and the proxy, still writing, gets
+    a reset and answers a bare 503. So an error found before the body (no token, oversized
+    upload) is kept, the body is read and dropped, and the error is answered once the request
+    has arrived (see `_deferred`). Nothing answers from `prepare`.
     """
+
+    _deferred_error: Exception | None = None
+    _deferred_redirect: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "post", "put", "delete", "patch"):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_uws_deferred", False):
+                setattr(cls, name, _deferred(fn))
 
     #: set False on handlers anyone may call (job_types, parameters, status)
     auth_required = True
@@ -87,6 +100,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # ---- authentication ----------------------------------------------------------------
 
     async def prepare(self) -> None:
+        try:
+            await self.before()
+        except Exception as e:
+            self._deferred_error = e
+            self._chunks = None
+
+    async def before(self) -> None:
+        """Work before the body arrives (authentication); subclasses extend it."""
         if self.request.method == "OPTIONS" or not self.auth_required:
             return
         await self.authenticate()
@@ -217,10 +238,27 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(dumps({"success": False, "message": message}))
 
 
+def _deferred(method):
+    """Wrap a handler method: answer an error found before the body, now that it is read."""
+
+    @functools.wraps(method)
+    async def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if self._deferred_error is not None:
+            raise self._deferred_error
+        if self._deferred_redirect is not None:
+            return self.redirect(self._deferred_redirect)
+        return await method(self, *args, **kwargs)
+
+    wrapper._uws_deferred = True
+    return wrapper
+
+
 class NotFoundHandler(BaseHandler):
     """JSON 404 for any unknown path under the service."""
 
     auth_required = False
 
-    async def prepare(self) -> None:
+    async def get(self, *args: Any) -> None:
         raise web.HTTPError(404, f"Not found: {self.request.path}")
+
+    post = put = delete = patch = get

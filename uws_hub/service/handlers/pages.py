@@ -15,14 +15,13 @@ from .base import BaseHandler
 class PageHandler(BaseHandler):
     """A page: not logged in means a redirect to the hub's OAuth login, not a 401."""
 
-    async def prepare(self) -> None:
+    async def before(self) -> None:
         try:
             await self.authenticate()
         except Unauthorized:
-            if self.request.method in ("GET", "HEAD"):
-                self.redirect(self.get_login_url())
-                return
-            raise
+            if self.request.method not in ("GET", "HEAD"):
+                raise
+            self._deferred_redirect = self.get_login_url()
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -62,27 +62,28 @@ class UploadHandler(BaseHandler):
     receiver = None
     _failure: UWSError | None = None
 
-    async def prepare(self) -> None:
+    async def before(self) -> None:
         if self.request.method == "OPTIONS":
             return
         if self.request.method != "PUT":
             raise web.HTTPError(405, "Upload with PUT /workspaces/<id>/upload/.")
         await self.authenticate()
+        user = self.acting_user(scopes.WORKSPACES)
+        mgr = self.ctx.workspaces
+        self.workspace = mgr.get(self.db, user, self.path_args[0])
         limit = self.ctx.settings.max_upload_size
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            self.request.connection.set_max_body_size(int(length))  # drained, then answered
             raise PayloadTooLarge(
                 f"Upload of {int(length)} bytes exceeds the limit of {limit} bytes."
             )
         self.request.connection.set_max_body_size(limit)
-        user = self.acting_user(scopes.WORKSPACES)
-        mgr = self.ctx.workspaces
-        self.workspace = mgr.get(self.db, user, self.path_args[0])
         ctype = self.request.headers.get("Content-Type", "")
         self.receiver = await mgr.start_upload(self.workspace, ctype)
 
     async def data_received(self, chunk: bytes) -> None:
-        if self.receiver is None or self._failure is not None:
+        if self.receiver is None or self._failure is not None or self._deferred_error is not None:
             return
         try:
             await self.ctx.workspaces.feed_upload(self.receiver, chunk)
@@ -91,7 +92,8 @@ class UploadHandler(BaseHandler):
 
     async def put(self, ws_id: str) -> None:
         if self._failure is not None:
-            await self.ctx.workspaces.abort_upload(self.receiver)
+            if self.receiver is not None:
+                await self.ctx.workspaces.abort_upload(self.receiver)
             raise self._failure
         if self.receiver is None:
             raise BadRequest("No files found in request.")
