@@ -135,16 +135,22 @@ class HubProcess:
 
     def run_to_exit(self, timeout: float = 60) -> tuple[int, str]:
         """Run a hub expected to stop by itself (bad configuration); return exit code and output."""
-        proc = subprocess.run(
-            [str(BIN / "jupyterhub"), "-f", str(self.config)],
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        self.stop()  # whatever it may have left behind
-        return proc.returncode, proc.stdout + proc.stderr
+        with open(self.log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(BIN / "jupyterhub"), "-f", str(self.config)],
+                cwd=self.dir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                code = proc.wait(timeout)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                self.stop()  # the proxy it started, if it left it behind
+        return code, self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -154,31 +160,33 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        # the proxy and service have their own sessions: stop any the hub left, by PID
-        for pid in pids_with_cmdline(str(self.dir)) + pids_with_cmdline(
-            str(self.config), "uws_hub.service"
-        ):
-            if pid != os.getpid() and self._owned(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        # the proxy and service run in their own sessions: stop any the hub left, by PID
+        for pid in self.our_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if hasattr(self, "_log"):
             self._log.close()
 
-    def _owned(self, pid: int) -> bool:
-        """Is `pid` ours (its environment names our directory)?"""
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            return False
-        return (
-            str(self.dir).encode() in env
-            or str(self.dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-        )
+    def our_pids(self) -> list[int]:
+        """Processes started for this hub: their environment carries our UWS_TEST_DIR."""
+        marker = f"UWS_TEST_DIR={self.dir}".encode()
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in env:
+                out.append(int(entry))
+        return out
 
     def service_pids(self) -> list[int]:
-        return [p for p in pids_with_cmdline("uws_hub.service", str(self.config)) if self._owned(p)]
+        svc = set(pids_with_cmdline("uws_hub.service"))
+        return [p for p in self.our_pids() if p in svc]
 
     def log_tail(self, n: int = 60) -> str:
         try:

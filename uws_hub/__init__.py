@@ -39,7 +39,8 @@ def setup(c, *, config_file: str | None = None) -> None:
     ``custom:uws:*`` scopes, the default ``user`` role extended with those scopes on the user's
     own resources, the ``uws-admin`` role, named servers with ``cleanup_servers = False`` (jobs
     survive hub restarts), the uws spawner and the template path. Call it after your ``c.UWS``
-    settings: it reads ``service_name``, ``service_url`` and the admin settings from them.
+    settings: it validates them (a setting that cannot work stops the hub with one line saying
+    what to fix) and reads ``service_name``, ``service_url`` and the admin settings.
     """
     if config_file is None:
         caller = inspect.currentframe().f_back
@@ -49,6 +50,7 @@ def setup(c, *, config_file: str | None = None) -> None:
             "uws_hub.setup(c): pass config_file=... (the path of jupyterhub_config.py)"
         )
     config_file = os.path.abspath(config_file)
+    _validate(c)
 
     uws = _section(c, "UWS")
     name = uws.get("service_name", "uws")
@@ -119,6 +121,22 @@ def setup(c, *, config_file: str | None = None) -> None:
     c.JupyterHub.template_vars = tvars
     if "spawner_class" not in c.JupyterHub:
         c.JupyterHub.spawner_class = "uws-local"
+
+
+def _validate(c) -> None:
+    """Stop the hub at once, with one line, on a c.UWS setting that cannot work."""
+    from traitlets import TraitError
+
+    from .config import UWS
+    from .errors import ConfigError
+
+    try:
+        UWS(config=c).validate()
+    except ConfigError as e:
+        hint = " (uws_hub.setup(c) must come after your c.UWS settings)" if "is not set" in str(e) else ""
+        raise SystemExit(f"uws_hub: configuration error: {e}{hint}") from None
+    except TraitError as e:
+        raise SystemExit(f"uws_hub: configuration error: {str(e).splitlines()[0]}") from None
 
 
 def load_config(config_file: str):

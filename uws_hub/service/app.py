@@ -149,6 +149,8 @@ def load_settings(config_file: str) -> tuple[UWS, list[str]]:
         cfg = load_config(config_file)
     except FileNotFoundError:
         raise ConfigError(f"config file {config_file} not found") from None
+    except SystemExit as e:  # uws_hub.setup(c) in the file found a bad setting
+        raise ConfigError(str(e.code).removeprefix("uws_hub: configuration error: ")) from None
     settings = UWS(config=cfg)
     try:
         warnings = settings.validate()
