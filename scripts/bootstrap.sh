@@ -23,20 +23,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv $VENV (from /usr/bin/python3)"
   mkdir -p "$(dirname "$VENV")"
   /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v 'is ignored' >&2 || true
+  "$VENV/bin/pip" install -q --upgrade pip > "$VENV/pip-install.log" 2>&1 || true
 fi
 
+# pip step, skipped while pyproject.toml is unchanged ("test" installs a superset of "run")
 extras=""
 [ "$what" = test ] && extras="[test]"
-stamp="$VENV/.uws-installed"
-want="$(sha1sum "$UWS_REPO/pyproject.toml" | cut -c1-40) $UWS_REPO $extras"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+want="$(sha1sum "$UWS_REPO/pyproject.toml" | cut -c1-40) $UWS_REPO"
+if [ "$(cat "$VENV/.uws-installed-test" 2>/dev/null)" != "$want" ] \
+   && { [ "$what" = test ] || [ "$(cat "$VENV/.uws-installed-run" 2>/dev/null)" != "$want" ]; }; then
   log "pip install -e .$extras into $VENV"
-  "$VENV/bin/pip" install -q -e "$UWS_REPO$extras" 2>&1 | grep -v 'is ignored' >&2 || true
-  "$VENV/bin/python" -c 'import uws_hub' || die "pip install failed (see above)"
+  "$VENV/bin/pip" install -q -e "$UWS_REPO$extras" > "$VENV/pip-install.log" 2>&1 \
+    || { grep -v 'is ignored' "$VENV/pip-install.log" | tail -n 40 >&2; die "pip install failed (log: $VENV/pip-install.log)"; }
   # other users (the accounts jobs run as) must be able to run the venv's programs
   chmod -R a+rX "$VENV" 2>/dev/null || true
-  echo "$want" > "$stamp"
+  echo "$want" > "$VENV/.uws-installed-$what"
 fi
 
 if [ ! -x "$VENV/bin/configurable-http-proxy" ]; then

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from hubtest import BIN, HubProcess, world_dir
 from traitlets.config import Config
 
-from hubtest import BIN, HubProcess, world_dir
 from uws_hub.config import UWS
 from uws_hub.errors import ConfigError, ValidationFailed
 from uws_hub.jobs.params import parse_parameters, validate_options
@@ -37,7 +37,12 @@ def test_defaults_are_valid(tmp_path):
     s = settings(tmp_path, single_account=False)
     assert s.validate() == []
     assert list(s.job_type_map) == ["jupyter_lab"]
-    assert [p.variable_name for p in s.parameter_list] == ["num_cpus", "memory_mb", "time_limit_min", "gpus"]
+    assert [p.variable_name for p in s.parameter_list] == [
+        "num_cpus",
+        "memory_mb",
+        "time_limit_min",
+        "gpus",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -45,19 +50,48 @@ def test_defaults_are_valid(tmp_path):
     [
         ({"root_dir": ""}, "c.UWS.root_dir is not set"),
         ({"root_dir": "relative/dir"}, "must be an absolute path"),
-        ({"root_dir": "/nonexistent/uws"}, "is not an existing directory: create it (mkdir -p /nonexistent/uws)"),
+        (
+            {"root_dir": "/nonexistent/uws"},
+            "is not an existing directory: create it (mkdir -p /nonexistent/uws)",
+        ),
         ({"db_url": "not a url"}, "is not a SQLAlchemy URL"),
-        ({"db_url": "sqlite:////nonexistent/dir/uws.sqlite"}, "directory /nonexistent/dir does not exist"),
+        (
+            {"db_url": "sqlite:////nonexistent/dir/uws.sqlite"},
+            "directory /nonexistent/dir does not exist",
+        ),
         ({"job_types": {}}, "must be a non-empty dict"),
         ({"job_types": {"Bad-Id": {"name": "x"}}}, "must be lower-case letters"),
         ({"job_types": {"lab": {}}}, "'name' (the display name) must be a non-empty string"),
         ({"job_types": {"lab": {"name": "Lab", "colour": "red"}}}, "unknown key(s) ['colour']"),
-        ({"job_types": {"lab": {"name": "Lab", "command": "jupyter lab"}}}, "'command' must be a non-empty list"),
-        ({"default_job_type": "nope"}, "c.UWS.default_job_type = 'nope' is not a configured job type"),
+        (
+            {"job_types": {"lab": {"name": "Lab", "command": "jupyter lab"}}},
+            "'command' must be a non-empty list",
+        ),
+        (
+            {"default_job_type": "nope"},
+            "c.UWS.default_job_type = 'nope' is not a configured job type",
+        ),
         ({"parameters": [{"display_name": "x"}]}, "'variable_name' must be an identifier"),
-        ({"parameters": [{"variable_name": "n", "validation": {"type": "integer"}}]}, "'validation.type' must be one of int, float, str, bool"),
-        ({"parameters": [{"variable_name": "n", "validation": {"min": 5, "max": 1}}]}, "is greater than 'validation.max'"),
-        ({"parameters": [{"variable_name": "n", "default_value": 0, "validation": {"type": "int", "min": 1}}]}, "'default_value' is invalid"),
+        (
+            {"parameters": [{"variable_name": "n", "validation": {"type": "integer"}}]},
+            "'validation.type' must be one of int, float, str, bool",
+        ),
+        (
+            {"parameters": [{"variable_name": "n", "validation": {"min": 5, "max": 1}}]},
+            "is greater than 'validation.max'",
+        ),
+        (
+            {
+                "parameters": [
+                    {
+                        "variable_name": "n",
+                        "default_value": 0,
+                        "validation": {"type": "int", "min": 1},
+                    }
+                ]
+            },
+            "'default_value' is invalid",
+        ),
         ({"parameters": [{"variable_name": "n"}, {"variable_name": "n"}]}, "appears twice"),
         ({"parameters": [{"variable_name": "n", "validaton": {}}]}, "unknown key(s) ['validaton']"),
         ({"symlink_roots": ["/"]}, "would allow links to anything"),
@@ -90,13 +124,29 @@ def test_root_dir_not_traversable_is_a_warning(tmp_path):
 def test_parameter_validation_messages():
     params = parse_parameters(
         [
-            {"variable_name": "num_cpus", "default_value": 1, "validation": {"type": "int", "min": 1, "max": 8}},
+            {
+                "variable_name": "num_cpus",
+                "default_value": 1,
+                "validation": {"type": "int", "min": 1, "max": 8},
+            },
             {"variable_name": "partition", "validation": {"type": "str", "required": True}},
-            {"variable_name": "ratio", "default_value": 0.5, "validation": {"type": "float", "min": 0, "max": 1}},
+            {
+                "variable_name": "ratio",
+                "default_value": 0.5,
+                "validation": {"type": "float", "min": 0, "max": 1},
+            },
         ]
     )
-    assert validate_options(params, {"partition": "debug", "unknown": 1}) == {"num_cpus": 1, "partition": "debug", "ratio": 0.5}
-    assert validate_options(params, {"partition": "x", "ratio": 1}) == {"num_cpus": 1, "partition": "x", "ratio": 1}
+    assert validate_options(params, {"partition": "debug", "unknown": 1}) == {
+        "num_cpus": 1,
+        "partition": "debug",
+        "ratio": 0.5,
+    }
+    assert validate_options(params, {"partition": "x", "ratio": 1}) == {
+        "num_cpus": 1,
+        "partition": "x",
+        "ratio": 1,
+    }
     cases = [
         ({"num_cpus": 0, "partition": "p"}, "Value 0 below minimum of 1."),
         ({"num_cpus": 9, "partition": "p"}, "Value 9 above maximum of 8."),
@@ -114,14 +164,28 @@ def test_parameter_validation_messages():
 
 
 BAD_HUB_CONFIGS = [
-    ("c.UWS.root_dir = '/nonexistent/uws-root'", "c.UWS.root_dir = '/nonexistent/uws-root' is not an existing directory"),
-    ("c.UWS.default_job_type = 'matlab'", "c.UWS.default_job_type = 'matlab' is not a configured job type"),
-    ("c.UWS.parameters = [{'variable_name': 'cpus', 'validation': {'type': 'number'}}]", "c.UWS.parameters[0]: 'validation.type' must be one of"),
-    ("c.UWS.job_types = {'lab': {'nme': 'Lab'}}", "c.UWS.job_types['lab'] has unknown key(s) ['nme']"),
+    (
+        "c.UWS.root_dir = '/nonexistent/uws-root'",
+        "c.UWS.root_dir = '/nonexistent/uws-root' is not an existing directory",
+    ),
+    (
+        "c.UWS.default_job_type = 'matlab'",
+        "c.UWS.default_job_type = 'matlab' is not a configured job type",
+    ),
+    (
+        "c.UWS.parameters = [{'variable_name': 'cpus', 'validation': {'type': 'number'}}]",
+        "c.UWS.parameters[0]: 'validation.type' must be one of",
+    ),
+    (
+        "c.UWS.job_types = {'lab': {'nme': 'Lab'}}",
+        "c.UWS.job_types['lab'] has unknown key(s) ['nme']",
+    ),
 ]
 
 
-@pytest.mark.parametrize("extra,line", BAD_HUB_CONFIGS, ids=[b[0].split("=")[0].strip() for b in BAD_HUB_CONFIGS])
+@pytest.mark.parametrize(
+    "extra,line", BAD_HUB_CONFIGS, ids=[b[0].split("=")[0].strip() for b in BAD_HUB_CONFIGS]
+)
 def test_hub_refuses_to_start(extra, line):
     hub = HubProcess(name="badcfg", env={"UWS_TEST_EXTRA_CONFIG": extra})
     code, output = hub.run_to_exit()
@@ -135,14 +199,31 @@ def test_hub_refuses_to_start(extra, line):
 def test_check_config_commands(hub):
     cfg = str(hub.config)
     env = hub.env
-    ok = subprocess.run([str(BIN / "uws-hub"), "check-config", "-f", cfg], env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [str(BIN / "uws-hub"), "check-config", "-f", cfg], env=env, capture_output=True, text=True
+    )
     assert ok.returncode == 0 and "configuration OK" in ok.stdout
     bad_env = {**env, "UWS_TEST_EXTRA_CONFIG": "c.UWS.root_dir = 'relative'"}
-    bad = subprocess.run([str(BIN / "uws-hub"), "check-config", "-f", cfg], env=bad_env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(BIN / "uws-hub"), "check-config", "-f", cfg],
+        env=bad_env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "uws_hub: configuration error: c.UWS.root_dir = 'relative' must be an absolute path"
-    svc = subprocess.run([sys.executable, "-m", "uws_hub.service", "--config", cfg, "--check-config"], env=bad_env, capture_output=True, text=True)
+    assert (
+        bad.stderr.strip()
+        == "uws_hub: configuration error: c.UWS.root_dir = 'relative' must be an absolute path"
+    )
+    svc = subprocess.run(
+        [sys.executable, "-m", "uws_hub.service", "--config", cfg, "--check-config"],
+        env=bad_env,
+        capture_output=True,
+        text=True,
+    )
     assert svc.returncode == 2 and "must be an absolute path" in svc.stderr
-    helptext = subprocess.run([str(BIN / "uws-hub"), "config-help"], capture_output=True, text=True).stdout
+    helptext = subprocess.run(
+        [str(BIN / "uws-hub"), "config-help"], capture_output=True, text=True
+    ).stdout
     for trait in ("--UWS.root_dir", "--UWS.symlink_roots", "--UWS.db_url", "--UWS.parameters"):
         assert trait in helptext

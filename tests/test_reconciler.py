@@ -61,10 +61,15 @@ def test_service_killed_mid_delete_finishes_after_restart(hub, alice, make_works
     with db(hub) as conn:
         uid = conn.execute("SELECT id FROM uws_users WHERE name = 'uwst-alice'").fetchone()[0]
         pending = {
-            "files": [{"name": "resumed/hello.txt", "content_b64": base64.b64encode(b"hi").decode()}],
+            "files": [
+                {"name": "resumed/hello.txt", "content_b64": base64.b64encode(b"hi").decode()}
+            ],
             "symlinks": [],
         }
-        details = {"request_workspace_details": {"files": [{"name": "resumed/hello.txt"}], "symlinks": []}, "current_workspace_details": {"files": [], "symlinks": []}}
+        details = {
+            "request_workspace_details": {"files": [{"name": "resumed/hello.txt"}], "symlinks": []},
+            "current_workspace_details": {"files": [], "symlinks": []},
+        }
         now = "2026-01-01 00:00:00.000000"
         cur = conn.execute(
             "INSERT INTO uws_workspaces (user_id, name, description, file_path, disk_space, file_count, datetime_created,"
@@ -74,14 +79,18 @@ def test_service_killed_mid_delete_finishes_after_restart(hub, alice, make_works
         new_id = cur.lastrowid
 
     # the hub notices the service died and starts it again (its poll runs every ~30 s)
-    assert wait_for(lambda: hub.service_pids() and hub.service_pids() != [old_pid], 90), hub.log_tail()
+    assert wait_for(lambda: hub.service_pids() and hub.service_pids() != [old_pid], 90), (
+        hub.log_tail()
+    )
     assert wait_for(lambda: ws_row(hub, ws["id"])["status"] == "deleted", 60), hub.log_tail()
     assert not d.exists() and not trash.exists()
     assert alice.get(f"workspaces/{ws['id']}/").status_code == 404
 
     assert wait_for(lambda: ws_row(hub, new_id)["status"] == "idle", 30), hub.log_tail()
     got = alice.get(f"workspaces/{new_id}/").json()["data"]["workspaces"][0]
-    assert [f["name"] for f in got["workspace_details"]["current_workspace_details"]["files"]] == ["resumed/hello.txt"]
+    assert [f["name"] for f in got["workspace_details"]["current_workspace_details"]["files"]] == [
+        "resumed/hello.txt"
+    ]
     nd = workspace_dir(hub, "uwst-alice", new_id)
     assert (nd / "resumed/hello.txt").read_bytes() == b"hi"
     assert os.stat(nd / "resumed/hello.txt").st_uid == os.stat(nd).st_uid != 0
@@ -93,7 +102,9 @@ def test_concurrent_deletes_one_wins(hub, alice, make_workspace):
 
     ws = make_workspace(name="race")
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: alice.delete(f"workspaces/{ws['id']}/").status_code, range(8)))
+        codes = list(
+            pool.map(lambda _: alice.delete(f"workspaces/{ws['id']}/").status_code, range(8))
+        )
     assert codes.count(200) == 1, codes
     assert set(codes) <= {200, 400, 404}
     assert wait_for(lambda: ws_row(hub, ws["id"])["status"] == "deleted", 20)

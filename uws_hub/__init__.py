@@ -133,7 +133,11 @@ def _validate(c) -> None:
     try:
         UWS(config=c).validate()
     except ConfigError as e:
-        hint = " (uws_hub.setup(c) must come after your c.UWS settings)" if "is not set" in str(e) else ""
+        hint = (
+            " (uws_hub.setup(c) must come after your c.UWS settings)"
+            if "is not set" in str(e)
+            else ""
+        )
         raise SystemExit(f"uws_hub: configuration error: {e}{hint}") from None
     except TraitError as e:
         raise SystemExit(f"uws_hub: configuration error: {str(e).splitlines()[0]}") from None

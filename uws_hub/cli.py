@@ -1,9 +1,9 @@
 """The ``uws-hub`` command: operator tasks outside the running service.
 
-    uws-hub check-config -f jupyterhub_config.py   validate the c.UWS settings (exit 2 with the reason)
-    uws-hub db upgrade   -f jupyterhub_config.py   bring the uws database schema to this version
-    uws-hub db current   -f jupyterhub_config.py   print the schema revision (and the one expected)
-    uws-hub config-help                            every c.UWS setting with its help text
+uws-hub check-config -f jupyterhub_config.py   validate the c.UWS settings (exit 2 with the reason)
+uws-hub db upgrade   -f jupyterhub_config.py   bring the uws database schema to this version
+uws-hub db current   -f jupyterhub_config.py   print the schema revision (and the one expected)
+uws-hub config-help                            every c.UWS setting with its help text
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.db_url, **settings.db_kwargs)
     if args.action == "upgrade":
         migrate.upgrade(engine)
-    print(f"schema revision: {migrate.current_revision(engine)} (this version needs {migrate.head_revision()})")
+    print(
+        f"schema revision: {migrate.current_revision(engine)} (this version needs {migrate.head_revision()})"
+    )
     return 0
 
 

@@ -1,0 +1,125 @@
+"""Public resources (job_types, parameters, status), the OpenAPI document, the hub template."""
+
+from __future__ import annotations
+
+import requests
+import yaml
+from conftest import SPEC_PATH, Client
+from openapi_spec_validator import validate
+
+
+def test_job_types(anon):
+    r = anon.get("job_types/")
+    assert r.status_code == 200
+    assert r.json() == {
+        "success": True,
+        "message": "Successful.",
+        "data": {
+            "job_types": {
+                "jupyter_lab": {"id": "jupyter_lab", "name": "JupyterLab"},
+                "test_job": {"id": "test_job", "name": "Test job"},
+            }
+        },
+    }
+
+
+def test_parameters(anon):
+    r = anon.get("parameters")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["parameters"] == body["data"]["parameters"]
+    cpus = next(p for p in body["parameters"] if p["variable_name"] == "num_cpus")
+    assert cpus == {
+        "display_name": "CPUs",
+        "description": "Number of CPU cores for the job.",
+        "variable_name": "num_cpus",
+        "default_value": 1,
+        "validation": {"type": "int", "min": 1, "max": 16, "required": False},
+    }
+
+
+def test_status_reports_each_dependency(anon):
+    r = anon.get("status/")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["success"] is True
+    assert body["version"] == "0.1.0"
+    assert body["build"]
+    deps = body["dependencies"]
+    assert deps["database"] == {"connected": True, "message": "sqlite"}
+    assert deps["storage"]["connected"] and "bytes free" in deps["storage"]["message"]
+    assert deps["hub"] == {"connected": True, "message": "JupyterHub 6.1.1"}
+
+
+def test_status_when_storage_is_gone(hub, anon):
+    hub.root.rename(hub.root.with_name("workspaces-away"))
+    try:
+        body = anon.get("status").json()
+    finally:
+        hub.root.with_name("workspaces-away").rename(hub.root)
+    assert body["success"] is False
+    assert body["dependencies"]["storage"]["connected"] is False
+    assert "missing or not writable" in body["dependencies"]["storage"]["message"]
+    assert body["message"] == "Not connected: storage."
+
+
+def test_openapi_document_is_valid_and_served(hub):
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    validate(spec)
+    served_json = requests.get(f"{hub.url}/services/uws/api/openapi.json", timeout=30).json()
+    served_yaml = requests.get(f"{hub.url}/services/uws/api/openapi.yaml", timeout=30).text
+    assert served_json == spec == yaml.safe_load(served_yaml)
+
+
+def test_every_documented_operation_answers_as_documented(hub, client_for, anon):
+    """One successful call per operation in the OpenAPI document (each answer is validated
+    against it by the client)."""
+    alice: Client = client_for("uwst-alice")
+    ws = alice.post("workspaces/", json={"name": "spec", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    calls = {
+        ("get", "/workspaces/"): lambda: alice.get("workspaces/"),
+        ("post", "/workspaces/"): lambda: alice.post(
+            "workspaces/", json={"name": "spec2", "description": "d"}
+        ),
+        ("get", "/workspaces/{workspace_id}/"): lambda: alice.get(f"workspaces/{ws['id']}/"),
+        ("put", "/workspaces/{workspace_id}/"): lambda: alice.put(
+            f"workspaces/{ws['id']}/", json={"description": "e"}
+        ),
+        ("put", "/workspaces/{workspace_id}/upload/"): lambda: alice.put(
+            f"workspaces/{ws['id']}/upload/", files={"f": ("u.txt", b"u")}
+        ),
+        ("delete", "/workspaces/{workspace_id}/"): lambda: alice.delete(f"workspaces/{ws['id']}/"),
+        ("get", "/job_types/"): lambda: anon.get("job_types/"),
+        ("get", "/parameters/"): lambda: anon.get("parameters/"),
+        ("get", "/status/"): lambda: anon.get("status/"),
+    }
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    documented = {
+        (m, p)
+        for p, ops in spec["paths"].items()
+        for m in ops
+        if m in ("get", "post", "put", "delete")
+    }
+    assert documented == set(calls)
+    for op, call in calls.items():
+        r = call()
+        assert r.status_code == 200, (op, r.text)
+
+
+def test_hub_navbar_links_workspaces(hub):
+    s = requests.Session()
+    s.get(f"{hub.url}/hub/login", timeout=30)
+    s.post(
+        f"{hub.url}/hub/login",
+        data={
+            "username": "uwst-alice",
+            "password": "test-password",
+            "_xsrf": s.cookies.get("_xsrf", path="/hub/"),
+        },
+        timeout=30,
+    )
+    home = s.get(f"{hub.url}/hub/home", timeout=30)
+    assert home.status_code == 200
+    assert 'href="/services/uws/">Workspaces</a>' in home.text
