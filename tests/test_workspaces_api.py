@@ -309,3 +309,55 @@ def test_user_without_posix_account(hub, client_for):
     assert r.status_code == 403
     assert "no POSIX account 'uwst-noaccount'" in r.json()["message"]
     assert not (hub.root / name).exists()
+
+
+def test_listing_is_never_stale(hub, client_for):
+    """The listing is cached per user; every kind of change shows in the very next listing."""
+    c = client_for("uwst-dave")
+
+    def listing():
+        return {w["id"]: w for w in c.get("workspaces/").json()["data"]["workspaces"]}
+
+    assert listing() == {}
+    ws = c.post("workspaces/", json={"name": "v1", "description": "d"}).json()["data"]["workspace"]
+    assert listing()[ws["id"]]["name"] == "v1"
+    c.put(f"workspaces/{ws['id']}/", json={"name": "v2"})
+    assert listing()[ws["id"]]["name"] == "v2"
+    before = listing()[ws["id"]]["disk_space"]
+    c.put(f"workspaces/{ws['id']}/upload/", files={"f": ("big.bin", b"x" * 200_000)})
+    assert listing()[ws["id"]]["disk_space"] > before
+    c.put(
+        f"workspaces/{ws['id']}/",
+        json={"workspace_details": {"files": [{"name": "n.txt", "content": "n"}]}},
+    )
+    names = [
+        f["name"]
+        for f in listing()[ws["id"]]["workspace_details"]["current_workspace_details"]["files"]
+    ]
+    assert "n.txt" in names
+    assert [
+        w["id"] for w in c.get("workspaces/", params={"name": "v2"}).json()["data"]["workspaces"]
+    ] == [ws["id"]]
+    c.delete(f"workspaces/{ws['id']}/")
+    seen = listing()
+    assert ws["id"] not in seen or seen[ws["id"]]["status"] == "deleting"
+    deadline = time.monotonic() + 20
+    while ws["id"] in listing() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert listing() == {}
+    assert c.get("workspaces/", params={"name": "v2"}).json()["data"]["workspaces"] == []
+
+
+def test_listing_etag(client_for):
+    c = client_for("uwst-erin")
+    c.post("workspaces/", json={"name": "e", "description": "d"})
+    r = c.get("workspaces/")
+    tag = r.headers["Etag"]
+    assert c.get("workspaces/", headers={"If-None-Match": tag}).status_code == 304
+    c.post("workspaces/", json={"name": "e2", "description": "d"})
+    r2 = c.get("workspaces/", headers={"If-None-Match": tag})
+    assert r2.status_code == 200 and r2.headers["Etag"] != tag
+    assert len(r2.json()["data"]["workspaces"]) == 2
+    # another user's listing never shares a tag
+    other = client_for("uwst-dave").get("workspaces/")
+    assert other.headers.get("Etag") != r2.headers["Etag"]

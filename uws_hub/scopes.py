@@ -21,6 +21,7 @@ ADMIN_QUOTAS = f"{PREFIX}:admin:quotas"
 SEARCH_USERS = f"{PREFIX}:users:search"
 ADMIN_TOKENS = f"{PREFIX}:admin:tokens"
 READ_AUDIT = f"{PREFIX}:read:audit"
+READ_METRICS = f"{PREFIX}:read:metrics"
 
 #: name -> definition, in the form of ``c.JupyterHub.custom_scopes``
 CUSTOM_SCOPES: dict[str, dict] = {
@@ -46,6 +47,7 @@ CUSTOM_SCOPES: dict[str, dict] = {
         "description": "Trusted portal: exchange user_info for a JupyterHub token of that user."
     },
     READ_AUDIT: {"description": "Read the uws audit log."},
+    READ_METRICS: {"description": "Read the uws service's Prometheus metrics."},
 }
 
 #: scopes every user holds on their own resources (granted with a ``!user`` filter)
@@ -53,7 +55,7 @@ USER_SCOPES = [WORKSPACES, JOBS, SHARES, READ_QUOTA]
 #: scopes every user holds unfiltered (they are not about one user's resources)
 USER_GLOBAL_SCOPES = [SEARCH_USERS]
 #: the uws-admin role
-ADMIN_SCOPES = [WORKSPACES, JOBS, SHARES, ADMIN_QUOTAS, SEARCH_USERS, READ_AUDIT]
+ADMIN_SCOPES = [WORKSPACES, JOBS, SHARES, ADMIN_QUOTAS, SEARCH_USERS, READ_AUDIT, READ_METRICS]
 
 #: what the uws service itself may do through the hub's REST API
 SERVICE_HUB_SCOPES = [

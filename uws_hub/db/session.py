@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from .models import SharedWorkspace, User, Workspace
 
 SQL_QUERIES = Counter("uws_db_queries", "SQL statements executed by the uws service")
 
@@ -41,4 +44,37 @@ def make_engine(db_url: str, **kwargs: Any) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "before_flush", _bump_listing_versions)
+    return factory
+
+
+def _bump_listing_versions(session: Session, _ctx, _instances) -> None:
+    """Bump ``User.workspaces_version`` of every user whose listing this flush changes.
+
+    The listing cache is keyed by that version, so a change is visible at once. The increment
+    is done in SQL (``version = version + 1``), so concurrent writers never reuse a version.
+    Core UPDATE statements bypass this hook and must call `bump_listing_version` themselves.
+    """
+    users: set[int] = set()
+    for obj in chain(session.new, session.dirty, session.deleted):
+        if isinstance(obj, Workspace) and (obj not in session.dirty or session.is_modified(obj)):
+            if obj.user_id is not None:
+                users.add(obj.user_id)
+        elif isinstance(obj, SharedWorkspace):
+            users.update(u for u in (obj.recipient_id, obj.sender_id) if u is not None)
+    for uid in users:
+        with session.no_autoflush:
+            user = session.get(User, uid)
+        if user is not None:
+            user.workspaces_version = User.workspaces_version + 1
+
+
+def bump_listing_version(session: Session, user_id: int) -> None:
+    from sqlalchemy import update
+
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(workspaces_version=User.workspaces_version + 1)
+    )

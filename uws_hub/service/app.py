@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
 from .auth import UWSHubAuth
+from .cache import ListingCache
 from .handlers import base, info, pages, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
@@ -71,6 +72,7 @@ class ServiceContext:
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
         self.reconciler = Reconciler(self.workspaces, settings.reconcile_interval)
+        self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.build = _build_id()

@@ -33,6 +33,7 @@ from ..db.models import (
     WorkspaceStatus,
     utcnow,
 )
+from ..db.session import bump_listing_version
 from ..errors import BadRequest, NotFound, UWSError
 from ..identity import PosixAccount, resolve_account
 from . import fsops
@@ -527,6 +528,7 @@ class WorkspaceManager:
         )
         if res.rowcount != 1:
             raise BadRequest(f"Workspace {ws.id} is already being deleted.")
+        bump_listing_version(session, ws.user_id)
         session.commit()
         self.on_work(ws.id)
 

@@ -196,6 +196,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except (ValueError, UnicodeDecodeError) as e:
             raise BadRequest(f"Invalid JSON: {e}") from None
 
+    def compute_etag(self) -> str | None:
+        return None  # no per-request hashing of bodies; listings set their own tag
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")

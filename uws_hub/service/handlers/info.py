@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import __version__
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ... import __version__, scopes
 from .base import BaseHandler
 
 
@@ -58,10 +60,20 @@ class OpenAPIHandler(BaseHandler):
             self.write_json(self.ctx.openapi)
 
 
+class MetricsHandler(BaseHandler):
+    """Prometheus metrics (needs custom:uws:read:metrics, held by the uws-admin role)."""
+
+    async def get(self) -> None:
+        self.require_scope(scopes.READ_METRICS)
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest())
+
+
 def routes(prefix: str) -> list:
     return [
         (rf"{prefix}api/job_types/?", JobTypesHandler),
         (rf"{prefix}api/parameters/?", ParametersHandler),
         (rf"{prefix}api/status/?", StatusHandler),
         (rf"{prefix}api/openapi\.(json|yaml)", OpenAPIHandler),
+        (rf"{prefix}metrics", MetricsHandler),
     ]

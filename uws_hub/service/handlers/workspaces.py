@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from tornado import web
 
 from ... import scopes
@@ -17,16 +19,33 @@ class WorkspacesHandler(BaseHandler):
         user = self.acting_user(scopes.READ_WORKSPACES)
         mgr = self.ctx.workspaces
         if ws_id is not None:
-            items = [mgr.get(self.db, user, ws_id)]
-        else:
-            filters = {
-                k: self.get_query_argument(k)
-                for k in ("name", "description", "status")
-                if self.get_query_argument(k, None) is not None
-            }
-            items = list(self.db.scalars(mgr.list_query(user, filters)))
-        workspaces = [serialize.workspace(ws) for ws in items]
-        self.ok("Successful." if workspaces else NOT_FOUND_LIST, {"workspaces": workspaces})
+            ws = mgr.get(self.db, user, ws_id)
+            self.ok("Successful.", {"workspaces": [serialize.workspace(ws)]})
+            return
+        filters = {
+            k: v
+            for k in ("name", "description", "status")
+            if (v := self.get_query_argument(k, None)) is not None
+        }
+        # the listing is served from a cache keyed by the user's listing version (one query)
+        key, version = (user.id, tuple(sorted(filters.items()))), user.workspaces_version
+        body = self.ctx.listings.get(key, version)
+        if body is None:
+            workspaces = [
+                serialize.workspace(ws) for ws in self.db.scalars(mgr.list_query(user, filters))
+            ]
+            message = "Successful." if workspaces else NOT_FOUND_LIST
+            body = serialize.dumps(
+                {"success": True, "message": message, "data": {"workspaces": workspaces}}
+            ).encode()
+            self.ctx.listings.put(key, version, body)
+        self._etag = f'W/"ws-{user.id}-{version}-{zlib.crc32(repr(key[1]).encode()):x}"'
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(body)
+
+    def compute_etag(self) -> str | None:
+        # a version-based tag: no hashing of large bodies on every request
+        return getattr(self, "_etag", None)
 
     async def post(self, ws_id: str | None = None) -> None:
         if ws_id is not None:
