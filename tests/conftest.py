@@ -10,9 +10,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 import yaml
-from hubtest import REPO, HubProcess
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+from hubtest import REPO, HubProcess
 
 SPEC_PATH = REPO / "uws_hub" / "openapi.yaml"
 _spec_dict = yaml.safe_load(SPEC_PATH.read_text())

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from hubtest import BIN, HubProcess, world_dir
 from traitlets.config import Config
 
+from hubtest import BIN, HubProcess, world_dir
 from uws_hub.config import UWS
 from uws_hub.errors import ConfigError, ValidationFailed
 from uws_hub.jobs.params import parse_parameters, validate_options
@@ -227,3 +227,13 @@ def test_check_config_commands(hub):
     ).stdout
     for trait in ("--UWS.root_dir", "--UWS.symlink_roots", "--UWS.db_url", "--UWS.parameters"):
         assert trait in helptext
+
+
+def test_configuration_reference_is_current():
+    """docs/configuration-reference.md is generated from the settings' help texts."""
+    from hubtest import REPO
+    from uws_hub.cli import config_reference
+
+    assert (REPO / "docs" / "configuration-reference.md").read_text() == config_reference(), (
+        "run: uws-hub config-help --markdown > docs/configuration-reference.md"
+    )

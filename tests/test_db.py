@@ -12,11 +12,11 @@ import time
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import Client, workspace_dir
-from hubtest import REPO, HubProcess
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from conftest import Client, workspace_dir
+from hubtest import REPO, HubProcess
 from uws_hub.db import migrate
 from uws_hub.db.models import Base, User, Workspace
 from uws_hub.db.session import make_engine, make_sessionmaker

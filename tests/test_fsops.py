@@ -6,8 +6,8 @@ import os
 import subprocess
 
 import pytest
-from hubtest import ensure_system_user, world_dir
 
+from hubtest import ensure_system_user, world_dir
 from uws_hub.errors import BadRequest
 from uws_hub.workspaces import fsops
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import requests
 import yaml
-from conftest import SPEC_PATH, Client
 from openapi_spec_validator import validate
+
+from conftest import SPEC_PATH, Client
 
 
 def test_job_types(anon):

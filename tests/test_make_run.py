@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import requests
+
 from hubtest import REPO, free_port, world_dir
 
 USER = "uwst-maker"

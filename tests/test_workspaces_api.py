@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import workspace_dir
 
 

@@ -116,7 +116,9 @@ class UWS(Configurable):
         Dict(),
         help="""Resource parameters offered at launch, in the UWS shape:
         ``{display_name, description, variable_name, default_value,
-        validation: {type: int|float|str|bool, min, max, required}}``.
+        validation: {type: int|float|str|bool, min, max, required}}``. Bounds are
+        inclusive. Default: num_cpus (1-16, default 1), memory_mb (256-262144, default 2048),
+        time_limit_min (5-10080, default 240), gpus (0-8, default 0).
         """,
     ).tag(config=True)
 
