@@ -11,6 +11,7 @@ import sqlite3
 import time
 
 from conftest import workspace_dir
+from uws_hub.workspaces.fsops import Owner, acting_as
 
 
 def db(hub):
@@ -34,11 +35,14 @@ def wait_for(predicate, timeout, interval=0.25):
 
 
 def fill(path, dirs=300, files=100):
-    for i in range(dirs):
-        d = path / f"d{i:03d}"
-        d.mkdir()
-        for j in range(files):
-            (d / f"f{j:03d}").write_bytes(b"x")
+    """Files as the workspace's owner would create them (a job writing results)."""
+    st = path.stat()
+    with acting_as(Owner(st.st_uid, st.st_gid)):
+        for i in range(dirs):
+            d = path / f"d{i:03d}"
+            d.mkdir()
+            for j in range(files):
+                (d / f"f{j:03d}").write_bytes(b"x")
 
 
 def test_service_killed_mid_delete_finishes_after_restart(hub, alice, make_workspace):

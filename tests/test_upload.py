@@ -9,8 +9,9 @@ import pwd
 from conftest import workspace_dir
 
 
-def staging_empty(hub) -> bool:
-    return os.listdir(hub.root / ".uws-staging") == []
+def staging_empty(hub, user: str = "uwst-alice") -> bool:
+    staging = hub.root / user / ".uws-staging"
+    return not staging.exists() or os.listdir(staging) == []
 
 
 def test_every_file_of_every_field(hub, alice, make_workspace):

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import secrets
 import signal
 import subprocess
@@ -71,7 +72,9 @@ class ServiceContext:
         self.db = make_sessionmaker(self.engine)
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
-        self.reconciler = Reconciler(self.workspaces, settings.reconcile_interval)
+        self.reconciler = Reconciler(
+            self.workspaces, settings.reconcile_interval, settings.fs_workers
+        )
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
@@ -117,6 +120,13 @@ def _cookie_secret(path: str) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(secret)
     return secret
+
+
+def _raise_open_file_limit() -> None:
+    """Walking deep trees holds a descriptor per level: use the hard limit, not the soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def make_app(ctx: ServiceContext) -> web.Application:
@@ -178,6 +188,7 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
             raise ConfigError(
                 f"the uws database is at schema {current}, this version needs {head}: run `uws-hub db upgrade -f <config>`"
             )
+    _raise_open_file_limit()
     clear_staging(settings.root_dir)
     app = make_app(ctx)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", settings.service_url))

@@ -16,12 +16,15 @@ log = logging.getLogger("uws_hub.reconciler")
 
 
 class Reconciler:
-    def __init__(self, workspaces: WorkspaceManager, interval: float):
+    def __init__(self, workspaces: WorkspaceManager, interval: float, concurrency: int = 4):
         self.workspaces = workspaces
         self.interval = interval
         self._kicked = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._running: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+        # at most this many items at once (each holds a thread and a database connection)
+        self._slots = asyncio.Semaphore(concurrency)
         self.passes = 0
 
     def start(self) -> None:
@@ -29,12 +32,15 @@ class Reconciler:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in [self._task, *self._tasks]:
+            if task:
+                task.cancel()
+        for task in [self._task, *self._tasks]:
+            if task:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     def kick(self) -> None:
         self._kicked.set()
@@ -52,18 +58,25 @@ class Reconciler:
                 pass
 
     async def run_pass(self) -> int:
-        """One pass over unfinished work; returns how many items were driven."""
+        """Start driving every unfinished item not already in progress; returns how many.
+
+        Items run as their own tasks, so one slow or stuck item never holds up the next pass.
+        """
         ids = [i for i in self.workspaces.pending_work() if i not in self._running]
         if ids:
             log.info("reconciler: resuming %d workspace(s): %s", len(ids), ids)
-        await asyncio.gather(*(self._drive(i) for i in ids))
+        for ws_id in ids:
+            self._running.add(ws_id)
+            task = asyncio.create_task(self._drive(ws_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self.passes += 1
         return len(ids)
 
     async def _drive(self, ws_id: int) -> None:
-        self._running.add(ws_id)
         try:
-            await self.workspaces.drive(ws_id)
+            async with self._slots:
+                await self.workspaces.drive(ws_id)
         except Exception:
             log.exception("reconciler: workspace %s failed; will retry", ws_id)
         finally:

@@ -1,34 +1,44 @@
 """Directory operations on workspaces, safe against path and symlink tricks.
 
-Every operation starts from a descriptor of ``root_dir`` and opens each component with
-``O_NOFOLLOW`` relative to its parent's descriptor (``openat``-style). A symlink anywhere on the
-way — planted by a user's job, even while we work — makes the operation fail instead of
-escaping the workspace. Files are written to a temporary name and renamed into place (a failed
-write never truncates an existing file); ownership is set on the descriptor we created
-(``fchown``) or with ``follow_symlinks=False``, never through a link.
+Two rules make them safe when the service runs as root:
 
-These functions block; the service calls them from a thread pool.
+1. **Inside a user's directory, act as the user.** Everything under ``<root>/<user>/`` is done
+   with the owner's filesystem uid and gid (`acting_as`, a per-thread ``setfsuid``/``setfsgid``;
+   the kernel then also drops root's file capabilities for that thread). Whatever a user plants
+   in their directory — links, hard links, directories moved in from elsewhere, races — the
+   service can only do what the user could do themselves. New files belong to the user without
+   any chown. Only ``<root>/<user>/`` itself is created as root (in the root-owned ``root_dir``)
+   and handed over with ``fchown`` on its descriptor.
+2. **Never follow a link.** Every path component is opened with ``O_NOFOLLOW`` (and directories
+   with ``O_DIRECTORY | O_NONBLOCK``, so a FIFO cannot block) relative to its parent's descriptor.
+
+Files are written to a temporary name and renamed into place, so a failed write never truncates
+an existing file. The scan runs as root (so disk usage counts everything, like ``du``) but lists
+only names inside directories the owner owns. These functions block: call them from a thread pool.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import secrets
-import shutil
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import BadRequest, UWSError
 
-O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 TMP_PREFIX = ".uws-tmp-"
 TRASH_PREFIX = ".uws-trash-"
 STAGING_DIR = ".uws-staging"
+#: deeper trees are not scanned further (and the scan says so)
+MAX_SCAN_DEPTH = 512
 
 
 class StorageError(UWSError):
@@ -43,24 +53,73 @@ class Owner:
     gid: int
 
 
+# ---- acting as the owner -----------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.setfsuid.argtypes = [ctypes.c_uint32]
+_libc.setfsgid.argtypes = [ctypes.c_uint32]
+_state = threading.local()
+
+
+def _current_fsuid() -> int:
+    return _libc.setfsuid(0xFFFFFFFF)  # an invalid id changes nothing and returns the current one
+
+
+@contextmanager
+def acting_as(owner: Owner | None) -> Iterator[None]:
+    """Run the block (in this thread only) with `owner`'s filesystem uid and gid.
+
+    A no-op when the service is not root (it can only act as itself anyway) or already acts as
+    someone in this thread.
+    """
+    if owner is None or os.geteuid() != 0 or getattr(_state, "acting", False):
+        yield
+        return
+    _libc.setfsgid(owner.gid)
+    _libc.setfsuid(owner.uid)
+    if _current_fsuid() != owner.uid:
+        _libc.setfsuid(0)
+        _libc.setfsgid(0)
+        raise StorageError(
+            f"Could not switch to uid {owner.uid} for filesystem work; ask an administrator."
+        )
+    _state.acting = True
+    try:
+        yield
+    finally:
+        _state.acting = False
+        _libc.setfsuid(0)
+        _libc.setfsgid(os.getegid())
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
 def storage_error(exc: OSError, doing: str) -> UWSError:
-    if exc.errno == errno.ENOSPC:
-        return StorageError(
-            f"No space left on the workspace storage while {doing}; free some space and retry."
-        )
-    if exc.errno == errno.EDQUOT:
-        return StorageError(f"Disk quota exceeded while {doing}; free some space and retry.")
-    if exc.errno == errno.EROFS:
-        return StorageError(f"The workspace storage is read-only ({doing}); ask an administrator.")
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-        return BadRequest(
-            f"Cannot {doing}: a path component is a symbolic link or not a directory."
-        )
-    if exc.errno == errno.EISDIR:
-        return BadRequest(f"Cannot {doing}: the target is a directory.")
-    if exc.errno == errno.ENAMETOOLONG:
-        return BadRequest(f"Cannot {doing}: name too long.")
-    return StorageError(f"Storage error while {doing}: {exc.strerror}.")
+    """Turn an OSError into the user's error; `doing` is a phrase like "writing 'a.txt'"."""
+    server = {
+        errno.ENOSPC: "No space left on the workspace storage ({}); free some space and retry.",
+        errno.EDQUOT: "Disk quota exceeded ({}); free some space and retry.",
+        errno.EROFS: "The workspace storage is read-only ({}); ask an administrator.",
+    }
+    client = {
+        errno.ELOOP: "A path component is a symbolic link or not a directory ({}).",
+        errno.ENOTDIR: "A path component is a symbolic link or not a directory ({}).",
+        errno.EISDIR: "The target is a directory ({}).",
+        errno.ENAMETOOLONG: "Name too long ({}).",
+        errno.EACCES: "Permission denied ({}); check the modes of your directories.",
+        errno.EPERM: "Permission denied ({}); check the modes of your directories.",
+    }
+    if exc.errno in server:
+        return StorageError(server[exc.errno].format(doing))
+    if exc.errno in client:
+        return BadRequest(client[exc.errno].format(doing))
+    return StorageError(f"Storage error ({doing}): {exc.strerror}.")
+
+
+def display_name(name: str) -> str:
+    """A file name as text that every database accepts (undecodable bytes shown as \\xNN)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @contextmanager
@@ -75,32 +134,38 @@ def open_root(root_dir: str) -> int:
     return os.open(root_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def _open_dir(parent: int, name: str) -> int:
+def open_dir(parent: int, name: str) -> int:
     return os.open(name, O_DIR, dir_fd=parent)
 
 
-def _mkdir_owned(parent: int, name: str, owner: Owner, mode: int) -> int:
-    """Open directory `name` in `parent`, creating it owned by `owner` if missing; never follow links."""
+def lstat_at(dfd: int, name: str) -> os.stat_result | None:
     try:
-        return _open_dir(parent, name)
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def mkdir_open(parent: int, name: str, mode: int) -> int:
+    """Open directory `name` in `parent`, creating it if missing; never follow links."""
+    try:
+        return open_dir(parent, name)
     except FileNotFoundError:
         pass
     try:
         os.mkdir(name, 0o700, dir_fd=parent)
     except FileExistsError:
-        return _open_dir(parent, name)  # lost a race; re-open without following
-    fd = _open_dir(parent, name)
-    os.fchown(fd, owner.uid, owner.gid)
+        return open_dir(parent, name)  # lost a race; re-open without following
+    fd = open_dir(parent, name)
     os.fchmod(fd, mode)
     return fd
 
 
-def walk_dirs(base: int, parts: Iterable[str], *, create: Owner | None = None) -> int:
+def walk_dirs(base: int, parts: Iterable[str], *, create: bool = False) -> int:
     """Descriptor of the directory base/parts..., never following links. Caller closes it."""
     cur = os.dup(base)
     try:
         for part in parts:
-            nxt = _mkdir_owned(cur, part, create, DIR_MODE) if create else _open_dir(cur, part)
+            nxt = mkdir_open(cur, part, DIR_MODE) if create else open_dir(cur, part)
             os.close(cur)
             cur = nxt
         return cur
@@ -122,7 +187,33 @@ def open_workspace(root_dir: str, file_path: str) -> int:
             raise storage_error(e, "opening the workspace") from None
 
 
-# ---- create / delete whole workspaces ------------------------------------------------------
+# ---- the user's directory and whole workspaces -----------------------------------------------
+
+
+def ensure_user_dir(root_dir: str, posix_name: str, owner: Owner, mode: int) -> None:
+    """Create <root>/<posix_name>/ owned by `owner` (as root: root_dir belongs to root)."""
+    with closing_fd(open_root(root_dir)) as root:
+        try:
+            fd = open_dir(root, posix_name)
+        except FileNotFoundError:
+            try:
+                os.mkdir(posix_name, 0o700, dir_fd=root)
+            except FileExistsError:
+                pass
+            fd = open_dir(root, posix_name)
+            st = os.fstat(fd)
+            if (
+                st.st_uid == os.geteuid() and st.st_uid != owner.uid
+            ):  # ours, just made: hand it over
+                os.fchown(fd, owner.uid, owner.gid)
+            os.fchmod(fd, mode)
+        with closing_fd(fd):
+            st = os.fstat(fd)
+            if st.st_uid != owner.uid:
+                raise StorageError(
+                    f"{os.path.join(root_dir, posix_name)} belongs to uid {st.st_uid}, not {owner.uid}; "
+                    "an administrator must fix its owner before workspaces can be created there."
+                )
 
 
 def create_workspace_dir(
@@ -137,25 +228,22 @@ def create_workspace_dir(
     """Create <root>/<posix_name>/<ws_id>/ owned by `owner` (idempotent); return "posix_name/ws_id"."""
     rel = f"{posix_name}/{ws_id}"
     try:
-        with closing_fd(open_root(root_dir)) as root:
-            with closing_fd(_mkdir_owned(root, posix_name, owner, user_dir_mode)) as udir:
-                st = os.fstat(udir)
-                if st.st_uid != owner.uid:
-                    raise StorageError(
-                        f"{os.path.join(root_dir, posix_name)} belongs to uid {st.st_uid}, not {owner.uid}; "
-                        "an administrator must fix its owner before workspaces can be created there."
-                    )
-                with closing_fd(_mkdir_owned(udir, str(ws_id), owner, workspace_dir_mode)) as wdir:
-                    st = os.fstat(wdir)
-                    if st.st_uid != owner.uid:
-                        os.fchown(wdir, owner.uid, owner.gid)
+        ensure_user_dir(root_dir, posix_name, owner, user_dir_mode)
+        with (
+            closing_fd(open_root(root_dir)) as root,
+            closing_fd(open_dir(root, posix_name)) as udir,
+        ):
+            with acting_as(owner):
+                with closing_fd(mkdir_open(udir, str(ws_id), workspace_dir_mode)) as wdir:
+                    if os.fstat(wdir).st_uid != owner.uid:
+                        raise StorageError(f"{rel} exists but does not belong to uid {owner.uid}.")
     except OSError as e:
         raise storage_error(e, "creating the workspace directory") from None
     return rel
 
 
-def delete_workspace_dir(root_dir: str, file_path: str) -> None:
-    """Remove a workspace directory and everything in it; idempotent, never follows links.
+def delete_workspace_dir(root_dir: str, file_path: str, owner: Owner) -> None:
+    """Remove a workspace directory and everything in it, as its owner; idempotent.
 
     The directory is first renamed to a hidden trash name, so it disappears at once and a
     restart after a crash finds the rest and finishes.
@@ -173,85 +261,147 @@ def delete_workspace_dir(root_dir: str, file_path: str) -> None:
     try:
         with closing_fd(open_root(root_dir)) as root:
             try:
-                udir = _open_dir(root, user_part)
+                udir = open_dir(root, user_part)
             except FileNotFoundError:
                 return
-            with closing_fd(udir):
-                try:
-                    st = os.stat(ws_part, dir_fd=udir, follow_symlinks=False)
-                except FileNotFoundError:
-                    st = None
+            with closing_fd(udir), acting_as(owner):
+                st = lstat_at(udir, ws_part)
                 if st is not None:
                     if stat.S_ISDIR(st.st_mode):
+                        remove_tree(udir, trash)  # whatever was planted under our trash name
                         os.rename(ws_part, trash, src_dir_fd=udir, dst_dir_fd=udir)
                     else:  # a link or file where the workspace was: remove the entry itself only
                         os.unlink(ws_part, dir_fd=udir)
-                try:
-                    shutil.rmtree(trash, dir_fd=udir)
-                except FileNotFoundError:
-                    pass
+                remove_tree(udir, trash)
     except OSError as e:
         raise storage_error(e, "deleting the workspace") from None
 
 
-# ---- files, symlinks, renames inside a workspace ---------------------------------------------
+def remove_tree(parent: int, name: str) -> None:
+    """Remove `name` in directory `parent` and everything below it, never following links.
 
-
-def lstat_at(dfd: int, name: str) -> os.stat_result | None:
+    Runs with the caller's credentials (the owner's, under `acting_as`): it removes what the
+    owner could remove, making their own unreadable directories readable first. Directories are
+    opened with O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK, so a link or FIFO swapped in is refused.
+    """
+    st = lstat_at(parent, name)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent)
+        return
+    stack: list[tuple[int, int, str, Iterator[os.DirEntry]]] = []  # (parent fd, fd, name, entries)
+    fd = _open_owned_dir(parent, name)
+    stack.append((parent, fd, name, _entries(fd)))
     try:
-        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
+        while stack:
+            pfd, dfd, dname, it = stack[-1]
+            entry = next(it, None)
+            if entry is None:
+                stack.pop()
+                os.close(dfd)
+                os.rmdir(dname, dir_fd=pfd)
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if len(stack) > MAX_SCAN_DEPTH:
+                        raise StorageError(
+                            f"{dname} is nested deeper than {MAX_SCAN_DEPTH} levels; ask an administrator."
+                        )
+                    sub = _open_owned_dir(dfd, entry.name)
+                    stack.append((dfd, sub, entry.name, _entries(sub)))
+                else:
+                    os.unlink(entry.name, dir_fd=dfd)
+            except FileNotFoundError:
+                continue
+    finally:
+        for _pfd, dfd, *_ in stack:
+            os.close(dfd)
 
 
-def preflight(ws_fd: int, files: list[tuple[str, ...]], symlinks: list[tuple[str, ...]]) -> None:
+def _open_owned_dir(parent: int, name: str) -> int:
+    try:
+        fd = open_dir(parent, name)
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=parent)  # the owner's own unreadable directory
+        fd = open_dir(parent, name)
+    try:
+        os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) | 0o700)  # entries must be removable
+    except PermissionError:
+        pass  # not the owner's: removing its entries fails, which is right
+    return fd
+
+
+def _entries(dfd: int) -> Iterator[os.DirEntry]:
+    with os.scandir(dfd) as it:
+        return iter(list(it))
+
+
+# ---- files, symlinks, renames inside a workspace (call under acting_as) ----------------------
+
+
+def preflight(
+    ws_fd: int,
+    files: list[tuple[str, ...]],
+    symlinks: list[tuple[str, ...]],
+    renames: list[tuple[tuple[str, ...], tuple[str, ...]]] = (),
+) -> None:
     """Check, before writing anything, that every target can be written without following a link.
 
     Existing parent components must be real directories; an existing file target must be a
-    regular file (it is replaced); an existing symlink target must be a symlink (it is replaced).
+    regular file (it is replaced); an existing symlink target must be a symlink (it is replaced);
+    a rename's source must exist and its destination must not.
     """
-    for kind, targets in (("file", files), ("symlink", symlinks)):
-        for parts in targets:
-            shown = "/".join(parts)
-            cur = os.dup(ws_fd)
-            try:
-                for i, part in enumerate(parts[:-1]):
-                    st = lstat_at(cur, part)
-                    if st is None:
-                        break
-                    if not stat.S_ISDIR(st.st_mode):
-                        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
-                        raise BadRequest(
-                            f"Cannot write {shown!r}: {'/'.join(parts[: i + 1])!r} is {what}."
-                        )
-                    nxt = _open_dir(cur, part)
-                    os.close(cur)
-                    cur = nxt
-                else:
-                    st = lstat_at(cur, parts[-1])
-                    if st is not None:
-                        if kind == "file" and not stat.S_ISREG(st.st_mode):
-                            what = (
-                                "a symbolic link"
-                                if stat.S_ISLNK(st.st_mode)
-                                else "a directory or special file"
-                            )
-                            raise BadRequest(f"Cannot write file {shown!r}: it exists as {what}.")
-                        if kind == "symlink" and not stat.S_ISLNK(st.st_mode):
-                            raise BadRequest(
-                                f"Cannot create symlink {shown!r}: a file or directory of that name exists."
-                            )
-            except OSError as e:
-                raise storage_error(e, f"checking {shown!r}") from None
-            finally:
+
+    def parent_and_stat(parts: tuple[str, ...], what: str) -> os.stat_result | None:
+        shown = "/".join(parts)
+        cur = os.dup(ws_fd)
+        try:
+            for i, part in enumerate(parts[:-1]):
+                st = lstat_at(cur, part)
+                if st is None:
+                    return None
+                if not stat.S_ISDIR(st.st_mode):
+                    kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                    raise BadRequest(
+                        f"Cannot {what} {shown!r}: {'/'.join(parts[: i + 1])!r} is {kind}."
+                    )
+                nxt = open_dir(cur, part)
                 os.close(cur)
+                cur = nxt
+            return lstat_at(cur, parts[-1])
+        except OSError as e:
+            raise storage_error(e, f"checking {shown!r}") from None
+        finally:
+            os.close(cur)
+
+    for parts in files:
+        st = parent_and_stat(parts, "write file")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a directory or special file"
+            raise BadRequest(f"Cannot write file {'/'.join(parts)!r}: it exists as {kind}.")
+    for parts in symlinks:
+        st = parent_and_stat(parts, "create symlink")
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            raise BadRequest(
+                f"Cannot create symlink {'/'.join(parts)!r}: a file or directory of that name exists."
+            )
+    for src, dst in renames:
+        if dst[: len(src)] == src:
+            raise BadRequest(f"Cannot move {'/'.join(src)!r} into itself ({'/'.join(dst)!r}).")
+        if parent_and_stat(src, "rename") is None:
+            raise BadRequest(f"Cannot rename {'/'.join(src)!r}: it does not exist.")
+        if parent_and_stat(dst, "rename to") is not None:
+            raise BadRequest(
+                f"Cannot rename {'/'.join(src)!r} to {'/'.join(dst)!r}: the destination exists."
+            )
 
 
-def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes], owner: Owner) -> int:
-    """Write a file atomically (temp file + rename), owned by `owner`; return bytes written."""
+def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes]) -> int:
+    """Write a file atomically (temp file + fsync + rename); return bytes written."""
     shown = "/".join(parts)
     try:
-        with closing_fd(walk_dirs(ws_fd, parts[:-1], create=owner)) as dfd:
+        with closing_fd(walk_dirs(ws_fd, parts[:-1], create=True)) as dfd:
             tmp = TMP_PREFIX + secrets.token_hex(8)
             fd = os.open(
                 tmp,
@@ -266,7 +416,6 @@ def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes], owne
                         f.write(chunk)
                         size += len(chunk)
                     f.flush()
-                    os.fchown(f.fileno(), owner.uid, owner.gid)
                     os.fchmod(f.fileno(), FILE_MODE)
                     os.fsync(f.fileno())
                 st = lstat_at(dfd, parts[-1])
@@ -286,15 +435,14 @@ def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes], owne
         raise storage_error(e, f"writing {shown!r}") from None
 
 
-def make_symlink(ws_fd: int, parts: tuple[str, ...], target: str, owner: Owner) -> None:
-    """Create (or replace) symlink parts -> target, owned by `owner` (lchown)."""
+def make_symlink(ws_fd: int, parts: tuple[str, ...], target: str) -> None:
+    """Create (or replace) symlink parts -> target."""
     shown = "/".join(parts)
     try:
-        with closing_fd(walk_dirs(ws_fd, parts[:-1], create=owner)) as dfd:
+        with closing_fd(walk_dirs(ws_fd, parts[:-1], create=True)) as dfd:
             tmp = TMP_PREFIX + secrets.token_hex(8)
             os.symlink(target, tmp, dir_fd=dfd)
             try:
-                os.chown(tmp, owner.uid, owner.gid, dir_fd=dfd, follow_symlinks=False)
                 st = lstat_at(dfd, parts[-1])
                 if st is not None and not stat.S_ISLNK(st.st_mode):
                     raise BadRequest(
@@ -311,23 +459,21 @@ def make_symlink(ws_fd: int, parts: tuple[str, ...], target: str, owner: Owner) 
         raise storage_error(e, f"creating symlink {shown!r}") from None
 
 
-def rename_entry(ws_fd: int, src: tuple[str, ...], dst: tuple[str, ...], owner: Owner) -> None:
+def rename_entry(ws_fd: int, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
     """Rename a file, directory or symlink inside the workspace; the destination must not exist."""
     s_shown, d_shown = "/".join(src), "/".join(dst)
     if dst[: len(src)] == src:
         raise BadRequest(f"Cannot move {s_shown!r} into itself ({d_shown!r}).")
     try:
-        with (
-            closing_fd(walk_dirs(ws_fd, src[:-1])) as sdir,
-            closing_fd(walk_dirs(ws_fd, dst[:-1], create=owner)) as ddir,
-        ):
+        with closing_fd(walk_dirs(ws_fd, src[:-1])) as sdir:
             if lstat_at(sdir, src[-1]) is None:
                 raise BadRequest(f"Cannot rename {s_shown!r}: it does not exist.")
-            if lstat_at(ddir, dst[-1]) is not None:
-                raise BadRequest(
-                    f"Cannot rename {s_shown!r} to {d_shown!r}: the destination exists."
-                )
-            os.rename(src[-1], dst[-1], src_dir_fd=sdir, dst_dir_fd=ddir)
+            with closing_fd(walk_dirs(ws_fd, dst[:-1], create=True)) as ddir:
+                if lstat_at(ddir, dst[-1]) is not None:
+                    raise BadRequest(
+                        f"Cannot rename {s_shown!r} to {d_shown!r}: the destination exists."
+                    )
+                os.rename(src[-1], dst[-1], src_dir_fd=sdir, dst_dir_fd=ddir)
     except FileNotFoundError:
         raise BadRequest(f"Cannot rename {s_shown!r}: it does not exist.") from None
     except OSError as e:
@@ -336,15 +482,16 @@ def rename_entry(ws_fd: int, src: tuple[str, ...], dst: tuple[str, ...], owner: 
 
 def remove_stale_temp(ws_fd: int) -> None:
     """Remove temporary files an interrupted write left at the top level of a workspace."""
-    for entry in os.scandir(ws_fd):
-        if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.name, dir_fd=ws_fd)
-            except OSError:
-                pass
+    with os.scandir(ws_fd) as it:
+        for entry in it:
+            if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.name, dir_fd=ws_fd)
+                except OSError:
+                    pass
 
 
-# ---- scan ---------------------------------------------------------------------------------
+# ---- scan (as root: reads only) ---------------------------------------------------------------
 
 
 @dataclass
@@ -354,28 +501,38 @@ class ScanResult:
     files: list[dict] = field(default_factory=list)
     symlinks: list[dict] = field(default_factory=list)
     truncated: bool = False
+    incomplete: bool = False
 
     def details(self) -> dict:
-        out = {"files": self.files, "symlinks": self.symlinks}
+        out: dict = {"files": self.files, "symlinks": self.symlinks}
         if self.truncated:
             out["truncated"] = True
+        if self.incomplete:
+            out["incomplete"] = True
         return out
 
 
-def scan(ws_fd: int, list_limit: int) -> ScanResult:
+def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResult:
     """Disk usage (allocated bytes, hard links counted once, like ``du -s``) and a listing.
 
-    The listing names files and symlinks relative to the workspace, hiding dot-entries and
-    everything under dot-directories (which still count towards disk usage); at most
-    `list_limit` entries are listed. Links are read, never followed.
+    Everything counts towards disk usage. The listing names files and symlinks relative to the
+    workspace, hiding dot-entries and everything under dot-directories, and — when `owner_uid`
+    is given — anything inside a directory the owner does not own (a directory moved in from
+    elsewhere is counted, not shown); at most `list_limit` entries. Links are read, never
+    followed. A tree deeper than MAX_SCAN_DEPTH or a directory that cannot be opened makes the
+    result `incomplete`.
     """
     res = ScanResult()
     seen_inodes: set[tuple[int, int]] = set()
-    res.disk_space += os.fstat(ws_fd).st_blocks * 512
+    root_st = os.fstat(ws_fd)
+    res.disk_space += root_st.st_blocks * 512
     listed = 0
-    # depth-first with one open descriptor per level (not per pending directory)
     root = os.dup(ws_fd)
-    frames: list[tuple[int, Iterator[os.DirEntry], str, bool]] = [(root, _entries(root), "", False)]
+    # depth-first with one open descriptor per level (not per pending directory)
+    shown_root = owner_uid is None or root_st.st_uid == owner_uid
+    frames: list[tuple[int, Iterator[os.DirEntry], str, bool]] = [
+        (root, _entries(root), "", not shown_root)
+    ]
     try:
         while frames:
             dfd, it, prefix, hidden = frames[-1]
@@ -398,13 +555,18 @@ def scan(ws_fd: int, list_limit: int) -> ScanResult:
                 res.disk_space += est.st_blocks * 512
             name = entry.name
             is_hidden = hidden or name.startswith(".")
-            rel = prefix + name
+            rel = prefix + display_name(name)
             if stat.S_ISDIR(mode):
-                try:
-                    sub = _open_dir(dfd, name)
-                except OSError:
+                if len(frames) >= MAX_SCAN_DEPTH:
+                    res.incomplete = True
                     continue
-                frames.append((sub, _entries(sub), rel + "/", is_hidden))
+                try:
+                    sub = open_dir(dfd, name)
+                except OSError:
+                    res.incomplete = True
+                    continue
+                foreign = owner_uid is not None and est.st_uid != owner_uid
+                frames.append((sub, _entries(sub), rel + "/", is_hidden or foreign))
                 continue
             res.file_count += 1
             if is_hidden:
@@ -415,7 +577,7 @@ def scan(ws_fd: int, list_limit: int) -> ScanResult:
             listed += 1
             if stat.S_ISLNK(mode):
                 try:
-                    target = os.readlink(name, dir_fd=dfd)
+                    target = display_name(os.readlink(name, dir_fd=dfd))
                 except OSError:
                     target = None
                 res.symlinks.append({"name": rel, "source_path": target})
@@ -427,8 +589,3 @@ def scan(ws_fd: int, list_limit: int) -> ScanResult:
     res.files.sort(key=lambda f: f["name"])
     res.symlinks.sort(key=lambda f: f["name"])
     return res
-
-
-def _entries(dfd: int) -> Iterator[os.DirEntry]:
-    with os.scandir(dfd) as it:
-        return iter(list(it))

@@ -14,9 +14,9 @@ import base64
 import binascii
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -166,7 +166,11 @@ def parse_details(details: Any, symlink_roots: list[str]) -> DetailsSpec:
                 split_relpath(r.get("new_name"), "new file name"),
             )
         )
-    check_distinct_targets([f.parts for f in spec.files] + [s.parts for s in spec.symlinks])
+    check_distinct_targets(
+        [f.parts for f in spec.files]
+        + [s.parts for s in spec.symlinks]
+        + [d for _, d in spec.renames]
+    )
     return spec
 
 
@@ -195,7 +199,7 @@ class WorkspaceManager:
         self.settings = settings
         self.db = db
         self.executor = executor
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[int, list] = {}  # ws id -> [lock, users]
         #: called with a workspace id whenever durable work is recorded (the reconciler's kick)
         self.on_work: Callable[[int], None] = lambda ws_id: None
 
@@ -312,9 +316,22 @@ class WorkspaceManager:
 
     # ---- the durable steps (request path and reconciler) ------------------------------
 
+    @asynccontextmanager
+    async def _lock(self, ws_id: int):
+        """One operation at a time per workspace; the lock is dropped when nobody holds or awaits it."""
+        entry = self._locks.setdefault(ws_id, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[ws_id]
+
     async def drive(self, ws_id: int) -> None:
         """Finish whatever transitional state workspace `ws_id` is in (idempotent)."""
-        async with self._locks[ws_id]:
+        async with self._lock(ws_id):
             with self.db() as session:
                 ws = session.get(Workspace, ws_id)
                 if ws is None:
@@ -324,26 +341,35 @@ class WorkspaceManager:
                 elif ws.status == S.DELETING.value:
                     await self._delete(session, ws)
 
+    def _owner(self, session: Session, ws: Workspace) -> tuple[PosixAccount, fsops.Owner]:
+        account = self.account_for(session.get(User, ws.user_id))
+        return account, fsops.Owner(account.uid, account.gid)
+
     async def _initialize(self, session: Session, ws: Workspace) -> None:
-        user = session.get(User, ws.user_id)
         try:
-            account = self.account_for(user)
-            owner = fsops.Owner(account.uid, account.gid)
-            spec = DetailsSpec.from_pending(ws.pending_details)
-            file_path, result = await self._run(
-                self._initialize_fs, account.name, ws.id, owner, spec
-            )
+            account, owner = self._owner(session, ws)
         except UWSError as e:
-            log.warning("workspace %s: initialization failed: %s", ws.id, e.message)
-            ws.status, ws.status_message = S.ERROR.value, e.message
+            ws.status, ws.status_message, ws.pending_details = S.ERROR.value, e.message, None
             session.commit()
             return
-        ws.file_path = file_path
-        self._apply_scan(ws, result)
+        # recorded first, so that deleting a failed workspace also removes what was written
+        ws.file_path = f"{account.name}/{ws.id}"
+        spec = DetailsSpec.from_pending(ws.pending_details)
+        session.commit()  # no connection is held while the filesystem works
+        try:
+            result, error = await self._run(self._initialize_fs, account.name, ws.id, owner, spec)
+        except UWSError as e:
+            result, error = None, e
+        if result is not None:
+            self._apply_scan(ws, result)
         ws.pending_details = None
-        ws.status, ws.status_message = S.IDLE.value, None
+        if error is not None:
+            log.warning("workspace %s: initialization failed: %s", ws.id, error.message)
+            ws.status, ws.status_message = S.ERROR.value, error.message
+        else:
+            ws.status, ws.status_message = S.IDLE.value, None
+            log.info("workspace %s created at %s", ws.id, ws.file_path)
         session.commit()
-        log.info("workspace %s created at %s", ws.id, file_path)
 
     def _initialize_fs(self, posix_name: str, ws_id: int, owner: fsops.Owner, spec: DetailsSpec):
         s = self.settings
@@ -355,20 +381,53 @@ class WorkspaceManager:
             user_dir_mode=s.user_dir_mode,
             workspace_dir_mode=s.workspace_dir_mode,
         )
-        with fsops.closing_fd(fsops.open_workspace(s.root_dir, file_path)) as wfd:
+
+        def write(wfd: int) -> None:
             fsops.remove_stale_temp(wfd)
-            self._write_details(wfd, spec, owner)
-            return file_path, fsops.scan(wfd, s.max_listed_entries)
+            self._write_details(wfd, spec)
+
+        return self._change_fs(file_path, owner, write, lambda wfd: self._check_details(wfd, spec))
 
     @staticmethod
-    def _write_details(wfd: int, spec: DetailsSpec, owner: fsops.Owner) -> None:
-        fsops.preflight(wfd, [f.parts for f in spec.files], [s.parts for s in spec.symlinks])
+    def _check_details(wfd: int, spec: DetailsSpec) -> None:
+        """Verify on disk, before the first change, that every entry can be applied."""
+        fsops.preflight(
+            wfd, [f.parts for f in spec.files], [s.parts for s in spec.symlinks], spec.renames
+        )
+
+    @staticmethod
+    def _write_details(wfd: int, spec: DetailsSpec) -> None:
         for src, dst in spec.renames:
-            fsops.rename_entry(wfd, src, dst, owner)
+            fsops.rename_entry(wfd, src, dst)
         for f in spec.files:
-            fsops.write_file(wfd, f.parts, [f.data], owner)
+            fsops.write_file(wfd, f.parts, [f.data])
         for link in spec.symlinks:
-            fsops.make_symlink(wfd, link.parts, link.source, owner)
+            fsops.make_symlink(wfd, link.parts, link.source)
+
+    def _change_fs(
+        self,
+        file_path: str,
+        owner: fsops.Owner,
+        change: Callable[[int], Any],
+        check: Callable[[int], Any] | None = None,
+    ) -> tuple[fsops.ScanResult | None, UWSError | None]:
+        """As the workspace's owner, run `check` (a refusal changes nothing: no scan is returned),
+        then `change`, then scan — also after a failed change, so the record shows what is really
+        on disk. Returns the scan and the failure, if any."""
+        with fsops.closing_fd(fsops.open_workspace(self.settings.root_dir, file_path)) as wfd:
+            try:
+                with fsops.acting_as(owner):
+                    if check is not None:
+                        check(wfd)
+            except UWSError as e:
+                return None, e
+            error = None
+            try:
+                with fsops.acting_as(owner):
+                    change(wfd)
+            except UWSError as e:
+                error = e
+            return fsops.scan(wfd, self.settings.max_listed_entries, owner.uid), error
 
     def _apply_scan(self, ws: Workspace, result: fsops.ScanResult) -> None:
         details = dict(ws.workspace_details or {})
@@ -381,7 +440,11 @@ class WorkspaceManager:
     async def _delete(self, session: Session, ws: Workspace) -> None:
         if ws.file_path:
             try:
-                await self._run(fsops.delete_workspace_dir, self.settings.root_dir, ws.file_path)
+                _, owner = self._owner(session, ws)
+                session.commit()
+                await self._run(
+                    fsops.delete_workspace_dir, self.settings.root_dir, ws.file_path, owner
+                )
             except UWSError as e:
                 # stays 'deleting'; the reconciler retries on its next pass
                 log.error("workspace %s: delete failed, will retry: %s", ws.id, e.message)
@@ -405,6 +468,28 @@ class WorkspaceManager:
             }.get(ws.status, ws.status)
             raise BadRequest(f"Workspace {ws.id} cannot be changed: {hint}.")
 
+    async def _fs_change(
+        self,
+        session: Session,
+        ws: Workspace,
+        change: Callable[[int], Any],
+        check: Callable[[int], Any] | None = None,
+    ) -> None:
+        """Under the workspace's lock: re-read it, check it may change, apply `check` and
+        `change` on disk as the owner, record the scan; raise a failure after recording it."""
+        session.refresh(ws)
+        self._require_changeable(ws)
+        _, owner = self._owner(session, ws)
+        session.commit()  # release the connection while the filesystem works
+        result, error = await self._run(self._change_fs, ws.file_path, owner, change, check)
+        if result is not None:
+            session.refresh(ws)
+            self._apply_scan(ws, result)
+            ws.datetime_last_modified = utcnow()
+            session.commit()
+        if error is not None:
+            raise error
+
     async def update(self, session: Session, ws: Workspace, body: Any) -> Workspace:
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object.")
@@ -415,18 +500,14 @@ class WorkspaceManager:
         spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
         if spec:
             self._require_changeable(ws)
-        async with self._locks[ws.id]:
+        async with self._lock(ws.id):
             if spec:
-                user = session.get(User, ws.user_id)
-                account = self.account_for(user)
-                result = await self._run(
-                    self._change_fs,
-                    ws.file_path,
-                    lambda wfd: self._write_details(
-                        wfd, spec, fsops.Owner(account.uid, account.gid)
-                    ),
+                await self._fs_change(
+                    session,
+                    ws,
+                    lambda wfd: self._write_details(wfd, spec),
+                    lambda wfd: self._check_details(wfd, spec),
                 )
-                self._apply_scan(ws, result)
                 details = dict(ws.workspace_details)
                 req = dict(
                     details.get("request_workspace_details") or {"files": [], "symlinks": []}
@@ -436,6 +517,8 @@ class WorkspaceManager:
                 req["symlinks"] = list(req.get("symlinks", [])) + rec["symlinks"]
                 details["request_workspace_details"] = req
                 ws.workspace_details = details
+            else:
+                session.refresh(ws)
             if name is not None:
                 ws.name = name
             if description is not None:
@@ -446,21 +529,22 @@ class WorkspaceManager:
             session.commit()
         return ws
 
-    def _change_fs(self, file_path: str, change: Callable[[int], Any]) -> fsops.ScanResult:
-        with fsops.closing_fd(fsops.open_workspace(self.settings.root_dir, file_path)) as wfd:
-            change(wfd)
-            return fsops.scan(wfd, self.settings.max_listed_entries)
-
-    async def start_upload(self, ws: Workspace, content_type: str) -> UploadReceiver:
-        """Begin receiving a multipart body for `ws` (into a private staging directory)."""
+    async def start_upload(
+        self, session: Session, ws: Workspace, content_type: str
+    ) -> UploadReceiver:
+        """Begin receiving a multipart body for `ws` (into the owner's staging directory)."""
         self._require_changeable(ws)
-        return await self._run(UploadReceiver, self.settings.root_dir, content_type)
-
-    async def abort_upload(self, receiver: UploadReceiver) -> None:
-        await self._run(receiver.cleanup)
+        account, owner = self._owner(session, ws)
+        session.commit()  # the upload may take long: hold no database connection meanwhile
+        return await self._run(
+            UploadReceiver, self.settings.root_dir, account.name, owner, content_type
+        )
 
     async def feed_upload(self, receiver: UploadReceiver, chunk: bytes) -> None:
         await self._run(receiver.feed, chunk)
+
+    async def abort_upload(self, receiver: UploadReceiver) -> None:
+        await self._run(receiver.cleanup)
 
     async def finish_upload(
         self, session: Session, ws: Workspace, receiver: UploadReceiver
@@ -468,28 +552,16 @@ class WorkspaceManager:
         """Check the received body and move its files into the workspace; return their names."""
         try:
             await self._run(receiver.finish)
-            self._require_changeable(ws)
-            account = self.account_for(session.get(User, ws.user_id))
-            owner = fsops.Owner(account.uid, account.gid)
-            async with self._locks[ws.id]:
-                result = await self._run(
-                    self._change_fs, ws.file_path, lambda wfd: receiver.commit(wfd, owner)
-                )
-                self._apply_scan(ws, result)
-                ws.datetime_last_modified = utcnow()
-                session.commit()
+            async with self._lock(ws.id):
+                await self._fs_change(session, ws, receiver.commit, receiver.check)
             return ["/".join(f.parts) for f in receiver.files]
         finally:
             await self._run(receiver.cleanup)
 
     async def rescan(self, session: Session, ws: Workspace) -> Workspace:
         """Record the workspace's current files and disk usage (e.g. after a job changed them)."""
-        if ws.status not in CHANGEABLE:
-            return ws
-        async with self._locks[ws.id]:
-            result = await self._run(self._change_fs, ws.file_path, lambda wfd: None)
-            self._apply_scan(ws, result)
-            session.commit()
+        async with self._lock(ws.id):
+            await self._fs_change(session, ws, lambda wfd: None)
         return ws
 
     # ---- delete --------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Streaming multipart upload into a workspace.
 
 The request body is parsed as it arrives (python-multipart) and every file part of every field
-is written to its own file in a private staging directory under ``root_dir``; memory use does
-not grow with the upload. Only when the whole body has arrived and every name has passed the
-path guard are the files moved into the workspace — a bad name anywhere refuses the whole
-upload and changes nothing.
+is written to its own file in a staging directory of the owner, ``<root>/<user>/.uws-staging/``,
+as the owner (`fsops.acting_as`); memory use does not grow with the upload. Only when the whole
+body has arrived and every name has passed the path guard are the files renamed into the
+workspace — a bad name anywhere refuses the whole upload and writes nothing into the workspace.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import shutil
 import stat
 from dataclasses import dataclass
 
@@ -30,36 +29,38 @@ class StagedFile:
     size: int = 0
 
 
-def staging_root(root_dir: str) -> str:
-    return os.path.join(root_dir, fsops.STAGING_DIR)
-
-
 def clear_staging(root_dir: str) -> None:
-    """Create the staging directory, removing uploads a crash left half-received (at service start)."""
-    path = staging_root(root_dir)
-    if os.path.islink(path):
-        os.unlink(path)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
+    """Remove uploads a crash left half-received, in every user's staging directory (at start-up)."""
+    with fsops.closing_fd(fsops.open_root(root_dir)) as root:
+        for entry in os.scandir(root):
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                udir = fsops.open_dir(root, entry.name)
+            except OSError:
+                continue
+            with fsops.closing_fd(udir):
+                st = os.fstat(udir)
+                try:
+                    with fsops.acting_as(fsops.Owner(st.st_uid, st.st_gid)):
+                        fsops.remove_tree(udir, fsops.STAGING_DIR)
+                except (OSError, UWSError):
+                    pass
 
 
 class UploadReceiver:
-    """Receives one multipart body. `feed` and `finish` block (run them in a thread)."""
+    """Receives one multipart body for one workspace.
 
-    def __init__(self, root_dir: str, content_type: str):
+    Every method blocks and acts as the owner: run them in a thread.
+    """
+
+    def __init__(self, root_dir: str, posix_name: str, owner: fsops.Owner, content_type: str):
         ctype, opts = parse_options_header(content_type or "")
         boundary = opts.get(b"boundary")
         if ctype != b"multipart/form-data" or not boundary:
             raise BadRequest("Upload must be multipart/form-data with a boundary.")
-        base = staging_root(root_dir)
-        os.makedirs(base, mode=0o700, exist_ok=True)
-        self.dir = os.path.join(base, secrets.token_hex(12))
-        os.mkdir(self.dir, 0o700)
+        self.owner = owner
+        self.token = secrets.token_hex(12)
         self.files: list[StagedFile] = []
         self.error: UWSError | None = None
         self._current: StagedFile | None = None
@@ -67,6 +68,15 @@ class UploadReceiver:
         self._header_field = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
+        with fsops.acting_as(owner):
+            try:
+                with fsops.closing_fd(fsops.open_root(root_dir)) as root:
+                    with fsops.closing_fd(fsops.walk_dirs(root, [posix_name])) as udir:
+                        self._staging = fsops.mkdir_open(udir, fsops.STAGING_DIR, 0o700)
+                os.mkdir(self.token, 0o700, dir_fd=self._staging)
+                self._dir = fsops.open_dir(self._staging, self.token)
+            except OSError as e:
+                raise fsops.storage_error(e, "preparing the upload") from None
         self._parser = MultipartParser(
             boundary,
             {
@@ -114,7 +124,13 @@ class UploadReceiver:
         if self.error:
             return
         staged = StagedFile(parts=parts, staged_name=str(len(self.files)))
-        self._fh = open(os.path.join(self.dir, staged.staged_name), "wb")  # noqa: SIM115
+        fd = os.open(
+            staged.staged_name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            fsops.FILE_MODE,
+            dir_fd=self._dir,
+        )
+        self._fh = open(fd, "wb")  # noqa: SIM115 - closed at the part's end
         self._current = staged
         self.files.append(staged)
 
@@ -130,12 +146,13 @@ class UploadReceiver:
 
     # driving
     def feed(self, chunk: bytes) -> None:
-        try:
-            self._parser.write(chunk)
-        except OSError as e:
-            raise fsops.storage_error(e, "receiving the upload") from None
-        except Exception as e:  # malformed multipart
-            raise BadRequest(f"Malformed multipart upload: {e}") from None
+        with fsops.acting_as(self.owner):
+            try:
+                self._parser.write(chunk)
+            except OSError as e:
+                raise fsops.storage_error(e, "receiving the upload") from None
+            except Exception as e:  # malformed multipart
+                raise BadRequest(f"Malformed multipart upload: {e}") from None
 
     def finish(self) -> None:
         try:
@@ -150,40 +167,59 @@ class UploadReceiver:
             raise BadRequest("No files found in request.")
         check_distinct_targets(f.parts for f in self.files)
 
-    def commit(self, ws_fd: int, owner: fsops.Owner) -> list[StagedFile]:
-        """Move the staged files into the workspace (after `finish`)."""
-        fsops.preflight(ws_fd, [f.parts for f in self.files], [])
-        for f in self.files:
-            src = os.path.join(self.dir, f.staged_name)
-            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.fchown(fd, owner.uid, owner.gid)
-                os.fchmod(fd, fsops.FILE_MODE)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                with fsops.closing_fd(fsops.walk_dirs(ws_fd, f.parts[:-1], create=owner)) as dfd:
-                    st = fsops.lstat_at(dfd, f.parts[-1])
-                    if st is not None and not stat.S_ISREG(st.st_mode):
-                        raise BadRequest(
-                            f"Cannot write file {'/'.join(f.parts)!r}: it exists and is not a regular file."
-                        )
-                    try:
-                        os.rename(src, f.parts[-1], dst_dir_fd=dfd)
-                    except OSError as e:
-                        if e.errno != errno.EXDEV:
-                            raise
-                        with open(src, "rb") as fh:
-                            fsops.write_file(
-                                ws_fd, f.parts, iter(lambda: fh.read(1 << 20), b""), owner
+    def check(self, ws_fd: int) -> None:
+        """Verify every target can be written (after `finish`, before `commit`), as the owner."""
+        with fsops.acting_as(self.owner):
+            fsops.preflight(ws_fd, [f.parts for f in self.files], [])
+
+    def commit(self, ws_fd: int) -> list[StagedFile]:
+        """Move the staged files into the workspace (after `check`), as the owner."""
+        with fsops.acting_as(self.owner):
+            for f in self.files:
+                shown = "/".join(f.parts)
+                try:
+                    fd = os.open(
+                        f.staged_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir
+                    )
+                    with fsops.closing_fd(fd):
+                        os.fsync(fd)
+                    with fsops.closing_fd(fsops.walk_dirs(ws_fd, f.parts[:-1], create=True)) as dfd:
+                        st = fsops.lstat_at(dfd, f.parts[-1])
+                        if st is not None and not stat.S_ISREG(st.st_mode):
+                            raise BadRequest(
+                                f"Cannot write file {shown!r}: it exists and is not a regular file."
                             )
-            except OSError as e:
-                raise fsops.storage_error(e, f"writing {'/'.join(f.parts)!r}") from None
+                        try:
+                            os.rename(
+                                f.staged_name, f.parts[-1], src_dir_fd=self._dir, dst_dir_fd=dfd
+                            )
+                        except OSError as e:
+                            if e.errno != errno.EXDEV:  # the workspace is another filesystem: copy
+                                raise
+                            fd = os.open(
+                                f.staged_name,
+                                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                dir_fd=self._dir,
+                            )
+                            with open(fd, "rb") as fh:
+                                fsops.write_file(
+                                    ws_fd, f.parts, iter(lambda fh=fh: fh.read(1 << 20), b"")
+                                )
+                except OSError as e:
+                    raise fsops.storage_error(e, f"writing {shown!r}") from None
         return self.files
 
     def cleanup(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if getattr(self, "_dir", None) is None:
+            return
+        with fsops.acting_as(self.owner):
+            os.close(self._dir)
+            self._dir = None
+            try:
+                fsops.remove_tree(self._staging, self.token)
+            except (OSError, UWSError):
+                pass
+            os.close(self._staging)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from tornado import web
@@ -80,6 +81,7 @@ class UploadHandler(BaseHandler):
 
     receiver = None
     _failure: UWSError | None = None
+    _committing = False
 
     async def before(self) -> None:
         if self.request.method == "OPTIONS":
@@ -99,7 +101,7 @@ class UploadHandler(BaseHandler):
             )
         self.request.connection.set_max_body_size(limit)
         ctype = self.request.headers.get("Content-Type", "")
-        self.receiver = await mgr.start_upload(self.workspace, ctype)
+        self.receiver = await mgr.start_upload(self.db, self.workspace, ctype)
 
     async def data_received(self, chunk: bytes) -> None:
         if self.receiver is None or self._failure is not None or self._deferred_error is not None:
@@ -116,14 +118,18 @@ class UploadHandler(BaseHandler):
             raise self._failure
         if self.receiver is None:
             raise BadRequest("No files found in request.")
+        self._committing = True
         names = await self.ctx.workspaces.finish_upload(self.db, self.workspace, self.receiver)
         self.ok(
             "Successful upload.", {"files": names, "workspace": serialize.workspace(self.workspace)}
         )
 
     def on_connection_close(self) -> None:
-        if self.receiver is not None:
-            self.receiver.cleanup()
+        # the client went away mid-upload: drop what was staged (unless the commit is running,
+        # which cleans up itself)
+        if self.receiver is not None and not self._committing:
+            receiver, self.receiver = self.receiver, None
+            asyncio.ensure_future(self.ctx.workspaces.abort_upload(receiver))
 
 
 def routes(prefix: str) -> list:
