@@ -40,6 +40,10 @@ if [ "$(cat "$VENV/.uws-installed-test" 2>/dev/null)" != "$want" ] \
   echo "$want" > "$VENV/.uws-installed-$what"
 fi
 
+# Node uses its own CA list, not the system's: trust the system store too (local or proxy CAs)
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 if [ ! -x "$VENV/bin/configurable-http-proxy" ]; then
   log "npm install configurable-http-proxy (into $VENV/node)"
   npm install --silent --no-audit --no-fund --prefix "$VENV/node" configurable-http-proxy@5 >/dev/null 2>&1 \
