@@ -112,3 +112,50 @@ def test_concurrent_deletes_one_wins(hub, alice, make_workspace):
     assert codes.count(200) == 1, codes
     assert set(codes) <= {200, 400, 404}
     assert wait_for(lambda: ws_row(hub, ws["id"])["status"] == "deleted", 20)
+
+
+def test_delete_refused_while_jobs_run_or_shares_are_pending(
+    hub, alice, client_for, make_workspace
+):
+    """A workspace with a live job, or with unaccepted invitations of it, cannot be deleted."""
+    from uws_hub.db.models import Job, SharedWorkspace, User, utcnow
+    from uws_hub.db.session import make_engine, make_sessionmaker
+
+    ws = make_workspace(name="busy")
+    copy = make_workspace(client_for("uwst-bob"), name="bob-copy")
+    Session = make_sessionmaker(make_engine(f"sqlite:///{hub.dir}/uws.sqlite"))
+    with Session() as s:
+        uid = s.query(User.id).filter_by(name="uwst-alice").scalar()
+        bob = s.query(User.id).filter_by(name="uwst-bob").scalar()
+        job = Job(
+            user_id=uid,
+            workspace_id=ws["id"],
+            job_type="jupyter_lab",
+            status="running",
+            datetime_created=utcnow(),
+        )
+        s.add(job)
+        s.commit()
+        job_id = job.id
+    r = alice.delete(f"workspaces/{ws['id']}/")
+    assert r.status_code == 400
+    assert r.json()["message"] == "Cannot delete workspace, jobs are running for this workspace."
+    with Session() as s:
+        s.get(Job, job_id).status = "complete"
+        share = SharedWorkspace(
+            original_workspace_id=ws["id"],
+            shared_workspace_id=copy["id"],
+            sender_id=uid,
+            recipient_id=bob,
+        )
+        s.add(share)
+        s.commit()
+        share_id = share.id
+    r = alice.delete(f"workspaces/{ws['id']}/")
+    assert r.status_code == 400
+    assert "share invitations that are not accepted yet" in r.json()["message"]
+    assert ws_row(hub, ws["id"])["status"] == "idle"
+    with Session() as s:
+        s.get(SharedWorkspace, share_id).is_accepted = True
+        s.commit()
+    assert alice.delete(f"workspaces/{ws['id']}/").status_code == 200

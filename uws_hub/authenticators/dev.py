@@ -12,7 +12,7 @@ import pwd
 import re
 from hmac import compare_digest
 
-from jupyterhub.auth import LocalAuthenticator
+from jupyterhub.auth import Authenticator, LocalAuthenticator
 from traitlets import Bool, Unicode, default
 
 from ..identity import MIN_UID
@@ -76,6 +76,7 @@ class UWSDevAuthenticator(LocalAuthenticator):
 
     async def add_user(self, user):
         if os.geteuid() != 0:
-            # single-account mode: everyone works as the account the hub runs as
-            return await super(LocalAuthenticator, self).add_user(user)
+            # single-account mode: everyone works as the account the hub runs as, so there is
+            # no system account to check or create
+            return Authenticator.add_user(self, user)
         return await super().add_user(user)
