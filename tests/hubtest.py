@@ -67,6 +67,23 @@ def pids_with_cmdline(*needles: str) -> list[int]:
     return out
 
 
+def hub_login(url: str, name: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Log in through the hub's login form, as a browser does; returns the session and answer."""
+    s = requests.Session()
+    s.get(f"{url}/hub/login", timeout=30)
+    r = s.post(
+        f"{url}/hub/login",
+        data={
+            "username": name,
+            "password": password,
+            "_xsrf": s.cookies.get("_xsrf", path="/hub/"),
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    return s, r
+
+
 class HubProcess:
     """One JupyterHub (with proxy and uws service) in its own directories and ports."""
 

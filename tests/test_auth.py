@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from conftest import Client
+from hubtest import hub_login
 
 
 def test_no_token_is_401(anon, alice, make_workspace):
@@ -120,18 +121,7 @@ def test_revoked_token_stops_working(hub):
 
 
 def browser_login(hub, name: str) -> requests.Session:
-    s = requests.Session()
-    s.get(f"{hub.url}/hub/login", timeout=30)
-    r = s.post(
-        f"{hub.url}/hub/login",
-        data={
-            "username": name,
-            "password": "test-password",
-            "_xsrf": s.cookies.get("_xsrf", path="/hub/"),
-        },
-        allow_redirects=False,
-        timeout=30,
-    )
+    s, r = hub_login(hub.url, name, "test-password")
     assert r.status_code == 302, r.text
     return s
 

@@ -7,6 +7,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from conftest import SPEC_PATH, Client
+from hubtest import hub_login
 
 
 def test_job_types(anon):
@@ -110,17 +111,7 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
 
 
 def test_hub_navbar_links_workspaces(hub):
-    s = requests.Session()
-    s.get(f"{hub.url}/hub/login", timeout=30)
-    s.post(
-        f"{hub.url}/hub/login",
-        data={
-            "username": "uwst-alice",
-            "password": "test-password",
-            "_xsrf": s.cookies.get("_xsrf", path="/hub/"),
-        },
-        timeout=30,
-    )
+    s, _ = hub_login(hub.url, "uwst-alice", "test-password")
     home = s.get(f"{hub.url}/hub/home", timeout=30)
     assert home.status_code == 200
     assert 'href="/services/uws/">Workspaces</a>' in home.text

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from hubtest import REPO, ensure_system_user, free_port, world_dir
+from hubtest import REPO, ensure_system_user, free_port, hub_login, world_dir
 
 USER = "uwst-maker"
 
@@ -82,18 +82,7 @@ def _pids_with_env(marker: str) -> list[int]:
 
 
 def login(url: str, name: str, password: str) -> requests.Response:
-    s = requests.Session()
-    s.get(f"{url}/hub/login", timeout=30)
-    r = s.post(
-        f"{url}/hub/login",
-        data={
-            "username": name,
-            "password": password,
-            "_xsrf": s.cookies.get("_xsrf", path="/hub/"),
-        },
-        allow_redirects=False,
-        timeout=30,
-    )
+    s, r = hub_login(url, name, password)
     r.session = s
     return r
 
