@@ -173,6 +173,7 @@ def main() -> int:
         res["ratio_p95"] = res["uws_p95_ms"] / res["hub_p95_ms"]
     finally:
         hub.stop()
+        hub.cleanup()
 
     print(
         f"bench P1: GET /services/uws/api/workspaces ({args.workspaces} workspaces, {res['response_bytes']} bytes) "

@@ -111,6 +111,7 @@ def hub():
     h = HubProcess(name="main").start()
     yield h
     h.stop()
+    h.cleanup()
 
 
 @pytest.fixture(scope="session")

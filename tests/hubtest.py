@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -185,6 +186,11 @@ class HubProcess:
                 pass
         if hasattr(self, "_log"):
             self._log.close()
+
+    def cleanup(self) -> None:
+        """Remove the hub's directory (set UWS_TEST_KEEP=1 to keep it for a post-mortem)."""
+        if not os.environ.get("UWS_TEST_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def our_pids(self) -> list[int]:
         """Processes started for this hub: their environment carries our UWS_TEST_DIR."""

@@ -189,6 +189,7 @@ BAD_HUB_CONFIGS = [
 def test_hub_refuses_to_start(extra, line):
     hub = HubProcess(name="badcfg", env={"UWS_TEST_EXTRA_CONFIG": extra})
     code, output = hub.run_to_exit()
+    hub.cleanup()
     assert code != 0
     errors = [ln for ln in output.splitlines() if ln.startswith("uws_hub: configuration error:")]
     assert len(errors) == 1, output[-3000:]

@@ -148,6 +148,7 @@ def pg_hub(pg_admin_url):
     hub = HubProcess(name="pg", env={"UWS_TEST_DB_URL": url}).start()
     yield hub
     hub.stop()
+    hub.cleanup()
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def stop_make_run(proc, log, data) -> None:
     log.close()
     for pid in _pids_with_env(f"UWS_DATA_DIR={data}"):
         os.kill(pid, signal.SIGKILL)
+    if not os.environ.get("UWS_TEST_KEEP"):
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _pids_with_env(marker: str) -> list[int]:
