@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
@@ -603,7 +602,3 @@ class WorkspaceManager:
         bump_listing_version(session, ws.user_id)
         session.commit()
         self.on_work(ws.id)
-
-
-def workspace_path(settings: UWS, ws: Workspace) -> str:
-    return os.path.join(settings.root_dir, ws.file_path)
