@@ -362,3 +362,40 @@ def test_listing_etag(client_for):
     # another user's listing never shares a tag
     other = client_for("uwst-dave").get("workspaces/")
     assert other.headers.get("Etag") != r2.headers["Etag"]
+
+
+def test_large_scan_runs_off_the_event_loop(hub, alice, anon, make_workspace):
+    """While a big workspace is scanned, the service keeps answering other requests."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from uws_hub.workspaces.fsops import Owner, acting_as
+
+    ws = make_workspace(name="huge")
+    d = workspace_dir(hub, "uwst-alice", ws["id"])
+    st = d.stat()
+    with acting_as(Owner(st.st_uid, st.st_gid)):
+        for i in range(400):
+            sub = d / f"d{i:03d}"
+            sub.mkdir()
+            for j in range(250):  # 100,000 files
+                (sub / f"f{j:03d}").touch()
+    finished = []
+    with ThreadPoolExecutor(2) as pool:
+        update = pool.submit(
+            lambda: (
+                alice.put(
+                    f"workspaces/{ws['id']}/",
+                    json={"workspace_details": {"files": [{"name": "x", "content": "x"}]}},
+                ),
+                finished.append("update"),
+            )[0]
+        )
+        time.sleep(0.1)  # the update's scan (about half a second here) is under way
+        status = anon.get("status/")
+        finished.append("status")
+        r = update.result()
+    assert r.status_code == 200 and status.status_code == 200
+    assert finished == ["status", "update"]
+    got = r.json()["data"]["workspace"]
+    assert got["workspace_details"]["current_workspace_details"]["truncated"] is True
+    assert len(got["workspace_details"]["current_workspace_details"]["files"]) == 10000
