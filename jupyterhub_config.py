@@ -8,6 +8,7 @@
 #   UWS_DEV_PASSWORD  the development login's shared password (make run generates one)
 #   UWS_HUB_PORT      the public port (default 8000); UWS_HUB_IP (default 127.0.0.1)
 #   UWS_DEV_ADMINS    comma-separated hub admins for the development login (default: admin)
+#   UWS_SLURM=1       also offer the local Slurm cluster (scripts/slurm.sh start) as a resource
 import os
 import sys
 
@@ -42,9 +43,7 @@ c.JupyterHub.authenticator_class = "uws-dev"
 c.Authenticator.admin_users = {
     a.strip() for a in os.environ.get("UWS_DEV_ADMINS", "admin").split(",") if a.strip()
 }
-c.JupyterHub.spawner_class = "uws-local"
-c.Spawner.start_timeout = 120
-c.Spawner.http_timeout = 120
+c.JupyterHub.spawner_class = "uws"
 
 c.UWS.root_dir = os.path.join(data, "workspaces")
 c.UWS.db_url = f"sqlite:///{data}/uws.sqlite"
@@ -53,5 +52,21 @@ c.UWS.service_url = f"http://127.0.0.1:{os.environ.get('UWS_SERVICE_PORT', '1010
 datasets = os.path.join(data, "datasets")
 os.makedirs(datasets, exist_ok=True)
 c.UWS.symlink_roots = [datasets]
+c.UWS.resources = {
+    "local": {"kind": "local", "name": "This computer", "max_cpus": os.cpu_count() or 1}
+}
+if os.environ.get("UWS_SLURM") == "1":
+    c.UWS.resources["slurm"] = {
+        "kind": "slurm",
+        "name": "Slurm (debug partition)",
+        "partition": "debug",
+    }
+c.UWS.job_types = {
+    "jupyter_lab": {"name": "JupyterLab"},
+    "test_job": {
+        "name": "Test server (quick start, for trying things out)",
+        "command": ["uws-test-job"],
+    },
+}
 
 uws_hub.setup(c)

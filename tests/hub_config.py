@@ -49,10 +49,33 @@ c.UWS.service_url = f"http://127.0.0.1:{env['UWS_TEST_SERVICE_PORT']}"
 c.UWS.symlink_roots = json.loads(env.get("UWS_TEST_SYMLINK_ROOTS", "[]"))
 c.UWS.reconcile_interval = float(env.get("UWS_TEST_RECONCILE_INTERVAL", "1"))
 c.UWS.cors_allowed_origins = ["https://portal.example.org"]
+c.UWS.resources = {
+    "local": {"kind": "local", "name": "This server", "max_cpus": 4, "max_memory_mb": 8192},
+    "slurm": {
+        "kind": "slurm",
+        "name": "Cluster (debug)",
+        "partition": "debug",
+        "max_cpus": 8,
+        "max_gpus": 2,
+    },
+    "slurm-short": {
+        "kind": "slurm",
+        "name": "Cluster (short)",
+        "partition": "short",
+        "max_time_limit_min": 30,
+    },
+}
 c.UWS.job_types = {
     "jupyter_lab": {"name": "JupyterLab"},
-    "test_job": {"name": "Test job"},
+    "test_job": {
+        "name": "Test job",
+        "command": ["uws-test-job"],
+        "environment": {"UWS_TEST_MARK": "test-job"},
+    },
 }
+c.UWS.job_sync_interval = float(env.get("UWS_TEST_JOB_SYNC", "1"))
+c.UWS.slurm_poll_interval = float(env.get("UWS_TEST_SLURM_POLL", "2"))
+c.Spawner.poll_interval = int(env.get("UWS_TEST_POLL_INTERVAL", "3"))
 c.UWS.max_upload_size = int(env.get("UWS_TEST_MAX_UPLOAD", str(64 * 1024**2)))
 c.UWS.max_json_body_size = 1024 * 1024
 

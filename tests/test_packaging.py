@@ -6,12 +6,13 @@ from traitlets.config import Config
 
 import uws_hub
 from uws_hub.authenticators.dev import UWSDevAuthenticator
-from uws_hub.spawners import UWSLocalSpawner, UWSSlurmSpawner
+from uws_hub.spawners import UWSJobSpawner, UWSLocalSpawner, UWSSlurmSpawner
 
 
 def test_entry_points_load():
     spawners = {ep.name: ep for ep in entry_points(group="jupyterhub.spawners")}
     auths = {ep.name: ep for ep in entry_points(group="jupyterhub.authenticators")}
+    assert spawners["uws"].load() is UWSJobSpawner
     assert spawners["uws-local"].load() is UWSLocalSpawner
     assert spawners["uws-slurm"].load() is UWSSlurmSpawner
     assert auths["uws-dev"].load() is UWSDevAuthenticator
@@ -44,7 +45,9 @@ def test_setup_wires_service_roles_and_servers(tmp_path):
     assert roles["uws-service"]["services"] == ["uws"]
     assert "custom:uws:workspaces" in c.JupyterHub.custom_scopes
     assert c.JupyterHub.allow_named_servers is True and c.JupyterHub.cleanup_servers is False
-    assert c.JupyterHub.spawner_class == "uws-local"
+    assert c.JupyterHub.spawner_class == "uws"
+    assert c.JupyterHub.default_url == "/services/uws/"
+    assert c.JupyterHub.tornado_settings["slow_spawn_timeout"] == 3
     assert c.JupyterHub.template_paths[0] == uws_hub.TEMPLATE_DIR
     # calling it twice changes nothing
     before = repr(c)

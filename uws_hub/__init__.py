@@ -38,7 +38,8 @@ def setup(c, *, config_file: str | None = None) -> None:
     Registers the hub-managed ``uws`` service (which re-reads this same config file), the
     ``custom:uws:*`` scopes, the default ``user`` role extended with those scopes on the user's
     own resources, the ``uws-admin`` role, named servers with ``cleanup_servers = False`` (jobs
-    survive hub restarts), the uws spawner and the template path. Call it after your ``c.UWS``
+    survive hub restarts), the uws job spawner (``uws``), the workspaces page as the landing
+    page after login, and the template path. Call it after your ``c.UWS``
     settings: it validates them (a setting that cannot work stops the hub with one line saying
     what to fix) and reads ``service_name``, ``service_url`` and the admin settings.
     """
@@ -120,7 +121,18 @@ def setup(c, *, config_file: str | None = None) -> None:
     tvars.setdefault("uws_service_name", name)
     c.JupyterHub.template_vars = tvars
     if "spawner_class" not in c.JupyterHub:
-        c.JupyterHub.spawner_class = "uws-local"
+        c.JupyterHub.spawner_class = "uws"
+    # a job start answers after this many seconds (then it continues, with progress): short,
+    # so the API and the pages are not held up by a Slurm queue
+    tornado_settings = dict(c.JupyterHub.get("tornado_settings", {}))
+    tornado_settings.setdefault("slow_spawn_timeout", 3)
+    c.JupyterHub.tornado_settings = tornado_settings
+    if "default_url" not in c.JupyterHub:  # people land on their workspaces after login
+        base = c.JupyterHub.get("base_url", "/").rstrip("/")
+        c.JupyterHub.default_url = f"{base}/services/{name}/"
+    # batchspawner's API handler (Slurm jobs report their port to it) must be registered before
+    # the hub builds its URL table: import the spawners now, in the hub process
+    from . import spawners  # noqa: F401
 
 
 def _validate(c) -> None:

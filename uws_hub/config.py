@@ -18,7 +18,7 @@ from traitlets.config import Configurable
 
 from .errors import ConfigError
 from .jobs.params import Parameter, parse_parameters
-from .jobs.types import JobType, parse_job_types
+from .jobs.types import JobType, Resource, parse_job_types, parse_resources
 
 DEFAULT_PARAMETERS = [
     {
@@ -99,11 +99,75 @@ class UWS(Configurable):
 
     job_types = Dict(
         {"jupyter_lab": {"name": "JupyterLab"}},
-        help="""Job types: id -> settings. ``name`` is the display name.
+        help="""Job types: id -> settings.
 
-        Launch settings (``command``, ``environment``, ``default_url``, ``resources``,
-        ``time_limit``, ``modules``, ``prologue``) are read by the spawners.
+        ``name`` (display name, required); ``command`` (list; default
+        ``["jupyterhub-singleuser"]``); ``environment`` (dict); ``default_url`` (default
+        ``/lab``); ``resources`` (ids of c.UWS.resources that may run it; default: all);
+        ``time_limit`` (minutes, when the launch names none); ``modules`` (``module load`` before
+        the command on Slurm); ``prologue`` (shell lines before the command, e.g. activating a
+        venv). Several ids may share a command with different environments.
         """,
+    ).tag(config=True)
+
+    resources = Dict(
+        {"local": {"kind": "local", "name": "This server"}},
+        help="""Where jobs run: id -> settings.
+
+        ``kind``: ``local`` (a process on the hub host, as the workspace owner) or ``slurm`` (a batch
+        job). ``name``, ``description``. Limits a launch may ask for: ``max_cpus``,
+        ``max_memory_mb``, ``max_time_limit_min``, ``max_gpus``. Slurm: ``partition``, ``account``,
+        ``qos``, ``reservation``, ``gpu_gres`` (default ``gpu``: GPUs become ``--gres=gpu:N``),
+        ``gpu_partition`` (used instead of ``partition`` when GPUs are asked for),
+        ``extra_directives`` (``--name=value`` lines added to every batch script),
+        ``start_timeout`` (seconds until a job that is not answering is given up).
+        """,
+    ).tag(config=True)
+
+    max_jobs_per_workspace = Integer(
+        1,
+        help="""How many jobs may be pending or running in one workspace at once. A job that is
+        stopping does not count, so clients can stop and start again at once.""",
+    ).tag(config=True)
+
+    job_sync_interval = Float(
+        5.0,
+        help="""Seconds between the service's passes that bring job records in line with the hub
+        (servers gone, stops to retry, local time limits, named servers to remove).""",
+    ).tag(config=True)
+
+    slurm_poll_interval = Float(
+        10.0,
+        help="""Seconds between scheduler queries of the shared Slurm monitor: one ``squeue`` per
+        interval answers the status of every Slurm job the hub tracks.""",
+    ).tag(config=True)
+
+    slurm_command_timeout = Float(
+        20.0,
+        help="""Seconds before a scheduler command is given up. A timeout or an error means
+        "unknown": a job is never marked ended because the scheduler did not answer.""",
+    ).tag(config=True)
+
+    job_path = Unicode(
+        help="""PATH for jobs (and the scheduler commands run for them). Default: the hub's
+        Python environment, then the system directories.""",
+    ).tag(config=True)
+
+    @default("job_path")
+    def _default_job_path(self):
+        import sys
+
+        return os.pathsep.join(
+            [
+                os.path.dirname(sys.executable),
+                "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            ]
+        )
+
+    singleuser_command = List(
+        Unicode(),
+        ["jupyterhub-singleuser"],
+        help="Command of job types that name none (found on c.UWS.job_path).",
     ).tag(config=True)
 
     default_job_type = Unicode(
@@ -212,6 +276,12 @@ class UWS(Configurable):
         if missing). Relative paths are relative to the hub's working directory.""",
     ).tag(config=True)
 
+    public_url = Unicode(
+        "",
+        help="""The hub's public URL as users reach it (e.g. https://hub.example.org), used as
+        ``url_domain`` of jobs' connection details. Default: taken from each request.""",
+    ).tag(config=True)
+
     hub_api_timeout = Float(10.0, help="Timeout in seconds for calls to the hub's REST API.").tag(
         config=True
     )
@@ -219,8 +289,12 @@ class UWS(Configurable):
     # ---- derived ---------------------------------------------------------------------------
 
     @cached_property
+    def resource_map(self) -> dict[str, Resource]:
+        return parse_resources(self.resources)
+
+    @cached_property
     def job_type_map(self) -> dict[str, JobType]:
-        return parse_job_types(self.job_types)
+        return parse_job_types(self.job_types, self.resource_map)
 
     @cached_property
     def parameter_list(self) -> list[Parameter]:
@@ -237,7 +311,8 @@ class UWS(Configurable):
         warnings: list[str] = []
         self._validate_root_dir(warnings)
         self._validate_db_url()
-        self.job_type_map  # noqa: B018 - parses and raises ConfigError
+        self.resource_map  # noqa: B018 - parses and raises ConfigError
+        self.job_type_map  # noqa: B018
         if self.default_job_type is not None and self.default_job_type not in self.job_type_map:
             raise ConfigError(
                 f"c.UWS.default_job_type = {self.default_job_type!r} is not a configured job type; "
@@ -276,11 +351,23 @@ class UWS(Configurable):
                 raise ConfigError(
                     f"c.UWS.{name} = {oct(mode)} must be a mode like 0o700 that lets the owner rwx"
                 )
-        for name in ("max_upload_size", "max_json_body_size", "max_listed_entries", "fs_workers"):
+        for name in (
+            "max_upload_size",
+            "max_json_body_size",
+            "max_listed_entries",
+            "fs_workers",
+            "max_jobs_per_workspace",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be positive")
-        if self.reconcile_interval <= 0:
-            raise ConfigError("c.UWS.reconcile_interval must be a positive number of seconds")
+        for name in (
+            "reconcile_interval",
+            "job_sync_interval",
+            "slurm_poll_interval",
+            "slurm_command_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")
         return warnings
 
     def _validate_root_dir(self, warnings: list[str]) -> None:

@@ -54,3 +54,12 @@ class ConfigError(Exception):
 
 class AccountMissing(Forbidden):
     """The person has no POSIX account to own files or run jobs."""
+
+
+class HubAPIError(Exception):
+    """The hub's REST API answered with an error (or could not be reached: status 599)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"hub API {status}: {message}")
+        self.status = status
+        self.message = message

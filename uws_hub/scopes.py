@@ -64,6 +64,8 @@ SERVICE_HUB_SCOPES = [
     "read:users:name",
     "read:groups",
     "read:roles:users",
+    "read:servers",
+    "servers",  # start and stop job servers for users
 ]
 
 

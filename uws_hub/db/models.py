@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false as sa_false
 
 # none_as_null: a Python None is SQL NULL, not the JSON text "null"
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -184,6 +185,10 @@ class Job(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     resource_options: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
     job_details: Mapped[dict] = mapped_column(JSONType, nullable=False, default=dict)
+    #: the job's named server has been removed from the hub (after the job ended)
+    server_removed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false()
+    )
 
     workspace: Mapped[Workspace] = relationship()
 

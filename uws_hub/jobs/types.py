@@ -1,9 +1,13 @@
-"""Job types: which servers a workspace can launch.
+"""Job types and resources: what a workspace can launch, and where.
 
-A job type is configuration (``c.UWS.job_types``), id -> settings. The foundation needs the id
-and display name (``GET /job_types``); the launch settings (command, environment, resources,
-time limit) are read by the spawners. Several ids may share one implementation with different
+A **job type** (``c.UWS.job_types``, id -> settings) says how to start a server: the command,
+environment, default URL, modules or venv activation (``modules``, ``prologue``), the default time
+limit and which resources may run it. Several ids may share one implementation with different
 environments.
+
+A **resource** (``c.UWS.resources``, id -> settings) is where a job runs: ``kind: local`` (a process
+on the hub host) or ``kind: slurm`` (a batch job in a partition), with the limits a launch may ask
+for. Every string that reaches a batch script comes from this configuration, checked here.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ from typing import Any
 
 from ..errors import ConfigError
 
-_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_KNOWN_KEYS = {
+_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+#: a Slurm name (partition, account, qos, reservation, gres type)
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(=[^\s'\"\\$`;|&<>]+)?$")
+
+JOB_TYPE_KEYS = {
     "name",
     "description",
     "command",
@@ -26,35 +34,178 @@ _KNOWN_KEYS = {
     "modules",
     "prologue",
 }
+RESOURCE_KEYS = {
+    "kind",
+    "name",
+    "description",
+    "max_cpus",
+    "max_memory_mb",
+    "max_time_limit_min",
+    "max_gpus",
+    "partition",
+    "account",
+    "qos",
+    "reservation",
+    "gpu_gres",
+    "gpu_partition",
+    "extra_directives",
+    "start_timeout",
+}
 
 
 @dataclass(frozen=True)
 class JobType:
     id: str
     name: str
-    settings: dict = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    environment: dict = field(default_factory=dict)
+    default_url: str = "/lab"
+    resources: tuple[str, ...] = ()
+    time_limit: int | None = None  # minutes
+    modules: tuple[str, ...] = ()
+    prologue: str = ""
+    description: str = ""
 
     def as_dict(self) -> dict:
         """The UWS representation served by ``GET /job_types``."""
         return {"id": self.id, "name": self.name}
 
 
-def parse_job_types(specs: Any, setting: str = "c.UWS.job_types") -> dict[str, JobType]:
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    kind: str
+    name: str
+    description: str = ""
+    max_cpus: int | None = None
+    max_memory_mb: int | None = None
+    max_time_limit_min: int | None = None
+    max_gpus: int = 0
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    gpu_gres: str = "gpu"
+    gpu_partition: str | None = None
+    extra_directives: tuple[str, ...] = ()
+    start_timeout: int | None = None  # seconds
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "limits": {
+                "max_cpus": self.max_cpus,
+                "max_memory_mb": self.max_memory_mb,
+                "max_time_limit_min": self.max_time_limit_min,
+                "max_gpus": self.max_gpus,
+            },
+        }
+
+
+def _positive_int(value: Any, where: str, *, allow_zero: bool = False) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+        raise ConfigError(
+            f"{where} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
+        )
+    return value
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def parse_resources(specs: Any, setting: str = "c.UWS.resources") -> dict[str, Resource]:
+    if not isinstance(specs, dict) or not specs:
+        raise ConfigError(f"{setting} must be a non-empty dict of resource id -> settings")
+    out: dict[str, Resource] = {}
+    for rid, spec in specs.items():
+        where = f"{setting}[{rid!r}]"
+        if not isinstance(rid, str) or not _ID.match(rid):
+            raise ConfigError(
+                f"{setting}: resource id {rid!r} must be lower-case letters, digits, '_' and '-'"
+            )
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a dict with at least 'kind' (local or slurm)")
+        unknown = set(spec) - RESOURCE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(RESOURCE_KEYS)}"
+            )
+        kind = spec.get("kind")
+        if kind not in ("local", "slurm"):
+            raise ConfigError(f"{where}: 'kind' must be 'local' or 'slurm', got {kind!r}")
+        for key in ("partition", "account", "qos", "reservation", "gpu_gres", "gpu_partition"):
+            val = spec.get(key)
+            if val is not None and (not isinstance(val, str) or not _SLURM_NAME.match(val)):
+                raise ConfigError(
+                    f"{where}: {key!r} must be a Slurm name (letters, digits, _ . : -), got {val!r}"
+                )
+            if val is not None and kind == "local":
+                raise ConfigError(f"{where}: {key!r} is a Slurm setting; this resource is local")
+        directives = _strings(spec.get("extra_directives"), f"{where}: 'extra_directives'")
+        for d in directives:
+            if not _DIRECTIVE.match(d):
+                raise ConfigError(
+                    f"{where}: extra directive {d!r} must look like --name=value (no spaces or shell characters)"
+                )
+        max_gpus = (
+            _positive_int(spec.get("max_gpus", 0), f"{where}: 'max_gpus'", allow_zero=True) or 0
+        )
+        if kind == "local" and max_gpus:
+            raise ConfigError(f"{where}: local resources cannot offer GPUs (max_gpus must be 0)")
+        name = spec.get("name", rid)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: 'name' must be a non-empty string")
+        out[rid] = Resource(
+            id=rid,
+            kind=kind,
+            name=name,
+            description=spec.get("description", "") or "",
+            max_cpus=_positive_int(spec.get("max_cpus"), f"{where}: 'max_cpus'"),
+            max_memory_mb=_positive_int(spec.get("max_memory_mb"), f"{where}: 'max_memory_mb'"),
+            max_time_limit_min=_positive_int(
+                spec.get("max_time_limit_min"), f"{where}: 'max_time_limit_min'"
+            ),
+            max_gpus=max_gpus,
+            partition=spec.get("partition"),
+            account=spec.get("account"),
+            qos=spec.get("qos"),
+            reservation=spec.get("reservation"),
+            gpu_gres=spec.get("gpu_gres", "gpu") or "gpu",
+            gpu_partition=spec.get("gpu_partition"),
+            extra_directives=directives,
+            start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
+        )
+    return out
+
+
+def parse_job_types(
+    specs: Any, resources: dict[str, Resource] | None = None, setting: str = "c.UWS.job_types"
+) -> dict[str, JobType]:
     if not isinstance(specs, dict) or not specs:
         raise ConfigError(f"{setting} must be a non-empty dict of job type id -> settings")
     out: dict[str, JobType] = {}
     for jid, spec in specs.items():
         where = f"{setting}[{jid!r}]"
-        if not isinstance(jid, str) or not _ID.match(jid):
+        if not isinstance(jid, str) or not re.match(r"^[a-z][a-z0-9_]{0,63}$", jid):
             raise ConfigError(
                 f"{setting}: job type id {jid!r} must be lower-case letters, digits and '_' (like 'jupyter_lab')"
             )
         if not isinstance(spec, dict):
             raise ConfigError(f"{where} must be a dict with at least a 'name'")
-        unknown = set(spec) - _KNOWN_KEYS
+        unknown = set(spec) - JOB_TYPE_KEYS
         if unknown:
             raise ConfigError(
-                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}"
+                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(JOB_TYPE_KEYS)}"
             )
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -66,8 +217,41 @@ def parse_job_types(specs: Any, setting: str = "c.UWS.job_types") -> dict[str, J
             or not all(isinstance(a, str) for a in cmd)
         ):
             raise ConfigError(f"{where}: 'command' must be a non-empty list of strings")
-        env = spec.get("environment", {})
-        if not isinstance(env, dict) or not all(isinstance(k, str) for k in env):
-            raise ConfigError(f"{where}: 'environment' must be a dict of variable -> value")
-        out[jid] = JobType(id=jid, name=name, settings=dict(spec))
+        env = spec.get("environment", {}) or {}
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ConfigError(f"{where}: 'environment' must be a dict of variable -> string value")
+        allowed = _strings(spec.get("resources"), f"{where}: 'resources'")
+        if resources is not None:
+            for rid in allowed:
+                if rid not in resources:
+                    raise ConfigError(
+                        f"{where}: unknown resource {rid!r} in 'resources'; configured resources: {sorted(resources)}"
+                    )
+            allowed = allowed or tuple(resources)
+        default_url = spec.get("default_url", "/lab")
+        if not isinstance(default_url, str) or not default_url.startswith("/"):
+            raise ConfigError(f"{where}: 'default_url' must be a path starting with '/'")
+        prologue = spec.get("prologue", "") or ""
+        if not isinstance(prologue, str):
+            raise ConfigError(f"{where}: 'prologue' must be a string of shell lines")
+        modules = _strings(spec.get("modules"), f"{where}: 'modules'")
+        for m in modules:
+            if not _SLURM_NAME.match(m.replace("/", ":")):
+                raise ConfigError(
+                    f"{where}: module name {m!r} has characters a module name cannot have"
+                )
+        out[jid] = JobType(
+            id=jid,
+            name=name,
+            command=tuple(cmd) if cmd else (),
+            environment=dict(env),
+            default_url=default_url,
+            resources=allowed,
+            time_limit=_positive_int(spec.get("time_limit"), f"{where}: 'time_limit' (minutes)"),
+            modules=modules,
+            prologue=prologue,
+            description=spec.get("description", "") or "",
+        )
     return out

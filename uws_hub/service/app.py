@@ -34,11 +34,12 @@ from ..config import UWS
 from ..db import migrate
 from ..db.session import make_engine, make_sessionmaker
 from ..errors import ConfigError
+from ..jobs.manager import JobManager
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
 from .auth import UWSHubAuth
 from .cache import ListingCache
-from .handlers import base, info, pages, workspaces
+from .handlers import base, info, jobs, pages, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
 
@@ -77,6 +78,7 @@ class ServiceContext:
         )
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
+        self.jobs = JobManager(settings, self.db, self.hub)
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.build = _build_id()
         self.openapi_yaml = OPENAPI_PATH.read_text()
@@ -131,7 +133,12 @@ def _raise_open_file_limit() -> None:
 
 def make_app(ctx: ServiceContext) -> web.Application:
     prefix = ctx.prefix
-    handlers = [*info.routes(prefix), *workspaces.routes(prefix), *pages.routes(prefix)]
+    handlers = [
+        *info.routes(prefix),
+        *jobs.routes(prefix),
+        *workspaces.routes(prefix),
+        *pages.routes(prefix),
+    ]
     return web.Application(
         handlers,
         uws=ctx,

@@ -9,12 +9,9 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from ..errors import HubAPIError
 
-class HubAPIError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"hub API {status}: {message}")
-        self.status = status
-        self.message = message
+__all__ = ["HubAPIError", "HubClient"]
 
 
 class HubClient:
@@ -26,21 +23,35 @@ class HubClient:
         self.timeout = timeout
         self.http = AsyncHTTPClient()
 
-    async def request(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        paginated: bool = False,
+        timeout: float | None = None,
+        **params: str,
+    ) -> Any:
         url = f"{self.api_url}/{path.lstrip('/')}"
         if params:
             url += "?" + "&".join(f"{k}={quote(str(v))}" for k, v in params.items())
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
+        if paginated:
+            headers["Accept"] = "application/jupyterhub-pagination+json"
         req = HTTPRequest(
             url,
             method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers=headers,
             body=None if body is None and method in ("GET", "DELETE") else json.dumps(body or {}),
-            request_timeout=self.timeout,
+            request_timeout=timeout or self.timeout,
             connect_timeout=self.timeout,
             allow_nonstandard_methods=True,
         )
         try:
             resp = await self.http.fetch(req)
+        except OSError as e:  # connection refused: the hub is restarting
+            raise HubAPIError(599, f"cannot reach the hub: {e}") from None
         except HTTPClientError as e:
             msg = ""
             if e.response is not None and e.response.body:
@@ -61,3 +72,45 @@ class HubClient:
             if e.status == 404:
                 return None
             raise
+
+    async def start_server(self, user: str, server: str, options: dict) -> None:
+        """Ask the hub to start named server `server` of `user` with these user_options."""
+        # the hub answers once the spawn is done or slow_spawn_timeout has passed
+        await self.request(
+            "POST",
+            f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}",
+            options,
+            timeout=max(60.0, self.timeout),
+        )
+
+    async def stop_server(self, user: str, server: str, *, remove: bool = False) -> bool:
+        """Stop (and optionally remove) a named server; False if the hub has no such server."""
+        try:
+            await self.request(
+                "DELETE",
+                f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}",
+                {"remove": remove},
+            )
+        except HubAPIError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def active_servers(self, page_size: int = 200) -> dict[tuple[str, str], dict]:
+        """Every running or starting server: (user, server name) -> the hub's server model.
+
+        One paginated listing of active users (a page per `page_size` users)."""
+        out: dict[tuple[str, str], dict] = {}
+        offset = 0
+        while True:
+            page = await self.request(
+                "GET", "/users", paginated=True, state="active", offset=offset, limit=page_size
+            )
+            for user in page.get("items", []):
+                for name, server in (user.get("servers") or {}).items():
+                    out[(user["name"], name)] = server
+            nxt = (page.get("_pagination") or {}).get("next")
+            if not nxt:
+                return out
+            offset = nxt["offset"]

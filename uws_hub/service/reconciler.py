@@ -10,14 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..jobs.manager import JobManager
 from ..workspaces.manager import WorkspaceManager
 
 log = logging.getLogger("uws_hub.reconciler")
 
 
 class Reconciler:
-    def __init__(self, workspaces: WorkspaceManager, interval: float, concurrency: int = 4):
+    def __init__(
+        self,
+        workspaces: WorkspaceManager,
+        interval: float,
+        concurrency: int = 4,
+        *,
+        jobs: JobManager | None = None,
+        job_interval: float = 5.0,
+    ):
         self.workspaces = workspaces
+        self.jobs = jobs
+        self.job_interval = job_interval
+        self._job_task: asyncio.Task | None = None
         self.interval = interval
         self._kicked = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -30,12 +42,23 @@ class Reconciler:
     def start(self) -> None:
         self.workspaces.on_work = lambda _ws_id: self.kick()
         self._task = asyncio.create_task(self._loop())
+        if self.jobs is not None:
+            self._job_task = asyncio.create_task(self._job_loop())
+
+    async def _job_loop(self) -> None:
+        """Keep job records in line with the hub (see JobManager.sync), every job_interval."""
+        while True:
+            try:
+                await self.jobs.sync()
+            except Exception:
+                log.exception("job sync failed; retrying in %.0fs", self.job_interval)
+            await asyncio.sleep(self.job_interval)
 
     async def stop(self) -> None:
-        for task in [self._task, *self._tasks]:
+        for task in [self._task, self._job_task, *self._tasks]:
             if task:
                 task.cancel()
-        for task in [self._task, *self._tasks]:
+        for task in [self._task, self._job_task, *self._tasks]:
             if task:
                 try:
                     await task

@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from ..db.models import Workspace
+from ..db.models import Job, JobStatus, Workspace, utcnow
 
 
 def isoformat(value: dt.datetime | None) -> str | None:
@@ -51,3 +51,34 @@ def workspace(ws: Workspace) -> dict:
 def core_hours(core_seconds: int) -> str:
     """Core-seconds as the decimal string of core-hours UWS clients read (5 places)."""
     return str((Decimal(core_seconds) / Decimal(3600)).quantize(Decimal("0.00001")))
+
+
+def job(j: Job, url_domain: str = "") -> dict:
+    """A job in the UWS shape; `url_domain` completes connection_details for clients."""
+    details = dict(j.job_details or {})
+    current = dict(details.get("current_job_details") or {})
+    conn = current.get("connection_details")
+    if conn:
+        current["connection_details"] = {**conn, "url_domain": url_domain}
+    if j.status == JobStatus.RUNNING.value and j.datetime_start and j.time_limit_s:
+        left = j.time_limit_s - (utcnow() - j.datetime_start).total_seconds()
+        current.setdefault("time_left", max(0, int(left)))
+    details["current_job_details"] = current
+    seconds = j.core_seconds
+    if j.status == JobStatus.RUNNING.value and j.datetime_start:  # the running burn
+        seconds = int((utcnow() - j.datetime_start).total_seconds()) * max(1, j.cpus)
+    return {
+        "id": j.id,
+        "workspace_id": j.workspace_id,
+        "resource_job_id": j.resource_job_id if j.resource_job_id is not None else -1,
+        "job_type": j.job_type,
+        "status": j.status,
+        "status_message": j.status_message,
+        "datetime_created": isoformat(j.datetime_created),
+        "datetime_start": isoformat(j.datetime_start),
+        "datetime_end": isoformat(j.datetime_end),
+        "core_hours": core_hours(seconds),
+        "resource": j.resource,
+        "resource_options": j.resource_options,
+        "job_details": details,
+    }

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The project's single-node Slurm cluster for tests and demos (Debian slurm-wlm + munge, no systemd).
+#   scripts/slurm.sh start | stop | status
+# Daemons: munged, slurmctld, slurmd on 127.0.0.1 (ports 6817/6818); state, logs and pid files in
+# $UWS_SLURM_DIR (default /tmp/uws-slurm). Writes /etc/slurm/slurm.conf. Partitions: "debug"
+# (default) and "short" (max 30 minutes). The node advertises $UWS_SLURM_CPUS CPUs (default 16,
+# more than the machine has: test jobs are small) so several jobs run at once.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+S=${UWS_SLURM_DIR:-/tmp/uws-slurm}
+HOST=$(hostname -s)
+
+stop() {
+  if [ -f "$S/slurmctld.pid" ] && kill -0 "$(cat "$S/slurmctld.pid")" 2>/dev/null; then
+    timeout 10 scancel --state=PENDING,RUNNING --full --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+  fi
+  for p in slurmd slurmctld; do kill_pidfile "$S/$p.pid" "$p"; done
+  kill_pidfile /run/munge/munged.pid munged
+}
+
+case "${1:-start}" in
+  stop) stop; exit 0 ;;
+  status) sinfo 2>&1; squeue 2>&1; exit 0 ;;
+  start) ;;
+  *) die "usage: scripts/slurm.sh start|stop|status" ;;
+esac
+
+is_root || die "scripts/slurm.sh start needs root (it runs munged and the Slurm daemons)"
+command -v slurmctld >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null \
+  || apt_install slurm-wlm slurmctld slurmd slurm-client munge
+mkdir -p "$S/state" "$S/spool" "$S/log" /etc/slurm
+
+CPUS=${UWS_SLURM_CPUS:-16}
+MEM=${UWS_SLURM_MEM:-16000}
+conf=$(cat <<CONF
+# written by uws_hub scripts/slurm.sh
+ClusterName=uws
+SlurmctldHost=${HOST}(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool
+SlurmctldPidFile=$S/slurmctld.pid
+SlurmdPidFile=$S/slurmd.pid
+SlurmctldLogFile=$S/log/slurmctld.log
+SlurmdLogFile=$S/log/slurmd.log
+SlurmctldPort=6817
+SlurmdPort=6818
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
+DefMemPerCPU=500
+JobAcctGatherType=jobacct_gather/linux
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$S/log/jobcomp.txt
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2
+MinJobAge=600
+InactiveLimit=0
+KillWait=5
+SlurmctldTimeout=30
+SlurmdTimeout=300
+MessageTimeout=10
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=short Nodes=ALL Default=NO MaxTime=30 State=UP OverSubscribe=NO
+CONF
+)
+changed=0
+if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
+  printf '%s\n' "$conf" > /etc/slurm/slurm.conf
+  changed=1
+fi
+
+# munged runs as the munge account and needs its runtime directories
+mkdir -p /run/munge /var/log/munge /var/lib/munge
+chown munge:munge /run/munge /var/log/munge /var/lib/munge
+[ -f /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+  runuser -u munge -- /usr/sbin/munged   # pid file: /run/munge/munged.pid
+  for _ in $(seq 1 20); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.25; done
+fi
+munge -n | unmunge | grep -q 'STATUS: *Success' || die "munge does not work (see /var/log/munge)"
+
+running() { [ -f "$S/$1.pid" ] && kill -0 "$(cat "$S/$1.pid")" 2>/dev/null; }
+if [ $changed = 1 ] || ! running slurmctld || ! running slurmd; then
+  kill_pidfile "$S/slurmd.pid" slurmd >/dev/null 2>&1; kill_pidfile "$S/slurmctld.pid" slurmctld >/dev/null 2>&1
+  /usr/sbin/slurmctld
+  /usr/sbin/slurmd
+fi
+for _ in $(seq 1 60); do
+  state=$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)
+  case "$state" in idle*|mix*|alloc*) break ;; esac
+  [ "$state" = down ] || [ "$state" = "down*" ] && scontrol update nodename="$HOST" state=resume 2>/dev/null
+  sleep 0.5
+done
+case "$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)" in
+  idle*|mix*|alloc*) log "Slurm up: $(sinfo -h -o '%P %D %c %T' | tr '\n' ' ')(slurmctld pid $(cat "$S/slurmctld.pid"))" ;;
+  *) tail -n 20 "$S/log/slurmctld.log" >&2; die "Slurm did not become ready (logs in $S/log)" ;;
+esac

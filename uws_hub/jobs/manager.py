@@ -1,0 +1,349 @@
+"""Jobs on the service side: start, stop, list, and keeping job records in line with the hub.
+
+A job is a named server ``job-<id>`` of the workspace owner. Starting one records the Job row
+(validated job type, resource and options), then asks the hub to start the server with
+``user_options = {"job_id": id}``; the spawner (in the hub) loads everything else from the row and
+writes the facts it learns (running, host, Slurm id, end, core-hours). `sync` runs periodically
+and after restarts: it asks the hub once which servers exist and settles rows the hub no longer
+backs, retries stops, enforces local time limits and removes ended jobs' named servers.
+Nothing here knows about HTTP handlers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import UWS
+from ..db.models import (
+    LIVE_JOB_STATUSES,
+    Job,
+    JobStatus,
+    User,
+    Workspace,
+    WorkspaceStatus,
+    utcnow,
+)
+from ..errors import BadRequest, HubAPIError, NotFound, UWSError
+from .launch import LaunchPlan, plan_launch
+
+log = logging.getLogger("uws_hub.jobs")
+J = JobStatus
+RUNNING_OR_PENDING = (J.PENDING.value, J.RUNNING.value)
+ENDED = (J.COMPLETE.value, J.FAILED.value)
+
+
+def server_name(job_id: int) -> str:
+    return f"job-{job_id}"
+
+
+def core_seconds(start: dt.datetime | None, end: dt.datetime | None, cpus: int) -> int:
+    if not start or not end:
+        return 0
+    return max(0, int((end - start).total_seconds())) * max(1, cpus)
+
+
+def set_current(job: Job, **fields: Any) -> None:
+    """Update job_details.current_job_details (reassigned, so the JSON change is saved)."""
+    details = dict(job.job_details or {})
+    current = dict(details.get("current_job_details") or {})
+    current.update(fields)
+    details["current_job_details"] = current
+    job.job_details = details
+
+
+def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None) -> None:
+    """Record the end of a job (idempotent for ended jobs)."""
+    if job.status in ENDED:
+        return
+    job.status = status
+    job.datetime_end = when or utcnow()
+    job.core_seconds = core_seconds(job.datetime_start, job.datetime_end, job.cpus)
+    job.status_message = message if status == J.FAILED.value else None
+    set_current(job, message=message, time_left=None)
+
+
+class JobManager:
+    def __init__(self, settings: UWS, db: sessionmaker[Session], hub):
+        self.settings = settings
+        self.db = db
+        self.hub = hub
+        self._stop_sent: dict[int, float] = {}
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def list_query(self, user: User, filters: dict[str, str]):
+        q = select(Job).where(Job.user_id == user.id)
+        for key in ("workspace_id", "resource_job_id"):
+            if key in filters:
+                try:
+                    q = q.where(getattr(Job, key) == int(filters[key]))
+                except ValueError:
+                    q = q.where(False)
+        for key in ("job_type", "status"):
+            if key in filters:
+                q = q.where(getattr(Job, key) == filters[key])
+        return q.order_by(Job.id)
+
+    def get(self, session: Session, user: User, job_id: Any) -> Job:
+        try:
+            job_id = int(job_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"Job {job_id} not found for user.") from None
+        job = session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user.id))
+        if job is None:
+            raise NotFound(f"Job {job_id} not found for user.")
+        return job
+
+    # ---- start ----------------------------------------------------------------------------
+
+    def plan(self, ws: Workspace, body: Any) -> tuple[LaunchPlan, dict]:
+        """Validate a start request (400 / 422); return the plan and the client's job_details."""
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object.")
+        s = self.settings
+        job_type_id = body.get("job_type") or ws.default_job_type or s.default_job_type
+        if not job_type_id:
+            raise BadRequest("Missing job_type and no default job type set on workspace.")
+        if not isinstance(job_type_id, str) or job_type_id not in s.job_type_map:
+            raise BadRequest(f"{job_type_id} is not in the list of available job types.")
+        job_type = s.job_type_map[job_type_id]
+        job_details = body.get("job_details", {})
+        if job_details is None:
+            job_details = {}
+        if not isinstance(job_details, dict):
+            raise BadRequest("Job details not JSON.")
+        resource_id = body.get("resource") or job_type.resources[0]
+        if resource_id not in job_type.resources:
+            raise BadRequest(
+                f"Resource {resource_id!r} cannot run job type {job_type_id!r}; choose one of {list(job_type.resources)}."
+            )
+        plan = plan_launch(
+            job_type, s.resource_map[resource_id], s.parameter_list, body.get("resource_options")
+        )
+        return plan, job_details
+
+    async def start(self, session: Session, user: User, ws: Workspace, body: Any) -> Job:
+        if ws.status not in (WorkspaceStatus.IDLE.value, WorkspaceStatus.ACTIVE.value):
+            raise BadRequest(
+                f"Workspace {ws.id} is {ws.status}; jobs start in idle or active workspaces."
+            )
+        plan, job_details = self.plan(ws, body)
+        live = session.scalars(
+            select(Job.id)
+            .where(Job.workspace_id == ws.id, Job.status.in_(RUNNING_OR_PENDING))
+            .order_by(Job.id)
+        ).all()
+        if len(live) >= self.settings.max_jobs_per_workspace:
+            raise BadRequest(
+                f"Workspace {ws.id} already has a running job (job {live[0]}); stop it first or wait for it to end."
+            )
+        now = utcnow()
+        job = Job(
+            user_id=user.id,
+            workspace_id=ws.id,
+            job_type=plan.job_type,
+            resource=plan.resource,
+            status=J.PENDING.value,
+            datetime_created=now,
+            cpus=plan.cpus,
+            memory_mb=plan.memory_mb,
+            gpus=plan.gpus,
+            time_limit_s=plan.time_limit_min * 60,
+            resource_options=plan.options,
+            job_details={
+                "metrics": {},
+                "request_job_details": job_details,
+                "current_job_details": {"message": "Starting."},
+            },
+        )
+        session.add(job)
+        session.flush()
+        job.server_name = server_name(job.id)
+        ws.datetime_last_job_launch = now
+        ws.status = WorkspaceStatus.ACTIVE.value
+        session.commit()
+        try:
+            await self.hub.start_server(user.name, job.server_name, {"job_id": job.id})
+        except HubAPIError as e:
+            session.refresh(job)
+            end_job(job, J.FAILED.value, f"The hub did not start the job: {e.message}")
+            self._settle_workspace(session, ws.id)
+            session.commit()
+            raise UWSError(
+                f"Job {job.id} could not be started: {e.message}",
+                status_code=400 if e.status < 500 else 500,
+            ) from None
+        session.refresh(job)
+        log.info(
+            "job %s (%s on %s) requested for %s in workspace %s",
+            job.id,
+            plan.job_type,
+            plan.resource,
+            user.name,
+            ws.id,
+        )
+        return job
+
+    # ---- stop -----------------------------------------------------------------------------
+
+    async def stop(self, session: Session, user: User, job: Job) -> Job:
+        if job.status not in RUNNING_OR_PENDING:
+            raise BadRequest("This job is not running or pending.")
+        job.status = J.STOPPING.value
+        set_current(job, message="Stopping.")
+        session.commit()
+        await self._send_stop(user.name, job)
+        return job
+
+    async def _send_stop(self, username: str, job: Job) -> None:
+        self._stop_sent[job.id] = utcnow().timestamp()
+        try:
+            await self.hub.stop_server(username, job.server_name, remove=False)
+        except HubAPIError as e:
+            log.warning(
+                "job %s: stop request to the hub failed (will retry): %s", job.id, e.message
+            )
+
+    # ---- keeping rows in line with the hub -------------------------------------------------
+
+    async def sync(self) -> dict[str, int]:
+        """One pass: settle live jobs the hub no longer runs, retry stops, enforce local time
+        limits, remove ended jobs' named servers. Hub errors skip the pass (nothing is concluded
+        from a hub that does not answer)."""
+        counts = {"settled": 0, "stops": 0, "removed": 0, "timeouts": 0}
+        with self.db() as session:
+            live = session.execute(
+                select(Job, User.name)
+                .join(User, User.id == Job.user_id)
+                .where(Job.status.in_(LIVE_JOB_STATUSES))
+            ).all()
+            leftovers = session.execute(
+                select(Job, User.name)
+                .join(User, User.id == Job.user_id)
+                .where(
+                    Job.status.in_(ENDED),
+                    Job.server_removed.is_(False),
+                    Job.server_name.is_not(None),
+                )
+                .limit(200)
+            ).all()
+            if not live and not leftovers:
+                self._settle_all(session)
+                return counts
+            try:
+                servers = await self.hub.active_servers() if live else {}
+            except HubAPIError as e:
+                log.warning("job sync skipped: the hub did not answer (%s)", e.message)
+                return counts
+            now = utcnow()
+            grace = max(30.0, 3 * self.settings.job_sync_interval)
+            touched: set[int] = set()
+            for job, username in live:
+                server = servers.get((username, job.server_name))
+                if server is None:
+                    if (now - job.datetime_created).total_seconds() < grace:
+                        continue  # the hub may not have registered the spawn yet
+                    session.refresh(job)  # the spawner may have written the end meanwhile
+                    if job.status in ENDED:
+                        continue
+                    if job.status == J.STOPPING.value:
+                        end_job(job, J.COMPLETE.value, "Stopped.", now)
+                    elif job.status == J.PENDING.value:
+                        end_job(
+                            job,
+                            J.FAILED.value,
+                            "The server did not start; the hub has no record of it.",
+                            now,
+                        )
+                    else:
+                        end_job(
+                            job,
+                            J.FAILED.value,
+                            "The server is gone; the hub no longer runs it.",
+                            now,
+                        )
+                    counts["settled"] += 1
+                    touched.add(job.workspace_id)
+                    continue
+                if job.status == J.STOPPING.value:
+                    last = self._stop_sent.get(job.id, 0)
+                    if now.timestamp() - last > grace:
+                        await self._send_stop(username, job)
+                        counts["stops"] += 1
+                elif (
+                    job.status == J.RUNNING.value
+                    and self.settings.resource_map.get(job.resource, None) is not None
+                    and self.settings.resource_map[job.resource].kind == "local"
+                    and job.datetime_start
+                    and job.time_limit_s
+                    and (now - job.datetime_start).total_seconds() > job.time_limit_s
+                ):
+                    job.status = J.STOPPING.value
+                    set_current(
+                        job,
+                        message=f"Time limit of {job.time_limit_s // 60} minutes reached; stopping.",
+                    )
+                    session.commit()
+                    await self._send_stop(username, job)
+                    counts["timeouts"] += 1
+            for job, username in leftovers:
+                try:
+                    await self.hub.stop_server(username, job.server_name, remove=True)
+                except HubAPIError as e:
+                    if e.status != 400:  # 400: still stopping; next pass
+                        log.warning(
+                            "job %s: removing its named server failed: %s", job.id, e.message
+                        )
+                    continue
+                job.server_removed = True
+                self._stop_sent.pop(job.id, None)
+                counts["removed"] += 1
+                touched.add(job.workspace_id)
+            # workspaces whose "active" no longer matches their jobs (a spawner ended a job)
+            has_live = (
+                select(Job.id)
+                .where(Job.workspace_id == Workspace.id, Job.status.in_(LIVE_JOB_STATUSES))
+                .exists()
+            )
+            touched.update(
+                session.scalars(
+                    select(Workspace.id).where(
+                        ((Workspace.status == WorkspaceStatus.ACTIVE.value) & ~has_live)
+                        | ((Workspace.status == WorkspaceStatus.IDLE.value) & has_live)
+                    )
+                )
+            )
+            for ws_id in touched:
+                self._settle_workspace(session, ws_id)
+            session.commit()
+        if any(counts.values()):
+            log.info("job sync: %s", counts)
+        return counts
+
+    def _settle_all(self, session: Session) -> None:
+        stale = session.scalars(
+            select(Workspace.id).where(Workspace.status == WorkspaceStatus.ACTIVE.value)
+        ).all()
+        for ws_id in stale:
+            self._settle_workspace(session, ws_id)
+        session.commit()
+
+    def _settle_workspace(self, session: Session, ws_id: int) -> None:
+        """A workspace is active while a job is pending, running or stopping, else idle."""
+        ws = session.get(Workspace, ws_id)
+        if ws is None or ws.status not in (
+            WorkspaceStatus.IDLE.value,
+            WorkspaceStatus.ACTIVE.value,
+        ):
+            return
+        live = session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.workspace_id == ws_id, Job.status.in_(LIVE_JOB_STATUSES))
+        )
+        ws.status = WorkspaceStatus.ACTIVE.value if live else WorkspaceStatus.IDLE.value

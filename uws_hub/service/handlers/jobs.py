@@ -1,0 +1,110 @@
+"""/api/workspaces/<id>/start, /api/jobs, /api/jobs/<id>/stop, /api/jobs/<id>/events (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tornado.iostream import StreamClosedError
+
+from ... import scopes
+from ...db.models import Job, JobStatus
+from .. import serialize
+from .base import BaseHandler
+
+NOT_FOUND_LIST = "Job matching given parameters could not be found."
+ENDED = (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
+
+
+class JobHandlerMixin:
+    def url_domain(self) -> str:
+        return (
+            self.ctx.settings.public_url.rstrip("/")
+            or f"{self.request.protocol}://{self.request.host}"
+        )
+
+    def job_json(self, job: Job) -> dict:
+        return serialize.job(job, self.url_domain())
+
+
+class StartHandler(JobHandlerMixin, BaseHandler):
+    async def put(self, ws_id: str) -> None:
+        user = self.acting_user(scopes.JOBS)
+        ws = self.ctx.workspaces.get(self.db, user, ws_id)
+        job = await self.ctx.jobs.start(self.db, user, ws, self.json_body())
+        self.ok("Successful start.", {"job": self.job_json(job)})
+
+
+class JobsHandler(JobHandlerMixin, BaseHandler):
+    async def get(self, job_id: str | None = None) -> None:
+        user = self.acting_user(scopes.READ_JOBS)
+        mgr = self.ctx.jobs
+        if job_id is not None:
+            jobs = [mgr.get(self.db, user, job_id)]
+        else:
+            filters = {
+                k: v
+                for k in ("workspace_id", "resource_job_id", "job_type", "status")
+                if (v := self.get_query_argument(k, None)) is not None
+            }
+            jobs = list(self.db.scalars(mgr.list_query(user, filters)))
+        out = [self.job_json(j) for j in jobs]
+        self.ok("Successful." if out else NOT_FOUND_LIST, {"jobs": out})
+
+
+class StopHandler(JobHandlerMixin, BaseHandler):
+    async def put(self, job_id: str) -> None:
+        user = self.acting_user(scopes.JOBS)
+        mgr = self.ctx.jobs
+        job = await mgr.stop(self.db, user, mgr.get(self.db, user, job_id))
+        self.ok("Job queued to stop.", {"job": self.job_json(job)})
+
+
+class EventsHandler(JobHandlerMixin, BaseHandler):
+    """Server-Sent Events: the job's status and details whenever they change, until it ends.
+
+    Authenticated like every other endpoint (UWS had an unauthenticated WebSocket). Each event is
+    ``event: status`` with the job as JSON; a comment line keeps idle connections open.
+    """
+
+    poll_seconds = 0.5
+    keepalive_seconds = 15.0
+
+    async def get(self, job_id: str) -> None:
+        user = self.acting_user(scopes.READ_JOBS)
+        job_id = self.ctx.jobs.get(self.db, user, job_id).id
+        self.db.commit()  # hold no connection while streaming
+        self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        last, last_sent = None, time.monotonic()
+        try:
+            while True:
+                with self.ctx.db() as session:
+                    job = session.get(Job, job_id)
+                    payload = serialize.dumps(self.job_json(job))
+                    ended = job.status in ENDED
+                if payload != last:
+                    self.write(f"event: status\ndata: {payload}\n\n")
+                    await self.flush()
+                    last, last_sent = payload, time.monotonic()
+                elif time.monotonic() - last_sent > self.keepalive_seconds:
+                    self.write(": keepalive\n\n")
+                    await self.flush()
+                    last_sent = time.monotonic()
+                if ended:
+                    break
+                await asyncio.sleep(self.poll_seconds)
+        except StreamClosedError:
+            return
+        self.finish()
+
+
+def routes(prefix: str) -> list:
+    return [
+        (rf"{prefix}api/workspaces/([^/]+)/start/?", StartHandler),
+        (rf"{prefix}api/jobs/?", JobsHandler),
+        (rf"{prefix}api/jobs/([^/]+)/stop/?", StopHandler),
+        (rf"{prefix}api/jobs/([^/]+)/events/?", EventsHandler),
+        (rf"{prefix}api/jobs/([^/]+)/?", JobsHandler),
+    ]

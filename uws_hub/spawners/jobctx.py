@@ -1,0 +1,212 @@
+"""The hub side of a job: load and check the Job row a spawn names, and write the facts the
+spawner learns (running, host, scheduler id, messages, end, core-seconds).
+
+The uws service owns the database; a spawner writes only the row of the job it runs. These
+functions block (small single-row queries): spawners call them with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from jupyterhub.spawner import SpawnException
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import UWS
+from ..db.models import Job, JobStatus, User, Workspace, WorkspaceStatus, utcnow
+from ..db.session import make_engine, make_sessionmaker
+from ..errors import UWSError
+from ..identity import PosixAccount, resolve_account
+from ..jobs.manager import end_job, set_current
+from ..jobs.types import JobType, Resource
+
+J = JobStatus
+_SERVER = re.compile(r"^job-(\d+)$")
+
+
+@lru_cache(maxsize=8)
+def _sessions(db_url: str, kwargs_key: tuple) -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(db_url, **dict(kwargs_key)))
+
+
+def sessions(settings: UWS) -> sessionmaker[Session]:
+    return _sessions(settings.db_url, tuple(sorted(settings.db_kwargs.items())))
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a spawner needs about the job it starts, checked."""
+
+    job_id: int
+    hub_user: str
+    account: PosixAccount
+    workspace_id: int
+    workspace_path: str
+    job_type: JobType
+    resource: Resource
+    cpus: int
+    memory_mb: int | None
+    gpus: int
+    time_limit_s: int
+    options: dict = field(default_factory=dict)
+    created: dt.datetime | None = None
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.workspace_path, ".jobs")
+
+
+def refuse(message: str, *, reason: str, status: int = 400) -> SpawnException:
+    return SpawnException(message, reason=reason, status_code=status)
+
+
+def job_id_for(server_name: str, user_options: dict | None) -> int:
+    """The job a spawn is for: from user_options["job_id"], which must match the server name."""
+    m = _SERVER.match(server_name or "")
+    if not m:
+        raise refuse(
+            "uws_hub runs servers as jobs in workspaces: start one from the Workspaces page (/services/uws/).",
+            reason="no_job",
+        )
+    from_name = int(m.group(1))
+    raw = (user_options or {}).get("job_id", from_name)
+    try:
+        job_id = int(raw)
+    except (TypeError, ValueError):
+        raise refuse(f"The job id {raw!r} is not a number.", reason="bad_job") from None
+    if job_id != from_name:
+        raise refuse(
+            f"Server {server_name} is for job {from_name}, not job {job_id}.", reason="bad_job"
+        )
+    return job_id
+
+
+def load_job(
+    settings: UWS, hub_user: str, server_name: str, user_options: dict | None
+) -> JobContext:
+    """Load the job a spawn names and check it may start here; raise SpawnException if not."""
+    job_id = job_id_for(server_name, user_options)
+    with sessions(settings)() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise refuse(
+                f"There is no job {job_id}. Start jobs from a workspace.",
+                reason="bad_job",
+                status=404,
+            )
+        owner = session.get(User, job.user_id)
+        if owner is None or owner.name != hub_user:
+            raise refuse(
+                f"Job {job_id} does not belong to {hub_user}.", reason="foreign_job", status=403
+            )
+        if job.status != J.PENDING.value:
+            raise refuse(
+                f"Job {job_id} is {job.status}; start a new job from its workspace.",
+                reason="job_not_pending",
+                status=409,
+            )
+        ws = session.get(Workspace, job.workspace_id)
+        if ws is None or ws.status not in (
+            WorkspaceStatus.IDLE.value,
+            WorkspaceStatus.ACTIVE.value,
+        ):
+            raise refuse(
+                f"The workspace of job {job_id} is not available.",
+                reason="workspace_unavailable",
+                status=409,
+            )
+        job_type = settings.job_type_map.get(job.job_type)
+        resource = settings.resource_map.get(job.resource)
+        if job_type is None or resource is None:
+            raise refuse(
+                f"Job {job_id} asks for job type {job.job_type!r} on resource {job.resource!r}, which this hub no "
+                "longer offers; start a new job.",
+                reason="bad_config",
+            )
+        try:
+            account = resolve_account(
+                owner.name,
+                posix_name=owner.posix_name,
+                uid=owner.uid,
+                gid=owner.gid,
+                single_account=settings.single_account,
+            )
+        except UWSError as e:
+            raise refuse(e.message, reason="no_account", status=403) from None
+        user_root = os.path.realpath(os.path.join(settings.root_dir, account.name))
+        path = os.path.realpath(os.path.join(settings.root_dir, ws.file_path))
+        if not ws.file_path or os.path.dirname(path) != user_root or not os.path.isdir(path):
+            raise refuse(
+                f"The workspace directory of job {job_id} is not under {user_root}; ask an administrator.",
+                reason="bad_workspace",
+                status=500,
+            )
+        st = os.stat(path)
+        if not settings.single_account and st.st_uid != account.uid:
+            raise refuse(
+                f"The workspace directory of job {job_id} does not belong to {account.name}; ask an administrator.",
+                reason="bad_workspace",
+                status=500,
+            )
+        return JobContext(
+            job_id=job.id,
+            hub_user=hub_user,
+            account=account,
+            workspace_id=ws.id,
+            workspace_path=path,
+            job_type=job_type,
+            resource=resource,
+            cpus=job.cpus,
+            memory_mb=job.memory_mb,
+            gpus=job.gpus,
+            time_limit_s=job.time_limit_s or 0,
+            options=dict(job.resource_options or {}),
+            created=job.datetime_created,
+        )
+
+
+def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
+    """Write fields of the job row and, for ``message``/``time_left``/``connection_details``/
+    metrics, its job_details; an ended job is left alone unless ``end`` is given."""
+    with sessions(settings)() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        end = changes.pop("end", None)
+        metrics = changes.pop("metrics", None)
+        current = {
+            k: changes.pop(k)
+            for k in ("message", "time_left", "connection_details", "node")
+            if k in changes
+        }
+        if end is not None:
+            status, message, when, core = end
+            end_job(job, status, message, when)
+            if core is not None:
+                job.core_seconds = core
+        elif job.status in (J.COMPLETE.value, J.FAILED.value):
+            return
+        for key, value in changes.items():
+            setattr(job, key, value)
+        if current:
+            set_current(job, **current)
+        if metrics:
+            details = dict(job.job_details or {})
+            details["metrics"] = {**(details.get("metrics") or {}), **metrics}
+            job.job_details = details
+        session.commit()
+
+
+def job_status(settings: UWS, job_id: int) -> str | None:
+    with sessions(settings)() as session:
+        job = session.get(Job, job_id)
+        return job.status if job else None
+
+
+def now() -> dt.datetime:
+    return utcnow()

@@ -1,0 +1,88 @@
+"""Jobs as local processes on the hub host, as the workspace owner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+
+from ..db.models import JobStatus
+from ..workspaces import fsops
+from . import jobctx
+from .mixin import UWSJobMixin
+
+J = JobStatus
+
+
+class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
+    """A job as a local process: set-uid to the owner's account, in the workspace, on as many
+    CPUs as the job asked for (CPU affinity); its output goes to ``<workspace>/.jobs/job-<id>.log``."""
+
+    def make_preexec_fn(self, name):
+        ctx = self._job
+        setuid = set_user_setuid(ctx.account.name, chdir=False) if os.geteuid() == 0 else None
+        ncpu = os.cpu_count() or 1
+        cpus = {(ctx.job_id + i) % ncpu for i in range(min(ctx.cpus, ncpu))}
+        workspace = ctx.workspace_path
+
+        def preexec():
+            if setuid is not None:
+                setuid()
+            os.chdir(workspace)
+            try:
+                os.sched_setaffinity(0, cpus)
+            except OSError:
+                pass
+
+        return preexec
+
+    def _open_log(self) -> int:
+        with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
+            return os.open(
+                self.log_path(),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
+
+    async def start_job(self) -> str:
+        await self.emit("Starting the server on this host.", 30)
+        fd = await asyncio.to_thread(self._open_log)
+        self.popen_kwargs = {"stdout": fd, "stderr": fd}
+        try:
+            ip, port = await LocalProcessSpawner.start(self)
+        finally:
+            os.close(fd)
+            self.popen_kwargs = {}
+        self._running_since = jobctx.now()
+        await self.record(resource_job_id=self.pid, host="localhost")
+        return f"http://{ip}:{port}"
+
+    async def job_alive(self) -> tuple[bool, str]:
+        if self.proc is not None:
+            code = self.proc.poll()
+            if code is not None:
+                return False, f"the process exited with status {code}"
+        return True, ""
+
+    async def poll(self):
+        status = await super().poll()
+        if status is not None:
+            await self.record_end(status)
+        return status
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        await self.record_end(None)
+
+    async def job_end_facts(self, exit_info, requested):
+        if requested:
+            return J.COMPLETE.value, "Stopped.", None
+        if exit_info in (0, None):
+            return J.COMPLETE.value, "The server ended.", None
+        tail = self.log_tail() if self._job else ""
+        return (
+            J.FAILED.value,
+            f"The server exited with status {exit_info}." + (f"\n{tail}" if tail else ""),
+            None,
+        )

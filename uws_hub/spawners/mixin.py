@@ -1,0 +1,275 @@
+"""What every uws job spawner does, whatever runs the job.
+
+`UWSJobMixin` goes before a JupyterHub spawner class. Given a checked `JobContext` (see
+`jobctx.load_job`), it runs the job's server in the workspace as the workspace owner's account
+with an explicit environment, reports progress a person understands (to the hub's progress
+page and to the job record), waits until the server answers — failing at once, with the reason,
+if it dies first — and records the facts (running, host, end, core-seconds) on the job row.
+Subclasses provide `start_job`, `job_alive` and `job_end_facts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from jupyterhub.spawner import SpawnException
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import HasTraits, Integer
+
+from ..config import UWS
+from ..db.models import JobStatus
+from . import jobctx
+from .jobctx import JobContext
+
+J = JobStatus
+
+
+class UWSJobMixin(HasTraits):
+    """Workspace/job logic shared by the local and Slurm spawners."""
+
+    uws_job_id = Integer(0, help="The uws job this server runs (kept in the spawner's state).")
+
+    _job: JobContext | None = None
+    _events: list
+    _start_done = False
+    _ended_recorded = False
+
+    # ---- configuration and binding ----------------------------------------------------------
+
+    @property
+    def uws(self) -> UWS:
+        if getattr(self, "_uws", None) is None:
+            self._uws = UWS(config=self.config)
+        return self._uws
+
+    def bind_job(self, ctx: JobContext) -> None:
+        """Take the job's settings: workspace, command, environment, limits."""
+        self._job = ctx
+        self.uws_job_id = ctx.job_id
+        self.notebook_dir = ctx.workspace_path
+        self.default_url = ctx.job_type.default_url
+        self.cmd = list(ctx.job_type.command or self.uws.singleuser_command)
+        self.cpu_limit = float(ctx.cpus)
+        if ctx.memory_mb:
+            self.mem_limit = ctx.memory_mb * 1024 * 1024
+
+    def job_env(self) -> dict[str, str]:
+        ctx = self._job
+        env = {
+            "PATH": self.uws.job_path,
+            "UWS_JOB_ID": str(ctx.job_id),
+            "UWS_WORKSPACE_ID": str(ctx.workspace_id),
+            "UWS_WORKSPACE_DIR": ctx.workspace_path,
+            "UWS_JOB_TYPE": ctx.job_type.id,
+            "UWS_RESOURCE": ctx.resource.id,
+        }
+        for key, value in ctx.options.items():
+            if key not in ("num_cpus", "memory_mb", "time_limit_min", "gpus"):
+                env["UWS_PARAM_" + "".join(c if c.isalnum() else "_" for c in key.upper())] = str(
+                    value
+                )
+        env.update(ctx.job_type.environment)
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        if self._job is not None:
+            env.update(self.job_env())
+        return env
+
+    def user_env(self, env):
+        """USER, HOME and SHELL of the workspace owner's account (not the hub user's name)."""
+        import pwd
+
+        if self._job is None:
+            return super().user_env(env)
+        acct = self._job.account
+        env["USER"] = acct.name
+        try:
+            pw = pwd.getpwnam(acct.name)
+            env["HOME"], env["SHELL"] = pw.pw_dir, pw.pw_shell or "/bin/bash"
+        except KeyError:
+            env["HOME"] = self._job.workspace_path
+        return env
+
+    # ---- state ----------------------------------------------------------------------------------
+
+    def get_state(self):
+        state = super().get_state()
+        if self.uws_job_id:
+            state["uws_job_id"] = self.uws_job_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.uws_job_id = state.get("uws_job_id", 0)
+
+    def clear_state(self):
+        super().clear_state()
+        # the job id is kept: stop() after a poll found the server dead still records the end
+
+    # ---- progress ---------------------------------------------------------------------------------
+
+    async def emit(self, message: str, progress: int | None = None, **facts: Any) -> None:
+        """Tell the person what is happening (hub progress page and the job record)."""
+        if not hasattr(self, "_events"):
+            self._events = []
+        event: dict[str, Any] = {"message": message}
+        if progress is not None:
+            event["progress"] = progress
+        self._events.append(event)
+        self.log.info("job %s: %s", self.uws_job_id, message)
+        await self.record(message=message, **facts)
+
+    async def progress(self):
+        sent = 0
+        while True:
+            events = getattr(self, "_events", [])
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if self._start_done:
+                return
+            await asyncio.sleep(0.25)
+
+    async def record(self, **changes: Any) -> None:
+        if self.uws_job_id:
+            await asyncio.to_thread(jobctx.update_job, self.uws, self.uws_job_id, **changes)
+
+    # ---- start ------------------------------------------------------------------------------------
+
+    async def start(self):
+        if self._job is None:
+            raise SpawnException(
+                "This server was not prepared as a uws job.", reason="no_job", status_code=400
+            )
+        self._events, self._start_done, self._ended_recorded = [], False, False
+        try:
+            await asyncio.to_thread(self._prepare_log_dir)
+            url = await self.start_job()
+            await self.emit("Waiting for the server to answer.", 80)
+            await self.wait_until_answering(url)
+            now = jobctx.now()
+            running_since = getattr(self, "_running_since", None) or now
+            created = self._job.created or running_since
+            await self.record(
+                status=J.RUNNING.value,
+                datetime_start=running_since,
+                message="Ready.",
+                connection_details={"url_path": self.server_url_path()},
+                metrics={
+                    "time_pending": round((running_since - created).total_seconds(), 3),
+                    "time_init": round((now - running_since).total_seconds(), 3),
+                },
+            )
+            self._events.append({"message": "Ready.", "progress": 100, "ready": True})
+            return url
+        except asyncio.CancelledError:
+            await self._record_failure(
+                f"The server did not answer within {self.start_timeout} seconds."
+            )
+            raise
+        except SpawnException as e:
+            await self._record_failure(
+                e.jupyterhub_message
+                if hasattr(e, "jupyterhub_message")
+                else str(e.log_message or e)
+            )
+            raise
+        except Exception as e:
+            message = str(e) or type(e).__name__
+            await self._record_failure(message)
+            raise SpawnException(message, reason="job_failed", status_code=500) from None
+        finally:
+            self._start_done = True
+
+    async def _record_failure(self, message: str) -> None:
+        self._ended_recorded = True
+        try:
+            await asyncio.shield(self.record(end=(J.FAILED.value, message, jobctx.now(), None)))
+        except Exception:
+            self.log.exception("job %s: could not record the failure", self.uws_job_id)
+
+    def server_url_path(self) -> str:
+        return self.server.base_url.rstrip("/") + self.default_url if self.server else ""
+
+    def _prepare_log_dir(self) -> None:
+        """<workspace>/.jobs/, made as the owner (hidden: not listed, not copied by shares)."""
+        from ..workspaces import fsops
+
+        with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
+            os.makedirs(self._job.log_dir, mode=0o700, exist_ok=True)
+
+    def log_path(self) -> str:
+        return os.path.join(self._job.log_dir, f"job-{self._job.job_id}.log")
+
+    def log_tail(self, lines: int = 12) -> str:
+        """The end of the job's log, for failure messages (read as root; it is the owner's file)."""
+        if self._job is None:
+            return ""
+        path = self.log_path()
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                text = f.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    async def wait_until_answering(self, url: str) -> None:
+        """Poll the server's /api until it answers; fail at once if the job dies first."""
+        client = AsyncHTTPClient()
+        api = url.rstrip("/") + self.server.base_url + "api"
+        deadline = time.monotonic() + max(5.0, float(self.http_timeout))
+        while True:
+            alive, reason = await self.job_alive()
+            if not alive:
+                tail = self.log_tail()
+                raise SpawnException(
+                    f"The server stopped before answering: {reason}"
+                    + (f"\n--- end of the job log ---\n{tail}" if tail else ""),
+                    reason="died",
+                    status_code=500,
+                )
+            try:
+                await client.fetch(
+                    HTTPRequest(api, request_timeout=2, connect_timeout=2, follow_redirects=False)
+                )
+                return
+            except HTTPClientError as e:
+                if e.code != 599:
+                    return  # it answered (with an error page): it is up
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SpawnException(
+                    f"The server did not answer within {self.http_timeout} seconds.",
+                    reason="timeout",
+                    status_code=500,
+                )
+            await asyncio.sleep(0.2)
+
+    # ---- the end ------------------------------------------------------------------------------------
+
+    async def record_end(self, exit_info: Any = None) -> None:
+        """Record how the job ended (once): complete when stopped or ended cleanly, else failed."""
+        if self._ended_recorded or not self.uws_job_id:
+            return
+        self._ended_recorded = True
+        status_now = await asyncio.to_thread(jobctx.job_status, self.uws, self.uws_job_id)
+        if status_now in (J.COMPLETE.value, J.FAILED.value, None):
+            return
+        status, message, core = await self.job_end_facts(
+            exit_info, requested=status_now == J.STOPPING.value
+        )
+        await self.record(end=(status, message, jobctx.now(), core))
+
+    async def job_end_facts(self, exit_info: Any, requested: bool) -> tuple[str, str, int | None]:
+        """(status, message, core-seconds or None to compute from times) — subclasses refine."""
+        if requested:
+            return J.COMPLETE.value, "Stopped.", None
+        return J.FAILED.value, "The server ended.", None

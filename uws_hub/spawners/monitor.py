@@ -1,0 +1,246 @@
+"""A shared view of the Slurm queue for every job the hub tracks.
+
+Like kubespawner's reflector: one long-lived object per hub process keeps a snapshot of the
+queue, refreshed by a single ``squeue`` (all jobs, all states still in the controller's memory)
+when a caller wants data newer than it has. Every spawner's ``poll()`` reads the snapshot, so
+N jobs cost one scheduler query per interval, not N; concurrent callers share one refresh. A
+hub restart's re-adoption of all jobs is one query.
+
+A controller timeout or error is "unknown" — never the end of a job. A job absent from the
+queue is looked up with ``scontrol show job`` before anyone calls it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram
+
+log = logging.getLogger("uws_hub.slurm")
+
+SLURM_QUERIES = Counter(
+    "uws_slurm_queries", "Scheduler commands run by the uws Slurm monitor", ["command"]
+)
+SLURM_ERRORS = Counter(
+    "uws_slurm_query_errors", "Scheduler commands that failed or timed out", ["command"]
+)
+SLURM_SECONDS = Histogram("uws_slurm_query_seconds", "Duration of scheduler commands", ["command"])
+
+LIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+}
+UNKNOWN = "UNKNOWN"  # the scheduler did not answer
+GONE = "GONE"  # Slurm no longer knows the job
+SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%M|%C|%P|%Q|%j"
+
+
+def parse_duration(text: str) -> int | None:
+    """Slurm's [D-]HH:MM:SS, MM:SS or minutes as seconds; None for UNLIMITED/INVALID/NOT_SET."""
+    text = (text or "").strip()
+    if not text or not text[0].isdigit():
+        return None
+    days = 0
+    if "-" in text:
+        d, text = text.split("-", 1)
+        days = int(d)
+    parts = [int(p) for p in text.split(":")]
+    if len(parts) == 1:
+        seconds = parts[0] * 60
+    elif len(parts) == 2:
+        seconds = parts[0] * 60 + parts[1]
+    else:
+        seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    return days * 86400 + seconds
+
+
+@dataclass
+class SlurmJob:
+    job_id: str
+    state: str
+    reason: str = ""
+    node: str = ""
+    time_left_s: int | None = None
+    elapsed_s: int | None = None
+    cpus: int | None = None
+    partition: str = ""
+    priority: int = 0
+    name: str = ""
+    position: int | None = None  # among pending jobs of the partition, 1 = next
+    exit_code: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES or self.state == UNKNOWN
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING"
+
+    @property
+    def pending(self) -> bool:
+        return self.state in ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "RESV_DEL_HOLD")
+
+    @property
+    def ended(self) -> bool:
+        return not self.live
+
+
+async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[int, str, str]:
+    """Run a scheduler command; (exit status, stdout, stderr); status 124 on timeout."""
+    label = os.path.basename(cmd[0])
+    SLURM_QUERIES.labels(label).inc()
+    t0 = time.perf_counter()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except OSError as e:
+        SLURM_ERRORS.labels(label).inc()
+        return 127, "", str(e)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        SLURM_ERRORS.labels(label).inc()
+        return 124, "", f"{label} did not answer within {timeout:.0f} s"
+    finally:
+        SLURM_SECONDS.labels(label).observe(time.perf_counter() - t0)
+    if proc.returncode:
+        SLURM_ERRORS.labels(label).inc()
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace").strip()
+
+
+class SlurmMonitor:
+    _instances: dict[tuple, SlurmMonitor] = {}
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        timeout: float = 20.0,
+        path: str = "/usr/bin:/bin:/usr/sbin:/sbin",
+    ):
+        self.interval = interval
+        self.timeout = timeout
+        self.env = {"PATH": path, "LANG": "C"}
+        self.snapshot: dict[str, SlurmJob] = {}
+        self.snapshot_time = float("-inf")
+        self.snapshot_ok = False
+        self.last_error = ""
+        self._refresh: asyncio.Task | None = None
+        self._final: dict[str, SlurmJob] = {}
+        self.refreshes = 0
+
+    @classmethod
+    def instance(cls, interval: float, timeout: float, path: str) -> SlurmMonitor:
+        key = (interval, timeout, path)
+        if key not in cls._instances:
+            cls._instances[key] = cls(interval, timeout, path)
+        return cls._instances[key]
+
+    async def refresh(self) -> None:
+        """Refresh the snapshot with one squeue; concurrent callers share the same query."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._do_refresh())
+        await asyncio.shield(self._refresh)
+
+    async def _do_refresh(self) -> None:
+        code, out, err = await run(
+            ["squeue", "-h", "--all", "--states=all", "-o", SQUEUE_FORMAT], self.timeout, self.env
+        )
+        self.refreshes += 1
+        self.snapshot_time = time.monotonic()
+        if code != 0:
+            self.snapshot_ok = False
+            self.last_error = err or f"squeue exited with status {code}"
+            log.warning("slurm monitor: queue unknown: %s", self.last_error)
+            return
+        jobs: dict[str, SlurmJob] = {}
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) < 10:
+                continue
+            jid, state, reason, node, left, used, cpus, part, prio, name = parts[:10]
+            jobs[jid] = SlurmJob(
+                job_id=jid,
+                state=state.strip(),
+                reason=reason.strip(),
+                node=node.strip(),
+                time_left_s=parse_duration(left),
+                elapsed_s=parse_duration(used),
+                cpus=int(cpus) if cpus.strip().isdigit() else None,
+                partition=part.strip(),
+                priority=int(prio) if prio.strip().isdigit() else 0,
+                name=name,
+            )
+        by_partition: dict[str, list[SlurmJob]] = {}
+        for job in jobs.values():
+            if job.pending:
+                by_partition.setdefault(job.partition, []).append(job)
+        for queue in by_partition.values():
+            queue.sort(key=lambda j: (-j.priority, int(j.job_id) if j.job_id.isdigit() else 0))
+            for i, job in enumerate(queue):
+                job.position = i + 1
+        self.snapshot, self.snapshot_ok, self.last_error = jobs, True, ""
+
+    async def status(self, job_id: str, max_age: float | None = None) -> SlurmJob:
+        """What Slurm says of `job_id`, from a snapshot at most `max_age` seconds old."""
+        job_id = str(job_id)
+        if job_id in self._final:
+            return self._final[job_id]
+        age = time.monotonic() - self.snapshot_time
+        if age > (self.interval if max_age is None else max_age):
+            await self.refresh()
+        if not self.snapshot_ok:
+            return SlurmJob(job_id, UNKNOWN, reason=self.last_error)
+        job = self.snapshot.get(job_id)
+        if job is None:
+            job = await self._look_up(job_id)
+        if job.ended:
+            self._final[job_id] = job
+        return job
+
+    async def _look_up(self, job_id: str) -> SlurmJob:
+        """A job missing from squeue: ask scontrol before calling it ended."""
+        code, out, err = await run(
+            ["scontrol", "show", "job", "-o", job_id], self.timeout, self.env
+        )
+        if code == 0 and "JobState=" in out:
+            fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+            return SlurmJob(
+                job_id,
+                fields.get("JobState", UNKNOWN),
+                reason=fields.get("Reason", ""),
+                node=fields.get("NodeList", ""),
+                elapsed_s=parse_duration(fields.get("RunTime", "")),
+                cpus=int(fields["NumCPUs"]) if fields.get("NumCPUs", "").isdigit() else None,
+                partition=fields.get("Partition", ""),
+                exit_code=fields.get("ExitCode", ""),
+            )
+        if "Invalid job id" in (err + out):
+            return SlurmJob(job_id, GONE, reason="Slurm no longer knows this job.")
+        return SlurmJob(job_id, UNKNOWN, reason=err or f"scontrol exited with status {code}")
+
+    def forget(self, job_id: str) -> None:
+        self._final.pop(str(job_id), None)

@@ -1,0 +1,245 @@
+"""Jobs as Slurm batch jobs (batchspawner's SlurmSpawner, with uws's fixes).
+
+Fixed against batchspawner 1.3.0: job status comes from the shared `SlurmMonitor` (one
+``squeue`` per interval for all jobs, not one per server per poll; a scheduler that does not
+answer is "unknown", never "ended"); a job that dies before reporting its port fails the spawn
+at the next check, with the end of its log, instead of after the whole start timeout; the
+deprecated ``Spawner.db`` is not used; commands run as the workspace owner through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+
+from batchspawner import SlurmSpawner
+from batchspawner.batchspawner import format_template
+from jupyterhub.spawner import SpawnException
+from traitlets import Float, Unicode, default
+
+from ..db.models import JobStatus
+from . import jobctx
+from .mixin import UWSJobMixin
+from .monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor
+
+J = JobStatus
+
+BATCH_SCRIPT = """#!/bin/bash
+#SBATCH --job-name=uws-job-{{uws_job_id}}
+#SBATCH --comment=uws-job-{{uws_job_id}}
+#SBATCH --output={{log_path}}
+#SBATCH --chdir={{workspace}}
+#SBATCH --export={{keepvars}}
+{% for d in directives %}#SBATCH {{d}}
+{% endfor %}
+set -euo pipefail
+trap 'echo "uws: the job received SIGTERM"' TERM
+{% for m in modules %}module load {{m}}
+{% endfor %}{{prologue}}
+{% if srun %}{{srun}} {% endif %}{{cmd}}
+"""
+
+
+class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
+    """A job as a Slurm batch job in the resource's partition, as the workspace owner."""
+
+    batch_script = Unicode(BATCH_SCRIPT, config=True, help="Template of the batch script (Jinja2).")
+
+    @default("exec_prefix")
+    def _default_exec_prefix(self):
+        if os.geteuid() != 0:
+            return ""  # single-account mode: submit as ourselves
+        return (
+            shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"
+        ) + " -u {username} --"
+
+    startup_poll_interval = Float(
+        0.5, config=True, help="Seconds between checks while a job starts."
+    )
+
+    @property
+    def monitor(self) -> SlurmMonitor:
+        s = self.uws
+        return SlurmMonitor.instance(s.slurm_poll_interval, s.slurm_command_timeout, s.job_path)
+
+    # ---- the batch script -----------------------------------------------------------------------
+
+    def get_req_subvars(self):
+        subvars = super().get_req_subvars()
+        ctx = self._job
+        if ctx is not None:
+            from ..jobs.launch import LaunchPlan
+
+            plan = LaunchPlan(
+                job_type=ctx.job_type.id,
+                resource=ctx.resource.id,
+                kind="slurm",
+                cpus=ctx.cpus,
+                memory_mb=ctx.memory_mb,
+                time_limit_min=max(1, ctx.time_limit_s // 60),
+                gpus=ctx.gpus,
+                partition=(ctx.resource.gpu_partition or ctx.resource.partition)
+                if ctx.gpus
+                else ctx.resource.partition,
+                gres=f"{ctx.resource.gpu_gres}:{ctx.gpus}" if ctx.gpus else None,
+            )
+            subvars.update(
+                username=ctx.account.name,
+                homedir=ctx.account.home or ctx.workspace_path,
+                uws_job_id=ctx.job_id,
+                log_path=self.log_path(),
+                workspace=ctx.workspace_path,
+                directives=plan.slurm_directives(ctx.resource),
+                modules=list(ctx.job_type.modules),
+                prologue=ctx.job_type.prologue,
+            )
+        return subvars
+
+    async def submit_batch_script(self):
+        """Submit the script, built only from configuration and validated numbers.
+
+        (batchspawner's version also merges ``user_options`` into the template variables, which
+        would let a client write into the batch script; ours does not.)
+        """
+        subvars = self.get_req_subvars()
+        cmd = " ".join(
+            (
+                format_template(self.exec_prefix, **subvars),
+                format_template(self.batch_submit_cmd, **subvars),
+            )
+        ).strip()
+        subvars["cmd"] = self.cmd_formatted_for_batch()
+        script = await self._get_batch_script(**subvars)
+        self.log.debug("job %s: submitting\n%s", self.uws_job_id, script)
+        out = await self.run_command(cmd, input=script, env=self.get_env())
+        self.job_id = self.parse_job_id(out)
+        return self.job_id
+
+    # ---- start ----------------------------------------------------------------------------------
+
+    async def start_job(self) -> str:
+        self.ip = "0.0.0.0"
+        self.port = 0
+        ctx = self._job
+        where = (
+            f"partition {ctx.resource.partition}"
+            if ctx.resource.partition
+            else "the default partition"
+        )
+        await self.emit(f"Submitting the job to Slurm ({where}).", 10)
+        try:
+            await self.submit_batch_script()
+        except RuntimeError as e:
+            raise SpawnException(
+                f"Slurm refused the job: {str(e).strip() or 'sbatch failed'}",
+                reason="sbatch",
+                status_code=500,
+            ) from None
+        if not self.job_id:
+            raise SpawnException("Slurm did not return a job id.", reason="sbatch", status_code=500)
+        await self.record(resource_job_id=int(self.job_id))
+        await self.emit(f"Submitted Slurm job {self.job_id}.", 20)
+        last = None
+        while True:
+            info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
+            if info.running:
+                break
+            if info.ended:
+                raise self._ended_early(info, "before it started")
+            if info.state == UNKNOWN:
+                text = "The scheduler is not answering; still waiting."
+            else:
+                pos = f", position {info.position} in {info.partition}" if info.position else ""
+                text = f"Waiting in the Slurm queue ({info.reason or info.state}{pos})."
+            if text != last:
+                await self.emit(text, 30)
+                last = text
+            await asyncio.sleep(self.startup_poll_interval)
+        self._running_since = jobctx.now()
+        self.ip = info.node.split(",")[0]
+        await self.record(host=self.ip)
+        await self.emit(f"Running on {self.ip}; starting the server.", 50)
+        while self.port == 0:
+            info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
+            if info.ended:
+                raise self._ended_early(info, "before the server reported its port")
+            await asyncio.sleep(self.startup_poll_interval)
+        return f"http://{self.ip}:{self.port}"
+
+    def _ended_early(self, info: SlurmJob, when: str) -> SpawnException:
+        tail = self.log_tail()
+        reason = info.reason if info.reason and info.reason != "None" else info.state
+        return SpawnException(
+            f"Slurm job {self.job_id} ended ({info.state}) {when}: {reason}."
+            + (f"\n--- end of the job log ---\n{tail}" if tail else ""),
+            reason="died",
+            status_code=500,
+        )
+
+    async def job_alive(self) -> tuple[bool, str]:
+        info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
+        if info.ended:
+            return False, f"Slurm job {self.job_id} ended ({info.state})"
+        return True, ""
+
+    # ---- poll / stop ------------------------------------------------------------------------------
+
+    async def poll(self):
+        if not self.job_id:
+            return 0
+        info = await self.monitor.status(self.job_id)
+        if info.live:
+            return None
+        await self.record_end(info)
+        self.clear_state()
+        return 1
+
+    async def stop(self, now=False):
+        info = None
+        if self.job_id:
+            try:
+                await self.cancel_batch_job()
+            except RuntimeError as e:
+                self.log.warning("job %s: scancel %s: %s", self.uws_job_id, self.job_id, e)
+            if not now:
+                for _ in range(20):
+                    info = await self.monitor.status(self.job_id, max_age=0.5)
+                    if not info.live:
+                        break
+                    await asyncio.sleep(0.5)
+        await self.record_end(info)
+
+    async def job_end_facts(self, info, requested):
+        core = None
+        if isinstance(info, SlurmJob) and info.elapsed_s is not None and info.cpus:
+            core = info.elapsed_s * info.cpus
+        state = info.state if isinstance(info, SlurmJob) else UNKNOWN
+        if requested:
+            return J.COMPLETE.value, "Stopped.", core
+        if state == "COMPLETED":
+            return J.COMPLETE.value, "The job ended.", core
+        if state == "TIMEOUT":
+            return J.COMPLETE.value, "The job reached its time limit.", core
+        if state == "CANCELLED":
+            return (
+                J.FAILED.value,
+                f"Slurm job {self.job_id} was cancelled outside the hub (scancel or an administrator).",
+                core,
+            )
+        if state == GONE:
+            return (
+                J.FAILED.value,
+                f"Slurm job {self.job_id} is no longer known to the scheduler.",
+                core,
+            )
+        reason = (
+            info.reason if isinstance(info, SlurmJob) and info.reason not in ("", "None") else ""
+        )
+        return (
+            J.FAILED.value,
+            f"Slurm job {self.job_id} ended with state {state}"
+            + (f": {reason}" if reason else "")
+            + ".",
+            core,
+        )
