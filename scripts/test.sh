@@ -5,11 +5,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 VENV=$("$UWS_REPO/scripts/bootstrap.sh" test)
 export UWS_VENV=$VENV
-cleanup() { "$UWS_REPO/scripts/pg.sh" stop >/dev/null 2>&1 || true; }
+cleanup() {
+  "$UWS_REPO/scripts/pg.sh" stop >/dev/null 2>&1 || true
+  "$UWS_REPO/scripts/slurm.sh" stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 if is_root; then
   "$UWS_REPO/scripts/pg.sh" start
   export UWS_TEST_PG_URL=$("$UWS_REPO/scripts/pg.sh" url)
+  "$UWS_REPO/scripts/slurm.sh" start
+  export UWS_TEST_SLURM=1
 fi
 cd "$UWS_REPO"
 "$VENV/bin/ruff" check uws_hub tests bench jupyterhub_config.py

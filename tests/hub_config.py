@@ -72,6 +72,14 @@ c.UWS.job_types = {
         "command": ["uws-test-job"],
         "environment": {"UWS_TEST_MARK": "test-job"},
     },
+    # jobs that fail on purpose: before the server starts, and right after it starts
+    "broken_job": {
+        "name": "Broken",
+        "command": ["uws-test-job"],
+        "prologue": "echo 'uws test: failing on purpose' >&2; exit 3",
+    },
+    "crashing_job": {"name": "Crashing", "command": ["false"]},
+    "local_only": {"name": "Local only", "command": ["uws-test-job"], "resources": ["local"]},
 }
 c.UWS.job_sync_interval = float(env.get("UWS_TEST_JOB_SYNC", "1"))
 c.UWS.slurm_poll_interval = float(env.get("UWS_TEST_SLURM_POLL", "2"))

@@ -73,12 +73,16 @@ class ServiceContext:
         self.db = make_sessionmaker(self.engine)
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
-        self.reconciler = Reconciler(
-            self.workspaces, settings.reconcile_interval, settings.fs_workers
-        )
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
         self.jobs = JobManager(settings, self.db, self.hub)
+        self.reconciler = Reconciler(
+            self.workspaces,
+            settings.reconcile_interval,
+            settings.fs_workers,
+            jobs=self.jobs,
+            job_interval=settings.job_sync_interval,
+        )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.build = _build_id()
         self.openapi_yaml = OPENAPI_PATH.read_text()

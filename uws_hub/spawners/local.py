@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 
@@ -45,8 +46,24 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
                 0o600,
             )
 
+    def _command_with_prologue(self) -> None:
+        """Run the job type's module loads and prologue (e.g. venv activation) before the server."""
+        ctx = self._job
+        lines = [f"module load {m}" for m in ctx.job_type.modules]
+        if ctx.job_type.prologue.strip():
+            lines.append(ctx.job_type.prologue)
+        if lines:
+            script = (
+                "set -e\n"
+                + "\n".join(lines)
+                + "\nexec "
+                + shlex.join([*self.cmd, *self.get_args()])
+            )
+            self.cmd, self.args = ["/bin/bash", "-c", script], []
+
     async def start_job(self) -> str:
         await self.emit("Starting the server on this host.", 30)
+        self._command_with_prologue()
         fd = await asyncio.to_thread(self._open_log)
         self.popen_kwargs = {"stdout": fd, "stderr": fd}
         try:
@@ -73,11 +90,9 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
 
     async def stop(self, now=False):
         await super().stop(now=now)
-        await self.record_end(None)
+        await self.record_end(None, via_stop=True)
 
-    async def job_end_facts(self, exit_info, requested):
-        if requested:
-            return J.COMPLETE.value, "Stopped.", None
+    async def job_end_facts(self, exit_info):
         if exit_info in (0, None):
             return J.COMPLETE.value, "The server ended.", None
         tail = self.log_tail() if self._job else ""

@@ -255,21 +255,30 @@ class UWSJobMixin(HasTraits):
 
     # ---- the end ------------------------------------------------------------------------------------
 
-    async def record_end(self, exit_info: Any = None) -> None:
-        """Record how the job ended (once): complete when stopped or ended cleanly, else failed."""
+    async def record_end(self, exit_info: Any = None, *, via_stop: bool = False) -> None:
+        """Record how the job ended (once). Stopped by its owner (the row says stopping) or by
+        the hub (admin page, hub API): complete. Ended by itself: as the subclass judges."""
         if self._ended_recorded or not self.uws_job_id:
             return
         self._ended_recorded = True
         status_now = await asyncio.to_thread(jobctx.job_status, self.uws, self.uws_job_id)
         if status_now in (J.COMPLETE.value, J.FAILED.value, None):
             return
-        status, message, core = await self.job_end_facts(
-            exit_info, requested=status_now == J.STOPPING.value
-        )
+        if status_now == J.STOPPING.value:
+            status, message = J.COMPLETE.value, "Stopped."
+            core = await self.job_core_seconds(exit_info)
+        elif via_stop:
+            status, message = J.COMPLETE.value, "Stopped from the hub (admin page or hub API)."
+            core = await self.job_core_seconds(exit_info)
+        else:
+            status, message, core = await self.job_end_facts(exit_info)
         await self.record(end=(status, message, jobctx.now(), core))
 
-    async def job_end_facts(self, exit_info: Any, requested: bool) -> tuple[str, str, int | None]:
-        """(status, message, core-seconds or None to compute from times) — subclasses refine."""
-        if requested:
-            return J.COMPLETE.value, "Stopped.", None
+    async def job_end_facts(self, exit_info: Any) -> tuple[str, str, int | None]:
+        """How a job that ended by itself ended: (status, message, core-seconds or None to
+        compute them from the start and end times)."""
         return J.FAILED.value, "The server ended.", None
+
+    async def job_core_seconds(self, exit_info: Any) -> int | None:
+        """Core-seconds from the resource manager, if it reports them (else from the times)."""
+        return None

@@ -208,15 +208,17 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                     if not info.live:
                         break
                     await asyncio.sleep(0.5)
-        await self.record_end(info)
+        await self.record_end(info, via_stop=True)
 
-    async def job_end_facts(self, info, requested):
-        core = None
+    async def job_core_seconds(self, info):
+        """Slurm's elapsed time x allocated CPUs."""
         if isinstance(info, SlurmJob) and info.elapsed_s is not None and info.cpus:
-            core = info.elapsed_s * info.cpus
+            return info.elapsed_s * info.cpus
+        return None
+
+    async def job_end_facts(self, info):
+        core = await self.job_core_seconds(info)
         state = info.state if isinstance(info, SlurmJob) else UNKNOWN
-        if requested:
-            return J.COMPLETE.value, "Stopped.", core
         if state == "COMPLETED":
             return J.COMPLETE.value, "The job ended.", core
         if state == "TIMEOUT":

@@ -1,0 +1,75 @@
+"""Helpers for job tests: start, wait, read through the hub."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import requests
+
+from hubtest import REPO
+
+LIVE = ("pending", "running", "stopping")
+
+
+def ensure_slurm() -> None:
+    """The project's Slurm cluster (make test starts it; a bare pytest run starts it here)."""
+    if os.environ.get("UWS_TEST_SLURM") != "1":
+        subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
+        os.environ["UWS_TEST_SLURM"] = "1"
+
+
+def start(client, ws_id: int, **body) -> requests.Response:
+    return client.put(f"workspaces/{ws_id}/start/", json=body)
+
+
+def job(client, job_id: int) -> dict:
+    r = client.get(f"jobs/{job_id}/")
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["jobs"][0]
+
+
+def wait_job(client, job_id: int, until=("running",), timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        j = job(client, job_id)
+        if j["status"] in until:
+            return j
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {j['status']} after {timeout}s: {j}")
+        time.sleep(0.25)
+
+
+def started(client, ws_id: int, timeout: float = 120, **body) -> dict:
+    """Start a job and wait until it runs (fails the test with the job's message otherwise)."""
+    r = start(client, ws_id, **body)
+    assert r.status_code == 200, r.text
+    j = wait_job(client, r.json()["data"]["job"]["id"], ("running", "failed", "complete"), timeout)
+    assert j["status"] == "running", j
+    return j
+
+
+def stop_and_wait(client, job_id: int, timeout: float = 60) -> dict:
+    r = client.put(f"jobs/{job_id}/stop/")
+    assert r.status_code == 200, r.text
+    return wait_job(client, job_id, ("complete", "failed"), timeout)
+
+
+def open_url(j: dict) -> str:
+    cd = j["job_details"]["current_job_details"]["connection_details"]
+    return cd["url_domain"] + cd["url_path"]
+
+
+def server_base(j: dict) -> str:
+    """The job server's base URL through the hub proxy (…/user/<name>/job-<id>/)."""
+    cd = j["job_details"]["current_job_details"]["connection_details"]
+    path = cd["url_path"]
+    return cd["url_domain"] + path[: path.index("/job-") + len("/job-") + len(str(j["id"]))] + "/"
+
+
+def scontrol(job_id) -> dict:
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True
+    ).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)

@@ -1,0 +1,385 @@
+"""Jobs through the real hub: local processes and real Slurm jobs, as real test accounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from jobutil import (
+    ensure_slurm,
+    open_url,
+    scontrol,
+    server_base,
+    start,
+    started,
+    stop_and_wait,
+    wait_job,
+)
+
+from conftest import workspace_dir
+
+RESOURCES = ["local", "slurm"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _slurm():
+    ensure_slurm()
+
+
+@pytest.fixture
+def ws(make_workspace):
+    return make_workspace(
+        name="jobs", workspace_details={"files": [{"name": "data.csv", "content": "1,2\n"}]}
+    )
+
+
+def whoami(alice, j: dict) -> dict:
+    r = requests.get(server_base(j) + "whoami", headers=alice.session.headers, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_start_reach_stop(hub, alice, ws, resource):
+    j = started(
+        alice, ws["id"], job_type="test_job", resource=resource, resource_options={"num_cpus": 2}
+    )
+    assert j["resource"] == resource and j["job_type"] == "test_job"
+    assert j["resource_options"] == {
+        "num_cpus": 2,
+        "memory_mb": 2048,
+        "time_limit_min": 240,
+        "gpus": 0,
+    }
+    cur = j["job_details"]["current_job_details"]
+    assert cur["message"] == "Ready."
+    assert cur["connection_details"]["url_path"] == f"/user/uwst-alice/job-{j['id']}/lab"
+    assert cur["connection_details"]["url_domain"] == hub.url
+    assert 0 < cur["time_left"] <= 240 * 60
+    metrics = j["job_details"]["metrics"]
+    assert metrics["time_pending"] >= 0 and metrics["time_init"] >= 0
+    # the server runs as the owner, in the workspace, with the job type's environment
+    info = whoami(alice, j)
+    account = pwd.getpwnam("uwst-alice")
+    assert info["uid"] == account.pw_uid and info["gid"] == account.pw_gid
+    assert info["cwd"] == str(workspace_dir(hub, "uwst-alice", ws["id"]))
+    assert info["home"] == account.pw_dir and info["job_id"] == str(j["id"])
+    if resource == "slurm":
+        assert info["slurm_job_id"] == str(j["resource_job_id"])
+        sc = scontrol(j["resource_job_id"])
+        assert sc["JobState"] == "RUNNING" and sc["UserId"].startswith("uwst-alice(")
+        assert sc["NumCPUs"] == "2" and sc["Partition"] == "debug"
+    else:
+        assert j["resource_job_id"] > 0  # the process id
+    # the workspace is active while the job runs
+    assert alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] == "active"
+    # another user cannot use the job's server
+    bob = requests.get(
+        server_base(j) + "whoami", headers={"Authorization": "token nope"}, timeout=30
+    )
+    assert bob.status_code in (302, 403)
+
+    time.sleep(1.2)
+    done = stop_and_wait(alice, j["id"])
+    assert done["status"] == "complete"
+    assert done["job_details"]["current_job_details"]["message"] == "Stopped."
+    assert done["datetime_end"] and float(done["core_hours"]) >= 2 / 3600  # >= 1 s x 2 CPUs
+    if resource == "slurm":
+        assert scontrol(j["resource_job_id"])["JobState"] == "CANCELLED"  # scancel seen in Slurm
+    deadline = time.monotonic() + 20
+    while alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] != "idle":
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    # the ended job's named server is removed from the hub
+    while time.monotonic() < deadline:
+        servers = hub.hub_api("GET", "users/uwst-alice").json()["servers"]
+        if f"job-{j['id']}" not in servers:
+            break
+        time.sleep(0.25)
+    assert f"job-{j['id']}" not in hub.hub_api("GET", "users/uwst-alice").json()["servers"]
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_jupyterlab_in_the_workspace(hub, alice, ws, resource):
+    j = started(alice, ws["id"], job_type="jupyter_lab", resource=resource, timeout=180)
+    base = server_base(j)
+    h = alice.session.headers
+    lab = requests.get(open_url(j), headers=h, timeout=60)
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    # the file browser shows the workspace; a file saved there belongs to the owner
+    listing = requests.get(base + "api/contents", headers=h, timeout=30).json()
+    assert "data.csv" in [c["name"] for c in listing["content"]]
+    r = requests.put(
+        base + "api/contents/made-in-lab.txt",
+        headers=h,
+        json={"type": "file", "format": "text", "content": "hi"},
+        timeout=30,
+    )
+    assert r.status_code in (200, 201), r.text
+    f = workspace_dir(hub, "uwst-alice", ws["id"]) / "made-in-lab.txt"
+    assert f.read_text() == "hi" and f.stat().st_uid == pwd.getpwnam("uwst-alice").pw_uid
+    assert stop_and_wait(alice, j["id"])["status"] == "complete"
+
+
+@pytest.mark.parametrize(
+    "body,status,message",
+    [
+        (
+            {"job_type": "test_job", "resource_options": {"num_cpus": 0}},
+            422,
+            "Invalid resource options found: {'num_cpus': ['Value 0 below minimum of 1.']}",
+        ),
+        (
+            {"job_type": "test_job", "resource_options": {"num_cpus": "two"}},
+            422,
+            "does not match required type int",
+        ),
+        (
+            {"job_type": "test_job", "resource": "local", "resource_options": {"num_cpus": 6}},
+            422,
+            "Value 6 above maximum of 4 for resource local.",
+        ),
+        (
+            {"job_type": "test_job", "resource": "local", "resource_options": {"gpus": 1}},
+            422,
+            "Value 1 above maximum of 0 for resource local.",
+        ),
+        (
+            {
+                "job_type": "test_job",
+                "resource": "slurm-short",
+                "resource_options": {"time_limit_min": 60},
+            },
+            422,
+            "Value 60 above maximum of 30 for resource slurm-short.",
+        ),
+        ({"job_type": "matlab"}, 400, "matlab is not in the list of available job types."),
+        ({}, 400, "Missing job_type and no default job type set on workspace."),
+        (
+            {"job_type": "local_only", "resource": "slurm"},
+            400,
+            "Resource 'slurm' cannot run job type 'local_only'",
+        ),
+        ({"job_type": "test_job", "job_details": "x"}, 400, "Job details not JSON."),
+    ],
+)
+def test_refused_starts_create_no_job(alice, ws, body, status, message):
+    before = alice.get("jobs/").json()["data"]["jobs"]
+    r = start(alice, ws["id"], **body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["message"]
+    assert alice.get("jobs/").json()["data"]["jobs"] == before
+    assert alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] == "idle"
+
+
+def test_unknown_options_are_ignored_and_defaults_used(alice, make_workspace):
+    ws = make_workspace(default_job_type="test_job")
+    j = started(alice, ws["id"], resource_options={"colour": "blue"})
+    assert j["job_type"] == "test_job" and j["resource"] == "local"
+    assert j["resource_options"] == {
+        "num_cpus": 1,
+        "memory_mb": 2048,
+        "time_limit_min": 240,
+        "gpus": 0,
+    }
+    stop_and_wait(alice, j["id"])
+
+
+def test_one_job_per_workspace_and_stop_then_start(alice, ws):
+    j = started(alice, ws["id"], job_type="test_job")
+    r = start(alice, ws["id"], job_type="test_job")
+    assert r.status_code == 400
+    assert f"already has a running job (job {j['id']})" in r.json()["message"]
+    # renewing a session: stop, then start at once (the old job is still stopping)
+    assert alice.put(f"jobs/{j['id']}/stop/").status_code == 200
+    r = start(alice, ws["id"], job_type="test_job")
+    assert r.status_code == 200, r.text
+    new = wait_job(alice, r.json()["data"]["job"]["id"], ("running",))
+    assert wait_job(alice, j["id"], ("complete",))["status"] == "complete"
+    r = alice.put(f"jobs/{j['id']}/stop/")
+    assert r.status_code == 400 and r.json()["message"] == "This job is not running or pending."
+    stop_and_wait(alice, new["id"])
+
+
+def test_jobs_of_others_are_404_and_listing_filters(alice, bob, ws):
+    j = started(alice, ws["id"], job_type="test_job")
+    assert bob.get(f"jobs/{j['id']}/").status_code == 404
+    assert bob.put(f"jobs/{j['id']}/stop/").status_code == 404
+    assert bob.get(f"jobs/{j['id']}/events").status_code == 404
+    assert (
+        bob.put(f"workspaces/{ws['id']}/start/", json={"job_type": "test_job"}).status_code == 404
+    )
+    mine = alice.get("jobs/", params={"workspace_id": ws["id"], "status": "running"}).json()[
+        "data"
+    ]["jobs"]
+    assert [x["id"] for x in mine] == [j["id"]]
+    none = alice.get("jobs/", params={"job_type": "jupyter_lab", "workspace_id": ws["id"]}).json()
+    assert (
+        none["data"]["jobs"] == []
+        and none["message"] == "Job matching given parameters could not be found."
+    )
+    # a workspace with a running job cannot be deleted
+    r = alice.delete(f"workspaces/{ws['id']}/")
+    assert r.status_code == 400 and "jobs are running" in r.json()["message"]
+    stop_and_wait(alice, j["id"])
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_dies_before_answering_fails_fast_with_reason(alice, ws, resource):
+    """A job that dies before its server answers fails within moments, saying why."""
+    t0 = time.monotonic()
+    r = start(alice, ws["id"], job_type="broken_job", resource=resource)
+    assert r.status_code in (200, 500), r.text
+    job_id = alice.get("jobs/", params={"job_type": "broken_job"}).json()["data"]["jobs"][-1]["id"]
+    j = wait_job(alice, job_id, ("failed", "complete", "running"), timeout=60)
+    assert j["status"] == "failed", j
+    assert time.monotonic() - t0 < 30  # not the 600 s start timeout
+    assert "uws test: failing on purpose" in j["status_message"]
+    if resource == "slurm":
+        assert (
+            "before the server reported its port" in j["status_message"]
+            or "before it started" in j["status_message"]
+        )
+    # a server that crashes right after starting
+    r = start(alice, ws["id"], job_type="crashing_job", resource=resource)
+    job_id = alice.get("jobs/", params={"job_type": "crashing_job"}).json()["data"]["jobs"][-1][
+        "id"
+    ]
+    j = wait_job(alice, job_id, ("failed", "complete", "running"), timeout=60)
+    assert j["status"] == "failed" and j["status_message"], j
+    assert alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] in (
+        "idle",
+        "active",
+    )
+
+
+def test_sbatch_error_fails_the_job_with_slurms_words(alice, ws):
+    r = start(alice, ws["id"], job_type="test_job", resource="slurm", resource_options={"gpus": 1})
+    job_id = (
+        r.json()["data"]["job"]["id"]
+        if r.status_code == 200
+        else alice.get("jobs/").json()["data"]["jobs"][-1]["id"]
+    )
+    j = wait_job(alice, job_id, ("failed", "running"), timeout=60)
+    assert j["status"] == "failed"
+    assert "Slurm refused the job" in j["status_message"]
+    assert (
+        "gres" in j["status_message"].lower() or "generic resource" in j["status_message"].lower()
+    )
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
+    j = started(alice, ws["id"], job_type="test_job", resource=resource)
+    if resource == "slurm":
+        subprocess.run(["scancel", str(j["resource_job_id"])], check=True)
+    else:
+        os.kill(j["resource_job_id"], signal.SIGKILL)
+    end = wait_job(alice, j["id"], ("failed", "complete"), timeout=60)
+    assert end["status"] == "failed"
+    if resource == "slurm":
+        assert "cancelled outside the hub" in end["status_message"]
+    else:
+        assert "exited with status -9" in end["status_message"]
+
+
+def test_stopped_from_the_hub_admin_side(hub, alice, ws):
+    j = started(alice, ws["id"], job_type="test_job", resource="slurm")
+    r = hub.hub_api("DELETE", f"users/uwst-alice/servers/job-{j['id']}")
+    assert r.status_code in (202, 204)
+    end = wait_job(alice, j["id"], ("failed", "complete"), timeout=60)
+    assert end["status"] == "complete"
+    assert (
+        end["job_details"]["current_job_details"]["message"]
+        == "Stopped from the hub (admin page or hub API)."
+    )
+
+
+def test_hub_api_refuses_bad_or_foreign_jobs(hub, alice, client_for, make_workspace):
+    bob = client_for("uwst-bob")
+    bws = make_workspace(bob, name="bobs")
+    bjob = started(bob, bws["id"], job_type="test_job")
+    a_tok = alice.session.headers["Authorization"]
+    cases = [
+        ("job-999999", {"job_id": 999999}, 404, "There is no job 999999"),
+        (
+            f"job-{bjob['id']}",
+            {"job_id": bjob["id"]},
+            403,
+            f"Job {bjob['id']} does not belong to uwst-alice",
+        ),
+        ("job-5", {"job_id": 6}, 400, "Server job-5 is for job 5, not job 6"),
+        ("notes", {}, 400, "uws_hub runs servers as jobs in workspaces"),
+    ]
+    for server, options, status, message in cases:
+        r = requests.post(
+            f"{hub.url}/hub/api/users/uwst-alice/servers/{server}",
+            headers={"Authorization": a_tok},
+            json=options,
+            timeout=30,
+        )
+        assert r.status_code == status, (server, r.text)
+        assert message in r.json()["message"]
+    r = requests.post(
+        f"{hub.url}/hub/api/users/uwst-alice/server", headers={"Authorization": a_tok}, timeout=30
+    )
+    assert r.status_code == 400 and "Workspaces page" in r.json()["message"]
+    # an ended job cannot be started again
+    stop_and_wait(bob, bjob["id"])
+    time.sleep(1)
+    r = requests.post(
+        f"{hub.url}/hub/api/users/uwst-bob/servers/job-{bjob['id']}",
+        headers={"Authorization": bob.session.headers["Authorization"]},
+        json={"job_id": bjob["id"]},
+        timeout=30,
+    )
+    assert r.status_code == 409 and "is complete; start a new job" in r.json()["message"]
+
+
+def test_event_stream(hub, alice, ws, anon):
+    r = start(alice, ws["id"], job_type="test_job", resource="slurm")
+    job_id = r.json()["data"]["job"]["id"]
+    assert anon.get(f"jobs/{job_id}/events").status_code == 401
+    events = []
+    with requests.get(
+        f"{hub.url}/services/uws/api/jobs/{job_id}/events",
+        headers=alice.session.headers,
+        stream=True,
+        timeout=90,
+    ) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        for line in resp.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                ev = json.loads(line[6:])
+                events.append(ev)
+                if ev["status"] == "running" and not any(e["status"] == "stopping" for e in events):
+                    alice.put(f"jobs/{job_id}/stop/")
+    statuses = [e["status"] for e in events]
+    assert statuses[0] in ("pending", "running") and statuses[-1] == "complete"
+    assert "running" in statuses and "stopping" in statuses
+    messages = [e["job_details"]["current_job_details"].get("message") for e in events]
+    assert (
+        any(m and m.startswith("Submitted Slurm job") or m and "queue" in m for m in messages)
+        or "Ready." in messages
+    )
+    assert messages[-1] == "Stopped."
+
+
+def test_local_time_limit_is_enforced(hub, alice, ws):
+    from uws_hub.db.models import Job
+    from uws_hub.db.session import make_engine, make_sessionmaker
+
+    j = started(alice, ws["id"], job_type="test_job", resource="local")
+    Session = make_sessionmaker(make_engine(f"sqlite:///{hub.dir}/uws.sqlite"))
+    with Session() as s:  # as if the job had asked for 2 seconds
+        s.get(Job, j["id"]).time_limit_s = 2
+        s.commit()
+    end = wait_job(alice, j["id"], ("complete", "failed"), timeout=30)
+    assert end["status"] == "complete"
