@@ -207,6 +207,19 @@ class HubProcess:
                 out.append(int(entry))
         return out
 
+    def wait_service_restarted(self, old_pid: int, timeout: float = 120) -> None:
+        """After the uws service died: wait until the hub has started a new one and it answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.service_pids() and self.service_pids() != [old_pid]:
+                try:
+                    if requests.get(self.url + "/services/uws/api/status", timeout=2).status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.5)
+        raise AssertionError(f"the hub did not restart the uws service within {timeout}s:\n{self.log_tail()}")
+
     def service_pids(self) -> list[int]:
         svc = set(pids_with_cmdline("uws_hub.service"))
         return [p for p in self.our_pids() if p in svc]

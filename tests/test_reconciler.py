@@ -83,9 +83,7 @@ def test_service_killed_mid_delete_finishes_after_restart(hub, alice, make_works
         new_id = cur.lastrowid
 
     # the hub notices the service died and starts it again (its poll runs every ~30 s)
-    assert wait_for(lambda: hub.service_pids() and hub.service_pids() != [old_pid], 90), (
-        hub.log_tail()
-    )
+    hub.wait_service_restarted(old_pid)
     assert wait_for(lambda: ws_row(hub, ws["id"])["status"] == "deleted", 60), hub.log_tail()
     assert not d.exists() and not trash.exists()
     assert alice.get(f"workspaces/{ws['id']}/").status_code == 404

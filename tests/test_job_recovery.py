@@ -1,0 +1,118 @@
+"""Job status across restarts and outages: hub restart (jobs re-adopted with one scheduler
+query), slurmctld down for 60 s (no job marked failed), uws service restart (rows catch up)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import Client
+from hubtest import REPO, HubProcess
+from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
+
+
+@pytest.fixture(scope="module")
+def rhub():
+    ensure_slurm()
+    # polls every 15 s, a queue snapshot lives 20 s: start-up re-adoption is the only query then
+    h = HubProcess(name="recovery", env={"UWS_TEST_SLURM_POLL": "20", "UWS_TEST_POLL_INTERVAL": "15"}).start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture(scope="module")
+def ralice(rhub):
+    return Client(rhub, rhub.token_for("uwst-alice"), name="uwst-alice")
+
+
+def workspace(client) -> dict:
+    r = client.post("workspaces/", json={"name": "recovery", "description": "d"})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["workspace"]
+
+
+def squeue_count(hub: HubProcess) -> float:
+    text = hub.hub_api("GET", "metrics").text
+    m = re.search(r'^uws_slurm_queries_total\{command="squeue"\} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def reachable(client, j: dict) -> bool:
+    r = requests.get(server_base(j) + "whoami", headers=client.session.headers, timeout=30)
+    return r.status_code == 200 and r.json()["job_id"] == str(j["id"])
+
+
+def test_hub_restart_readopts_running_jobs(rhub, ralice):
+    jobs = [started(ralice, workspace(ralice)["id"], job_type="test_job", resource="local")]
+    jobs += [started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm") for _ in range(3)]
+    rhub.stop()  # cleanup_servers = False: the jobs keep running
+    for j in jobs:
+        if j["resource"] == "slurm":
+            assert subprocess.run(["squeue", "-h", "-j", str(j["resource_job_id"]), "-o", "%T"], capture_output=True, text=True).stdout.strip() == "RUNNING"
+        else:
+            os.kill(j["resource_job_id"], 0)  # still alive
+    rhub.start()
+    # all re-adopted: one squeue answered every Slurm job's poll at start-up
+    assert squeue_count(rhub) == 1
+    for j in jobs:
+        now = job(ralice, j["id"])
+        assert now["status"] == "running", now
+        assert reachable(ralice, now)
+    users = rhub.hub_api("GET", "users/uwst-alice").json()
+    for j in jobs:
+        assert users["servers"][f"job-{j['id']}"]["ready"] is True
+    # and they still stop normally
+    for j in jobs:
+        assert stop_and_wait(ralice, j["id"])["status"] == "complete"
+
+
+def test_slurmctld_down_for_a_minute(rhub, ralice):
+    j = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
+    pidfile = "/tmp/uws-slurm/slurmctld.pid"
+    os.kill(int(open(pidfile).read()), signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert job(ralice, j["id"])["status"] == "running"  # unknown is not ended
+            time.sleep(2)
+        assert reachable(ralice, job(ralice, j["id"]))  # the job itself kept running
+        failures = squeue_count(rhub)
+        assert failures >= 2  # the hub kept asking (and got no answer)
+    finally:
+        subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
+    time.sleep(6)  # a few polls against the recovered controller
+    assert job(ralice, j["id"])["status"] == "running"
+    assert stop_and_wait(ralice, j["id"])["status"] == "complete"
+
+
+def test_service_restart_catches_up(rhub, ralice):
+    """Rows the service left inconsistent while it was down are settled after its restart."""
+    ws = workspace(ralice)
+    a = started(ralice, ws["id"], job_type="test_job")
+    a = stop_and_wait(ralice, a["id"])
+    b = started(ralice, workspace(ralice)["id"], job_type="test_job")
+    b = stop_and_wait(ralice, b["id"])
+    (old,) = rhub.service_pids()
+    os.kill(old, signal.SIGKILL)
+    # while it is down: two rows that no longer match the hub (the servers are gone)
+    with sqlite3.connect(rhub.dir / "uws.sqlite") as db:
+        db.execute("UPDATE uws_jobs SET status='running', datetime_end=NULL WHERE id=?", (a["id"],))
+        db.execute("UPDATE uws_jobs SET status='stopping', datetime_end=NULL WHERE id=?", (b["id"],))
+        db.execute("UPDATE uws_workspaces SET status='active' WHERE id=?", (ws["id"],))
+    rhub.wait_service_restarted(old)
+    a2 = wait_job(ralice, a["id"], ("failed", "complete"), timeout=60)
+    b2 = wait_job(ralice, b["id"], ("failed", "complete"), timeout=60)
+    assert a2["status"] == "failed" and "no longer runs it" in a2["status_message"]
+    assert b2["status"] == "complete"
+    deadline = time.monotonic() + 20
+    while ralice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] != "idle":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
