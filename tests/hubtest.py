@@ -213,12 +213,17 @@ class HubProcess:
         while time.monotonic() < deadline:
             if self.service_pids() and self.service_pids() != [old_pid]:
                 try:
-                    if requests.get(self.url + "/services/uws/api/status", timeout=2).status_code == 200:
+                    if (
+                        requests.get(self.url + "/services/uws/api/status", timeout=2).status_code
+                        == 200
+                    ):
                         return
                 except requests.RequestException:
                     pass
             time.sleep(0.5)
-        raise AssertionError(f"the hub did not restart the uws service within {timeout}s:\n{self.log_tail()}")
+        raise AssertionError(
+            f"the hub did not restart the uws service within {timeout}s:\n{self.log_tail()}"
+        )
 
     def service_pids(self) -> list[int]:
         svc = set(pids_with_cmdline("uws_hub.service"))

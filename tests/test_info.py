@@ -10,19 +10,32 @@ from conftest import SPEC_PATH, Client
 from hubtest import hub_login
 
 
-def test_job_types(anon):
+def test_job_types_and_resources(anon):
     r = anon.get("job_types/")
     assert r.status_code == 200
-    assert r.json() == {
-        "success": True,
-        "message": "Successful.",
-        "data": {
-            "job_types": {
-                "jupyter_lab": {"id": "jupyter_lab", "name": "JupyterLab"},
-                "test_job": {"id": "test_job", "name": "Test job"},
-            }
-        },
+    types = r.json()["data"]["job_types"]
+    assert list(types) == ["jupyter_lab", "test_job", "broken_job", "crashing_job", "local_only"]
+    assert types["jupyter_lab"] == {
+        "id": "jupyter_lab",
+        "name": "JupyterLab",
+        "description": "",
+        "resources": ["local", "slurm", "slurm-short"],
     }
+    assert types["local_only"]["resources"] == ["local"]
+    r = anon.get("resources")
+    assert r.status_code == 200
+    res = r.json()["data"]["resources"]
+    assert res["local"] == {
+        "id": "local",
+        "kind": "local",
+        "name": "This server",
+        "description": "",
+        "limits": {"max_cpus": 4, "max_memory_mb": 8192, "max_time_limit_min": None, "max_gpus": 0},
+    }
+    assert (
+        res["slurm-short"]["kind"] == "slurm"
+        and res["slurm-short"]["limits"]["max_time_limit_min"] == 30
+    )
 
 
 def test_parameters(anon):
@@ -77,9 +90,28 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
     """One successful call per operation in the OpenAPI document (each answer is validated
     against it by the client)."""
     alice: Client = client_for("uwst-alice")
-    ws = alice.post("workspaces/", json={"name": "spec", "description": "d"}).json()["data"][
-        "workspace"
-    ]
+
+    def new_ws(name):
+        return alice.post("workspaces/", json={"name": name, "description": "d"}).json()["data"][
+            "workspace"
+        ]
+
+    ws, job_ws, job_ws2 = new_ws("spec"), new_ws("spec-jobs"), new_ws("spec-jobs2")
+    job_id = {}
+
+    def start_job():
+        r = alice.put(f"workspaces/{job_ws['id']}/start/", json={"job_type": "test_job"})
+        job_id["first"] = r.json()["data"]["job"]["id"]
+        return r
+
+    def events():  # the stream ends once the job has ended: stop it first
+        alice.put(f"jobs/{job_id['first']}/stop/")
+        return alice.get(f"jobs/{job_id['first']}/events")
+
+    def stop_another():
+        r = alice.put(f"workspaces/{job_ws2['id']}/start/", json={"job_type": "test_job"})
+        return alice.put(f"jobs/{r.json()['data']['job']['id']}/stop/")
+
     calls = {
         ("get", "/workspaces/"): lambda: alice.get("workspaces/"),
         ("post", "/workspaces/"): lambda: alice.post(
@@ -92,9 +124,15 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
         ("put", "/workspaces/{workspace_id}/upload/"): lambda: alice.put(
             f"workspaces/{ws['id']}/upload/", files={"f": ("u.txt", b"u")}
         ),
+        ("put", "/workspaces/{workspace_id}/start/"): start_job,
+        ("get", "/jobs/"): lambda: alice.get("jobs/"),
+        ("get", "/jobs/{job_id}/"): lambda: alice.get(f"jobs/{job_id['first']}/"),
+        ("get", "/jobs/{job_id}/events"): events,
+        ("put", "/jobs/{job_id}/stop/"): stop_another,
         ("delete", "/workspaces/{workspace_id}/"): lambda: alice.delete(f"workspaces/{ws['id']}/"),
         ("get", "/job_types/"): lambda: anon.get("job_types/"),
         ("get", "/parameters/"): lambda: anon.get("parameters/"),
+        ("get", "/resources/"): lambda: anon.get("resources/"),
         ("get", "/status/"): lambda: anon.get("status/"),
     }
     spec = yaml.safe_load(SPEC_PATH.read_text())

@@ -12,17 +12,19 @@ import time
 
 import pytest
 import requests
+from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
 
 from conftest import Client
 from hubtest import REPO, HubProcess
-from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
 
 
 @pytest.fixture(scope="module")
 def rhub():
     ensure_slurm()
     # polls every 15 s, a queue snapshot lives 20 s: start-up re-adoption is the only query then
-    h = HubProcess(name="recovery", env={"UWS_TEST_SLURM_POLL": "20", "UWS_TEST_POLL_INTERVAL": "15"}).start()
+    h = HubProcess(
+        name="recovery", env={"UWS_TEST_SLURM_POLL": "20", "UWS_TEST_POLL_INTERVAL": "15"}
+    ).start()
     yield h
     h.stop()
     h.cleanup()
@@ -52,11 +54,21 @@ def reachable(client, j: dict) -> bool:
 
 def test_hub_restart_readopts_running_jobs(rhub, ralice):
     jobs = [started(ralice, workspace(ralice)["id"], job_type="test_job", resource="local")]
-    jobs += [started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm") for _ in range(3)]
+    jobs += [
+        started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
+        for _ in range(3)
+    ]
     rhub.stop()  # cleanup_servers = False: the jobs keep running
     for j in jobs:
         if j["resource"] == "slurm":
-            assert subprocess.run(["squeue", "-h", "-j", str(j["resource_job_id"]), "-o", "%T"], capture_output=True, text=True).stdout.strip() == "RUNNING"
+            assert (
+                subprocess.run(
+                    ["squeue", "-h", "-j", str(j["resource_job_id"]), "-o", "%T"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                == "RUNNING"
+            )
         else:
             os.kill(j["resource_job_id"], 0)  # still alive
     rhub.start()
@@ -105,7 +117,9 @@ def test_service_restart_catches_up(rhub, ralice):
     # while it is down: two rows that no longer match the hub (the servers are gone)
     with sqlite3.connect(rhub.dir / "uws.sqlite") as db:
         db.execute("UPDATE uws_jobs SET status='running', datetime_end=NULL WHERE id=?", (a["id"],))
-        db.execute("UPDATE uws_jobs SET status='stopping', datetime_end=NULL WHERE id=?", (b["id"],))
+        db.execute(
+            "UPDATE uws_jobs SET status='stopping', datetime_end=NULL WHERE id=?", (b["id"],)
+        )
         db.execute("UPDATE uws_workspaces SET status='active' WHERE id=?", (ws["id"],))
     rhub.wait_service_restarted(old)
     a2 = wait_job(ralice, a["id"], ("failed", "complete"), timeout=60)

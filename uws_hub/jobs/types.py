@@ -67,8 +67,13 @@ class JobType:
     description: str = ""
 
     def as_dict(self) -> dict:
-        """The UWS representation served by ``GET /job_types``."""
-        return {"id": self.id, "name": self.name}
+        """The UWS representation served by ``GET /job_types`` (plus where it can run)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "resources": list(self.resources),
+        }
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,16 @@ class JobTypesHandler(BaseHandler):
         self.ok("Successful.", {"job_types": types})
 
 
+class ResourcesHandler(BaseHandler):
+    """Where jobs can run (uws_hub extension): id -> {id, kind, name, description, limits}."""
+
+    auth_required = False
+
+    async def get(self) -> None:
+        resources = {rid: r.as_dict() for rid, r in self.ctx.settings.resource_map.items()}
+        self.ok("Successful.", {"resources": resources})
+
+
 class ParametersHandler(BaseHandler):
     auth_required = False
 
@@ -73,6 +83,7 @@ def routes(prefix: str) -> list:
     return [
         (rf"{prefix}api/job_types/?", JobTypesHandler),
         (rf"{prefix}api/parameters/?", ParametersHandler),
+        (rf"{prefix}api/resources/?", ResourcesHandler),
         (rf"{prefix}api/status/?", StatusHandler),
         (rf"{prefix}api/openapi\.(json|yaml)", OpenAPIHandler),
         (rf"{prefix}metrics", MetricsHandler),
