@@ -53,7 +53,7 @@ def check_openapi(resp: requests.Response) -> None:
     if template is None or req.method.lower() not in _spec_dict["paths"][template]:
         return  # unknown path or method (404/405): checked by their own tests
     SEEN_OPERATIONS.add((req.method, template, resp.status_code))
-    path = url.path if url.path.endswith("/") else url.path + "/"
+    path = url.path.rstrip("/") + ("/" if template.endswith("/") else "")
     norm = req.copy()
     norm.url = urlunsplit(url._replace(path=path))
     if req.method == "GET":

@@ -14,18 +14,27 @@ import socket
 import sys
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubAuth
 from tornado import ioloop, web
+
+_auth = None
+
+
+def hub_auth():
+    """JupyterHub's HubAuth, imported on first use: the server itself stays small."""
+    global _auth
+    if _auth is None:
+        from jupyterhub.services.auth import HubAuth
+
+        _auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
+    return _auth
 
 
 class InfoHandler(web.RequestHandler):
-    def initialize(self, auth: HubAuth):
-        self.auth = auth
-
     async def get(self, path: str = "") -> None:
         if path == "api" or path.startswith("api/"):
             self.finish({"version": "uws-test-job"})
             return
+        self.auth = hub_auth()
         user = await self.auth.get_user(self, sync=False)
         if not user or not self.auth.check_scopes(self.auth.access_scopes, user):
             raise web.HTTPError(403, "a token of the job's owner is needed")
@@ -52,8 +61,7 @@ class InfoHandler(web.RequestHandler):
 def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-    auth = HubAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
-    app = web.Application([(rf"{prefix}(.*)", InfoHandler, {"auth": auth})])
+    app = web.Application([(rf"{prefix}(.*)", InfoHandler)])
     app.listen(url.port, url.hostname or "127.0.0.1")
     print(
         f"uws-test-job listening on {url.geturl()} as uid {os.getuid()} in {os.getcwd()}",

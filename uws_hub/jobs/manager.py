@@ -170,13 +170,19 @@ class JobManager:
         try:
             await self.hub.start_server(user.name, job.server_name, {"job_id": job.id})
         except HubAPIError as e:
+            if e.status == 429:  # the hub's concurrent_spawn_limit
+                message, status = (
+                    "The hub is starting too many jobs at once right now; try again in a minute.",
+                    429,
+                )
+            else:
+                message, status = e.message, 400 if e.status < 500 else 500
             session.refresh(job)
-            end_job(job, J.FAILED.value, f"The hub did not start the job: {e.message}")
+            end_job(job, J.FAILED.value, f"The hub did not start the job: {message}")
             self._settle_workspace(session, ws.id)
             session.commit()
             raise UWSError(
-                f"Job {job.id} could not be started: {e.message}",
-                status_code=400 if e.status < 500 else 500,
+                f"Job {job.id} could not be started: {message}", status_code=status
             ) from None
         session.refresh(job)
         log.info(
@@ -236,7 +242,7 @@ class JobManager:
                 self._settle_all(session)
                 return counts
             try:
-                servers = await self.hub.active_servers() if live else {}
+                servers = await self.hub.active_servers()
             except HubAPIError as e:
                 log.warning("job sync skipped: the hub did not answer (%s)", e.message)
                 return counts
@@ -292,6 +298,8 @@ class JobManager:
                     await self._send_stop(username, job)
                     counts["timeouts"] += 1
             for job, username in leftovers:
+                if (username, job.server_name) in servers:
+                    continue  # the hub is still stopping it
                 try:
                     await self.hub.stop_server(username, job.server_name, remove=True)
                 except HubAPIError as e:

@@ -108,6 +108,8 @@ class UWSJobSpawner(WrapSpawner):
 
     async def start(self):
         child = self.construct_child()
+        # the resource's timeouts hold for the child too (it waits for its server itself)
+        child.start_timeout, child.http_timeout = self.start_timeout, self.http_timeout
         child.bind_job(self._job_ctx)
         return await child.start()
 

@@ -251,7 +251,7 @@ class UWSJobMixin(HasTraits):
                     reason="timeout",
                     status_code=500,
                 )
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
 
     # ---- the end ------------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         ) + " -u {username} --"
 
     startup_poll_interval = Float(
-        0.5, config=True, help="Seconds between checks while a job starts."
+        0.2, config=True, help="Seconds between checks while a job starts."
     )
 
     @property
@@ -150,8 +150,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             if info.state == UNKNOWN:
                 text = "The scheduler is not answering; still waiting."
             else:
-                pos = f", position {info.position} in {info.partition}" if info.position else ""
-                text = f"Waiting in the Slurm queue ({info.reason or info.state}{pos})."
+                why = [info.reason] if info.reason and info.reason != "None" else []
+                if info.position:
+                    why.append(f"position {info.position} in {info.partition}")
+                text = "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
             if text != last:
                 await self.emit(text, 30)
                 last = text

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""bench P1 / P2: starting JupyterLab as a uws job, against starting it bare, in the same run.
+
+P1 (local): ``PUT /workspaces/<id>/start/`` until JupyterLab answers through the hub, against
+``jupyterhub-singleuser`` started directly as the same account, in the same directory, with the
+same environment, until it answers. Goal <= 1.3x.
+
+P2 (Slurm): the same through a real Slurm job, against ``sbatch`` of a script that runs the same
+server (``sbatch`` -> RUNNING + server start) until it answers. Goal <= 1.2x.
+
+Rounds alternate uws and bare starts so both see the same machine. Needs root and the project's
+Slurm (scripts/slurm.sh start).
+
+    python bench/bench_jobs.py [--rounds 5] [--only local|slurm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hubtest import HubProcess, free_port  # noqa: E402
+
+USER = "uwst-bench"
+
+
+def wait_answering(url: str, headers: dict | None = None, timeout: float = 180) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        try:  # the server's own /api answer (not the hub's "starting" page)
+            r = requests.get(url, headers=headers, timeout=2, allow_redirects=False)
+            if (
+                r.status_code == 200
+                and r.headers.get("Content-Type", "").startswith("application/json")
+                and "version" in r.json()
+            ):
+                return time.perf_counter()
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def uws_start(hub: HubProcess, token: str, ws_id: int, resource: str) -> tuple[float, dict]:
+    api = f"{hub.url}/services/uws/api"
+    h = {"Authorization": f"token {token}"}
+    t0 = time.perf_counter()
+    r = requests.put(
+        f"{api}/workspaces/{ws_id}/start/",
+        headers=h,
+        json={"job_type": "jupyter_lab", "resource": resource},
+        timeout=120,
+    )
+    r.raise_for_status()
+    job_id = r.json()["data"]["job"]["id"]
+    base = f"{hub.url}/user/{USER}/job-{job_id}/"
+    t1 = wait_answering(base + "api")
+    job = requests.get(f"{api}/jobs/{job_id}/", headers=h, timeout=30).json()["data"]["jobs"][0]
+    assert job["status"] == "running", job
+    return t1 - t0, job
+
+
+def uws_stop(hub: HubProcess, token: str, job_id: int) -> None:
+    api = f"{hub.url}/services/uws/api"
+    h = {"Authorization": f"token {token}"}
+    requests.put(f"{api}/jobs/{job_id}/stop/", headers=h, timeout=60)
+    for _ in range(240):
+        if requests.get(f"{api}/jobs/{job_id}/", headers=h, timeout=30).json()["data"]["jobs"][0][
+            "status"
+        ] in ("complete", "failed"):
+            return
+        time.sleep(0.25)
+
+
+def server_env(job: dict) -> dict[str, str]:
+    """The environment the hub gave the job's server (read from /proc), to start it bare."""
+    out = subprocess.run(
+        ["pgrep", "-f", "jupyterhub-singleuser"], capture_output=True, text=True
+    ).stdout.split()
+    for pid in out:
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        env = dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+        if env.get("UWS_JOB_ID") == str(job["id"]):
+            return env
+    raise RuntimeError("could not read the job server's environment")
+
+
+def bare_env(env: dict[str, str], port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    prefix = f"/user/{USER}/bare-{port}/"
+    return {
+        **env,
+        "JUPYTERHUB_SERVICE_URL": f"http://{host}:{port}{prefix}",
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+    }
+
+
+def bare_local(env: dict[str, str], cwd: str) -> float:
+    port = free_port()
+    e = bare_env(env, port)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        ["runuser", "-u", USER, "--", "jupyterhub-singleuser"],
+        env=e,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        t1 = wait_answering(f"http://127.0.0.1:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    return t1 - t0
+
+
+def bare_slurm(env: dict[str, str], cwd: str) -> float:
+    port = free_port()
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
+    e = bare_env(env, port, host)
+    exports = {
+        k: v
+        for k, v in e.items()
+        if k.startswith(("JUPYTERHUB_", "PATH", "HOME", "USER", "UWS_", "MEM_", "CPU_"))
+    }
+    script = "#!/bin/bash\nsrun jupyterhub-singleuser\n"
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            USER,
+            "--",
+            "sbatch",
+            "--parsable",
+            f"--chdir={cwd}",
+            "--output=/dev/null",
+            "--cpus-per-task=1",
+            "--mem=2048M",
+            "--partition=debug",
+            "--export=" + ",".join(exports),
+        ],
+        input=script,
+        env=exports,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    slurm_id = out.stdout.strip().split(";")[0]
+    try:
+        t1 = wait_answering(f"http://{host}:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api")
+    finally:
+        subprocess.run(["scancel", slurm_id])
+        wait_slurm_idle()
+    return t1 - t0
+
+
+def wait_slurm_idle(timeout: float = 60) -> None:
+    """Let a cancelled job finish leaving the node, so the next start finds the same cluster."""
+    deadline = time.time() + timeout
+    while (
+        time.time() < deadline
+        and subprocess.run(
+            ["squeue", "-h", "-u", USER], capture_output=True, text=True
+        ).stdout.strip()
+    ):
+        time.sleep(0.2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", choices=["local", "slurm"])
+    args = ap.parse_args()
+    hub = HubProcess(name="benchjobs").start()
+    results = {}
+    try:
+        token = hub.token_for(USER)
+        h = {"Authorization": f"token {token}"}
+        ws = requests.post(
+            f"{hub.url}/services/uws/api/workspaces/",
+            headers=h,
+            json={"name": "bench", "description": "d"},
+            timeout=60,
+        ).json()["data"]["workspace"]
+        cwd = str(hub.root / USER / str(ws["id"]))
+        for resource in ["local", "slurm"] if not args.only else [args.only]:
+            # warm up (imports cached, Slurm scheduled once) and take the server's environment
+            _, job = uws_start(hub, token, ws["id"], resource)
+            env = server_env(job)
+            uws_stop(hub, token, job["id"])
+            uws_times, bare_times = [], []
+            bare = bare_local if resource == "local" else bare_slurm
+            for i in range(args.rounds):
+                if i % 2:  # alternate which goes first
+                    bare_times.append(bare(env, cwd))
+                dt, job = uws_start(hub, token, ws["id"], resource)
+                uws_times.append(dt)
+                env = server_env(job)
+                uws_stop(hub, token, job["id"])
+                if resource == "slurm":
+                    wait_slurm_idle()
+                if not i % 2:
+                    bare_times.append(bare(env, cwd))
+            results[resource] = (uws_times, bare_times)
+    finally:
+        hub.stop()
+        hub.cleanup()
+    names = {
+        "local": ("P1", "local job", "bare jupyterhub-singleuser", 1.3),
+        "slurm": ("P2", "Slurm job", "sbatch + jupyterhub-singleuser", 1.2),
+    }
+    for resource, (u, b) in results.items():
+        p, what, base, goal = names[resource]
+        mu, mb = statistics.median(u), statistics.median(b)
+        print(f"bench {p}: {what} start -> JupyterLab answering, {args.rounds} rounds")
+        print(f"  uws  : median {mu:6.2f} s   (all: {', '.join(f'{x:.2f}' for x in u)})")
+        print(f"  bare : median {mb:6.2f} s   ({base}; all: {', '.join(f'{x:.2f}' for x in b)})")
+        print(f"  ratio: {mu / mb:.2f}   (goal <= {goal})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
