@@ -46,6 +46,13 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
 
     batch_script = Unicode(BATCH_SCRIPT, config=True, help="Template of the batch script (Jinja2).")
 
+    batchspawner_singleuser_cmd = Unicode(
+        "uws-job-singleuser",
+        config=True,
+        help="""Wrapper that starts the server on a free port and reports it to the hub
+        (uws_hub's: standard library only, then exec; batchspawner-singleuser also works).""",
+    )
+
     @default("exec_prefix")
     def _default_exec_prefix(self):
         if os.geteuid() != 0:
