@@ -51,6 +51,11 @@ c.UWS.reconcile_interval = float(env.get("UWS_TEST_RECONCILE_INTERVAL", "1"))
 c.UWS.cors_allowed_origins = ["https://portal.example.org"]
 c.UWS.resources = {
     "local": {"kind": "local", "name": "This server", "max_cpus": 4, "max_memory_mb": 8192},
+    "local-capped": {
+        "kind": "local",
+        "name": "This server, memory enforced",
+        "enforce_memory": True,
+    },
     "slurm": {
         "kind": "slurm",
         "name": "Cluster (debug)",
@@ -79,6 +84,7 @@ c.UWS.job_types = {
         "prologue": "echo 'uws test: failing on purpose' >&2; exit 3",
     },
     "crashing_job": {"name": "Crashing", "command": ["false"]},
+    "slow_job": {"name": "Slow to start", "command": ["uws-test-job"], "prologue": "sleep 6"},
     "local_only": {"name": "Local only", "command": ["uws-test-job"], "resources": ["local"]},
 }
 c.UWS.job_sync_interval = float(env.get("UWS_TEST_JOB_SYNC", "1"))

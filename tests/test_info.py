@@ -14,12 +14,19 @@ def test_job_types_and_resources(anon):
     r = anon.get("job_types/")
     assert r.status_code == 200
     types = r.json()["data"]["job_types"]
-    assert list(types) == ["jupyter_lab", "test_job", "broken_job", "crashing_job", "local_only"]
+    assert list(types) == [
+        "jupyter_lab",
+        "test_job",
+        "broken_job",
+        "crashing_job",
+        "slow_job",
+        "local_only",
+    ]
     assert types["jupyter_lab"] == {
         "id": "jupyter_lab",
         "name": "JupyterLab",
         "description": "",
-        "resources": ["local", "slurm", "slurm-short"],
+        "resources": ["local", "local-capped", "slurm", "slurm-short"],
     }
     assert types["local_only"]["resources"] == ["local"]
     r = anon.get("resources")

@@ -383,3 +383,63 @@ def test_local_time_limit_is_enforced(hub, alice, ws):
         s.commit()
     end = wait_job(alice, j["id"], ("complete", "failed"), timeout=30)
     assert end["status"] == "complete"
+
+
+def test_local_limits(alice, ws, make_workspace):
+    one = started(
+        alice, ws["id"], job_type="test_job", resource="local", resource_options={"num_cpus": 1}
+    )
+    info = whoami(alice, one)
+    assert len(info["cpus_allowed"]) == 1  # pinned to as many CPUs as asked for
+    assert info["rlimit_as"] == -1  # memory advisory here (MEM_LIMIT) ...
+    assert info["mem_limit"] == str(2048 * 1024 * 1024)
+    stop_and_wait(alice, one["id"])
+    capped = started(
+        alice,
+        ws["id"],
+        job_type="test_job",
+        resource="local-capped",
+        resource_options={"memory_mb": 1024},
+    )
+    assert (
+        whoami(alice, capped)["rlimit_as"] == 1024 * 1024 * 1024
+    )  # ... and enforced where configured
+    stop_and_wait(alice, capped["id"])
+
+
+def test_progress_on_the_hubs_own_stream(hub, alice, ws):
+    """The hub's progress API (what its spawn page shows) carries the job's messages."""
+    r = start(
+        alice, ws["id"], job_type="slow_job", resource="slurm"
+    )  # 6 s before the server starts
+    job_id = r.json()["data"]["job"]["id"]
+    url = f"{hub.url}/hub/api/users/uwst-alice/servers/job-{job_id}/progress"
+    events = []
+    with requests.get(url, headers=alice.session.headers, stream=True, timeout=60) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+    messages = [e.get("message", "") for e in events]
+    assert any(m.startswith("Submitted Slurm job") for m in messages), messages
+    assert any(m.startswith("Running on") for m in messages), messages
+    assert "Waiting for the server to answer." in messages
+    assert events[-1].get("ready") is True
+    stop_and_wait(alice, job_id)
+
+
+def test_open_jupyterlab_with_a_browser_login(hub, alice, ws):
+    from hubtest import hub_login
+
+    j = started(alice, ws["id"], job_type="jupyter_lab", resource="local", timeout=180)
+    browser, _ = hub_login(hub.url, "uwst-alice", "test-password")
+    lab = browser.get(open_url(j), timeout=60)  # the hub's OAuth for the server, then the lab
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    assert any("oauth2/authorize" in (h.headers.get("Location") or "") for h in lab.history)
+    # someone else's browser login is refused by the server
+    other, _ = hub_login(hub.url, "uwst-bob", "test-password")
+    denied = other.get(open_url(j), timeout=60)
+    assert denied.status_code in (403, 404) or "JupyterLab" not in denied.text
+    stop_and_wait(alice, j["id"])

@@ -120,7 +120,9 @@ class UWS(Configurable):
         ``qos``, ``reservation``, ``gpu_gres`` (default ``gpu``: GPUs become ``--gres=gpu:N``),
         ``gpu_partition`` (used instead of ``partition`` when GPUs are asked for),
         ``extra_directives`` (``--name=value`` lines added to every batch script),
-        ``start_timeout`` (seconds until a job that is not answering is given up).
+        ``start_timeout`` (seconds until a job that is not answering is given up). Local:
+        ``enforce_memory`` (true: each process of a job gets the job's memory as its address-space
+        limit; default false, memory is then advisory as MEM_LIMIT).
         """,
     ).tag(config=True)
 

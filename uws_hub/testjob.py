@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import sys
 from urllib.parse import urlparse
@@ -52,6 +53,9 @@ class InfoHandler(web.RequestHandler):
                     "home": os.environ.get("HOME"),
                     "path": os.environ.get("PATH"),
                     "params": {k: v for k, v in os.environ.items() if k.startswith("UWS_PARAM_")},
+                    "cpus_allowed": sorted(os.sched_getaffinity(0)),
+                    "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
+                    "mem_limit": os.environ.get("MEM_LIMIT"),
                     "requester": user.get("name"),
                 }
             )

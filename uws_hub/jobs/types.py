@@ -50,6 +50,7 @@ RESOURCE_KEYS = {
     "gpu_partition",
     "extra_directives",
     "start_timeout",
+    "enforce_memory",
 }
 
 
@@ -94,6 +95,7 @@ class Resource:
     gpu_partition: str | None = None
     extra_directives: tuple[str, ...] = ()
     start_timeout: int | None = None  # seconds
+    enforce_memory: bool = False  # local: cap each process's address space at the job's memory
 
     def as_dict(self) -> dict:
         return {
@@ -117,6 +119,12 @@ def _positive_int(value: Any, where: str, *, allow_zero: bool = False) -> int | 
         raise ConfigError(
             f"{where} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
         )
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
     return value
 
 
@@ -189,6 +197,7 @@ def parse_resources(specs: Any, setting: str = "c.UWS.resources") -> dict[str, R
             gpu_partition=spec.get("gpu_partition"),
             extra_directives=directives,
             start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
+            enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
         )
     return out
 

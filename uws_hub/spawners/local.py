@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shlex
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
@@ -18,7 +19,9 @@ J = JobStatus
 
 class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
     """A job as a local process: set-uid to the owner's account, in the workspace, on as many
-    CPUs as the job asked for (CPU affinity); its output goes to ``<workspace>/.jobs/job-<id>.log``."""
+    CPUs as the job asked for (CPU affinity) and, where the resource says ``enforce_memory``, with
+    its memory as each process's address-space limit; output goes to
+    ``<workspace>/.jobs/job-<id>.log``. The service stops it when its time limit has passed."""
 
     def make_preexec_fn(self, name):
         ctx = self._job
@@ -26,6 +29,9 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
         ncpu = os.cpu_count() or 1
         cpus = {(ctx.job_id + i) % ncpu for i in range(min(ctx.cpus, ncpu))}
         workspace = ctx.workspace_path
+        memory = (
+            ctx.memory_mb * 1024 * 1024 if ctx.resource.enforce_memory and ctx.memory_mb else None
+        )
 
         def preexec():
             if setuid is not None:
@@ -35,6 +41,8 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
                 os.sched_setaffinity(0, cpus)
             except OSError:
                 pass
+            if memory:  # each process of the job (kernels inherit it) gets this address space
+                resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
         return preexec
 

@@ -239,8 +239,40 @@ class SlurmMonitor:
                 exit_code=fields.get("ExitCode", ""),
             )
         if "Invalid job id" in (err + out):
-            return SlurmJob(job_id, GONE, reason="Slurm no longer knows this job.")
+            return await self._from_accounting(job_id)
         return SlurmJob(job_id, UNKNOWN, reason=err or f"scontrol exited with status {code}")
+
+    async def _from_accounting(self, job_id: str) -> SlurmJob:
+        """The controller has forgotten the job (MinJobAge): ask accounting, where there is one."""
+        code, out, err = await run(
+            [
+                "sacct",
+                "-j",
+                job_id,
+                "-X",
+                "-n",
+                "-P",
+                "-o",
+                "State,ElapsedRaw,AllocCPUS,Reason,NodeList,ExitCode",
+            ],
+            self.timeout,
+            self.env,
+        )
+        line = out.strip().splitlines()[0] if code == 0 and out.strip() else ""
+        parts = line.split("|")
+        if len(parts) >= 6 and parts[0]:
+            return SlurmJob(
+                job_id,
+                parts[0].split()[0],  # "CANCELLED by 1004" -> CANCELLED
+                reason=parts[3],
+                node=parts[4],
+                elapsed_s=int(parts[1]) if parts[1].isdigit() else None,
+                cpus=int(parts[2]) if parts[2].isdigit() else None,
+                exit_code=parts[5],
+            )
+        return SlurmJob(
+            job_id, GONE, reason="Slurm no longer knows this job (and keeps no accounting here)."
+        )
 
     def forget(self, job_id: str) -> None:
         self._final.pop(str(job_id), None)
