@@ -88,6 +88,7 @@ c.UWS.job_types = {
     "local_only": {"name": "Local only", "command": ["uws-test-job"], "resources": ["local"]},
 }
 c.UWS.job_sync_interval = float(env.get("UWS_TEST_JOB_SYNC", "1"))
+c.UWS.job_orphan_grace = float(env.get("UWS_TEST_ORPHAN_GRACE", "5"))
 c.UWS.slurm_poll_interval = float(env.get("UWS_TEST_SLURM_POLL", "2"))
 c.Spawner.poll_interval = int(env.get("UWS_TEST_POLL_INTERVAL", "3"))
 c.UWS.max_upload_size = int(env.get("UWS_TEST_MAX_UPLOAD", str(64 * 1024**2)))

@@ -130,3 +130,45 @@ def test_service_restart_catches_up(rhub, ralice):
     while ralice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] != "idle":
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_orphaned_jobs_are_cancelled(rhub, ralice):
+    """A job whose server the hub forgot (lost database, manual cleanup) keeps no resources:
+    its Slurm job is cancelled, its local process stopped, and the record says why."""
+    slurm = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
+    local = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="local")
+    rhub.stop()  # the jobs keep running; the hub forgets their servers while it is down
+    with sqlite3.connect(rhub.dir / "jupyterhub.sqlite") as db:
+        for j in (slurm, local):
+            (server_id,) = db.execute(
+                "SELECT server_id FROM spawners WHERE name=?", (f"job-{j['id']}",)
+            ).fetchone()
+            db.execute("DELETE FROM spawners WHERE name=?", (f"job-{j['id']}",))
+            db.execute("DELETE FROM servers WHERE id=?", (server_id,))
+    rhub.start()
+    ended = {
+        j["id"]: wait_job(ralice, j["id"], ("failed", "complete"), timeout=90)
+        for j in (slurm, local)
+    }
+    s, loc = ended[slurm["id"]], ended[local["id"]]
+    assert s["status"] == "failed", s
+    assert f"Slurm job {slurm['resource_job_id']} was stopped" in s["status_message"]
+    assert loc["status"] == "failed", loc
+    assert f"process {local['resource_job_id']} was stopped" in loc["status_message"]
+    state = subprocess.run(
+        ["scontrol", "show", "job", "-o", str(slurm["resource_job_id"])],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "JobState=CANCELLED" in state or not state.strip(), state
+    assert not running(local["resource_job_id"])
+    assert float(s["core_hours"]) > 0  # Slurm's elapsed time x cpus
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan reparented to an init that does not reap)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False

@@ -138,6 +138,14 @@ class UWS(Configurable):
         (servers gone, stops to retry, local time limits, named servers to remove).""",
     ).tag(config=True)
 
+    job_orphan_grace = Float(
+        30.0,
+        help="""Seconds a new job may be missing from the hub's server list before the service
+        treats it as orphaned: then a Slurm job or local process that still runs without a hub
+        server is cancelled (it would spend core-hours nobody can reach) and the job ends
+        ``failed``. Covers the moment between recording a job and the hub registering its spawn.""",
+    ).tag(config=True)
+
     slurm_poll_interval = Float(
         10.0,
         help="""Seconds between scheduler queries of the shared Slurm monitor: one ``squeue`` per
@@ -365,6 +373,7 @@ class UWS(Configurable):
         for name in (
             "reconcile_interval",
             "job_sync_interval",
+            "job_orphan_grace",
             "slurm_poll_interval",
             "slurm_command_timeout",
         ):

@@ -11,9 +11,13 @@ Nothing here knows about HTTP handlers.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from typing import Any
+import os
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +34,9 @@ from ..db.models import (
 )
 from ..errors import BadRequest, HubAPIError, NotFound, UWSError
 from .launch import LaunchPlan, plan_launch
+
+if TYPE_CHECKING:
+    from ..spawners.monitor import SlurmMonitor
 
 log = logging.getLogger("uws_hub.jobs")
 J = JobStatus
@@ -67,12 +74,63 @@ def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None
     set_current(job, message=message, time_left=None)
 
 
+@dataclass
+class LiveJob:
+    """What sync decides on: a live row, read in one short transaction."""
+
+    id: int
+    username: str
+    server_name: str
+    status: str
+    kind: str
+    created: dt.datetime
+    started: dt.datetime | None
+    time_limit_s: int | None
+    cpus: int
+    resource_job_id: int | None
+
+    @classmethod
+    def of(cls, job: Job, username: str, settings: UWS) -> LiveJob:
+        resource = settings.resource_map.get(job.resource)
+        return cls(
+            id=job.id,
+            username=username,
+            server_name=job.server_name or server_name(job.id),
+            status=job.status,
+            kind=resource.kind if resource is not None else "",
+            created=job.datetime_created,
+            started=job.datetime_start,
+            time_limit_s=job.time_limit_s,
+            cpus=job.cpus,
+            resource_job_id=job.resource_job_id,
+        )
+
+
+def _signal_local_job(pid: int, job_id: int) -> bool:
+    """SIGTERM the process group of local job `job_id` if `pid` is still that job's server
+    (its environment names the job: a recycled pid is left alone). True if it was signalled."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return False  # gone (or not ours to read: then not ours to kill)
+    if f"UWS_JOB_ID={job_id}".encode() not in environ:
+        return False
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGTERM)
+    except OSError:
+        return False
+    log.warning("job %s: its server (pid %s) ran without the hub; sent SIGTERM", job_id, pid)
+    return True
+
+
 class JobManager:
     def __init__(self, settings: UWS, db: sessionmaker[Session], hub):
         self.settings = settings
         self.db = db
         self.hub = hub
         self._stop_sent: dict[int, float] = {}
+        self._slurm: SlurmMonitor | None = None
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -203,143 +261,215 @@ class JobManager:
         job.status = J.STOPPING.value
         set_current(job, message="Stopping.")
         session.commit()
-        await self._send_stop(user.name, job)
+        await self._send_stop(user.name, job.id, job.server_name)
         return job
 
-    async def _send_stop(self, username: str, job: Job) -> None:
-        self._stop_sent[job.id] = utcnow().timestamp()
+    async def _send_stop(self, username: str, job_id: int, name: str) -> None:
+        self._stop_sent[job_id] = utcnow().timestamp()
         try:
-            await self.hub.stop_server(username, job.server_name, remove=False)
+            await self.hub.stop_server(username, name, remove=False)
         except HubAPIError as e:
             log.warning(
-                "job %s: stop request to the hub failed (will retry): %s", job.id, e.message
+                "job %s: stop request to the hub failed (will retry): %s", job_id, e.message
             )
 
     # ---- keeping rows in line with the hub -------------------------------------------------
 
     async def sync(self) -> dict[str, int]:
-        """One pass: settle live jobs the hub no longer runs, retry stops, enforce local time
-        limits, remove ended jobs' named servers. Hub errors skip the pass (nothing is concluded
-        from a hub that does not answer)."""
-        counts = {"settled": 0, "stops": 0, "removed": 0, "timeouts": 0}
+        """One pass: settle live jobs the hub no longer runs (cancelling what still runs
+        without it), retry stops, enforce local time limits, remove ended jobs' named servers.
+
+        Rows are read in one short transaction and each change is made in its own, on a fresh
+        row locked for update and only if the row is still in the state the decision was made
+        on: the spawners (in the hub) write the same rows meanwhile and their facts win. Hub or
+        scheduler errors skip what depends on them (nothing is concluded from a silent hub)."""
+        counts = {"settled": 0, "stops": 0, "removed": 0, "timeouts": 0, "orphans": 0}
         with self.db() as session:
-            live = session.execute(
-                select(Job, User.name)
-                .join(User, User.id == Job.user_id)
-                .where(Job.status.in_(LIVE_JOB_STATUSES))
-            ).all()
-            leftovers = session.execute(
-                select(Job, User.name)
-                .join(User, User.id == Job.user_id)
-                .where(
-                    Job.status.in_(ENDED),
-                    Job.server_removed.is_(False),
-                    Job.server_name.is_not(None),
-                )
-                .limit(200)
-            ).all()
-            if not live and not leftovers:
-                self._settle_all(session)
-                return counts
-            try:
-                servers = await self.hub.active_servers()
-            except HubAPIError as e:
-                log.warning("job sync skipped: the hub did not answer (%s)", e.message)
-                return counts
-            now = utcnow()
-            grace = max(30.0, 3 * self.settings.job_sync_interval)
-            touched: set[int] = set()
-            for job, username in live:
-                server = servers.get((username, job.server_name))
-                if server is None:
-                    if (now - job.datetime_created).total_seconds() < grace:
-                        continue  # the hub may not have registered the spawn yet
-                    session.refresh(job)  # the spawner may have written the end meanwhile
-                    if job.status in ENDED:
-                        continue
-                    if job.status == J.STOPPING.value:
-                        end_job(job, J.COMPLETE.value, "Stopped.", now)
-                    elif job.status == J.PENDING.value:
-                        end_job(
-                            job,
-                            J.FAILED.value,
-                            "The server did not start; the hub has no record of it.",
-                            now,
-                        )
-                    else:
-                        end_job(
-                            job,
-                            J.FAILED.value,
-                            "The server is gone; the hub no longer runs it.",
-                            now,
-                        )
-                    counts["settled"] += 1
-                    touched.add(job.workspace_id)
-                    continue
-                if job.status == J.STOPPING.value:
-                    last = self._stop_sent.get(job.id, 0)
-                    if now.timestamp() - last > grace:
-                        await self._send_stop(username, job)
-                        counts["stops"] += 1
-                elif (
-                    job.status == J.RUNNING.value
-                    and self.settings.resource_map.get(job.resource, None) is not None
-                    and self.settings.resource_map[job.resource].kind == "local"
-                    and job.datetime_start
-                    and job.time_limit_s
-                    and (now - job.datetime_start).total_seconds() > job.time_limit_s
-                ):
-                    job.status = J.STOPPING.value
-                    set_current(
-                        job,
-                        message=f"Time limit of {job.time_limit_s // 60} minutes reached; stopping.",
+            live = [
+                LiveJob.of(job, name, self.settings)
+                for job, name in session.execute(
+                    select(Job, User.name)
+                    .join(User, User.id == Job.user_id)
+                    .where(Job.status.in_(LIVE_JOB_STATUSES))
+                ).all()
+            ]
+            leftovers = [
+                (job.id, name, job.server_name)
+                for job, name in session.execute(
+                    select(Job, User.name)
+                    .join(User, User.id == Job.user_id)
+                    .where(
+                        Job.status.in_(ENDED),
+                        Job.server_removed.is_(False),
+                        Job.server_name.is_not(None),
                     )
-                    session.commit()
-                    await self._send_stop(username, job)
+                    .limit(200)
+                ).all()
+            ]
+        if not live and not leftovers:
+            self._settle_all()
+            return counts
+        try:
+            servers = await self.hub.active_servers()
+        except HubAPIError as e:
+            log.warning("job sync skipped: the hub did not answer (%s)", e.message)
+            return counts
+        now = utcnow()
+        grace = self.settings.job_orphan_grace
+        for job in live:
+            if (job.username, job.server_name) not in servers:
+                if (now - job.created).total_seconds() < grace:
+                    continue  # the hub may not have registered the spawn yet
+                await self._settle_orphan(job, counts)
+                continue
+            if job.status == J.STOPPING.value:
+                if now.timestamp() - self._stop_sent.get(job.id, 0) > grace:
+                    await self._send_stop(job.username, job.id, job.server_name)
+                    counts["stops"] += 1
+            elif (
+                job.status == J.RUNNING.value
+                and job.kind == "local"
+                and job.started
+                and job.time_limit_s
+                and (now - job.started).total_seconds() > job.time_limit_s
+            ):
+                message = f"Time limit of {job.time_limit_s // 60} minutes reached; stopping."
+
+                def to_stopping(row: Job, message=message) -> None:
+                    row.status = J.STOPPING.value
+                    set_current(row, message=message)
+
+                if self._transition(job.id, (J.RUNNING.value,), to_stopping):
+                    await self._send_stop(job.username, job.id, job.server_name)
                     counts["timeouts"] += 1
-            for job, username in leftovers:
-                if (username, job.server_name) in servers:
-                    continue  # the hub is still stopping it
-                try:
-                    await self.hub.stop_server(username, job.server_name, remove=True)
-                except HubAPIError as e:
-                    if e.status != 400:  # 400: still stopping; next pass
-                        log.warning(
-                            "job %s: removing its named server failed: %s", job.id, e.message
-                        )
-                    continue
-                job.server_removed = True
-                self._stop_sent.pop(job.id, None)
-                counts["removed"] += 1
-                touched.add(job.workspace_id)
-            # workspaces whose "active" no longer matches their jobs (a spawner ended a job)
+        for job_id, username, name in leftovers:
+            if (username, name) in servers:
+                continue  # the hub is still stopping it
+            try:
+                await self.hub.stop_server(username, name, remove=True)
+            except HubAPIError as e:
+                if e.status != 400:  # 400: still stopping; next pass
+                    log.warning("job %s: removing its named server failed: %s", job_id, e.message)
+                continue
+            self._transition(job_id, ENDED, lambda row: setattr(row, "server_removed", True))
+            self._stop_sent.pop(job_id, None)
+            counts["removed"] += 1
+        self._settle_all()
+        if any(counts.values()):
+            log.info("job sync: %s", counts)
+        return counts
+
+    def _transition(self, job_id: int, expected: tuple[str, ...], change) -> bool:
+        """Apply `change` to job `job_id` if it is still in one of `expected` (row locked)."""
+        with self.db() as session:
+            row = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if row is None or row.status not in expected:
+                return False
+            change(row)
+            session.commit()
+            return True
+
+    async def _settle_orphan(self, job: LiveJob, counts: dict[str, int]) -> None:
+        """A live row the hub has no server for. If its Slurm job or local process still runs,
+        cancel it (it would burn core-hours nobody can reach) and wait for the next pass;
+        once nothing runs, end the row."""
+        from ..spawners.monitor import UNKNOWN
+        from ..spawners.monitor import run as slurm_run
+
+        core: int | None = None
+        if job.kind == "slurm" and job.resource_job_id:
+            info = await self.slurm.status(str(job.resource_job_id))
+            if info.state == UNKNOWN:
+                return  # the scheduler did not answer: conclude nothing
+            if info.live:
+                code, _, err = await slurm_run(
+                    ["scancel", str(job.resource_job_id)],
+                    self.settings.slurm_command_timeout,
+                    self.slurm.env,
+                )
+                message = (
+                    f"The hub no longer runs this job's server; cancelling Slurm job "
+                    f"{job.resource_job_id}."
+                )
+                if code != 0:
+                    log.warning("job %s: scancel %s: %s", job.id, job.resource_job_id, err)
+                self.slurm.forget(str(job.resource_job_id))
+                self._mark_orphan_stopping(job.id, message, f"Slurm job {job.resource_job_id}")
+                counts["orphans"] += 1
+                return
+            if info.elapsed_s is not None:
+                core = info.elapsed_s * (info.cpus or job.cpus or 1)
+        elif job.kind == "local" and job.resource_job_id:
+            if await asyncio.to_thread(_signal_local_job, job.resource_job_id, job.id):
+                self._mark_orphan_stopping(
+                    job.id,
+                    f"The hub no longer runs this job's server; stopping process {job.resource_job_id}.",
+                    f"process {job.resource_job_id}",
+                )
+                counts["orphans"] += 1
+                return
+
+        def settle(row: Job) -> None:
+            now = utcnow()
+            orphaned = (row.job_details or {}).get("current_job_details", {}).get("orphaned")
+            if row.status == J.STOPPING.value and orphaned:
+                end_job(
+                    row,
+                    J.FAILED.value,
+                    f"The hub no longer ran this job's server; its {orphaned} was stopped.",
+                    now,
+                )
+            elif row.status == J.STOPPING.value:
+                end_job(row, J.COMPLETE.value, "Stopped.", now)
+            elif row.status == J.PENDING.value:
+                end_job(
+                    row,
+                    J.FAILED.value,
+                    "The server did not start; the hub has no record of it.",
+                    now,
+                )
+            else:
+                end_job(row, J.FAILED.value, "The server is gone; the hub no longer runs it.", now)
+            if core is not None:
+                row.core_seconds = core
+
+        if self._transition(job.id, LIVE_JOB_STATUSES, settle):
+            counts["settled"] += 1
+
+    def _mark_orphan_stopping(self, job_id: int, message: str, what: str) -> None:
+        def change(row: Job) -> None:
+            row.status = J.STOPPING.value
+            set_current(row, message=message, orphaned=what)
+
+        self._transition(job_id, LIVE_JOB_STATUSES, change)
+
+    @property
+    def slurm(self) -> SlurmMonitor:
+        """The service's own view of the Slurm queue (one squeue per poll interval)."""
+        if self._slurm is None:
+            from ..spawners.monitor import SlurmMonitor
+
+            s = self.settings
+            self._slurm = SlurmMonitor(s.slurm_poll_interval, s.slurm_command_timeout, s.job_path)
+        return self._slurm
+
+    def _settle_all(self) -> None:
+        """Workspaces whose active/idle no longer matches their jobs (a spawner ended a job)."""
+        with self.db() as session:
             has_live = (
                 select(Job.id)
                 .where(Job.workspace_id == Workspace.id, Job.status.in_(LIVE_JOB_STATUSES))
                 .exists()
             )
-            touched.update(
-                session.scalars(
-                    select(Workspace.id).where(
-                        ((Workspace.status == WorkspaceStatus.ACTIVE.value) & ~has_live)
-                        | ((Workspace.status == WorkspaceStatus.IDLE.value) & has_live)
-                    )
+            mismatched = session.scalars(
+                select(Workspace.id).where(
+                    ((Workspace.status == WorkspaceStatus.ACTIVE.value) & ~has_live)
+                    | ((Workspace.status == WorkspaceStatus.IDLE.value) & has_live)
                 )
-            )
-            for ws_id in touched:
+            ).all()
+            for ws_id in mismatched:
                 self._settle_workspace(session, ws_id)
             session.commit()
-        if any(counts.values()):
-            log.info("job sync: %s", counts)
-        return counts
-
-    def _settle_all(self, session: Session) -> None:
-        stale = session.scalars(
-            select(Workspace.id).where(Workspace.status == WorkspaceStatus.ACTIVE.value)
-        ).all()
-        for ws_id in stale:
-            self._settle_workspace(session, ws_id)
-        session.commit()
 
     def _settle_workspace(self, session: Session, ws_id: int) -> None:
         """A workspace is active while a job is pending, running or stopping, else idle."""

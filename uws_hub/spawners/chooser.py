@@ -113,6 +113,16 @@ class UWSJobSpawner(WrapSpawner):
         child.bind_job(self._job_ctx)
         return await child.start()
 
+    async def progress(self):
+        """The child's progress; until the child exists (the job is still being checked),
+        nothing — instead of wrapspawner's RuntimeError."""
+        while self.child_spawner is None:
+            if not self._spawn_pending:
+                return
+            await asyncio.sleep(0.2)
+        async for event in self.child_spawner.progress():
+            yield event
+
     def get_state(self):
         state = super().get_state()
         if self._kind:

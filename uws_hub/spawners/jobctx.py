@@ -191,6 +191,8 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
                 job.core_seconds = core
         elif job.status in (J.COMPLETE.value, J.FAILED.value):
             return
+        if changes.get("status") == J.RUNNING.value and job.status != J.PENDING.value:
+            changes.pop("status")  # stopping stays stopping (its stop is on the way)
         for key, value in changes.items():
             setattr(job, key, value)
         if current:

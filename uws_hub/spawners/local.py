@@ -93,17 +93,22 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
     async def poll(self):
         status = await super().poll()
         if status is not None:
-            await self.record_end(status)
+            # LocalProcessSpawner.stop() polls too: then the end is a stop, not a death
+            await self.record_end(status, via_stop=getattr(self, "_stopping", False))
         return status
 
     async def stop(self, now=False):
-        await super().stop(now=now)
-        await self.record_end(None, via_stop=True)
+        self._stopping = True
+        try:
+            await super().stop(now=now)
+            await self.record_end(None, via_stop=True)
+        finally:
+            self._stopping = False
 
     async def job_end_facts(self, exit_info):
         if exit_info in (0, None):
             return J.COMPLETE.value, "The server ended.", None
-        tail = self.log_tail() if self._job else ""
+        tail = await self.log_tail()
         return (
             J.FAILED.value,
             f"The server exited with status {exit_info}." + (f"\n{tail}" if tail else ""),

@@ -21,6 +21,7 @@ from traitlets import HasTraits, Integer
 
 from ..config import UWS
 from ..db.models import JobStatus
+from ..errors import UWSError
 from . import jobctx
 from .jobctx import JobContext
 
@@ -121,19 +122,33 @@ class UWSJobMixin(HasTraits):
         if progress is not None:
             event["progress"] = progress
         self._events.append(event)
+        self._wake_progress()
         self.log.info("job %s: %s", self.uws_job_id, message)
         await self.record(message=message, **facts)
 
+    def _wake_progress(self) -> None:
+        waiter = getattr(self, "_progress_waiter", None)
+        if waiter is not None:
+            waiter.set()
+
     async def progress(self):
+        """Each event as soon as it happens. The hub stops reading when the start finishes and
+        drops what the generator has not handed over yet, so nothing may wait on a timer here."""
         sent = 0
+        if getattr(self, "_progress_waiter", None) is None:
+            self._progress_waiter = asyncio.Event()
         while True:
+            self._progress_waiter.clear()
             events = getattr(self, "_events", [])
             while sent < len(events):
                 yield events[sent]
                 sent += 1
             if self._start_done:
                 return
-            await asyncio.sleep(0.25)
+            try:
+                await asyncio.wait_for(self._progress_waiter.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
 
     async def record(self, **changes: Any) -> None:
         if self.uws_job_id:
@@ -185,11 +200,20 @@ class UWSJobMixin(HasTraits):
             raise SpawnException(message, reason="job_failed", status_code=500) from None
         finally:
             self._start_done = True
+            self._wake_progress()
 
     async def _record_failure(self, message: str) -> None:
+        """A start that did not succeed: failed — unless it was stopped on purpose meanwhile."""
         self._ended_recorded = True
         try:
-            await asyncio.shield(self.record(end=(J.FAILED.value, message, jobctx.now(), None)))
+            status_now = await asyncio.shield(
+                asyncio.to_thread(jobctx.job_status, self.uws, self.uws_job_id)
+            )
+            if status_now == J.STOPPING.value:
+                end = (J.COMPLETE.value, "Stopped.", jobctx.now(), None)
+            else:
+                end = (J.FAILED.value, message, jobctx.now(), None)
+            await asyncio.shield(self.record(end=end))
         except Exception:
             self.log.exception("job %s: could not record the failure", self.uws_job_id)
 
@@ -206,17 +230,34 @@ class UWSJobMixin(HasTraits):
     def log_path(self) -> str:
         return os.path.join(self._job.log_dir, f"job-{self._job.job_id}.log")
 
-    def log_tail(self, lines: int = 12) -> str:
-        """The end of the job's log, for failure messages (read as root; it is the owner's file)."""
+    async def log_tail(self, lines: int = 12) -> str:
+        """The end of the job's log, for failure messages.
+
+        Read as the owner (the log lives in a directory the owner controls), never through a
+        symlink, and only if it is a regular file: a log replaced by a link to a secret shows
+        nothing.
+        """
         if self._job is None:
             return ""
-        path = self.log_path()
+        return await asyncio.to_thread(self._read_log_tail, lines)
+
+    def _read_log_tail(self, lines: int) -> str:
+        import stat
+
+        from ..workspaces import fsops
+
         try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 8192))
-                text = f.read().decode("utf-8", "replace")
-        except (OSError, TypeError):
+            with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
+                fd = os.open(
+                    self.log_path(), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                )
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return ""
+                f.seek(max(0, st.st_size - 8192))
+                text = f.read(8192).decode("utf-8", "replace")
+        except (OSError, UWSError):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -228,7 +269,7 @@ class UWSJobMixin(HasTraits):
         while True:
             alive, reason = await self.job_alive()
             if not alive:
-                tail = self.log_tail()
+                tail = await self.log_tail()
                 raise SpawnException(
                     f"The server stopped before answering: {reason}"
                     + (f"\n--- end of the job log ---\n{tail}" if tail else ""),

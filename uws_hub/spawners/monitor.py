@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
@@ -149,7 +150,7 @@ class SlurmMonitor:
         self.snapshot_ok = False
         self.last_error = ""
         self._refresh: asyncio.Task | None = None
-        self._final: dict[str, SlurmJob] = {}
+        self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
         self.refreshes = 0
 
     @classmethod
@@ -219,6 +220,8 @@ class SlurmMonitor:
             job = await self._look_up(job_id)
         if job.ended:
             self._final[job_id] = job
+            while len(self._final) > 10000:
+                self._final.popitem(last=False)
         return job
 
     async def _look_up(self, job_id: str) -> SlurmJob:

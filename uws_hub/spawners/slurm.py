@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 
 from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import format_template
@@ -64,6 +65,34 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     startup_poll_interval = Float(
         0.2, config=True, help="Seconds between checks while a job starts."
     )
+
+    uws_account = Unicode(
+        "", help="POSIX account the job runs as (kept in the state, for scancel after a restart)."
+    )
+
+    @default("req_username")
+    def _uws_req_username(self):
+        return self._job.account.name if self._job else (self.uws_account or self.user.name)
+
+    @default("req_homedir")
+    def _uws_req_homedir(self):
+        if self._job:
+            return self._job.account.home or self._job.workspace_path
+        return "/"
+
+    def get_state(self):
+        state = super().get_state()
+        if self.uws_account:
+            state["uws_account"] = self.uws_account
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.uws_account = state.get("uws_account", "")
+
+    def bind_job(self, ctx):
+        super().bind_job(ctx)
+        self.uws_account = ctx.account.name
 
     @property
     def monitor(self) -> SlurmMonitor:
@@ -147,13 +176,14 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             raise SpawnException("Slurm did not return a job id.", reason="sbatch", status_code=500)
         await self.record(resource_job_id=int(self.job_id))
         await self.emit(f"Submitted Slurm job {self.job_id}.", 20)
-        last = None
+        last, wait = None, self.startup_poll_interval
         while True:
-            info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
+            # soon after submission check often; a job that stays queued, less and less often
+            info = await self.monitor.status(self.job_id, max_age=wait)
             if info.running:
                 break
             if info.ended:
-                raise self._ended_early(info, "before it started")
+                raise await self._ended_early(info, "before it started")
             if info.state == UNKNOWN:
                 text = "The scheduler is not answering; still waiting."
             else:
@@ -164,20 +194,24 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             if text != last:
                 await self.emit(text, 30)
                 last = text
-            await asyncio.sleep(self.startup_poll_interval)
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, max(self.startup_poll_interval, min(self.monitor.interval, 5.0)))
         self._running_since = jobctx.now()
         self.ip = info.node.split(",")[0]
         await self.record(host=self.ip)
         await self.emit(f"Running on {self.ip}; starting the server.", 50)
-        while self.port == 0:
-            info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
-            if info.ended:
-                raise self._ended_early(info, "before the server reported its port")
-            await asyncio.sleep(self.startup_poll_interval)
+        checked = time.monotonic()
+        while self.port == 0:  # set when the job reports its port (batchspawner's hub API)
+            if time.monotonic() - checked >= 1.0:
+                info = await self.monitor.status(self.job_id, max_age=1.0)
+                if info.ended:
+                    raise await self._ended_early(info, "before the server reported its port")
+                checked = time.monotonic()
+            await asyncio.sleep(0.05)
         return f"http://{self.ip}:{self.port}"
 
-    def _ended_early(self, info: SlurmJob, when: str) -> SpawnException:
-        tail = self.log_tail()
+    async def _ended_early(self, info: SlurmJob, when: str) -> SpawnException:
+        tail = await self.log_tail()
         reason = info.reason if info.reason and info.reason != "None" else info.state
         return SpawnException(
             f"Slurm job {self.job_id} ended ({info.state}) {when}: {reason}."
@@ -187,7 +221,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         )
 
     async def job_alive(self) -> tuple[bool, str]:
-        info = await self.monitor.status(self.job_id, max_age=self.startup_poll_interval)
+        info = await self.monitor.status(self.job_id, max_age=1.0)
         if info.ended:
             return False, f"Slurm job {self.job_id} ended ({info.state})"
         return True, ""
@@ -205,19 +239,28 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         return 1
 
     async def stop(self, now=False):
+        """Cancel the job; record its end only once Slurm confirms it. Otherwise the row stays
+        ``stopping`` and the uws service's job sync finishes the cancellation (it checks Slurm)."""
+        if not self.job_id:
+            await self.record_end(None, via_stop=True)
+            return
+        try:
+            await self.cancel_batch_job()
+        except RuntimeError as e:
+            self.log.warning("job %s: scancel %s: %s", self.uws_job_id, self.job_id, e)
         info = None
-        if self.job_id:
-            try:
-                await self.cancel_batch_job()
-            except RuntimeError as e:
-                self.log.warning("job %s: scancel %s: %s", self.uws_job_id, self.job_id, e)
-            if not now:
-                for _ in range(20):
-                    info = await self.monitor.status(self.job_id, max_age=0.5)
-                    if not info.live:
-                        break
-                    await asyncio.sleep(0.5)
-        await self.record_end(info, via_stop=True)
+        for _ in range(0 if now else 20):
+            info = await self.monitor.status(self.job_id, max_age=0.5)
+            if info.ended:
+                break
+            await asyncio.sleep(0.5)
+        if info is not None and info.ended:
+            await self.record_end(info, via_stop=True)
+        else:
+            await self.record(
+                status=J.STOPPING.value,
+                message=f"Cancelling Slurm job {self.job_id}; the scheduler has not confirmed yet.",
+            )
 
     async def job_core_seconds(self, info):
         """Slurm's elapsed time x allocated CPUs."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import ClassVar
 
 from tornado.iostream import StreamClosedError
 
 from ... import scopes
 from ...db.models import Job, JobStatus
+from ...errors import UWSError
 from .. import serialize
 from .base import BaseHandler
 
@@ -69,17 +71,57 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
 
     poll_seconds = 0.5
     keepalive_seconds = 15.0
+    max_streams_per_user = 16
+    max_streams = 2000
+    _open: ClassVar[dict[str, int]] = {}
+    _closed = False
+    _counted: str | None = None
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+
+    def on_finish(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._counted is not None:
+            left = self._open.get(self._counted, 1) - 1
+            if left > 0:
+                self._open[self._counted] = left
+            else:
+                self._open.pop(self._counted, None)
+            self._counted = None
 
     async def get(self, job_id: str) -> None:
         user = self.acting_user(scopes.READ_JOBS)
         job_id = self.ctx.jobs.get(self.db, user, job_id).id
         self.db.commit()  # hold no connection while streaming
+        if self._open.get(user.name, 0) >= self.max_streams_per_user:
+            raise UWSError(
+                f"{user.name} already has {self.max_streams_per_user} open event streams; "
+                "close some (each browser tab showing a job holds one) and try again.",
+                status_code=429,
+            )
+        if sum(self._open.values()) >= self.max_streams:
+            raise UWSError(
+                "The service has too many open event streams; poll GET /jobs/<id>/ instead "
+                "or try again in a minute.",
+                status_code=429,
+            )
+        self._open[user.name] = self._open.get(user.name, 0) + 1
+        self._counted = user.name
+        try:
+            await self._stream(job_id)
+        finally:
+            self._release()
+
+    async def _stream(self, job_id: int) -> None:
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         last, last_sent = None, time.monotonic()
         try:
-            while True:
+            while not self._closed:
                 with self.ctx.db() as session:
                     job = session.get(Job, job_id)
                     payload = serialize.dumps(self.job_json(job))
@@ -97,7 +139,8 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
                 await asyncio.sleep(self.poll_seconds)
         except StreamClosedError:
             return
-        self.finish()
+        if not self._closed:
+            self.finish()
 
 
 def routes(prefix: str) -> list:
