@@ -8,6 +8,7 @@ export UWS_VENV=$VENV
 cleanup() {
   "$UWS_REPO/scripts/pg.sh" stop >/dev/null 2>&1 || true
   "$UWS_REPO/scripts/slurm.sh" stop >/dev/null 2>&1 || true
+  "$UWS_REPO/scripts/ldap.sh" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 if is_root; then
@@ -15,6 +16,8 @@ if is_root; then
   export UWS_TEST_PG_URL=$("$UWS_REPO/scripts/pg.sh" url)
   "$UWS_REPO/scripts/slurm.sh" start
   export UWS_TEST_SLURM=1
+  "$UWS_REPO/scripts/ldap.sh" start
+  export UWS_TEST_LDAP=1
 fi
 cd "$UWS_REPO"
 "$VENV/bin/ruff" check uws_hub tests bench jupyterhub_config.py

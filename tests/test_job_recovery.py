@@ -12,10 +12,10 @@ import time
 
 import pytest
 import requests
-from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
 
 from conftest import Client
 from hubtest import REPO, HubProcess
+from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import time
 
 import pytest
 import requests
+
+from conftest import workspace_dir
 from jobutil import (
     ensure_slurm,
     open_url,
@@ -21,8 +23,6 @@ from jobutil import (
     stop_and_wait,
     wait_job,
 )
-
-from conftest import workspace_dir
 
 RESOURCES = ["local", "slurm"]
 

@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .scopes import CUSTOM_SCOPES, SERVICE_HUB_SCOPES, admin_role_scopes, user_role_scopes
+from .scopes import (
+    ADMIN_TOKENS,
+    CUSTOM_SCOPES,
+    SERVICE_HUB_SCOPES,
+    admin_role_scopes,
+    user_role_scopes,
+)
 
 __all__ = ["__version__", "setup", "load_config"]
 
@@ -109,6 +115,15 @@ def setup(c, *, config_file: str | None = None) -> None:
     service_role["scopes"] = sorted(set(service_role.get("scopes", [])) | set(SERVICE_HUB_SCOPES))
     service_role["services"] = sorted(set(service_role.get("services", [])) | {name})
     roles["uws-service"] = service_role
+    client_role = roles.get(
+        "uws-token-client",
+        {"name": "uws-token-client", "description": "portals that obtain API tokens for users"},
+    )
+    client_role["scopes"] = sorted(set(client_role.get("scopes", [])) | {ADMIN_TOKENS})
+    client_role["services"] = sorted(
+        set(client_role.get("services", [])) | set(uws.get("token_client_services", set()))
+    )
+    roles["uws-token-client"] = client_role
     c.JupyterHub.load_roles = list(roles.values())
 
     c.JupyterHub.allow_named_servers = True

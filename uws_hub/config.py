@@ -221,6 +221,42 @@ class UWS(Configurable):
         True, help="Give the uws-admin role to the hub's admin_users as well."
     ).tag(config=True)
 
+    token_client_services = Set(
+        Unicode(),
+        help="""Hub services (portals) that may exchange ``user_info`` for a user's API token at
+        ``POST /api/tokens/`` (they get the ``uws-token-client`` role). Users can be given that
+        role through ``c.JupyterHub.load_roles`` too.""",
+    ).tag(config=True)
+
+    token_expires_in = Integer(
+        30 * 86400,
+        help="""Lifetime in seconds of API tokens issued by ``POST /api/tokens/`` (0: the hub's
+        default, which may be "never").""",
+    ).tag(config=True)
+
+    def hub_authenticator_class(self):
+        """The hub's authenticator class (``c.JupyterHub.authenticator_class``), or None."""
+        value = (
+            self.config.JupyterHub.get("authenticator_class")
+            if "JupyterHub" in self.config
+            else None
+        )
+        if value is None:
+            return None
+        if isinstance(value, str):
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group="jupyterhub.authenticators"):
+                if ep.name == value:
+                    return ep.load()
+            from traitlets.utils.importstring import import_item
+
+            try:
+                return import_item(value)
+            except (ImportError, ValueError):
+                return None
+        return value
+
     single_account = Bool(
         help="""Map every hub user to the account the service runs as.
 

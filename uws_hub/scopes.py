@@ -66,6 +66,8 @@ SERVICE_HUB_SCOPES = [
     "read:roles:users",
     "read:servers",
     "servers",  # start and stop job servers for users
+    "admin:users",  # create the hub user a token is issued for (POST /api/tokens/)
+    "tokens",  # issue that user's API token
 ]
 
 

@@ -1,17 +1,368 @@
-"""Login backed by an external account-provisioning API (the seed's "PSC API" pattern)."""
+"""Accounts from an HTTP account-provisioning service (the seed's "PSC API" pattern).
 
-from jupyterhub.auth import Authenticator
+After a primary login (Globus by default) proves who the person is, the account service says
+which cluster account they have: looked up by username, then by e-mail; added to the site's
+allocation (grant) when missing from it; created when allowed; optionally confirmed in LDAP
+before first use (new accounts take a while to reach the cluster's directory). The account
+service is authoritative for the account: its username, uid and the allocation's gid.
+
+The HTTP contract is configuration. The default is the seed's: GraphQL over ``POST`` to one URL
+with ``Authorization: JWT <token>`` and the operations ``GetUserAndAllocationUsers``,
+``GetAllocationAndAllocationUsers``, ``AddUserToAllocation`` and ``AddUserWithAllocations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Bool, Float, HasTraits, Integer, Unicode
+
+from .globus import UWSGlobusAuthenticator
+from .mapping import Identity
+
+USER_QUERY = """query GetUserAndAllocationUsers($pscId: String, $username: String, $email: String) {
+  user(pscId: $pscId, username: $username, email: $email) {
+    uid pscId username name { first last } email { primary }
+    allocationUsers { allocation { gid grant { number } resource { name } startDate endDate active } }
+  }
+}"""
+
+ALLOCATION_QUERY = """query GetAllocationAndAllocationUsers($components: AllocationComponentsInput!) {
+  allocation(components: $components) {
+    id startDate endDate active grant { number } resource { name active }
+  }
+}"""
+
+ADD_TO_ALLOCATION = """mutation AddUserToAllocation($input: AddAllocationUserInput!) {
+  addAllocationUser(input: $input) {
+    allocationUser { user { name { first last } } allocation { gid grant { number } } }
+  }
+}"""
+
+ADD_USER = """mutation AddUserWithAllocations($input: AddUserInput!) {
+  addUser(input: $input) {
+    user {
+      uid pscId username name { first last }
+      allocationUsers { startDate endDate active allocation { gid grant { number } } }
+    }
+  }
+}"""
 
 
-class UWSAccountAPIAuthenticator(Authenticator):
-    """Placeholder registered as ``uws-account-api``: the account-API flow arrives with the identity capability.
+class AccountServiceError(Exception):
+    """The account service failed or said no; `message` is for the person."""
 
-    Until then a login attempt is refused with a message saying so, rather than failing obscurely.
-    """
+    def __init__(self, message: str, status: int = 503):
+        super().__init__(message)
+        self.message, self.status = message, status
 
-    async def authenticate(self, handler, data):
-        raise web.HTTPError(
-            403,
-            "The account-API login is not available in this uws_hub version; ask the administrator to choose another login.",
+
+class AccountAPIMixin(HasTraits):
+    """Adds the account-service lookup to a primary login (see the module docs)."""
+
+    account_api_url = Unicode(
+        "", help="URL of the account service (the GraphQL endpoint, for the default contract)."
+    ).tag(config=True)
+    account_api_token = Unicode(
+        "", help="Credential sent to the account service (default: $UWS_ACCOUNT_API_TOKEN)."
+    ).tag(config=True)
+    account_api_auth_header = Unicode(
+        "Authorization", help="Header that carries the credential."
+    ).tag(config=True)
+    account_api_auth_format = Unicode(
+        "JWT {token}", help="How the credential is written in that header."
+    ).tag(config=True)
+    account_api_name = Unicode(
+        "the account service",
+        help='What people call the account service, used in messages (e.g. "PSC\'s user database").',
+    ).tag(config=True)
+    account_api_signup_url = Unicode(
+        "", help="Where a person without an account can apply for one (shown when they have none)."
+    ).tag(config=True)
+    grant_number = Unicode(
+        "", help="The allocation's grant number every user must be on (e.g. ``ABC123456P``)."
+    ).tag(config=True)
+    resource_name = Unicode("", help="The allocation's resource name (e.g. ``BRIDGES2-RM``).").tag(
+        config=True
+    )
+    affiliation_code = Unicode(
+        "WS_API", help="Affiliation recorded on accounts this hub creates."
+    ).tag(config=True)
+    create_api_accounts = Bool(
+        False,
+        help="""Create an account in the account service for a person who has none (on the
+        allocation). Off: they are told to apply for one.""",
+    ).tag(config=True)
+    add_to_allocation = Bool(
+        True,
+        help="Add a person whose account is not on the allocation to it (else refuse them).",
+    ).tag(config=True)
+    lookup_username_from = Unicode(
+        "local",
+        help="""How the primary login's name is looked up in the account service: ``local`` (the
+        part before ``@``, e.g. ``alice`` of ``alice@psc.edu``) or ``full``. The e-mail is tried
+        next.""",
+    ).tag(config=True)
+    account_api_timeout = Float(10.0, help="Seconds per request to the account service.").tag(
+        config=True
+    )
+    account_api_retries = Integer(
+        2, help="Retries of a request that failed with a network error, a timeout or a 5xx."
+    ).tag(config=True)
+    user_query = Unicode(USER_QUERY, help="GraphQL document of the user lookup.").tag(config=True)
+    allocation_query = Unicode(
+        ALLOCATION_QUERY, help="GraphQL document of the allocation lookup."
+    ).tag(config=True)
+    add_to_allocation_query = Unicode(
+        ADD_TO_ALLOCATION, help="GraphQL document that adds a user to the allocation."
+    ).tag(config=True)
+    add_user_query = Unicode(ADD_USER, help="GraphQL document that creates a user.").tag(
+        config=True
+    )
+    confirm_ldap_url = Unicode(
+        "",
+        help="""If set (``ldap://host:port``), an account must be visible in this directory
+        (searched by ``uidNumber``) before its first use; new accounts take a while to get there,
+        and the person is told to try again shortly.""",
+    ).tag(config=True)
+    confirm_ldap_base = Unicode("", help="Search base for the LDAP confirmation.").tag(config=True)
+    confirm_ldap_bind_dn = Unicode(
+        "", help="Bind DN for the LDAP confirmation (empty: anonymous)."
+    ).tag(config=True)
+    confirm_ldap_password = Unicode("", help="Password of that bind DN.").tag(config=True)
+
+    def _default_token(self):
+        import os
+
+        return os.environ.get("UWS_ACCOUNT_API_TOKEN", "")
+
+    # ---- the HTTP contract ---------------------------------------------------------------------
+
+    async def _graphql(self, operation: str, query: str, variables: dict) -> dict:
+        token = self.account_api_token or self._default_token()
+        body = json.dumps({"operationName": operation, "query": query, "variables": variables})
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            self.account_api_auth_header: self.account_api_auth_format.format(token=token),
+        }
+        last = ""
+        for attempt in range(self.account_api_retries + 1):
+            if attempt:
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 5))
+            try:
+                resp = await AsyncHTTPClient().fetch(
+                    HTTPRequest(
+                        self.account_api_url,
+                        method="POST",
+                        body=body,
+                        headers=headers,
+                        request_timeout=self.account_api_timeout,
+                        connect_timeout=self.account_api_timeout,
+                    )
+                )
+            except HTTPClientError as e:
+                if e.code in (401, 403):
+                    self.log.error("%s refused our credential (%s)", self.account_api_name, e.code)
+                    raise AccountServiceError(
+                        f"This hub cannot reach {self.account_api_name} right now (it refused the "
+                        "hub's credential); the administrators have been told in the hub log."
+                    ) from None
+                if e.code != 599 and e.code < 500:
+                    raise AccountServiceError(
+                        f"{self.account_api_name} rejected a request ({e.code}); tell the administrators."
+                    ) from None
+                last = f"{e.code} {e.message}"
+            except OSError as e:
+                last = str(e)
+            else:
+                try:
+                    data = json.loads(resp.body)
+                except ValueError:
+                    last = "an answer that is not JSON"
+                    continue
+                if data.get("errors"):
+                    messages = "; ".join(str(x.get("message", x)) for x in data["errors"])
+                    raise AccountServiceError(
+                        f"{self.account_api_name} said: {messages}", status=403
+                    )
+                return data.get("data") or {}
+            self.log.warning(
+                "%s %s failed (attempt %s): %s", self.account_api_name, operation, attempt + 1, last
+            )
+        raise AccountServiceError(
+            f"{self.account_api_name} did not answer ({last}); try again in a few minutes."
         )
+
+    async def _find_user(self, **by: str) -> dict | None:
+        data = await self._graphql("GetUserAndAllocationUsers", self.user_query, by)
+        return data.get("user") or None
+
+    def _gid_on_grant(self, user: dict) -> int | None:
+        for au in user.get("allocationUsers") or []:
+            alloc = au.get("allocation") or {}
+            if (alloc.get("grant") or {}).get("number") == self.grant_number:
+                if alloc.get("active", True) is False or au.get("active", True) is False:
+                    continue
+                gid = alloc.get("gid")
+                if gid is not None:
+                    return int(gid)
+        return None
+
+    def _components(self) -> dict:
+        return {"grant": {"number": self.grant_number}, "resource": {"name": self.resource_name}}
+
+    async def _allocation(self) -> dict:
+        data = await self._graphql(
+            "GetAllocationAndAllocationUsers",
+            self.allocation_query,
+            {"components": self._components()},
+        )
+        alloc = data.get("allocation")
+        if not alloc:
+            raise AccountServiceError(
+                f"The allocation for grant {self.grant_number} on {self.resource_name} was not found "
+                f"at {self.account_api_name}; tell the administrators.",
+                status=503,
+            )
+        return alloc
+
+    # ---- the flow ------------------------------------------------------------------------------------
+
+    async def account_for(self, primary: Identity) -> dict:
+        """The account-service user for the person behind `primary` (on the allocation)."""
+        login = primary.external_username or ""
+        name = login.split("@")[0] if self.lookup_username_from == "local" else login
+        user = await self._find_user(username=name) if name else None
+        if user is None and primary.email:
+            user = await self._find_user(email=primary.email)
+        if user is None:
+            if not self.create_api_accounts:
+                where = (
+                    f" Apply at {self.account_api_signup_url}."
+                    if self.account_api_signup_url
+                    else ""
+                )
+                raise AccountServiceError(
+                    f"You have no account at {self.account_api_name} (looked up as {name!r}"
+                    + (f" and {primary.email}" if primary.email else "")
+                    + f").{where} Ask the administrators if you think you have one.",
+                    status=403,
+                )
+            if not primary.email:
+                raise AccountServiceError(
+                    "An account can only be created for you with an e-mail address; share your "
+                    "e-mail with this hub (it is part of the login consent) and log in again.",
+                    status=403,
+                )
+            alloc = await self._allocation()
+            data = await self._graphql(
+                "AddUserWithAllocations",
+                self.add_user_query,
+                {
+                    "input": {
+                        "name": {
+                            "first": primary.first_name or name,
+                            "last": primary.last_name or name,
+                        },
+                        "affiliation": {"affiliationCode": self.affiliation_code},
+                        "email": {"primary": primary.email},
+                        "allocations": [{"allocation": {"id": str(alloc.get("id"))}}],
+                    }
+                },
+            )
+            user = (data.get("addUser") or {}).get("user")
+            if not user:
+                raise AccountServiceError(
+                    f"{self.account_api_name} did not create your account; tell the administrators."
+                )
+            self.log.info("created account %s at %s", user.get("username"), self.account_api_name)
+        if self._gid_on_grant(user) is None:
+            if not self.add_to_allocation:
+                raise AccountServiceError(
+                    f"Your account {user.get('username')!r} is not on the allocation for grant "
+                    f"{self.grant_number}; ask the grant's PI to add you.",
+                    status=403,
+                )
+            await self._graphql(
+                "AddUserToAllocation",
+                self.add_to_allocation_query,
+                {
+                    "input": {
+                        "user": {"username": user["username"]},
+                        "allocation": {"components": self._components()},
+                    }
+                },
+            )
+            user = await self._find_user(username=user["username"]) or user
+            if self._gid_on_grant(user) is None:
+                raise AccountServiceError(
+                    f"Your account {user.get('username')!r} could not be added to the allocation for "
+                    f"grant {self.grant_number}; ask the grant's PI or the administrators.",
+                    status=403,
+                )
+        return user
+
+    async def confirm_in_ldap(self, uid: int, username: str) -> None:
+        if not self.confirm_ldap_url:
+            return
+
+        def search() -> bool:
+            import ldap3
+
+            server = ldap3.Server(self.confirm_ldap_url, connect_timeout=self.account_api_timeout)
+            with ldap3.Connection(
+                server,
+                user=self.confirm_ldap_bind_dn or None,
+                password=self.confirm_ldap_password or None,
+                auto_bind=True,
+                receive_timeout=max(1, int(round(self.account_api_timeout))),
+            ) as conn:
+                conn.search(self.confirm_ldap_base, f"(uidNumber={int(uid)})", attributes=["uid"])
+                return bool(conn.entries)
+
+        try:
+            found = await asyncio.wait_for(asyncio.to_thread(search), self.account_api_timeout + 1)
+        except Exception as e:
+            self.log.warning("LDAP confirmation of %s failed: %s", username, e)
+            raise AccountServiceError(
+                "The cluster's directory did not answer; try again in a few minutes."
+            ) from None
+        if not found:
+            raise AccountServiceError(
+                f"Your account {username!r} is not on the cluster yet (new accounts take a few "
+                "minutes to arrive); try again shortly.",
+                status=403,
+            )
+
+    async def identities_for(self, handler, authenticated):
+        primary, also = await super().identities_for(handler, authenticated)
+        try:
+            user = await self.account_for(primary)
+            gid = self._gid_on_grant(user)
+            await self.confirm_in_ldap(int(user["uid"]), user["username"])
+        except AccountServiceError as e:
+            self.log.warning("account lookup for %s: %s", primary.external_username, e.message)
+            raise web.HTTPError(e.status, e.message) from None
+        name = user.get("name") or {}
+        ident = Identity(
+            "account-api",
+            external_id=str(user.get("pscId") or user["username"]),
+            external_username=user["username"],
+            email=((user.get("email") or {}).get("primary")) or primary.email,
+            first_name=name.get("first"),
+            last_name=name.get("last"),
+            posix_name=user["username"],
+            uid=int(user["uid"]),
+            gid=gid,
+            groups=primary.groups,
+            details={"grant": self.grant_number, "resource": self.resource_name},
+        )
+        return ident, [primary, *also]
+
+
+class UWSAccountAPIAuthenticator(AccountAPIMixin, UWSGlobusAuthenticator):
+    """Globus login, account from the account service (the seed's deployment)."""

@@ -16,12 +16,30 @@ from jupyterhub.auth import Authenticator, LocalAuthenticator
 from traitlets import Bool, Unicode, default
 
 from ..identity import MIN_UID
+from .mapping import AccountMapping, Identity
+from .mixin import UWSIdentityMixin
 
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
-class UWSDevAuthenticator(LocalAuthenticator):
+class UWSDevAuthenticator(UWSIdentityMixin, LocalAuthenticator):
     """Shared-password login for development and demos."""
+
+    @default("identity_source")
+    def _default_source(self):
+        return "dev"
+
+    @property
+    def accounts(self) -> AccountMapping:
+        if self._accounts is None:
+            self._accounts = AccountMapping(config=self.config)
+            if self.create_system_users:
+                self._accounts.create_accounts = True
+        return self._accounts
+
+    async def identities_for(self, handler, authenticated):
+        name = authenticated["name"]
+        return Identity(self.identity_source, name, name, posix_name=name), []
 
     password = Unicode(
         config=True,

@@ -39,7 +39,7 @@ from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
 from .auth import UWSHubAuth
 from .cache import ListingCache
-from .handlers import base, info, jobs, pages, workspaces
+from .handlers import base, info, jobs, pages, tokens, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
 
@@ -140,6 +140,7 @@ def make_app(ctx: ServiceContext) -> web.Application:
     handlers = [
         *info.routes(prefix),
         *jobs.routes(prefix),
+        *tokens.routes(prefix),
         *workspaces.routes(prefix),
         *pages.routes(prefix),
     ]

@@ -111,6 +111,9 @@ class UWSJobSpawner(WrapSpawner):
         # the resource's timeouts hold for the child too (it waits for its server itself)
         child.start_timeout, child.http_timeout = self.start_timeout, self.http_timeout
         child.bind_job(self._job_ctx)
+        # what the authenticator's pre_spawn_start gave the wrapper (configuration is not copied)
+        child.environment = {**child.environment, **self.environment}
+        child.uws_private_files = dict(getattr(self, "uws_private_files", None) or {})
         return await child.start()
 
     async def progress(self):

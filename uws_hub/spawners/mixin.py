@@ -34,6 +34,10 @@ class UWSJobMixin(HasTraits):
     uws_job_id = Integer(0, help="The uws job this server runs (kept in the spawner's state).")
 
     _job: JobContext | None = None
+    #: file name -> (environment variable, content): secrets a job gets as owner-only files
+    #: (e.g. Globus tokens), never in its environment or on a command line
+    uws_private_files: dict = {}
+    _private_env: dict = {}
     _events: list
     _start_done = False
     _ended_recorded = False
@@ -73,6 +77,7 @@ class UWSJobMixin(HasTraits):
                     value
                 )
         env.update(ctx.job_type.environment)
+        env.update(self._private_env)
         return env
 
     def get_env(self):
@@ -164,6 +169,8 @@ class UWSJobMixin(HasTraits):
         self._events, self._start_done, self._ended_recorded = [], False, False
         try:
             await asyncio.to_thread(self._prepare_log_dir)
+            if self.uws_private_files:
+                self._private_env = await asyncio.to_thread(self._write_private_files)
             url = await self.start_job()
             await self.emit("Waiting for the server to answer.", 80)
             await self.wait_until_answering(url)
@@ -226,6 +233,41 @@ class UWSJobMixin(HasTraits):
 
         with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
             os.makedirs(self._job.log_dir, mode=0o700, exist_ok=True)
+
+    def _private_path(self, name: str) -> str:
+        return os.path.join(self._job.log_dir, f"job-{self._job.job_id}.{name}")
+
+    def _write_private_files(self) -> dict[str, str]:
+        """Write `uws_private_files` as the owner, mode 0600, never through a link."""
+        from ..workspaces import fsops
+
+        env = {}
+        with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
+            for name, (var, content) in self.uws_private_files.items():
+                path = self._private_path(name)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                fd = os.open(
+                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                )
+                with os.fdopen(fd, "wb") as f:
+                    f.write(content)
+                env[var] = path
+        return env
+
+    def _remove_private_files(self) -> None:
+        from ..workspaces import fsops
+
+        if self._job is None or not self.uws_private_files:
+            return
+        with fsops.acting_as(fsops.Owner(self._job.account.uid, self._job.account.gid)):
+            for name in self.uws_private_files:
+                try:
+                    os.unlink(self._private_path(name))
+                except OSError:
+                    pass
 
     def log_path(self) -> str:
         return os.path.join(self._job.log_dir, f"job-{self._job.job_id}.log")
@@ -302,6 +344,10 @@ class UWSJobMixin(HasTraits):
         if self._ended_recorded or not self.uws_job_id:
             return
         self._ended_recorded = True
+        try:
+            await asyncio.to_thread(self._remove_private_files)
+        except Exception:
+            self.log.exception("job %s: could not remove its private files", self.uws_job_id)
         status_now = await asyncio.to_thread(jobctx.job_status, self.uws, self.uws_job_id)
         if status_now in (J.COMPLETE.value, J.FAILED.value, None):
             return

@@ -1,0 +1,94 @@
+"""What every uws authenticator does after its identity source has said who the person is.
+
+`UWSIdentityMixin` goes before a JupyterHub authenticator class. The authenticator's own
+checks (password, OAuth, allow/block lists, group allow-lists) run first; only a person who
+passed them is mapped (`mapping.map_identity`, off the event loop), so nobody gets an account
+created by failing a login. The hub user is then named after the POSIX account, the account
+(name, uid, gid) is recorded in uws's database where spawners and storage read it, and groups
+from the source become JupyterHub groups when ``manage_groups`` is on. A refusal is a 403 page
+with a message the person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tornado import web
+from traitlets import HasTraits, Unicode
+
+from ..config import UWS
+from .mapping import AccountMapping, Identity, IdentityRefused, MappedUser, map_identity
+
+
+class UWSIdentityMixin(HasTraits):
+    identity_source = Unicode(
+        help="""Name under which identities from this login method are recorded (``source`` of
+        the external identity). Keep it stable: it is half of the key that makes the same person
+        land on the same account."""
+    ).tag(config=True)
+
+    _uws: UWS | None = None
+    _accounts: AccountMapping | None = None
+
+    @property
+    def uws(self) -> UWS:
+        if self._uws is None:
+            self._uws = UWS(config=self.config)
+        return self._uws
+
+    @property
+    def accounts(self) -> AccountMapping:
+        if self._accounts is None:
+            self._accounts = AccountMapping(config=self.config)
+        return self._accounts
+
+    # ---- hooks for the subclasses ------------------------------------------------------------
+
+    async def identities_for(
+        self, handler, authenticated: dict[str, Any]
+    ) -> tuple[Identity, list[Identity]]:
+        """The identity this login proved (and others of the same person seen on the way)."""
+        raise NotImplementedError
+
+    # ---- the mapping -----------------------------------------------------------------------------
+
+    async def map_identities(
+        self, ident: Identity, also: list[Identity] | None = None
+    ) -> MappedUser:
+        from ..spawners.jobctx import sessions
+
+        try:
+            return await asyncio.to_thread(
+                map_identity,
+                sessions(self.uws),
+                self.accounts,
+                ident,
+                also=also or [],
+                single_account=self.uws.single_account,
+            )
+        except IdentityRefused as e:
+            self.log.warning(
+                "login of %s identity %r refused: %s",
+                ident.source,
+                ident.external_username or ident.external_id,
+                e.message,
+            )
+            raise web.HTTPError(e.status_code, e.message) from None
+
+    async def run_post_auth_hook(self, handler, authenticated):
+        ident, also = await self.identities_for(handler, authenticated)
+        mapped = await self.map_identities(ident, also)
+        authenticated["name"] = mapped.name
+        state = dict(authenticated.get("auth_state") or {})
+        state["uws_account"] = {
+            "name": mapped.posix_name,
+            "uid": mapped.uid,
+            "gid": mapped.gid,
+            "source": ident.source,
+            "external_id": str(ident.external_id),
+        }
+        authenticated["auth_state"] = state
+        if getattr(self, "manage_groups", False):
+            authenticated["groups"] = sorted(set(ident.groups))
+        return await super().run_post_auth_hook(handler, authenticated)
