@@ -29,8 +29,8 @@ HERE = Path(__file__).parent
 TEMPLATE_DIR = str(HERE / "templates")
 
 #: environment variables handed to the service, so the config file evaluates the same there
-_ENV_PREFIXES = ("UWS_",)
-_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TZ")
+_ENV_PREFIXES = ("UWS_", "OAUTH_", "GLOBUS_")  # OAUTH_*/GLOBUS_*: the token exchange's client
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TZ", "IDENTITY_PROVIDER")
 
 
 def _section(c, name):

@@ -101,10 +101,13 @@ class AccountAPIMixin(HasTraits):
         help="Add a person whose account is not on the allocation to it (else refuse them).",
     ).tag(config=True)
     lookup_username_from = Unicode(
-        "local",
-        help="""How the primary login's name is looked up in the account service: ``local`` (the
-        part before ``@``, e.g. ``alice`` of ``alice@psc.edu``) or ``full``. The e-mail is tried
-        next.""",
+        "home",
+        help="""How the primary login's name is looked up in the account service before the
+        e-mail is tried: ``home`` (the part before ``@`` — ``alice`` of ``alice@psc.edu`` — but
+        only for the site's own domains, ``c.AccountMapping.home_domains``; other identities are
+        looked up by e-mail only, so ``alice@gmail.com`` never gets the site's ``alice``),
+        ``local`` (the part before ``@`` for every domain: only with an ``identity_providers``
+        restriction to the site's own provider), ``full`` (the whole name) or ``none``.""",
     ).tag(config=True)
     account_api_timeout = Float(10.0, help="Seconds per request to the account service.").tag(
         config=True
@@ -125,8 +128,9 @@ class AccountAPIMixin(HasTraits):
     confirm_ldap_url = Unicode(
         "",
         help="""If set (``ldap://host:port``), an account must be visible in this directory
-        (searched by ``uidNumber``) before its first use; new accounts take a while to get there,
-        and the person is told to try again shortly.""",
+        (searched by ``uidNumber``) at every login; new accounts take a while to get there, and
+        the person is told to try again shortly. While the directory is down, nobody can log
+        in (503).""",
     ).tag(config=True)
     confirm_ldap_base = Unicode("", help="Search base for the LDAP confirmation.").tag(config=True)
     confirm_ldap_bind_dn = Unicode(
@@ -201,9 +205,17 @@ class AccountAPIMixin(HasTraits):
         data = await self._graphql("GetUserAndAllocationUsers", self.user_query, by)
         return data.get("user") or None
 
+    def _home_domains(self) -> set[str]:
+        from .mapping import AccountMapping
+
+        return {d.lower() for d in AccountMapping(config=self.config).home_domains}
+
     def _gid_on_grant(self, user: dict) -> int | None:
         for au in user.get("allocationUsers") or []:
             alloc = au.get("allocation") or {}
+            resource = (alloc.get("resource") or {}).get("name")
+            if resource and self.resource_name and resource != self.resource_name:
+                continue
             if (alloc.get("grant") or {}).get("number") == self.grant_number:
                 if alloc.get("active", True) is False or au.get("active", True) is False:
                     continue
@@ -235,7 +247,16 @@ class AccountAPIMixin(HasTraits):
     async def account_for(self, primary: Identity) -> dict:
         """The account-service user for the person behind `primary` (on the allocation)."""
         login = primary.external_username or ""
-        name = login.split("@")[0] if self.lookup_username_from == "local" else login
+        local, _, domain = login.partition("@")
+        mode = self.lookup_username_from
+        if mode == "full":
+            name = login
+        elif mode == "local" or (
+            mode == "home" and (not domain or domain.lower() in self._home_domains())
+        ):
+            name = local
+        else:
+            name = ""
         user = await self._find_user(username=name) if name else None
         if user is None and primary.email:
             user = await self._find_user(email=primary.email)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.parse
 from typing import Any
 
 from oauthenticator.globus import GlobusOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import List, Set, Unicode, default
+from traitlets import Integer, List, Set, Unicode, default
 
 from .mapping import Identity
 from .mixin import UWSIdentityMixin
@@ -59,11 +61,33 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
     def _default_enable_auth_state(self):
         return True
 
+    @default("auth_refresh_strict")
+    def _default_refresh_strict(self):
+        # with a group allow-list, a session whose refresh fails (removed from the group,
+        # tokens revoked) ends even on API and cross-user requests (e.g. a job start the uws
+        # service asks for): upstream would keep using the stale authorization
+        return bool(self.allowed_globus_groups)
+
+    @default("extra_authorize_params")
+    def _default_extra_authorize_params(self):
+        return {"access_type": "offline"}  # refresh tokens, so sessions and jobs keep working
+
+    def _scope_default(self):
+        # e-mail: identity records and the account service's lookups need it; groups: also
+        # when only manage_groups asks for them (upstream then crashes reading the groups)
+        scopes = list(super()._scope_default())
+        groups = "urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
+        if self.manage_groups and groups not in scopes:
+            scopes.append(groups)
+        if "email" not in scopes:
+            scopes.append("email")
+        return scopes
+
     # ---- who the person is -------------------------------------------------------------------------
 
     def user_info_to_username(self, user_info):
-        # the full Globus username: allow/block lists stay unambiguous; the account name is
-        # chosen by the mapping afterwards
+        # the full Globus username (never its ambiguous local part); `update_auth_model`
+        # replaces it with the account name before any allow/block/admin check
         return (user_info.get(self.username_claim) or "").lower()
 
     async def check_blocked_users(self, username, authentication):
@@ -82,7 +106,16 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
                 )
         return await super().check_blocked_users(username, authentication)
 
+    @default("auth_state_groups_key")
+    def _default_groups_key(self):
+        return "globus_groups"
+
     async def update_auth_model(self, auth_model):
+        # from here on the person is called by their account name (allow/block/admin lists
+        # name accounts, as everywhere in JupyterHub); upstream's admin check used the raw name
+        ident, _ = await UWSGlobusAuthenticator.identities_for(self, None, auth_model)
+        auth_model["name"] = await self.predicted_name(ident)
+        auth_model["admin"] = True if auth_model["name"] in self.admin_users else None
         try:
             auth_model = await super().update_auth_model(auth_model)
         except (HTTPClientError, OSError, KeyError, ValueError, UnboundLocalError) as e:
@@ -110,22 +143,116 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
         return allowed
 
     async def refresh_user(self, user, handler=None, **kwargs):
+        """Keep every Globus token of the session usable, and re-check the groups.
+
+        Globus issues one token per resource server, each with its own refresh token (with
+        ``access_type=offline``); upstream refreshes only the login token and loses the others.
+        Here each token that Globus no longer accepts (introspected), or that expires within
+        `token_refresh_margin` seconds, is refreshed with its own refresh token. A token that
+        cannot be refreshed, or a person no longer in an allowed group, ends the session (they
+        log in again, where the checks give them a message). Runs before every job start
+        (``refresh_pre_spawn``) and every ``auth_refresh_age`` seconds."""
+        if not self.enable_auth_state:
+            return True
+        state = await user.get_auth_state()
+        if not state or not state.get("token_response"):
+            # never logged in through the browser (a token from POST /api/tokens/, checked
+            # when it was issued): nothing to refresh
+            return True
+        response = state["token_response"]
+        entries = [response, *(response.get("other_tokens") or [])]
         try:
-            refreshed = await super().refresh_user(user, handler, **kwargs)
-        except web.HTTPError:
-            return False  # groups unreadable: check again at a fresh login
-        if isinstance(refreshed, dict) and self.allowed_globus_groups:
-            groups = set(refreshed.get("auth_state", {}).get("globus_groups") or [])
-            if not groups & self.allowed_globus_groups and user.name not in self.admin_users:
+            for entry in entries:
+                if not await self._token_usable(entry):
+                    if not entry.get("refresh_token") or not await self._refresh_entry(entry):
+                        self.log.info(
+                            "%s: the %s token could not be refreshed; a new login is needed",
+                            user.name,
+                            entry.get("resource_server"),
+                        )
+                        return False
+            groups = None
+            if self.allowed_globus_groups or self.admin_globus_groups or self.manage_groups:
+                groups = await self._fetch_users_groups(self.get_globus_tokens(response))
+        except (HTTPClientError, OSError, ValueError, KeyError, UnboundLocalError) as e:
+            self.log.warning("%s: Globus refresh failed (%s); a new login is needed", user.name, e)
+            return False
+        model: dict[str, Any] = {}
+        if groups is not None:
+            state["globus_groups"] = sorted(groups)
+            admitted = (
+                user.name in self.admin_users
+                or user.name in self.allowed_users
+                or bool(groups & (self.allowed_globus_groups | self.admin_globus_groups))
+            )
+            if self.allowed_globus_groups and not self.allow_all and not admitted:
                 self.log.info("%s is no longer in an allowed Globus group", user.name)
                 return False
-        if isinstance(refreshed, dict):
-            refreshed.pop("name", None)  # the hub name is the mapped account, never the raw one
-            if "uws_account" not in refreshed.get("auth_state", {}):
-                old = await user.get_auth_state() or {}
-                if "uws_account" in old:
-                    refreshed["auth_state"]["uws_account"] = old["uws_account"]
-        return refreshed
+            if self.admin_globus_groups and user.name not in self.admin_users:
+                model["admin"] = bool(groups & self.admin_globus_groups)
+            if self.manage_groups:
+                model["groups"] = sorted(groups)
+        info = state.get(self.user_auth_state_key) or {}
+        rebuilt = self.build_auth_state_dict(response, info)
+        state["tokens"] = rebuilt["tokens"]
+        model["auth_state"] = state
+        return model
+
+    token_refresh_margin = Integer(
+        600,
+        help="""Refresh a Globus token this many seconds before it expires (at a job start or an
+        auth refresh), so a job never starts with a token about to lapse.""",
+    ).tag(config=True)
+
+    async def _token_usable(self, entry: dict) -> bool:
+        obtained = entry.get("uws_obtained_at")
+        expires_in = entry.get("expires_in")
+        if (
+            obtained
+            and expires_in
+            and time.time() > obtained + expires_in - self.token_refresh_margin
+        ):
+            return False
+        base = self.token_url.rsplit("/token", 1)[0] + "/token"
+        resp = await self.httpfetch(
+            f"{base}/introspect",
+            method="POST",
+            headers={
+                **self.get_client_credential_headers(),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            body=urllib.parse.urlencode({"token": entry["access_token"]}),
+        )
+        return bool(resp.get("active"))
+
+    async def _refresh_entry(self, entry: dict) -> bool:
+        try:
+            fresh = await self.httpfetch(
+                self.token_url,
+                method="POST",
+                headers={
+                    **self.get_client_credential_headers(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                body=urllib.parse.urlencode(
+                    {"grant_type": "refresh_token", "refresh_token": entry["refresh_token"]}
+                ),
+            )
+        except HTTPClientError as e:
+            if e.code in (400, 401):
+                return False  # refresh token revoked or expired
+            raise
+        entry["access_token"] = fresh["access_token"]
+        entry["expires_in"] = fresh.get("expires_in", entry.get("expires_in"))
+        entry["refresh_token"] = fresh.get("refresh_token") or entry["refresh_token"]
+        entry["uws_obtained_at"] = time.time()
+        return True
+
+    def build_auth_state_dict(self, token_info, user_info):
+        now = time.time()
+        for entry in [token_info, *(token_info.get("other_tokens") or [])]:
+            entry.setdefault("uws_obtained_at", now)
+        return super().build_auth_state_dict(token_info, user_info)
 
     async def identities_for(self, handler, authenticated):
         state = authenticated["auth_state"]

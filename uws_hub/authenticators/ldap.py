@@ -23,7 +23,7 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
     thread, each connection has connect and receive timeouts, and a login that takes longer than
     `ldap_timeout` is refused with a message (503) while the hub keeps serving everyone else.
 
-    The account is the directory's: the name is the entry's uid (`user_attribute`), uid/gid
+    The account is the directory's: the name is the entry's ``uid`` attribute, uid/gid
     come from ``uidNumber``/``gidNumber``, and the person's groups (``posixGroup`` via
     ``memberUid`` and ``groupOfNames``/``groupOfUniqueNames`` via ``member``) become JupyterHub
     groups with ``manage_groups``.
@@ -69,8 +69,9 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
     search_as = List(
         Unicode(),
         [],
-        help="""Optional ``[bind DN, password]`` to read the person's entry and groups with, when
-        users cannot read their own entry. Default: the person's own bind.""",
+        help="""Optional ``[bind DN, password]`` to search the person's groups with (under
+        `group_search_base`), when groups cannot be read anonymously. Default: an anonymous
+        search, with the same TLS settings as the login.""",
     ).tag(config=True)
 
     @property
@@ -116,18 +117,19 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
         return self.bind_dn_template[0].format(username=ldap3.utils.dn.escape_rdn(username))
 
     def _group_names(self, username: str, userdn: str) -> list[str]:
-        server = ldap3.Server(
-            self.server_address,
-            port=self.server_port,
-            use_ssl=self.use_ssl,
-            connect_timeout=self.ldap_timeout,
-        )
         user, password = (self.search_as + [None, None])[:2] if self.search_as else (None, None)
+        use_ssl, auto_bind = self._tls_mode()
+        if user is None:
+            auto_bind = (
+                ldap3.AUTO_BIND_TLS_BEFORE_BIND
+                if auto_bind == ldap3.AUTO_BIND_TLS_BEFORE_BIND
+                else ldap3.AUTO_BIND_NO_TLS
+            )
         with ldap3.Connection(
-            server,
+            self._server(use_ssl),
             user=user,
             password=password,
-            auto_bind=True,
+            auto_bind=auto_bind,
             receive_timeout=self._receive_timeout,
         ) as conn:
             conn.search(
@@ -144,28 +146,34 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
                     names.append(str(value[0]))
             return sorted(set(names))
 
-    def get_connection(self, userdn, password):
-        """Upstream's bind, with connect and receive timeouts (upstream has none: an unreachable
-        or hanging server holds the login forever). None when the bind is refused."""
-        from ldap3.core.exceptions import LDAPBindError
+    def _tls_mode(self):
+        """(use_ssl, auto_bind) for the configured tls_strategy, as upstream does."""
         from ldapauthenticator.ldapauthenticator import TlsStrategy
 
         if self.tls_strategy == TlsStrategy.on_connect:
-            use_ssl, auto_bind = True, ldap3.AUTO_BIND_NO_TLS
-        elif self.tls_strategy == TlsStrategy.before_bind:
-            use_ssl, auto_bind = False, ldap3.AUTO_BIND_TLS_BEFORE_BIND
-        else:
-            use_ssl, auto_bind = False, ldap3.AUTO_BIND_NO_TLS
-        server = ldap3.Server(
+            return True, ldap3.AUTO_BIND_NO_TLS
+        if self.tls_strategy == TlsStrategy.before_bind:
+            return False, ldap3.AUTO_BIND_TLS_BEFORE_BIND
+        return False, ldap3.AUTO_BIND_NO_TLS
+
+    def _server(self, use_ssl: bool):
+        return ldap3.Server(
             self.server_address,
             port=self.server_port,
             use_ssl=use_ssl,
             tls=ldap3.Tls(**self.tls_kwargs),
             connect_timeout=self.ldap_timeout,
         )
+
+    def get_connection(self, userdn, password):
+        """Upstream's bind, with connect and receive timeouts (upstream has none: an unreachable
+        or hanging server holds the login forever). None when the bind is refused."""
+        from ldap3.core.exceptions import LDAPBindError
+
+        use_ssl, auto_bind = self._tls_mode()
         try:
             return ldap3.Connection(
-                server,
+                self._server(use_ssl),
                 user=userdn,
                 password=password,
                 auto_bind=auto_bind,

@@ -218,7 +218,7 @@ def _run(cmd: list[str]) -> None:
     except (OSError, subprocess.TimeoutExpired) as e:
         log.error("%s: %s", " ".join(cmd), e)
         raise IdentityRefused(
-            "Your account could not be created right now; try again later."
+            "Your account could not be created right now; try again later.", status_code=503
         ) from None
     if proc.returncode != 0:
         log.error("%s failed (%s): %s", " ".join(cmd), proc.returncode, proc.stderr.strip())
@@ -250,6 +250,19 @@ def map_identity(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def predict_name(db: sessionmaker[Session], settings: AccountMapping, ident: Identity) -> str:
+    """The hub name `ident` has (or would get at its first login), changing nothing: allow,
+    block and admin lists then speak of account names, as everywhere else in JupyterHub."""
+    with db() as session:
+        row = _find(session, ident)
+        if row is not None:
+            return row.user.name
+        try:
+            return _claim(session, settings, ident).name
+        finally:
+            session.rollback()
 
 
 def _map_once(

@@ -76,6 +76,16 @@ class UWSIdentityMixin(HasTraits):
             )
             raise web.HTTPError(e.status_code, e.message) from None
 
+    async def predicted_name(self, ident: Identity) -> str:
+        """The account name this identity maps to (nothing is created)."""
+        from ..spawners.jobctx import sessions
+        from .mapping import predict_name
+
+        try:
+            return await asyncio.to_thread(predict_name, sessions(self.uws), self.accounts, ident)
+        except IdentityRefused as e:
+            raise web.HTTPError(e.status_code, e.message) from None
+
     async def run_post_auth_hook(self, handler, authenticated):
         ident, also = await self.identities_for(handler, authenticated)
         mapped = await self.map_identities(ident, also)

@@ -7,7 +7,8 @@ Two ways in, as in UWS:
   user, usually a portal) holds ``custom:uws:admin:tokens`` (e.g. through the ``uws-token-client``
   role). The person is mapped like a login — identity ``portal`` keyed by the client's name and
   the portal's username, so two portals' "alice" are two people and a portal user never takes
-  over a local account — and gets a token.
+  over a site account (unless the site lists the client's name in
+  ``c.AccountMapping.home_domains``) — and gets a token.
 - **Globus token**: ``{"auth_token": <Globus access token>}``. The token is introspected with the
   hub's Globus client credentials; the person's groups are read with a dependent token; the
   identity-provider restriction, group allow-list and account lookup are those of the hub's
@@ -87,8 +88,10 @@ class TokenIssuer:
         username = username.strip()
         if len(username) > 200:
             raise BadRequest("user_info.username is too long (200 characters at most).")
-        # the portal's namespace: "alice" of portal "hubmap" is alice@hubmap
-        external = username if "@" in username else f"{username}@{client}"
+        # always the portal's namespace: "alice" (or "alice@uni-a.edu") of portal "hubmap" is
+        # alice@hubmap (alice-uni-a.edu@hubmap), never the site's own account "alice" — unless
+        # the site lists the portal's name in c.AccountMapping.home_domains
+        external = f"{username.replace('@', '-')}@{client}"
         ident = Identity(
             "portal",
             external_id=f"{client}:{username}",
@@ -155,7 +158,9 @@ class TokenIssuer:
         }
         base = auth.token_url.rsplit("/token", 1)[0] + "/token"
         info = await self._post_json(
-            f"{base}/introspect", urlencode({"token": token, "include": "identity_set"}), headers
+            f"{base}/introspect",
+            urlencode({"token": token, "include": "identity_set_detail"}),
+            headers,
         )
         if not info.get("active"):
             raise UWSError(
@@ -164,13 +169,22 @@ class TokenIssuer:
                 status_code=401,
             )
         username = info.get("username") or ""
+        detail = next(
+            (
+                i
+                for i in info.get("identity_set_detail") or info.get("identity_set") or []
+                if isinstance(i, dict) and i.get("sub", i.get("id")) == info.get("sub")
+            ),
+            {},
+        )
         user_info = {
             "sub": info.get("sub"),
             "preferred_username": username,
             auth.username_claim: info.get(auth.username_claim) or username,
             "name": info.get("name"),
             "email": info.get("email"),
-            "identity_provider": info.get("identity_provider"),
+            "identity_provider": info.get("identity_provider") or detail.get("identity_provider"),
+            "identity_provider_display_name": detail.get("identity_provider_display_name"),
         }
         groups: list[str] = []
         if auth.allowed_globus_groups or auth.admin_globus_groups or auth.manage_groups:
@@ -181,6 +195,15 @@ class TokenIssuer:
             "auth_state": {auth.user_auth_state_key: user_info, "globus_groups": groups},
         }
         try:
+            # as at login: the allow/block/admin lists name accounts
+            from ...authenticators.globus import UWSGlobusAuthenticator
+
+            first, _ = await UWSGlobusAuthenticator.identities_for(auth, None, authenticated)
+            authenticated["name"] = await auth.predicted_name(first)
+            is_admin = authenticated["name"] in auth.admin_users or bool(
+                set(groups) & auth.admin_globus_groups
+            )
+            authenticated["admin"] = True if is_admin else None
             if not await auth.check_blocked_users(authenticated["name"], authenticated):
                 raise UWSError("This Globus identity is blocked on this hub.", status_code=403)
             allowed = auth.allow_all or await auth.check_allowed(
@@ -291,6 +314,12 @@ class TokenIssuer:
                 body["expires_in"] = int(self.settings.token_expires_in)
             out = await hub.request("POST", f"/users/{name}/tokens", body)
         except HubAPIError as e:
+            if e.status == 400 and "expires_in" in e.message:
+                raise UWSError(
+                    f"The hub refused the token's lifetime ({e.message}); an administrator must "
+                    "lower c.UWS.token_expires_in to the hub's token_expires_in_max_seconds.",
+                    status_code=500,
+                ) from None
             raise UWSError(
                 f"The hub did not issue the token ({e.message}); try again shortly.",
                 status_code=503 if e.status >= 500 else 500,
