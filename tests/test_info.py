@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 import yaml
 from openapi_spec_validator import validate
@@ -119,7 +121,67 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
         r = alice.put(f"workspaces/{job_ws2['id']}/start/", json={"job_type": "test_job"})
         return alice.put(f"jobs/{r.json()['data']['job']['id']}/stop/")
 
+    bob: Client = client_for("uwst-bob")
+    admin: Client = client_for("uwst-admin")
+    assert bob.get("users/me/quota").status_code == 200  # bob is known to uws from now on
+    bob_id = None
+    share = {}
+
+    def share_ws():
+        nonlocal bob_id
+        found = alice.get("users/", params={"search": "uwst-bob"}).json()["data"]["users"]
+        bob_id = next(u["id"] for u in found if u["username"] == "uwst-bob")
+        r = alice.post(
+            "shared_workspaces/",
+            json={"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]},
+        )
+        share["first"] = r.json()["data"]["shared_workspaces"][0]["id"]
+        r2 = alice.post(
+            "shared_workspaces/",
+            json={"original_workspace_id": job_ws["id"], "shared_user_ids": [str(bob_id)]},
+        )
+        share["second"] = r2.json()["data"]["shared_workspaces"][0]["id"]
+        return r
+
+    def accept():
+        for _ in range(200):  # the copy is made in the background
+            got = bob.get(f"shared_workspaces/{share['first']}/").json()["data"]
+            if got["shared_workspaces"][0]["copy"]["status"] == "done":
+                break
+            time.sleep(0.1)
+        return bob.put(f"shared_workspaces/{share['first']}/accept/")
+
+    live = {}
+
+    def live_share():
+        from jobutil import started
+
+        live_ws = new_ws("spec-live")
+        live["job"] = started(alice, live_ws["id"], job_type="test_job")
+        return alice.post(f"jobs/{live['job']['id']}/shares/", json={"user": "uwst-bob"})
+
     calls = {
+        ("get", "/users/"): lambda: alice.get("users/", params={"search": "uwst"}),
+        ("post", "/shared_workspaces/"): share_ws,
+        ("get", "/shared_workspaces/"): lambda: alice.get("shared_workspaces/"),
+        ("get", "/shared_workspaces/{share_id}/"): lambda: alice.get(
+            f"shared_workspaces/{share['first']}/"
+        ),
+        ("put", "/shared_workspaces/{share_id}/accept/"): accept,
+        ("delete", "/shared_workspaces/{share_id}/"): lambda: bob.delete(
+            f"shared_workspaces/{share['second']}/"
+        ),
+        ("get", "/users/{username}/quota/"): lambda: alice.get("users/me/quota"),
+        ("put", "/users/{username}/quota/"): lambda: admin.put(
+            "users/uwst-bob/quota", json={"core_hours_limit": None, "disk_limit": None}
+        ),
+        ("get", "/quotas/"): lambda: admin.get("quotas/"),
+        ("get", "/usage/"): lambda: admin.get("usage/", params={"from": "2020-01-01"}),
+        ("post", "/jobs/{job_id}/shares/"): live_share,
+        ("get", "/jobs/{job_id}/shares/"): lambda: alice.get(f"jobs/{live['job']['id']}/shares/"),
+        ("delete", "/jobs/{job_id}/shares/"): lambda: alice.delete(
+            f"jobs/{live['job']['id']}/shares/", json={"user": "uwst-bob"}
+        ),
         ("get", "/workspaces/"): lambda: alice.get("workspaces/"),
         ("post", "/workspaces/"): lambda: alice.post(
             "workspaces/", json={"name": "spec2", "description": "d"}
@@ -160,6 +222,7 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
     for op, call in calls.items():
         r = call()
         assert r.status_code == 200, (op, r.text)
+    alice.put(f"jobs/{live['job']['id']}/stop/")
 
 
 def test_hub_navbar_links_workspaces(hub):

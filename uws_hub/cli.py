@@ -4,6 +4,9 @@ uws-hub check-config -f jupyterhub_config.py   validate the c.UWS settings (exit
 uws-hub db upgrade   -f jupyterhub_config.py   bring the uws database schema to this version
 uws-hub db current   -f jupyterhub_config.py   print the schema revision (and the one expected)
 uws-hub config-help                            every c.UWS setting with its help text
+uws-hub quota show [USER]      -f ...           usage and limits (everyone's without USER)
+uws-hub quota set USER [--disk 50G|default] [--core-hours 100|default] -f ...
+uws-hub usage [--from DATE] [--to DATE] [--user U] [--csv] -f ...   core-hours per user and workspace
 """
 
 from __future__ import annotations
@@ -107,6 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--config", default="jupyterhub_config.py")
     p = sub.add_parser("config-help", help="print every c.UWS setting")
     p.add_argument("--markdown", action="store_true", help="as the Markdown reference in docs/")
+    p = sub.add_parser("quota", help="show or set disk and core-hour limits")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("user", nargs="?")
+    p.add_argument(
+        "--disk", help="limit in bytes, with K/M/G/T suffixes (powers of 1024), or 'default'"
+    )
+    p.add_argument("--core-hours", help="limit in core-hours, or 'default'")
+    p.add_argument("-f", "--config", default="jupyterhub_config.py")
+    p = sub.add_parser("usage", help="core-hours per user and workspace over a date range")
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--user")
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("-f", "--config", default="jupyterhub_config.py")
     args = parser.parse_args(argv)
 
     if args.cmd == "config-help":
@@ -126,11 +143,105 @@ def main(argv: list[str] | None = None) -> int:
     from .db.session import make_engine
 
     engine = make_engine(settings.db_url, **settings.db_kwargs)
+    if args.cmd in ("quota", "usage"):
+        return _quota_cmd(args, settings, engine)
     if args.action == "upgrade":
         migrate.upgrade(engine)
     print(
         f"schema revision: {migrate.current_revision(engine)} (this version needs {migrate.head_revision()})"
     )
+    return 0
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in "KMGT" else (t, "")
+    value = float(num)
+    if value < 0:
+        raise ValueError(text)
+    return int(value * units[unit])
+
+
+def _quota_cmd(args, settings, engine) -> int:
+    import csv
+    import datetime as dt
+    import json
+
+    from sqlalchemy import select
+
+    from .db.models import User
+    from .db.session import make_sessionmaker
+    from .quotas import QuotaManager
+
+    quotas = QuotaManager(settings)
+    with make_sessionmaker(engine)() as session:
+
+        def find(name):
+            user = session.scalar(select(User).where(User.name == name))
+            if user is None:
+                print(
+                    f"uws-hub: no user {name!r} (users appear after their first login)",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2)
+            return user
+
+        if args.cmd == "usage":
+
+            def when(v):
+                if not v:
+                    return None
+                d = dt.datetime.fromisoformat(v)
+                return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+            rows = quotas.report(
+                session, when(args.start), when(args.end), find(args.user) if args.user else None
+            )
+            if args.csv:
+                w = csv.DictWriter(
+                    sys.stdout,
+                    ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"],
+                )
+                w.writeheader()
+                w.writerows(rows)
+            else:
+                for r in rows:
+                    print(
+                        f"{r['user']:<24} ws {r['workspace_id']:<6} {r['jobs']:>4} jobs {r['core_hours']:>10} core-h  {r['workspace_name']}"
+                    )
+            return 0
+        if args.action == "set":
+            if not args.user or (args.disk is None and args.core_hours is None):
+                print(
+                    "uws-hub quota set USER --disk SIZE|default and/or --core-hours H|default",
+                    file=sys.stderr,
+                )
+                return 2
+            changes = {}
+            try:
+                if args.disk is not None:
+                    changes["disk_limit"] = (
+                        None if args.disk == "default" else parse_size(args.disk)
+                    )
+                if args.core_hours is not None:
+                    changes["core_hours_limit"] = (
+                        None if args.core_hours == "default" else float(args.core_hours)
+                    )
+                    if changes["core_hours_limit"] is not None and changes["core_hours_limit"] < 0:
+                        raise ValueError(args.core_hours)
+            except ValueError as e:
+                print(f"uws-hub: not a valid limit: {e}", file=sys.stderr)
+                return 2
+            quotas.set_limits(session, find(args.user), changes)
+            session.commit()
+        users = (
+            [find(args.user)]
+            if args.user
+            else session.scalars(select(User).order_by(User.name)).all()
+        )
+        for u in users:
+            print(json.dumps({"username": u.name, **quotas.usage(session, u).as_dict()}))
     return 0
 
 

@@ -221,6 +221,63 @@ class UWS(Configurable):
         True, help="Give the uws-admin role to the hub's admin_users as well."
     ).tag(config=True)
 
+    # ---- e-mail ----------------------------------------------------------------------------
+
+    site_name = Unicode(
+        "uws_hub", help='The name of this service in e-mails and pages (e.g. "Lab Workspaces").'
+    ).tag(config=True)
+
+    smtp_host = Unicode(
+        "",
+        help="""SMTP server for notifications (share invitations, accepted/declined). Empty: no
+        e-mail is sent (invitations still work; people see them in the API and pages).""",
+    ).tag(config=True)
+    smtp_port = Integer(25, help="SMTP port (587 with smtp_starttls, 465 with smtp_ssl).").tag(
+        config=True
+    )
+    smtp_starttls = Bool(False, help="Upgrade the SMTP connection with STARTTLS.").tag(config=True)
+    smtp_ssl = Bool(False, help="Connect to the SMTP server over TLS from the start.").tag(
+        config=True
+    )
+    smtp_username = Unicode("", help="SMTP login (empty: no authentication).").tag(config=True)
+    smtp_password = Unicode("", help="SMTP password (default: $UWS_SMTP_PASSWORD).").tag(
+        config=True
+    )
+
+    @default("smtp_password")
+    def _default_smtp_password(self):
+        return os.environ.get("UWS_SMTP_PASSWORD", "")
+
+    smtp_timeout = Float(20.0, help="Seconds for one SMTP conversation.").tag(config=True)
+    smtp_poll_interval = Float(
+        30.0, help="Seconds between the mailer's looks at the outbox (new mail wakes it at once)."
+    ).tag(config=True)
+    smtp_max_attempts = Integer(
+        10, help="Attempts per message before it is given up (its last error stays recorded)."
+    ).tag(config=True)
+    email_from = Unicode("uws-hub@localhost", help="Sender address of notifications.").tag(
+        config=True
+    )
+    email_template_dir = Unicode(
+        "",
+        help="""A directory of e-mail templates overriding the shipped ones (same file names:
+        share_invitation.txt, share_accepted.txt, share_declined.txt; Jinja2, first line
+        ``Subject: ...``).""",
+    ).tag(config=True)
+
+    # ---- quotas --------------------------------------------------------------------------------
+
+    default_disk_quota = Integer(
+        0,
+        help="""Disk limit per user in bytes, over all their workspaces (0: unlimited). Operators set
+        per-user limits through the API (``PUT /api/users/<name>/quota``) or ``uws-hub quota``.""",
+    ).tag(config=True)
+    default_core_hours_quota = Float(
+        0.0,
+        help="""Core-hour limit per user (0: unlimited): finished jobs plus the running burn of live
+        ones. A job is refused when its cores × time limit exceed what is left.""",
+    ).tag(config=True)
+
     token_client_services = Set(
         Unicode(),
         help="""Hub services (portals) that may exchange ``user_info`` for a user's API token at

@@ -68,6 +68,12 @@ SERVICE_HUB_SCOPES = [
     "servers",  # start and stop job servers for users
     "admin:users",  # create the hub user a token is issued for (POST /api/tokens/)
     "tokens",  # issue that user's API token
+    # live sharing of a running job through JupyterHub's shares (grant / list / revoke): the
+    # service must itself hold the access it grants
+    "shares",
+    "read:shares",
+    "access:servers",
+    "read:groups:name",
 ]
 
 

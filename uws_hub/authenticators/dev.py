@@ -16,7 +16,7 @@ from jupyterhub.auth import Authenticator, LocalAuthenticator
 from traitlets import Bool, Unicode, default
 
 from ..identity import MIN_UID
-from .mapping import AccountMapping, Identity
+from .mapping import Identity
 from .mixin import UWSIdentityMixin
 
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -28,14 +28,6 @@ class UWSDevAuthenticator(UWSIdentityMixin, LocalAuthenticator):
     @default("identity_source")
     def _default_source(self):
         return "dev"
-
-    @property
-    def accounts(self) -> AccountMapping:
-        if self._accounts is None:
-            self._accounts = AccountMapping(config=self.config)
-            if self.create_system_users:
-                self._accounts.create_accounts = True
-        return self._accounts
 
     async def identities_for(self, handler, authenticated):
         name = authenticated["name"]

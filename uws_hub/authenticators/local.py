@@ -8,7 +8,7 @@ import pwd
 from jupyterhub.auth import PAMAuthenticator
 from traitlets import default
 
-from .mapping import AccountMapping, Identity
+from .mapping import Identity
 from .mixin import UWSIdentityMixin
 
 
@@ -23,14 +23,6 @@ class UWSLocalAuthenticator(UWSIdentityMixin, PAMAuthenticator):
     @default("identity_source")
     def _default_source(self):
         return "local"
-
-    @property
-    def accounts(self) -> AccountMapping:
-        if self._accounts is None:
-            self._accounts = AccountMapping(config=self.config)
-            if self.create_system_users:
-                self._accounts.create_accounts = True
-        return self._accounts
 
     async def identities_for(self, handler, authenticated):
         name = authenticated["name"]

@@ -41,6 +41,9 @@ class UWSIdentityMixin(HasTraits):
     def accounts(self) -> AccountMapping:
         if self._accounts is None:
             self._accounts = AccountMapping(config=self.config)
+            if getattr(self, "create_system_users", False):
+                # a LocalAuthenticator told to create system accounts does so at first login
+                self._accounts.create_accounts = True
         return self._accounts
 
     # ---- hooks for the subclasses ------------------------------------------------------------

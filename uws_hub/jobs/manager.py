@@ -131,6 +131,7 @@ class JobManager:
         self.hub = hub
         self._stop_sent: dict[int, float] = {}
         self._slurm: SlurmMonitor | None = None
+        self.quotas = None  # set by the service: core-hour checks at start
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -200,6 +201,8 @@ class JobManager:
             raise BadRequest(
                 f"Workspace {ws.id} already has a running job (job {live[0]}); stop it first or wait for it to end."
             )
+        if self.quotas is not None:
+            self.quotas.check_core_hours(session, user, plan.cpus, plan.time_limit_min * 60)
         now = utcnow()
         job = Job(
             user_id=user.id,

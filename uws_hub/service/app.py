@@ -35,11 +35,14 @@ from ..db import migrate
 from ..db.session import make_engine, make_sessionmaker
 from ..errors import ConfigError
 from ..jobs.manager import JobManager
+from ..notify import Notifier
+from ..quotas import QuotaManager
+from ..shares.manager import ShareManager
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
 from .auth import UWSHubAuth
 from .cache import ListingCache
-from .handlers import base, info, jobs, pages, tokens, workspaces
+from .handlers import base, info, jobs, pages, shares, tokens, users, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
 
@@ -76,6 +79,13 @@ class ServiceContext:
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
         self.jobs = JobManager(settings, self.db, self.hub)
+        self.quotas = QuotaManager(settings)
+        self.notifier = Notifier(settings, self.db)
+        self.shares = ShareManager(
+            settings, self.db, self.workspaces, notifier=self.notifier, quotas=self.quotas
+        )
+        self.jobs.quotas = self.quotas
+        self.workspaces.quotas = self.quotas
         self.reconciler = Reconciler(
             self.workspaces,
             settings.reconcile_interval,
@@ -141,6 +151,8 @@ def make_app(ctx: ServiceContext) -> web.Application:
         *info.routes(prefix),
         *jobs.routes(prefix),
         *tokens.routes(prefix),
+        *shares.routes(prefix),
+        *users.routes(prefix),
         *workspaces.routes(prefix),
         *pages.routes(prefix),
     ]
@@ -209,6 +221,7 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     )
     server.listen(url.port, url.hostname)
     ctx.reconciler.start()
+    ctx.notifier.start()
     log.info(
         "uws service %s listening on %s (prefix %s, db %s)",
         __version__,
@@ -224,6 +237,7 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     log.info("uws service stopping")
     server.stop()
     await ctx.reconciler.stop()
+    await ctx.notifier.stop()
     ctx.executor.shutdown(wait=True, cancel_futures=True)
     ctx.engine.dispose()
 

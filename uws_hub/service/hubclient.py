@@ -114,3 +114,19 @@ class HubClient:
             if not nxt:
                 return out
             offset = nxt["offset"]
+
+    # ---- JupyterHub's shares (live access to a running server) ---------------------------------
+
+    async def list_shares(self, user: str, server: str) -> list[dict]:
+        out = await self.request("GET", f"/shares/{quote(user, safe='')}/{quote(server, safe='')}")
+        return out.get("items", []) if isinstance(out, dict) else []
+
+    async def grant_share(self, user: str, server: str, target: dict) -> dict:
+        return await self.request(
+            "POST", f"/shares/{quote(user, safe='')}/{quote(server, safe='')}", target
+        )
+
+    async def revoke_share(self, user: str, server: str, target: dict) -> None:
+        await self.request(
+            "PATCH", f"/shares/{quote(user, safe='')}/{quote(server, safe='')}", target
+        )

@@ -138,6 +138,16 @@ def load_job(
             )
         except UWSError as e:
             raise refuse(e.message, reason="no_account", status=403) from None
+        if job.status == J.PENDING.value and not job.datetime_start:
+            # the same core-hour check as the API's, for starts from the hub's own pages
+            from ..quotas import QuotaManager
+
+            try:
+                QuotaManager(settings).check_core_hours(
+                    session, owner, job.cpus, job.time_limit_s or 0
+                )
+            except UWSError as e:
+                raise refuse(e.message, reason="quota", status=403) from None
         user_root = os.path.realpath(os.path.join(settings.root_dir, account.name))
         path = os.path.realpath(os.path.join(settings.root_dir, ws.file_path))
         if not ws.file_path or os.path.dirname(path) != user_root or not os.path.isdir(path):

@@ -277,6 +277,22 @@ def delete_workspace_dir(root_dir: str, file_path: str, owner: Owner) -> None:
         raise storage_error(e, "deleting the workspace") from None
 
 
+def remove_user_entry(root_dir: str, user_part: str, name: str, owner: Owner) -> None:
+    """Remove <root>/<user_part>/<name> (a tree, links not followed) as `owner`; idempotent."""
+    if "/" in user_part or user_part in ("", ".", "..") or "/" in name or name in ("", ".", ".."):
+        raise StorageError(f"Refusing to remove unexpected path {user_part}/{name}.")
+    try:
+        with closing_fd(open_root(root_dir)) as root:
+            try:
+                udir = open_dir(root, user_part)
+            except FileNotFoundError:
+                return
+            with closing_fd(udir), acting_as(owner):
+                remove_tree(udir, name)
+    except OSError as e:
+        raise storage_error(e, f"removing {name}") from None
+
+
 def remove_tree(parent: int, name: str) -> None:
     """Remove `name` in directory `parent` and everything below it, never following links.
 

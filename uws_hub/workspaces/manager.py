@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import UWS
@@ -77,6 +77,9 @@ class DetailsSpec:
 
     def __bool__(self) -> bool:
         return bool(self.files or self.symlinks or self.renames)
+
+    def size(self) -> int:
+        return sum(len(f.data) for f in self.files)
 
     def request_record(self) -> dict:
         """What UWS stores as request_workspace_details (names, not contents)."""
@@ -201,6 +204,9 @@ class WorkspaceManager:
         self._locks: dict[int, list] = {}  # ws id -> [lock, users]
         #: called with a workspace id whenever durable work is recorded (the reconciler's kick)
         self.on_work: Callable[[int], None] = lambda ws_id: None
+        #: set by the share manager: copies the original into a share copy that is initializing
+        self.share_copier: Callable[[Session, Workspace], Any] | None = None
+        self.quotas = None  # set by the service: disk checks on create and upload
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -254,15 +260,13 @@ class WorkspaceManager:
 
     def pending_work(self) -> list[int]:
         """Workspaces in a durable transitional state this manager drives."""
-        share_copy = exists().where(SharedWorkspace.shared_workspace_id == Workspace.id)
         with self.db() as session:
             return list(
                 session.scalars(
                     select(Workspace.id).where(
                         or_(
                             Workspace.status == S.DELETING.value,
-                            # unaccepted shared copies are initialized by the share copier
-                            and_(Workspace.status == S.INITIALIZING.value, ~share_copy),
+                            Workspace.status == S.INITIALIZING.value,  # shared copies too
                         )
                     )
                 )
@@ -287,6 +291,8 @@ class WorkspaceManager:
         if spec.renames:
             raise BadRequest("renames are only valid when updating a workspace.")
         account = self.account_for(user)
+        if self.quotas is not None:
+            self.quotas.check_disk(session, user, adding=spec.size(), doing="create this workspace")
         user.posix_name, user.uid, user.gid = account.name, account.uid, account.gid
         now = utcnow()
         ws = Workspace(
@@ -336,7 +342,14 @@ class WorkspaceManager:
                 if ws is None:
                     return
                 if ws.status == S.INITIALIZING.value:
-                    await self._initialize(session, ws)
+                    is_copy = session.scalar(
+                        select(exists().where(SharedWorkspace.shared_workspace_id == ws.id))
+                    )
+                    if is_copy:
+                        if self.share_copier is not None:
+                            await self.share_copier(session, ws)
+                    else:
+                        await self._initialize(session, ws)
                 elif ws.status == S.DELETING.value:
                     await self._delete(session, ws)
 
@@ -444,6 +457,15 @@ class WorkspaceManager:
                 await self._run(
                     fsops.delete_workspace_dir, self.settings.root_dir, ws.file_path, owner
                 )
+                # a shared copy withdrawn while it was being made: its staging directory too
+                user_part = ws.file_path.partition("/")[0]
+                await self._run(
+                    fsops.remove_user_entry,
+                    self.settings.root_dir,
+                    user_part,
+                    f".uws-copy-{ws.id}",
+                    owner,
+                )
             except UWSError as e:
                 # stays 'deleting'; the reconciler retries on its next pass
                 log.error("workspace %s: delete failed, will retry: %s", ws.id, e.message)
@@ -499,6 +521,11 @@ class WorkspaceManager:
         spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
         if spec:
             self._require_changeable(ws)
+            if self.quotas is not None and spec.size():
+                owner_row = session.get(User, ws.user_id)
+                self.quotas.check_disk(
+                    session, owner_row, adding=spec.size(), doing="add these files"
+                )
         async with self._lock(ws.id):
             if spec:
                 await self._fs_change(
@@ -529,10 +556,15 @@ class WorkspaceManager:
         return ws
 
     async def start_upload(
-        self, session: Session, ws: Workspace, content_type: str
+        self, session: Session, ws: Workspace, content_type: str, expected_size: int = 0
     ) -> UploadReceiver:
         """Begin receiving a multipart body for `ws` (into the owner's staging directory)."""
         self._require_changeable(ws)
+        if self.quotas is not None:
+            owner_row = session.get(User, ws.user_id)
+            self.quotas.check_disk(
+                session, owner_row, adding=expected_size, doing="upload these files"
+            )
         account, owner = self._owner(session, ws)
         session.commit()  # the upload may take long: hold no database connection meanwhile
         return await self._run(

@@ -10,7 +10,7 @@ from tornado.iostream import StreamClosedError
 
 from ... import scopes
 from ...db.models import Job, JobStatus
-from ...errors import UWSError
+from ...errors import BadRequest, HubAPIError, UWSError
 from .. import serialize
 from .base import BaseHandler
 
@@ -143,8 +143,84 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
             self.finish()
 
 
+class JobSharesHandler(JobHandlerMixin, BaseHandler):
+    """Live access to a running job for other people, through JupyterHub's own shares.
+
+    The collaborator opens the same JupyterLab, which runs as the owner's account: what they do
+    there, they do as the owner. To give someone their own files instead, share by copy."""
+
+    def _target(self) -> dict:
+        body = self.json_body()
+        if not isinstance(body, dict) or len([k for k in ("user", "group") if body.get(k)]) != 1:
+            raise BadRequest('Send {"user": "<name>"} or {"group": "<name>"}.')
+        key = "user" if body.get("user") else "group"
+        if not isinstance(body[key], str) or len(body[key]) > 255:
+            raise BadRequest(f"{key} must be a name.")
+        return {key: body[key]}
+
+    def _live_job(self, job_id: str, scope: str):
+        user = self.acting_user(scope)
+        job = self.ctx.jobs.get(self.db, user, job_id)
+        if job.status not in ("pending", "running"):
+            raise BadRequest(
+                f"Job {job.id} is {job.status}; only a running job can be shared live."
+            )
+        return user, job
+
+    @staticmethod
+    def _model(share: dict) -> dict:
+        return {
+            "user": (share.get("user") or {}).get("name"),
+            "group": (share.get("group") or {}).get("name"),
+            "scopes": share.get("scopes", []),
+            "created_at": share.get("created_at"),
+        }
+
+    async def get(self, job_id: str) -> None:
+        user, job = self._live_job(job_id, scopes.READ_JOBS)
+        self.db.commit()
+        try:
+            items = await self.ctx.hub.list_shares(user.name, job.server_name)
+        except HubAPIError as e:
+            raise UWSError(
+                f"The hub did not list the shares: {e.message}", status_code=502
+            ) from None
+        self.ok("Successful.", {"shares": [self._model(s) for s in items]})
+
+    async def post(self, job_id: str) -> None:
+        user, job = self._live_job(job_id, scopes.JOBS)
+        target = self._target()
+        if target.get("user") == user.name:
+            raise BadRequest("You already have access to your own job.")
+        self.db.commit()
+        try:
+            share = await self.ctx.hub.grant_share(user.name, job.server_name, target)
+        except HubAPIError as e:
+            if e.status in (400, 404):
+                raise BadRequest(f"Cannot share job {job.id}: {e.message}") from None
+            raise UWSError(
+                f"The hub did not share job {job.id}: {e.message}", status_code=502
+            ) from None
+        who = target.get("user") or f"group {target.get('group')}"
+        self.ok(f"Job {job.id} shared with {who}.", {"share": self._model(share)})
+
+    async def delete(self, job_id: str) -> None:
+        user, job = self._live_job(job_id, scopes.JOBS)
+        target = self._target()
+        self.db.commit()
+        try:
+            await self.ctx.hub.revoke_share(user.name, job.server_name, target)
+        except HubAPIError as e:
+            raise UWSError(
+                f"The hub did not revoke the share: {e.message}", status_code=502
+            ) from None
+        who = target.get("user") or f"group {target.get('group')}"
+        self.ok(f"{who} no longer has access to job {job.id}.")
+
+
 def routes(prefix: str) -> list:
     return [
+        (rf"{prefix}api/jobs/([^/]+)/shares/?", JobSharesHandler),
         (rf"{prefix}api/workspaces/([^/]+)/start/?", StartHandler),
         (rf"{prefix}api/jobs/?", JobsHandler),
         (rf"{prefix}api/jobs/([^/]+)/stop/?", StopHandler),

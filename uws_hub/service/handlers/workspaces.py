@@ -101,7 +101,8 @@ class UploadHandler(BaseHandler):
             )
         self.request.connection.set_max_body_size(limit)
         ctype = self.request.headers.get("Content-Type", "")
-        self.receiver = await mgr.start_upload(self.db, self.workspace, ctype)
+        expected = int(length) if length.isdigit() else 0
+        self.receiver = await mgr.start_upload(self.db, self.workspace, ctype, expected)
 
     async def data_received(self, chunk: bytes) -> None:
         if self.receiver is None or self._failure is not None or self._deferred_error is not None:

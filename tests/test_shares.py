@@ -1,0 +1,564 @@
+"""Sharing by copy between two real accounts, with e-mail through a real SMTP server (aiosmtpd),
+quotas that name the numbers, and live sharing of a running job."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import os
+import pwd
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from conftest import Client
+from hubtest import HubProcess, ensure_system_user, free_port
+from jobutil import server_base, started, stop_and_wait
+
+USERS = ["uwst-alice", "uwst-bob", "uwst-carol", "uwst-admin"]
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def wait_for(self, to: str, subject_part: str, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.messages:
+                if m["To"] == to and subject_part in m["Subject"]:
+                    return m
+            time.sleep(0.2)
+        raise AssertionError(
+            f"no mail to {to} about {subject_part!r}: {[m['Subject'] for m in self.messages]}"
+        )
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    inbox = Inbox()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    yield ctl, inbox
+    ctl.stop()
+
+
+@pytest.fixture(scope="module")
+def shub(smtp):
+    ctl, _ = smtp
+    for u in USERS:
+        ensure_system_user(u)
+    h = HubProcess(name="shares")
+    h.env["UWS_TEST_EXTRA_CONFIG"] = f"""
+c.UWS.smtp_host = "127.0.0.1"
+c.UWS.smtp_port = {ctl.port}
+c.UWS.smtp_poll_interval = 1.0
+c.UWS.email_from = "workspaces@uni-a.edu"
+c.UWS.site_name = "Test Workspaces"
+c.UWS.public_url = "{h.url}"
+"""
+    h.start()
+    # people have e-mail addresses and names (as their identity source would record them)
+    for u in USERS:
+        Client(h, h.token_for(u), name=u).get("users/me/quota")
+    with sqlite3.connect(h.dir / "uws.sqlite") as db:
+        for u in USERS:
+            first = u.split("-")[1].title()
+            db.execute(
+                "UPDATE uws_users SET email=?, first_name=? WHERE name=?",
+                (f"{u}@uni-a.edu", first, u),
+            )
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+@pytest.fixture(scope="module")
+def people(shub):
+    return {u: Client(shub, shub.token_for(u), name=u) for u in USERS}
+
+
+def user_id(client: Client, name: str) -> int:
+    users = client.get("users/", params={"search": name}).json()["data"]["users"]
+    return next(u["id"] for u in users if u["username"] == name)
+
+
+def wait_copy(client: Client, share_id: int, until=("done",), timeout=120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = client.get(f"shared_workspaces/{share_id}/").json()["data"]
+        share = (s["shared_workspaces"] or s["original_workspaces"])[0]
+        if share["copy"]["status"] in until:
+            return share
+        assert time.monotonic() < deadline, share
+        time.sleep(0.1)
+
+
+def tree(path: Path) -> dict[str, tuple]:
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            p = Path(root, n)
+            st = p.lstat()
+            rel = str(p.relative_to(path))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            elif not p.is_file():
+                out[rel] = ("special",)  # a FIFO: never opened (it would block)
+            else:
+                out[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest(), st.st_mtime_ns)
+    return out
+
+
+def make_original(shub, alice: Client) -> tuple[dict, Path]:
+    r = alice.post(
+        "workspaces/",
+        json={
+            "name": "analysis",
+            "description": "to share",
+            "workspace_details": {
+                "files": [
+                    {"name": "notes.txt", "content": "hello bob"},
+                    {"name": "data/raw/values.csv", "content": "1,2,3\n"},
+                ],
+                "symlinks": [{"name": "datasets", "source_path": str(shub.datasets)}],
+            },
+        },
+    )
+    assert r.status_code == 200, r.text
+    ws = r.json()["data"]["workspace"]
+    path = shub.root / "uwst-alice" / str(ws["id"])
+    # things only the owner's own processes make: hidden files, job logs, links out, a FIFO
+    script = f"""
+set -e
+cd {path}
+head -c 1048576 /dev/urandom > data/big.bin
+echo secret > .hidden
+mkdir -p .jobs && echo log > .jobs/job-1.log
+ln -s /etc/passwd passwd-link
+ln -s notes.txt relative-link
+mkfifo pipe
+"""
+    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    return ws, path
+
+
+def test_share_accept_end_to_end(shub, people, smtp):
+    _, inbox = smtp
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    ws, src = make_original(shub, alice)
+    bob_id = user_id(alice, "uwst-bob")
+    r = alice.post(
+        "shared_workspaces/",
+        json={"original_workspace_id": ws["id"], "shared_user_ids": [str(bob_id)]},
+    )
+    assert r.status_code == 200, r.text
+    share = r.json()["data"]["shared_workspaces"][0]
+    copy_id = share["shared_workspace_id"]["id"]
+    # not the recipient's workspace until accepted
+    assert copy_id not in [w["id"] for w in bob.get("workspaces/").json()["data"]["workspaces"]]
+    done = wait_copy(bob, share["id"])
+    assert done["copy"]["files_total"] == done["copy"]["files_done"] == 3
+    assert done["copy"]["bytes_done"] == 1048576 + len("hello bob") + len("1,2,3\n")
+    mail = inbox.wait_for("uwst-bob@uni-a.edu", '"analysis"')
+    assert "Alice" in mail["Subject"] and mail["From"].endswith("<workspaces@uni-a.edu>")
+    assert f"{shub.url}/services/uws/" in mail.get_payload()
+    # accept: a workspace of bob's, owned by bob's account
+    r = bob.put(f"shared_workspaces/{share['id']}/accept/")
+    assert r.status_code == 200, r.text
+    assert copy_id in [w["id"] for w in bob.get("workspaces/").json()["data"]["workspaces"]]
+    inbox.wait_for("uwst-alice@uni-a.edu", "accepted")
+    dst = shub.root / "uwst-bob" / str(copy_id)
+    bob_uid = pwd.getpwnam("uwst-bob").pw_uid
+    for root, dirs, files in os.walk(dst):
+        for n in [".", *dirs, *files]:
+            assert os.lstat(os.path.join(root, n)).st_uid == bob_uid, (root, n)
+    got, want = tree(dst), tree(src)
+    assert set(got) == {
+        "notes.txt",
+        "data",
+        "data/raw",
+        "data/raw/values.csv",
+        "data/big.bin",
+        "datasets",
+    }
+    for name in ("notes.txt", "data/raw/values.csv", "data/big.bin"):
+        assert got[name] == want[name]  # same bytes, same modification time
+    assert got["datasets"] == ("link", str(shub.datasets))  # into an allowed root: kept
+    # the original is untouched and still alice's
+    assert tree(src) == want and os.stat(src).st_uid == pwd.getpwnam("uwst-alice").pw_uid
+    # accepted copies cannot be withdrawn; the sender's list shows it accepted
+    assert bob.delete(f"shared_workspaces/{share['id']}/").status_code == 400
+    sent = alice.get("shared_workspaces/", params={"is_accepted": "true"}).json()["data"]
+    assert share["id"] in [s["id"] for s in sent["original_workspaces"]]
+    assert (
+        sent["original_workspaces"][0]["shared_workspace_id"]["user_id"]["username"] == "uwst-bob"
+    )
+
+
+def test_refusals(shub, people):
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    ws = alice.post("workspaces/", json={"name": "r", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    alice_id, bob_id = user_id(alice, "uwst-alice"), user_id(alice, "uwst-bob")
+
+    def share(client, ws_id, ids):
+        return client.post(
+            "shared_workspaces/", json={"original_workspace_id": ws_id, "shared_user_ids": ids}
+        )
+
+    r = share(alice, ws["id"], [alice_id])
+    assert r.status_code == 400 and "yourself" in r.json()["message"]
+    first = share(alice, ws["id"], [bob_id])
+    assert first.status_code == 200
+    r = share(alice, ws["id"], [bob_id])
+    assert r.status_code == 400 and "already shared with uwst-bob" in r.json()["message"]
+    # bob cannot pass on a copy he has not accepted
+    copy_id = first.json()["data"]["shared_workspaces"][0]["shared_workspace_id"]["id"]
+    r = share(bob, copy_id, [alice_id])
+    assert r.status_code == 400 and "not accepted yet" in r.json()["message"]
+    for bad, msg in (
+        ({"original_workspace_id": ws["id"]}, "Missing required fields"),
+        ({"original_workspace_id": ws["id"], "shared_user_ids": []}, "non-empty list"),
+        ({"original_workspace_id": ws["id"], "shared_user_ids": ["x"]}, "numeric ids"),
+        ({"original_workspace_id": ws["id"], "shared_user_ids": [999999]}, "User 999999 not found"),
+    ):
+        r = alice.post("shared_workspaces/", json=bad)
+        assert r.status_code == 400 and msg in r.json()["message"], r.text
+    # bob's workspace is not alice's to share
+    bws = bob.post("workspaces/", json={"name": "b", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    assert share(alice, bws["id"], [bob_id]).status_code == 404
+    # someone else cannot see or act on the invitation
+    carol = people["uwst-carol"]
+    sid = first.json()["data"]["shared_workspaces"][0]["id"]
+    assert carol.put(f"shared_workspaces/{sid}/accept/").status_code == 404
+    assert alice.put(f"shared_workspaces/{sid}/accept/").status_code == 400  # not the recipient
+    # the original cannot be deleted while the invitation is open
+    r = alice.delete(f"workspaces/{ws['id']}/")
+    assert r.status_code == 400 and "not accepted yet" in r.json()["message"]
+
+
+def test_decline_and_cancel_remove_the_copy(shub, people, smtp):
+    _, inbox = smtp
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    ws = alice.post(
+        "workspaces/",
+        json={
+            "name": "declined-one",
+            "description": "d",
+            "workspace_details": {"files": [{"name": "a", "content": "a"}]},
+        },
+    ).json()["data"]["workspace"]
+    bob_id = user_id(alice, "uwst-bob")
+    sid = alice.post(
+        "shared_workspaces/", json={"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]}
+    ).json()["data"]["shared_workspaces"][0]
+    wait_copy(bob, sid["id"])
+    copy_dir = shub.root / "uwst-bob" / str(sid["shared_workspace_id"]["id"])
+    assert copy_dir.is_dir()
+    r = bob.delete(f"shared_workspaces/{sid['id']}/")
+    assert r.status_code == 200 and "declined" in r.json()["message"]
+    inbox.wait_for("uwst-alice@uni-a.edu", "declined")
+    deadline = time.monotonic() + 30
+    while copy_dir.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert bob.get(f"shared_workspaces/{sid['id']}/").status_code == 404
+    # the sender cancels another one
+    sid2 = alice.post(
+        "shared_workspaces/", json={"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]}
+    ).json()["data"]["shared_workspaces"][0]
+    r = alice.delete(f"shared_workspaces/{sid2['id']}/")
+    assert r.status_code == 200 and "cancelled" in r.json()["message"]
+
+
+def test_concurrent_accept_decline_cancel_end_consistent(shub, people):
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    ws = alice.post("workspaces/", json={"name": "race", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    bob_id = user_id(alice, "uwst-bob")
+    for _round in range(2):
+        sid = alice.post(
+            "shared_workspaces/",
+            json={"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]},
+        ).json()["data"]["shared_workspaces"][0]["id"]
+        wait_copy(bob, sid)
+        results: list[tuple[str, int]] = []
+        lock = threading.Lock()
+
+        def act(kind, sid=sid, results=results, lock=lock):
+            s = requests.Session()
+            who = bob if kind in ("accept", "decline") else alice
+            s.headers.update(who.session.headers)
+            url = f"{shub.url}/services/uws/api/shared_workspaces/{sid}/"
+            r = (
+                s.put(url + "accept/", timeout=60)
+                if kind == "accept"
+                else s.delete(url, timeout=60)
+            )
+            with lock:
+                results.append((kind, r.status_code))
+
+        threads = [
+            threading.Thread(target=act, args=(("accept", "decline", "cancel")[i % 3],))
+            for i in range(100)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wins = [k for k, code in results if code == 200]
+        assert len(wins) == 1, results
+        assert all(code in (200, 400, 404) for _, code in results), results
+        got = bob.get(f"shared_workspaces/{sid}/")
+        if wins[0] == "accept":
+            assert got.json()["data"]["shared_workspaces"][0]["is_accepted"] is True
+        else:
+            assert got.status_code == 404
+
+
+def test_service_killed_mid_copy_completes_after_restart(shub, people):
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    ws = alice.post("workspaces/", json={"name": "big", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    src = shub.root / "uwst-alice" / str(ws["id"])
+    script = f"cd {src} && for d in $(seq 1 40); do mkdir d$d; for f in $(seq 1 100); do head -c 65536 /dev/urandom > d$d/f$f; done; done"
+    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    alice.get(f"workspaces/{ws['id']}/")
+    bob_id = user_id(alice, "uwst-bob")
+    sid = alice.post(
+        "shared_workspaces/", json={"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]}
+    ).json()["data"]["shared_workspaces"][0]
+    copy_id = sid["shared_workspace_id"]["id"]
+    share = wait_copy(bob, sid["id"], until=("copying", "done"))
+    while share["copy"]["files_done"] == 0 and share["copy"]["status"] == "copying":
+        share = wait_copy(bob, sid["id"], until=("copying", "done"))
+    assert share["copy"]["status"] == "copying", (
+        "the copy finished before the test could interrupt it"
+    )
+    (old,) = shub.service_pids()
+    os.kill(old, signal.SIGKILL)
+    final = shub.root / "uwst-bob" / str(copy_id)
+    assert not final.exists()  # the partial copy is only in the hidden staging directory
+    shub.wait_service_restarted(old)
+    done = wait_copy(bob, sid["id"], timeout=180)
+    assert done["copy"]["files_done"] == 4000
+    assert tree(final) == tree(src)
+    assert not list((shub.root / "uwst-bob").glob(".uws-copy-*"))
+    assert bob.put(f"shared_workspaces/{sid['id']}/accept/").status_code == 200
+
+
+def test_disk_full_during_copy(shub, people):
+    """carol's directory is a 2 MiB filesystem: the copy fails clearly, nothing is half-made."""
+    alice, carol = people["uwst-alice"], people["uwst-carol"]
+    carol_dir = shub.root / "uwst-carol"
+    carol_dir.mkdir(exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(carol_dir)], check=True
+    )
+    try:
+        pw = pwd.getpwnam("uwst-carol")
+        os.chown(carol_dir, pw.pw_uid, pw.pw_gid)
+        ws = alice.post("workspaces/", json={"name": "too-big", "description": "d"}).json()["data"][
+            "workspace"
+        ]
+        src = shub.root / "uwst-alice" / str(ws["id"])
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "uwst-alice",
+                "--",
+                "bash",
+                "-c",
+                f"head -c 4194304 /dev/urandom > {src}/big",
+            ],
+            check=True,
+        )
+        before = tree(src)
+        sid = alice.post(
+            "shared_workspaces/",
+            json={
+                "original_workspace_id": ws["id"],
+                "shared_user_ids": [user_id(alice, "uwst-carol")],
+            },
+        ).json()["data"]["shared_workspaces"][0]
+        failed = wait_copy(carol, sid["id"], until=("failed", "done"))
+        assert failed["copy"]["status"] == "failed"
+        assert "space" in failed["copy"]["error"].lower(), failed["copy"]["error"]
+        assert tree(src) == before
+        assert list(carol_dir.iterdir()) == []  # no partial copy, no staging left
+        r = carol.put(f"shared_workspaces/{sid['id']}/accept/")
+        assert r.status_code == 400 and "failed" in r.json()["message"]
+        assert carol.delete(f"shared_workspaces/{sid['id']}/").status_code == 200
+    finally:
+        subprocess.run(["umount", "-l", str(carol_dir)], check=False)
+
+
+# ---- quotas ---------------------------------------------------------------------------------
+
+
+def test_quotas_refuse_with_the_numbers(shub, people):
+    alice, bob, admin = people["uwst-alice"], people["uwst-bob"], people["uwst-admin"]
+    # only operators set limits
+    assert alice.put("users/uwst-alice/quota", json={"disk_limit": 10**12}).status_code == 403
+    for bad in ({"disk_limit": -1}, {"core_hours_limit": "lots"}, {"other": 1}, {}):
+        assert admin.put("users/uwst-bob/quota", json=bad).status_code == 400
+    q = alice.get("users/me/quota").json()["data"]
+    used = q["disk"]["used"]
+    r = admin.put("users/uwst-alice/quota", json={"disk_limit": used + 4096, "core_hours_limit": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["disk"]["limit"] == used + 4096
+    # a workspace that would pass the limit
+    r = alice.post(
+        "workspaces/",
+        json={
+            "name": "x",
+            "description": "d",
+            "workspace_details": {"files": [{"name": "f", "content": "x" * 10000}]},
+        },
+    )
+    assert r.status_code == 403
+    assert "it needs 9.8 KiB" in r.json()["message"] and "disk quota" in r.json()["message"]
+    ws = alice.post("workspaces/", json={"name": "small", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    r = alice.put(f"workspaces/{ws['id']}/upload/", files={"f": ("big.bin", b"x" * 20000)})
+    assert r.status_code == 403 and "upload these files" in r.json()["message"]
+    # a job asking for more core-hours than are left
+    r = alice.put(
+        f"workspaces/{ws['id']}/start/",
+        json={"job_type": "test_job", "resource_options": {"num_cpus": 2, "time_limit_min": 60}},
+    )
+    assert r.status_code == 403
+    assert "2 cores × 1 h = 2 core-hours; you have 1 of 1 left" in r.json()["message"], r.text
+    # deleting is always allowed
+    assert alice.delete(f"workspaces/{ws['id']}/").status_code == 200
+    # a share accept that would pass the recipient's limit
+    src = alice.post("workspaces/", json={"name": "to-bob", "description": "d"})
+    assert src.status_code == 200
+    admin.put("users/uwst-alice/quota", json={"disk_limit": None})
+    src_ws = src.json()["data"]["workspace"]
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "uwst-alice",
+            "--",
+            "bash",
+            "-c",
+            f"head -c 200000 /dev/urandom > {shub.root}/uwst-alice/{src_ws['id']}/blob",
+        ],
+        check=True,
+    )
+    bob_used = bob.get("users/me/quota").json()["data"]["disk"]["used"]
+    admin.put("users/uwst-bob/quota", json={"disk_limit": bob_used + 1000})
+    sid = alice.post(
+        "shared_workspaces/",
+        json={
+            "original_workspace_id": src_ws["id"],
+            "shared_user_ids": [user_id(alice, "uwst-bob")],
+        },
+    ).json()["data"]["shared_workspaces"][0]["id"]
+    wait_copy(bob, sid)
+    r = bob.put(f"shared_workspaces/{sid}/accept/")
+    assert r.status_code == 403 and "accept this shared workspace" in r.json()["message"]
+    admin.put("users/uwst-bob/quota", json={"disk_limit": None})
+    assert bob.put(f"shared_workspaces/{sid}/accept/").status_code == 200
+    # operators see everyone, and the report
+    everyone = admin.get("quotas/").json()["data"]["quotas"]
+    assert {"uwst-alice", "uwst-bob"} <= {q["username"] for q in everyone}
+    assert alice.get("quotas/").status_code == 403
+    csv_text = admin.get("usage/", params={"format": "csv"}).text
+    assert csv_text.startswith("user,workspace_id,workspace_name,jobs,core_hours,disk_space")
+
+
+def test_hub_ui_start_over_quota_is_refused_by_the_spawner(shub, people):
+    """A job started from the hub's own pages/API (not the uws API) meets the same check."""
+    alice, admin = people["uwst-alice"], people["uwst-admin"]
+    admin.put("users/uwst-alice/quota", json={"core_hours_limit": 1})
+    ws = alice.post("workspaces/", json={"name": "hubui", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    with sqlite3.connect(shub.dir / "uws.sqlite") as db:
+        uid = db.execute("SELECT id FROM uws_users WHERE name='uwst-alice'").fetchone()[0]
+        cur = db.execute(
+            "INSERT INTO uws_jobs (user_id, workspace_id, job_type, resource, status, datetime_created, "
+            "cpus, gpus, time_limit_s, core_seconds, resource_options, job_details, server_removed) "
+            "VALUES (?, ?, 'test_job', 'local', 'pending', '2026-01-01 00:00:00.000000', 4, 0, "
+            "36000, 0, '{}', '{}', 0)",
+            (uid, ws["id"]),
+        )
+        job_id = cur.lastrowid
+    r = requests.post(
+        f"{shub.url}/hub/api/users/uwst-alice/servers/job-{job_id}",
+        json={"job_id": job_id},
+        headers=alice.session.headers,
+        timeout=60,
+    )
+    assert r.status_code == 403, r.text
+    assert "4 cores × 10 h = 40 core-hours; you have 1 of 1 left" in r.json()["message"]
+    admin.put("users/uwst-alice/quota", json={"core_hours_limit": None})
+
+
+# ---- people search and live sharing -----------------------------------------------------------
+
+
+def test_user_search(shub, people):
+    alice = people["uwst-alice"]
+    r = alice.get("users/", params={"search": "u"})
+    assert r.status_code == 200 and r.json()["data"]["users"] == []
+    found = alice.get("users/", params={"search": "UWST-B"}).json()["data"]["users"]
+    assert [u["username"] for u in found] == ["uwst-bob"]
+    assert set(found[0]) == {"id", "username", "first_name", "last_name"}  # no e-mail
+    assert alice.get("users/", params={"search": "%"}).json()["data"]["users"] == []
+    anon = Client(shub)
+    assert anon.get("users/", params={"search": "uwst"}).status_code == 401
+
+
+def test_live_share_of_a_running_job(shub, people):
+    alice, carol = people["uwst-alice"], people["uwst-carol"]
+    ws = alice.post("workspaces/", json={"name": "live", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    j = started(alice, ws["id"], job_type="test_job", resource="local")
+    url = server_base(j) + "whoami"
+
+    def bob_gets() -> int:
+        # a fresh token each time: servers cache what a token may do for a while
+        headers = {"Authorization": f"token {shub.token_for('uwst-bob')}"}
+        return requests.get(url, headers=headers, timeout=30, allow_redirects=False).status_code
+
+    assert bob_gets() != 200
+    r = alice.post(f"jobs/{j['id']}/shares/", json={"user": "uwst-bob"})
+    assert r.status_code == 200, r.text
+    listed = alice.get(f"jobs/{j['id']}/shares/").json()["data"]["shares"]
+    assert [s["user"] for s in listed] == ["uwst-bob"]
+    assert bob_gets() == 200
+    # only the owner shares; nobody else sees the job
+    assert carol.post(f"jobs/{j['id']}/shares/", json={"user": "uwst-carol"}).status_code == 404
+    assert alice.post(f"jobs/{j['id']}/shares/", json={"user": "nobody-here"}).status_code == 400
+    assert alice.post(f"jobs/{j['id']}/shares/", json={}).status_code == 400
+    r = alice.delete(f"jobs/{j['id']}/shares/", json={"user": "uwst-bob"})
+    assert r.status_code == 200
+    assert alice.get(f"jobs/{j['id']}/shares/").json()["data"]["shares"] == []
+    assert bob_gets() != 200
+    stop_and_wait(alice, j["id"])

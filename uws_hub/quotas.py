@@ -1,0 +1,254 @@
+"""Disk and core-hour quotas: limits, usage, enforcement with messages that name the numbers.
+
+- Limits: a site default (`c.UWS.default_disk_quota`, `c.UWS.default_core_hours_quota`; 0 is
+  unlimited) and per-user overrides (uws_user_quotas), set by operators through the API or
+  ``uws-hub quota``. An override of ``null`` falls back to the default.
+- Usage: disk is the sum of the user's workspaces as last scanned (shared copies count once
+  accepted); core-hours are the finished jobs' recorded core-seconds plus the running burn of
+  live ones (elapsed × cores).
+- Enforcement: a job start is refused when cores × time limit exceed what is left; creating a
+  workspace, uploading and accepting a share are refused when they would pass the disk limit.
+  Deleting is always allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from prometheus_client import Counter
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from .db.models import (
+    LIVE_JOB_STATUSES,
+    Job,
+    JobStatus,
+    SharedWorkspace,
+    User,
+    UserQuota,
+    Workspace,
+    WorkspaceStatus,
+    utcnow,
+)
+from .errors import UWSError
+
+QUOTA_REFUSALS = Counter("uws_quota_refusals_total", "Requests refused by a quota", ["kind"])
+
+
+class QuotaExceeded(UWSError):
+    status_code = 403
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unlimited"
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+def hours(core_seconds: int | float) -> str:
+    h = Decimal(core_seconds) / Decimal(3600)
+    text = f"{h:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass
+class Usage:
+    disk_used: int
+    disk_limit: int | None
+    core_seconds_used: int  # finished jobs
+    core_seconds_running: int  # live jobs so far
+    core_seconds_limit: int | None
+
+    @property
+    def core_seconds_total(self) -> int:
+        return self.core_seconds_used + self.core_seconds_running
+
+    @property
+    def disk_left(self) -> int | None:
+        return None if self.disk_limit is None else max(0, self.disk_limit - self.disk_used)
+
+    @property
+    def core_seconds_left(self) -> int | None:
+        if self.core_seconds_limit is None:
+            return None
+        return max(0, self.core_seconds_limit - self.core_seconds_total)
+
+    def as_dict(self) -> dict:
+        return {
+            "disk": {
+                "used": self.disk_used,
+                "limit": self.disk_limit,
+                "left": self.disk_left,
+            },
+            "core_hours": {
+                "used": hours(self.core_seconds_total),
+                "finished": hours(self.core_seconds_used),
+                "running": hours(self.core_seconds_running),
+                "limit": None
+                if self.core_seconds_limit is None
+                else hours(self.core_seconds_limit),
+                "left": None if self.core_seconds_left is None else hours(self.core_seconds_left),
+            },
+        }
+
+
+class QuotaManager:
+    def __init__(self, settings):
+        self.settings = settings
+
+    # ---- limits ----------------------------------------------------------------------
+
+    def limits(self, session: Session, user: User) -> tuple[int | None, int | None]:
+        row = session.get(UserQuota, user.id)
+        disk = row.disk_limit if row is not None and row.disk_limit is not None else None
+        core = (
+            row.core_seconds_limit
+            if row is not None and row.core_seconds_limit is not None
+            else None
+        )
+        if disk is None and self.settings.default_disk_quota > 0:
+            disk = int(self.settings.default_disk_quota)
+        if core is None and self.settings.default_core_hours_quota > 0:
+            core = int(self.settings.default_core_hours_quota * 3600)
+        return disk, core
+
+    def set_limits(self, session: Session, user: User, changes: dict) -> None:
+        """`changes`: disk_limit (bytes) and/or core_hours_limit (hours); None: the default."""
+        row = session.get(UserQuota, user.id)
+        if row is None:
+            row = UserQuota(user_id=user.id, updated=utcnow())
+            session.add(row)
+        if "disk_limit" in changes:
+            row.disk_limit = changes["disk_limit"]
+        if "core_hours_limit" in changes:
+            value = changes["core_hours_limit"]
+            row.core_seconds_limit = None if value is None else int(Decimal(str(value)) * 3600)
+        row.updated = utcnow()
+
+    # ---- usage -----------------------------------------------------------------------
+
+    def usage(self, session: Session, user: User, now: dt.datetime | None = None) -> Usage:
+        now = now or utcnow()
+        unaccepted = select(SharedWorkspace.shared_workspace_id).where(
+            SharedWorkspace.is_accepted.is_(False)
+        )
+        disk = session.scalar(
+            select(func.coalesce(func.sum(Workspace.disk_space), 0)).where(
+                Workspace.user_id == user.id,
+                Workspace.status != WorkspaceStatus.DELETED.value,
+                Workspace.id.not_in(unaccepted),
+            )
+        )
+        finished = session.scalar(
+            select(func.coalesce(func.sum(Job.core_seconds), 0)).where(
+                Job.user_id == user.id, Job.status.not_in(LIVE_JOB_STATUSES)
+            )
+        )
+        running = 0
+        for start, cpus in session.execute(
+            select(Job.datetime_start, Job.cpus).where(
+                Job.user_id == user.id,
+                Job.status.in_(LIVE_JOB_STATUSES),
+                Job.datetime_start.is_not(None),
+            )
+        ):
+            running += max(0, int((now - start).total_seconds())) * max(1, cpus or 1)
+        disk_limit, core_limit = self.limits(session, user)
+        return Usage(int(disk), disk_limit, int(finished), running, core_limit)
+
+    # ---- enforcement -------------------------------------------------------------------
+
+    def check_disk(self, session: Session, user: User, *, adding: int, doing: str) -> None:
+        u = self.usage(session, user)
+        if u.disk_limit is None:
+            return
+        if u.disk_used + max(0, adding) > u.disk_limit:
+            QUOTA_REFUSALS.labels("disk").inc()
+            need = f" it needs {human_bytes(adding)};" if adding > 0 else ""
+            raise QuotaExceeded(
+                f"Cannot {doing}:{need} you use {human_bytes(u.disk_used)} of your "
+                f"{human_bytes(u.disk_limit)} disk quota ({human_bytes(u.disk_left)} left). "
+                "Delete files or workspaces you no longer need, or ask an administrator for more."
+            )
+
+    def check_core_hours(self, session: Session, user: User, cpus: int, time_limit_s: int) -> None:
+        u = self.usage(session, user)
+        if u.core_seconds_limit is None:
+            return
+        need = max(1, cpus) * max(0, time_limit_s)
+        left = u.core_seconds_left or 0
+        if need > left:
+            QUOTA_REFUSALS.labels("core_hours").inc()
+            raise QuotaExceeded(
+                f"This job asks for {cpus} core{'s' if cpus != 1 else ''} × "
+                f"{hours(time_limit_s)} h = {hours(need)} core-hours; you have {hours(left)} of "
+                f"{hours(u.core_seconds_limit)} left. Ask for fewer cores or a shorter time "
+                "limit, or ask an administrator for more core-hours."
+            )
+
+    # ---- reports ------------------------------------------------------------------------
+
+    def report(
+        self,
+        session: Session,
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        user: User | None = None,
+    ) -> list[dict]:
+        """Core-hours of jobs that ran within [start, end) (clipped to it) per user and workspace,
+        with each workspace's current disk usage."""
+        start = start or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        end = end or utcnow()
+        q = (
+            select(Job, User.name, Workspace.name, Workspace.disk_space)
+            .join(User, User.id == Job.user_id)
+            .join(Workspace, Workspace.id == Job.workspace_id)
+            .where(
+                Job.datetime_start.is_not(None),
+                Job.datetime_start < end,
+                and_(
+                    (Job.datetime_end.is_(None)) | (Job.datetime_end >= start),
+                ),
+            )
+        )
+        if user is not None:
+            q = q.where(Job.user_id == user.id)
+        rows: dict[tuple[str, int], dict] = {}
+        now = utcnow()
+        for job, uname, wname, disk in session.execute(q):
+            ran_from = max(job.datetime_start, start)
+            ran_to = min(job.datetime_end or now, end)
+            seconds = max(0, int((ran_to - ran_from).total_seconds()))
+            key = (uname, job.workspace_id)
+            r = rows.setdefault(
+                key,
+                {
+                    "user": uname,
+                    "workspace_id": job.workspace_id,
+                    "workspace_name": wname,
+                    "jobs": 0,
+                    "core_seconds": 0,
+                    "disk_space": disk,
+                },
+            )
+            r["jobs"] += 1
+            if (
+                job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
+                and job.core_seconds
+                and ran_from == job.datetime_start
+                and ran_to == job.datetime_end
+            ):
+                r["core_seconds"] += job.core_seconds  # the scheduler's own figure, when whole
+            else:
+                r["core_seconds"] += seconds * max(1, job.cpus or 1)
+        out = sorted(rows.values(), key=lambda r: (r["user"], r["workspace_id"]))
+        for r in out:
+            r["core_hours"] = hours(r.pop("core_seconds"))
+        return out

@@ -1,0 +1,108 @@
+"""/api/shared_workspaces: share by copy (invite, list, accept, decline / cancel)."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from ... import scopes
+from ...db.models import SharedWorkspace, User, Workspace
+from .. import serialize
+from .base import BaseHandler
+
+
+def share_json(session, share: SharedWorkspace) -> dict:
+    def ws_json(ws_id):
+        ws = session.get(Workspace, ws_id) if ws_id else None
+        if ws is None:
+            return None
+        out = serialize.workspace(ws)
+        owner = session.get(User, ws.user_id)
+        out["user_id"] = {
+            "id": owner.id,
+            "username": owner.name,
+            "first_name": owner.first_name or "",
+            "last_name": owner.last_name or "",
+            "email": owner.email or "",
+        }
+        return out
+
+    return {
+        "id": share.id,
+        "original_workspace_id": ws_json(share.original_workspace_id),
+        "shared_workspace_id": ws_json(share.shared_workspace_id),
+        "is_accepted": share.is_accepted,
+        "datetime_share_created": serialize.isoformat(share.datetime_share_created),
+        "datetime_share_accepted": serialize.isoformat(share.datetime_share_accepted),
+        "last_job_type": share.last_job_type,
+        "last_resource_options": share.last_resource_options,
+        "copy": {
+            "status": share.copy_status,
+            "files_done": share.copy_files_done,
+            "files_total": share.copy_files_total,
+            "bytes_done": share.copy_bytes_done,
+            "bytes_total": share.copy_bytes_total,
+            "error": share.copy_error,
+        },
+    }
+
+
+class SharesHandler(BaseHandler):
+    async def get(self, share_id: str | None = None) -> None:
+        user = self.acting_user(scopes.READ_SHARES)
+        mgr = self.ctx.shares
+        if share_id is not None:
+            share = mgr.get(self.db, user, share_id)
+            sent = [share] if share.sender_id == user.id else []
+            received = [share] if share.recipient_id == user.id else []
+        else:
+            filters = {
+                k: v
+                for k in ("is_accepted",)
+                if (v := self.get_query_argument(k, None)) is not None
+            }
+            sent, received = mgr.list_for(self.db, user, filters)
+        data = {
+            "original_workspaces": [share_json(self.db, s) for s in sent],
+            "shared_workspaces": [share_json(self.db, s) for s in received],
+        }
+        found = data["original_workspaces"] or data["shared_workspaces"]
+        self.ok(
+            "Successful."
+            if found
+            else "Shared workspace matching given parameters could not be found.",
+            data,
+        )
+
+    async def post(self, share_id: str | None = None) -> None:
+        if share_id is not None:
+            raise web.HTTPError(405, "POST shares a workspace: send it to /shared_workspaces/.")
+        user = self.acting_user(scopes.SHARES)
+        shares = self.ctx.shares.create(self.db, user, self.json_body())
+        self.ok(
+            "Successful.",
+            {"shared_workspaces": [share_json(self.db, s) for s in shares]},
+        )
+
+    async def delete(self, share_id: str | None = None) -> None:
+        if share_id is None:
+            raise web.HTTPError(405, "DELETE needs an invitation: /shared_workspaces/<id>/.")
+        user = self.acting_user(scopes.SHARES)
+        share = self.ctx.shares.get(self.db, user, share_id)
+        what = self.ctx.shares.withdraw(self.db, user, share)
+        self.ok(f"Shared workspace {share.id} {what}.")
+
+
+class AcceptHandler(BaseHandler):
+    async def put(self, share_id: str) -> None:
+        user = self.acting_user(scopes.SHARES)
+        share = self.ctx.shares.get(self.db, user, share_id)
+        share = self.ctx.shares.accept(self.db, user, share)
+        self.ok("Successful.", {"shared_workspace": share_json(self.db, share)})
+
+
+def routes(prefix: str) -> list:
+    return [
+        (rf"{prefix}api/shared_workspaces/([^/]+)/accept/?", AcceptHandler),
+        (rf"{prefix}api/shared_workspaces/?", SharesHandler),
+        (rf"{prefix}api/shared_workspaces/([^/]+)/?", SharesHandler),
+    ]

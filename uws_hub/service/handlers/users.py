@@ -1,0 +1,171 @@
+"""/api/users: people search for share dialogs, quotas (own and, for operators, everyone's),
+and the usage report."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import func, or_, select
+
+from ... import scopes
+from ...db.models import User
+from ...errors import BadRequest, NotFound
+from .base import BaseHandler
+
+SEARCH_LIMIT = 20
+
+
+class UserSearchHandler(BaseHandler):
+    async def get(self) -> None:
+        self.require_scope(scopes.SEARCH_USERS)
+        term = (self.get_query_argument("search", "") or "").strip()
+        if len(term) < 2:
+            # the portal's autocomplete first calls with an empty term: an empty answer, not an error
+            self.ok("Type at least 2 characters to search.", {"users": []})
+            return
+        like = (
+            "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        rows = self.db.scalars(
+            select(User)
+            .where(
+                or_(
+                    func.lower(User.name).like(like, escape="\\"),
+                    func.lower(User.first_name).like(like, escape="\\"),
+                    func.lower(User.last_name).like(like, escape="\\"),
+                )
+            )
+            .order_by(User.name)
+            .limit(SEARCH_LIMIT)
+        ).all()
+        users = [
+            {
+                "id": u.id,
+                "username": u.name,
+                "first_name": u.first_name or "",
+                "last_name": u.last_name or "",
+            }
+            for u in rows
+        ]
+        self.ok("Successful." if users else "No users match.", {"users": users})
+
+
+class QuotaHandler(BaseHandler):
+    def _target(self, name: str, scope: str) -> User:
+        own = name == "me" or name == self._hub_user.get("name")
+        if name == "me":
+            name = self.acting_username()
+        self.require_scope(scope, name)
+        if own:
+            user = self.ctx.workspaces.user_for(self.db, name)  # known from the first request
+            self.db.commit()
+            return user
+        user = self.db.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise NotFound(f"User {name} not found.")
+        return user
+
+    async def get(self, name: str) -> None:
+        user = self._target(name, scopes.READ_QUOTA)
+        usage = self.ctx.quotas.usage(self.db, user)
+        self.ok("Successful.", {"username": user.name, **usage.as_dict()})
+
+    async def put(self, name: str) -> None:
+        self.require_scope(scopes.ADMIN_QUOTAS)
+        user = self._target(name, scopes.ADMIN_QUOTAS)
+        body = self.json_body()
+        if not isinstance(body, dict) or not body:
+            raise BadRequest('Send {"disk_limit": bytes|null, "core_hours_limit": hours|null}.')
+        unknown = set(body) - {"disk_limit", "core_hours_limit"}
+        if unknown:
+            raise BadRequest(
+                f"Unknown fields: {sorted(unknown)}; use disk_limit and core_hours_limit."
+            )
+        changes = {}
+        if "disk_limit" in body:
+            v = body["disk_limit"]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise BadRequest(
+                    "disk_limit must be a number of bytes (0 or more) or null for the default."
+                )
+            changes["disk_limit"] = v
+        if "core_hours_limit" in body:
+            v = body["core_hours_limit"]
+            if v is not None:
+                try:
+                    if isinstance(v, bool):
+                        raise InvalidOperation
+                    d = Decimal(str(v))
+                    if d < 0 or not d.is_finite() or d > Decimal(10**9):
+                        raise InvalidOperation
+                except InvalidOperation:
+                    raise BadRequest(
+                        "core_hours_limit must be a number of hours (0 or more) or null for the default."
+                    ) from None
+            changes["core_hours_limit"] = v
+        self.ctx.quotas.set_limits(self.db, user, changes)
+        self.db.commit()
+        usage = self.ctx.quotas.usage(self.db, user)
+        self.ok(f"Limits of {user.name} updated.", {"username": user.name, **usage.as_dict()})
+
+
+class QuotasHandler(BaseHandler):
+    """Everyone's usage and limits (operators)."""
+
+    async def get(self) -> None:
+        self.require_scope(scopes.ADMIN_QUOTAS)
+        users = self.db.scalars(select(User).order_by(User.name)).all()
+        out = [{"username": u.name, **self.ctx.quotas.usage(self.db, u).as_dict()} for u in users]
+        self.ok("Successful.", {"quotas": out})
+
+
+def _date(value: str | None, name: str) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from None
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+class UsageHandler(BaseHandler):
+    """Core-hours per user and workspace over a date range (operators); ``format=csv``."""
+
+    async def get(self) -> None:
+        self.require_scope(scopes.ADMIN_QUOTAS)
+        start = _date(self.get_query_argument("from", None), "from")
+        end = _date(self.get_query_argument("to", None), "to")
+        if start and end and end <= start:
+            raise BadRequest("to must be after from.")
+        user = None
+        if name := self.get_query_argument("user", None):
+            user = self.db.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound(f"User {name} not found.")
+        rows = self.ctx.quotas.report(self.db, start, end, user)
+        if self.get_query_argument("format", "") == "csv":
+            buf = io.StringIO()
+            w = csv.DictWriter(
+                buf,
+                ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"],
+            )
+            w.writeheader()
+            w.writerows(rows)
+            self.set_header("Content-Type", "text/csv; charset=UTF-8")
+            self.set_header("Content-Disposition", 'attachment; filename="uws-usage.csv"')
+            self.finish(buf.getvalue())
+            return
+        self.ok("Successful.", {"usage": rows})
+
+
+def routes(prefix: str) -> list:
+    return [
+        (rf"{prefix}api/users/?", UserSearchHandler),
+        (rf"{prefix}api/users/([^/]+)/quota/?", QuotaHandler),
+        (rf"{prefix}api/quotas/?", QuotasHandler),
+        (rf"{prefix}api/usage/?", UsageHandler),
+    ]

@@ -1,0 +1,242 @@
+"""Copy a workspace into another account's directory, safely and fast.
+
+The copy is made into a hidden staging directory ``<root>/<recipient>/.uws-copy-<ws id>`` and
+renamed to ``<root>/<recipient>/<ws id>`` only when complete, so a recipient never sees a partial
+copy; a restart removes a stale staging directory and starts again.
+
+- Reads happen with the sender's filesystem uid, writes with the recipient's (``acting_as``),
+  so the copy is owned by the recipient and nothing the sender could not read is copied.
+- Nothing is followed: directories and files are opened ``O_NOFOLLOW`` relative to their parent's
+  descriptor; hidden entries (``.name``, which includes the job logs in ``.jobs``) are skipped;
+  symbolic links are kept as links only when their target is an absolute path inside one of the
+  allowed roots (``c.UWS.symlink_roots``); FIFOs, sockets and devices are skipped.
+- File data is cloned when the filesystem can (``FICLONE``: reflink on XFS/btrfs), else copied
+  in the kernel (``copy_file_range``), else read and written. Modes (without set-id bits) and
+  modification times are kept.
+- Progress (files, bytes) is reported through a callback; the callback may ask to stop
+  (cancelled share) by returning False.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..workspaces import fsops
+from ..workspaces.fsops import Owner, acting_as, closing_fd, open_dir
+
+FICLONE = 0x40049409
+STAGING_PREFIX = ".uws-copy-"
+CHUNK = 64 * 1024 * 1024
+
+
+class CopyCancelled(Exception):
+    """The callback asked to stop (the share was cancelled or declined)."""
+
+
+@dataclass
+class CopyPlan:
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class CopyStats:
+    files: int = 0
+    bytes: int = 0
+    cloned: int = 0  # files whose data was cloned (reflink)
+    skipped_links: int = 0
+    skipped_special: int = 0
+
+
+def staging_name(ws_id: int) -> str:
+    return f"{STAGING_PREFIX}{ws_id}"
+
+
+def allowed_link(target: str, roots: list[str]) -> bool:
+    if not target.startswith("/"):
+        return False
+    norm = os.path.normpath(target)
+    return any(norm == r.rstrip("/") or norm.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
+
+
+def plan(src_fd: int, sender: Owner) -> CopyPlan:
+    """What a copy will carry (regular files and their bytes), read as the sender."""
+    out = CopyPlan()
+    with acting_as(sender):
+        stack = [os.dup(src_fd)]
+        try:
+            while stack:
+                dfd = stack.pop()
+                with closing_fd(dfd):
+                    for entry in os.scandir(dfd):
+                        if not _visible(entry.name):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        if stat.S_ISDIR(st.st_mode):
+                            try:
+                                stack.append(open_dir(dfd, entry.name))
+                            except OSError:
+                                continue
+                        elif stat.S_ISREG(st.st_mode):
+                            out.files += 1
+                            out.bytes += st.st_size
+        finally:
+            for fd in stack:
+                os.close(fd)
+    return out
+
+
+def _listing(dfd: int) -> list[tuple[str, os.stat_result]]:
+    """The visible entries of `dfd` with their lstat (call as the reader)."""
+    out = []
+    for entry in os.scandir(dfd):
+        if _visible(entry.name):
+            try:
+                out.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def _copy_data(src: int, dst: int, size: int, stats: CopyStats) -> None:
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+        stats.cloned += 1
+        return
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF):
+            raise
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src, dst, min(CHUNK, size - done))
+            if n == 0:
+                break
+            done += n
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    os.lseek(src, done, os.SEEK_SET)
+    os.lseek(dst, done, os.SEEK_SET)
+    while True:
+        block = os.read(src, 1024 * 1024)
+        if not block:
+            break
+        view = memoryview(block)
+        while view:
+            view = view[os.write(dst, view) :]
+
+
+def copy_tree(
+    src_fd: int,
+    dst_fd: int,
+    sender: Owner,
+    recipient: Owner,
+    symlink_roots: list[str],
+    progress: Callable[[CopyStats], bool] | None = None,
+    report_every: int = 200,
+) -> CopyStats:
+    """Copy the visible contents of directory `src_fd` into the empty directory `dst_fd`."""
+    stats = CopyStats()
+    since_report = 0
+    # (source dir fd, destination dir fd, entries with their lstat, read as the sender)
+    stack: list[tuple[int, int, list[tuple[str, os.stat_result]]]] = []
+    with acting_as(sender):
+        first = os.dup(src_fd)
+        entries = _listing(first)
+    stack.append((first, os.dup(dst_fd), entries))
+    try:
+        while stack:
+            sfd, dfd, pending = stack[-1]
+            if not pending:
+                stack.pop()
+                os.close(sfd)
+                os.close(dfd)
+                continue
+            name, st = pending.pop()
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                if len(stack) >= fsops.MAX_SCAN_DEPTH:
+                    raise fsops.StorageError(
+                        f"The workspace is nested deeper than {fsops.MAX_SCAN_DEPTH} levels."
+                    )
+                with acting_as(sender):
+                    try:
+                        sub = open_dir(sfd, name)
+                    except (PermissionError, FileNotFoundError, NotADirectoryError):
+                        continue
+                    children = _listing(sub)
+                with acting_as(recipient):
+                    os.mkdir(name, 0o700, dir_fd=dfd)
+                    dsub = open_dir(dfd, name)
+                    os.fchmod(dsub, (stat.S_IMODE(mode) & 0o777) | 0o700)
+                stack.append((sub, dsub, children))
+                continue
+            if stat.S_ISLNK(mode):
+                with acting_as(sender):
+                    try:
+                        target = os.readlink(name, dir_fd=sfd)
+                    except OSError:
+                        continue
+                if allowed_link(target, symlink_roots):
+                    with acting_as(recipient):
+                        os.symlink(target, name, dir_fd=dfd)
+                else:
+                    stats.skipped_links += 1
+                continue
+            if not stat.S_ISREG(mode):
+                stats.skipped_special += 1
+                continue
+            with acting_as(sender):
+                try:
+                    rfd = os.open(
+                        name,
+                        os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                        dir_fd=sfd,
+                    )
+                except (PermissionError, FileNotFoundError, OSError) as e:
+                    if (
+                        isinstance(e, (PermissionError, FileNotFoundError))
+                        or e.errno == errno.ELOOP
+                    ):
+                        continue
+                    raise
+            with closing_fd(rfd):
+                rst = os.fstat(rfd)
+                if not stat.S_ISREG(rst.st_mode):  # swapped since the listing
+                    continue
+                with acting_as(recipient):
+                    wfd = os.open(
+                        name,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        stat.S_IMODE(rst.st_mode) & 0o777,
+                        dir_fd=dfd,
+                    )
+                with closing_fd(wfd):
+                    _copy_data(rfd, wfd, rst.st_size, stats)
+                    os.fchmod(wfd, stat.S_IMODE(rst.st_mode) & 0o777)
+                    os.utime(wfd, ns=(rst.st_atime_ns, rst.st_mtime_ns))
+            stats.files += 1
+            stats.bytes += rst.st_size
+            since_report += 1
+            if progress is not None and since_report >= report_every:
+                since_report = 0
+                if progress(stats) is False:
+                    raise CopyCancelled()
+    finally:
+        for sfd, dfd, _ in stack:
+            os.close(sfd)
+            os.close(dfd)
+    if progress is not None and progress(stats) is False:
+        raise CopyCancelled()
+    return stats
