@@ -349,3 +349,28 @@ def test_disk_full_keeps_old_file(small_fs):
     assert "No space left" in e.value.message
     assert (wdir / "keep.txt").read_bytes() == b"old content"
     assert os.listdir(wdir) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("limit", [0, 3, 50, 10_000])
+def test_scan_counts_like_du_whatever_the_listing_limit(tmp_path, limit):
+    """Once the listing is full (or below hidden directories) the walk only counts: the same
+    bytes as `du -s` (hard links once, also across subtrees) and every file, for any limit."""
+    root = tmp_path / "ws"
+    for d in range(12):
+        sub = root / (f".hidden{d}" if d % 4 == 0 else f"d{d:02d}") / "deeper"
+        sub.mkdir(parents=True)
+        for f in range(20):
+            (sub / f"f{f}").write_bytes(b"x" * (f * 700))
+    os.link(root / "d01" / "deeper" / "f5", root / "d02" / "deeper" / "hard")
+    os.link(root / "d01" / "deeper" / "f6", root / ".hidden0" / "deeper" / "hard")
+    with fsops.closing_fd(os.open(root, os.O_RDONLY | os.O_DIRECTORY)) as fd:
+        res = fsops.scan(fd, limit)
+    du = int(
+        subprocess.run(
+            ["du", "-s", "--block-size=1", str(root)], capture_output=True, text=True
+        ).stdout.split()[0]
+    )
+    assert res.disk_space == du
+    assert res.file_count == 12 * 20 + 2
+    assert len(res.files) == min(limit, 9 * 20 + 1)
+    assert res.truncated == (limit < 9 * 20 + 1)

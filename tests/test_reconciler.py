@@ -145,6 +145,7 @@ def test_delete_refused_while_jobs_run_or_shares_are_pending(
             shared_workspace_id=copy["id"],
             sender_id=uid,
             recipient_id=bob,
+            copy_status="done",
         )
         s.add(share)
         s.commit()

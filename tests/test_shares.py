@@ -10,6 +10,7 @@ import pwd
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from test_hostile_paths import HOSTILE_SOURCES
 
 from conftest import Client
 from hubtest import HubProcess, ensure_system_user, free_port
-from jobutil import server_base, started, stop_and_wait
+from jobutil import server_base, started, stop_and_wait, wait_job
 
 USERS = ["uwst-alice", "uwst-bob", "uwst-carol", "uwst-admin"]
 
@@ -45,13 +47,29 @@ class Inbox:
         )
 
 
+class SmtpServer:
+    """aiosmtpd on a fixed port that a test can take down and bring back."""
+
+    def __init__(self, inbox: Inbox):
+        self.inbox, self.port, self.ctl = inbox, free_port(), None
+        self.up()
+
+    def up(self) -> None:
+        self.ctl = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.ctl.start()
+
+    def down(self) -> None:
+        if self.ctl is not None:
+            self.ctl.stop()
+            self.ctl = None
+
+
 @pytest.fixture(scope="module")
 def smtp():
     inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    yield ctl, inbox
-    ctl.stop()
+    server = SmtpServer(inbox)
+    yield server, inbox
+    server.down()
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +82,17 @@ def shub(smtp):
 c.UWS.smtp_host = "127.0.0.1"
 c.UWS.smtp_port = {ctl.port}
 c.UWS.smtp_poll_interval = 1.0
+c.UWS.smtp_retry_delay = 1.0
+c.UWS.email_template_dir = "{h.dir}/mail-templates"
 c.UWS.email_from = "workspaces@uni-a.edu"
 c.UWS.site_name = "Test Workspaces"
 c.UWS.public_url = "{h.url}"
 """
+    # the site overrides one template (the others are the shipped ones)
+    (h.dir / "mail-templates").mkdir()
+    (h.dir / "mail-templates" / "share_declined.txt").write_text(
+        "Subject: [Lab] {{ workspace.name }} was declined\n\nSorry, {{ sender.name }}.\n"
+    )
     h.start()
     # people have e-mail addresses and names (as their identity source would record them)
     for u in USERS:
@@ -209,6 +234,59 @@ def test_share_accept_end_to_end(shub, people, smtp):
     )
 
 
+# the corpus links made through the API are refused for (those a symlink can hold), planted by
+# the owner directly, plus two links into the allowed root that a copy keeps
+LINK_TARGETS = [t for t in HOSTILE_SOURCES if isinstance(t, str) and t and "\x00" not in t] + [
+    "{datasets}",
+    "{datasets}/sub",
+]
+
+
+def test_link_corpus_in_copies(shub, people):
+    """The hostile link corpus planted in a workspace by its owner: the copy keeps only links
+    that resolve into an allowed root, follows nothing, and carries nothing from outside."""
+    alice, bob = people["uwst-alice"], people["uwst-bob"]
+    outside = shub.dir / "outside"
+    outside.mkdir(mode=0o700, exist_ok=True)
+    (outside / "precious.txt").write_text("precious-secret")
+    os.chmod(outside / "precious.txt", 0o600)
+    (shub.datasets / "sub").mkdir(exist_ok=True)
+    escape = shub.datasets / "escape"
+    if not escape.is_symlink():
+        escape.symlink_to(outside)
+    ws = alice.post("workspaces/", json={"name": "links", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    src = shub.root / "uwst-alice" / str(ws["id"])
+    targets = [t.format(datasets=shub.datasets, outside=outside) for t in LINK_TARGETS]
+    script = "set -e\n" + "".join(f"ln -s '{t}' {src}/l{i}\n" for i, t in enumerate(targets))
+    script += f"mkdir {src}/real && echo ok > {src}/real/file\nln -s /etc {src}/real/etc-dir\n"
+    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    os.link(outside / "precious.txt", src / "hard")  # a hard link to a file alice cannot read
+    sid = alice.post(
+        "shared_workspaces/",
+        json={"original_workspace_id": ws["id"], "shared_user_ids": [user_id(alice, "uwst-bob")]},
+    ).json()["data"]["shared_workspaces"][0]
+    share = wait_copy(bob, sid["id"])
+    dst = shub.root / "uwst-bob" / str(sid["shared_workspace_id"]["id"])
+    got = tree(dst)
+    kept = {k: v for k, v in got.items() if v[0] == "link"}
+    assert kept == {
+        f"l{LINK_TARGETS.index('{datasets}')}": ("link", os.path.realpath(shub.datasets)),
+        f"l{LINK_TARGETS.index('{datasets}/sub')}": (
+            "link",
+            os.path.realpath(shub.datasets / "sub"),
+        ),
+    }
+    assert set(got) - set(kept) == {"real", "real/file"}  # no hard link to the unreadable file
+    for root, _dirs, files in os.walk(dst):
+        for f in files:
+            p = Path(root, f)
+            assert p.is_symlink() or b"precious" not in p.read_bytes()
+    assert share["copy"]["status"] == "done"
+    assert bob.put(f"shared_workspaces/{sid['id']}/accept/").status_code == 200
+
+
 def test_refusals(shub, people):
     alice, bob = people["uwst-alice"], people["uwst-bob"]
     ws = alice.post("workspaces/", json={"name": "r", "description": "d"}).json()["data"][
@@ -274,7 +352,8 @@ def test_decline_and_cancel_remove_the_copy(shub, people, smtp):
     assert copy_dir.is_dir()
     r = bob.delete(f"shared_workspaces/{sid['id']}/")
     assert r.status_code == 200 and "declined" in r.json()["message"]
-    inbox.wait_for("uwst-alice@uni-a.edu", "declined")
+    mail = inbox.wait_for("uwst-alice@uni-a.edu", "[Lab] declined-one was declined")
+    assert mail.get_payload().strip() == "Sorry, uwst-alice."  # the site's own template
     deadline = time.monotonic() + 30
     while copy_dir.exists():
         assert time.monotonic() < deadline
@@ -416,7 +495,16 @@ def test_disk_full_during_copy(shub, people):
 # ---- quotas ---------------------------------------------------------------------------------
 
 
-def test_quotas_refuse_with_the_numbers(shub, people):
+@pytest.fixture
+def limits_reset(people):
+    yield
+    for u in ("uwst-alice", "uwst-bob"):
+        people["uwst-admin"].put(
+            f"users/{u}/quota", json={"disk_limit": None, "core_hours_limit": None}
+        )
+
+
+def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
     alice, bob, admin = people["uwst-alice"], people["uwst-bob"], people["uwst-admin"]
     # only operators set limits
     assert alice.put("users/uwst-alice/quota", json={"disk_limit": 10**12}).status_code == 403
@@ -450,12 +538,36 @@ def test_quotas_refuse_with_the_numbers(shub, people):
     )
     assert r.status_code == 403
     assert "2 cores × 1 h = 2 core-hours; you have 1 of 1 left" in r.json()["message"], r.text
+    # jobs started together cannot overrun the limit: running jobs hold the rest of their time
+    admin.put("users/uwst-alice/quota", json={"core_hours_limit": 2})
+    ws2 = alice.post("workspaces/", json={"name": "second", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    first = alice.put(
+        f"workspaces/{ws['id']}/start/",
+        json={"job_type": "test_job", "resource_options": {"num_cpus": 1, "time_limit_min": 60}},
+    )
+    assert first.status_code == 200, first.text
+    r = alice.put(
+        f"workspaces/{ws2['id']}/start/",
+        json={"job_type": "test_job", "resource_options": {"num_cpus": 1, "time_limit_min": 90}},
+    )
+    assert r.status_code == 403
+    assert "more are held by your running jobs" in r.json()["message"], r.text
+    wait_job(alice, first.json()["data"]["job"]["id"])  # running
+    time.sleep(2)  # long enough to cost something
+    done = stop_and_wait(alice, first.json()["data"]["job"]["id"])
+    # usage after jobs end is what the jobs recorded
+    jobs = alice.get("jobs/").json()["data"]["jobs"]
+    recorded = sum(float(j["core_hours"]) for j in jobs if j["status"] in ("complete", "failed"))
+    used = float(alice.get("users/me/quota").json()["data"]["core_hours"]["used"])
+    assert abs(used - recorded) < 0.01 and float(done["core_hours"]) > 0, (used, recorded)
     # deleting is always allowed
     assert alice.delete(f"workspaces/{ws['id']}/").status_code == 200
     # a share accept that would pass the recipient's limit
-    src = alice.post("workspaces/", json={"name": "to-bob", "description": "d"})
-    assert src.status_code == 200
     admin.put("users/uwst-alice/quota", json={"disk_limit": None})
+    src = alice.post("workspaces/", json={"name": "to-bob", "description": "d"})
+    assert src.status_code == 200, src.text
     src_ws = src.json()["data"]["workspace"]
     subprocess.run(
         [
@@ -491,7 +603,7 @@ def test_quotas_refuse_with_the_numbers(shub, people):
     assert csv_text.startswith("user,workspace_id,workspace_name,jobs,core_hours,disk_space")
 
 
-def test_hub_ui_start_over_quota_is_refused_by_the_spawner(shub, people):
+def test_hub_ui_start_over_quota_is_refused_by_the_spawner(shub, people, limits_reset):
     """A job started from the hub's own pages/API (not the uws API) meets the same check."""
     alice, admin = people["uwst-alice"], people["uwst-admin"]
     admin.put("users/uwst-alice/quota", json={"core_hours_limit": 1})
@@ -562,3 +674,71 @@ def test_live_share_of_a_running_job(shub, people):
     assert alice.get(f"jobs/{j['id']}/shares/").json()["data"]["shares"] == []
     assert bob_gets() != 200
     stop_and_wait(alice, j["id"])
+
+
+def test_quota_command_line(shub, people):
+    bob = people["uwst-bob"]
+    cmd = [str(Path(sys.executable).parent / "uws-hub")]
+    cfg = ["-f", str(Path(__file__).parent / "hub_config.py")]
+    r = subprocess.run(
+        [*cmd, "quota", "set", "uwst-bob", "--disk", "5G", "--core-hours", "12.5", *cfg],
+        env=shub.env,
+        capture_output=True,
+        text=True,
+        cwd=shub.dir,
+    )
+    assert r.returncode == 0, r.stderr
+    q = bob.get("users/me/quota").json()["data"]
+    assert q["disk"]["limit"] == 5 * 1024**3 and q["core_hours"]["limit"] == "12.5"
+    r = subprocess.run(
+        [*cmd, "usage", "--from", "yesterday", *cfg],
+        env=shub.env,
+        capture_output=True,
+        text=True,
+        cwd=shub.dir,
+    )
+    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [*cmd, "usage", "--csv", *cfg], env=shub.env, capture_output=True, text=True, cwd=shub.dir
+    )
+    assert r.returncode == 0 and r.stdout.startswith("user,workspace_id"), r.stderr
+    subprocess.run(
+        [*cmd, "quota", "set", "uwst-bob", "--disk", "default", "--core-hours", "default", *cfg],
+        env=shub.env,
+        check=True,
+        capture_output=True,
+        cwd=shub.dir,
+    )
+
+
+def test_mail_failure_never_breaks_a_share_and_is_retried(shub, people, smtp):
+    ctl, inbox = smtp
+    alice = people["uwst-alice"]
+    ws = alice.post("workspaces/", json={"name": "while-mail-down", "description": "d"}).json()[
+        "data"
+    ]["workspace"]
+    ctl.down()  # the mail server is down
+    try:
+        r = alice.post(
+            "shared_workspaces/",
+            json={
+                "original_workspace_id": ws["id"],
+                "shared_user_ids": [user_id(alice, "uwst-bob")],
+            },
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while True:
+            with sqlite3.connect(shub.dir / "uws.sqlite") as db:
+                row = db.execute(
+                    "SELECT attempts, last_error, sent FROM uws_notifications "
+                    "WHERE subject LIKE '%while-mail-down%'"
+                ).fetchone()
+            if row and row[0] >= 1:
+                break
+            assert time.monotonic() < deadline, row
+            time.sleep(0.3)
+        assert row[1] and row[2] is None  # failed, recorded, not lost
+    finally:
+        ctl.up()
+    inbox.wait_for("uwst-bob@uni-a.edu", "while-mail-down", timeout=60)

@@ -195,9 +195,15 @@ def _quota_cmd(args, settings, engine) -> int:
                 d = dt.datetime.fromisoformat(v)
                 return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
 
-            rows = quotas.report(
-                session, when(args.start), when(args.end), find(args.user) if args.user else None
-            )
+            try:
+                start, end = when(args.start), when(args.end)
+            except ValueError as e:
+                print(f"uws-hub: {e}; write dates as YYYY-MM-DD", file=sys.stderr)
+                return 2
+            if start and end and end <= start:
+                print("uws-hub: --to must be after --from", file=sys.stderr)
+                return 2
+            rows = quotas.report(session, start, end, find(args.user) if args.user else None)
             if args.csv:
                 w = csv.DictWriter(
                     sys.stdout,

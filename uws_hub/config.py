@@ -252,6 +252,11 @@ class UWS(Configurable):
     smtp_poll_interval = Float(
         30.0, help="Seconds between the mailer's looks at the outbox (new mail wakes it at once)."
     ).tag(config=True)
+    smtp_retry_delay = Float(
+        30.0,
+        help="""Seconds before the first retry of a message that could not be sent; each further
+        retry waits twice as long, at most an hour.""",
+    ).tag(config=True)
     smtp_max_attempts = Integer(
         10, help="Attempts per message before it is given up (its last error stays recorded)."
     ).tag(config=True)
@@ -263,6 +268,12 @@ class UWS(Configurable):
         help="""A directory of e-mail templates overriding the shipped ones (same file names:
         share_invitation.txt, share_accepted.txt, share_declined.txt; Jinja2, first line
         ``Subject: ...``).""",
+    ).tag(config=True)
+
+    share_copy_workers = Integer(
+        2,
+        help="""Threads copying shared workspaces (each copy uses one for its whole run; more copies
+        wait their turn). Separate from the threads that serve uploads and scans.""",
     ).tag(config=True)
 
     # ---- quotas --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 causes them, sent by the service's mailer loop over SMTP, retried with back-off.
 
 A mail failure never blocks or breaks the action that queued it: it is logged, retried (after
-30 s, 1 min, 2 min, … up to an hour between attempts) and given up after
+`c.UWS.smtp_retry_delay`, then twice as long each time, at most an hour between attempts) and given up after
 `c.UWS.smtp_max_attempts`, with the last error kept on the row.
 
 Templates are Jinja2 text files shipped in ``uws_hub/templates/email/<kind>.txt`` (the first line
@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .db.models import Notification, User, utcnow
@@ -72,7 +72,12 @@ class Notifier:
         if not to.email:
             log.info("no e-mail address for %s: %s not sent", to.name, kind)
             return None
-        subject, body = self.render(kind, context)
+        try:
+            subject, body = self.render(kind, context)
+        except Exception:
+            # a broken site template must not break the share: log it for the operators
+            log.exception("e-mail template %s.txt failed; %s not sent to %s", kind, kind, to.name)
+            return None
         n = Notification(
             kind=kind,
             recipient=to.email,
@@ -83,8 +88,12 @@ class Notifier:
             next_attempt=utcnow(),
         )
         session.add(n)
-        self._wake.set()
+        # wake the mailer once the change (and this message) is committed, not before
+        event.listen(session, "after_commit", self._on_commit, once=True)
         return n
+
+    def _on_commit(self, session) -> None:
+        self._wake.set()
 
     # ---- sending (the service's loop) -----------------------------------------------------------
 
@@ -146,10 +155,10 @@ class Notifier:
                 else:
                     self.failures += 1
                     n.last_error = error
-                    delay = min(30 * 2 ** (n.attempts - 1), 3600)
+                    delay = min(self.settings.smtp_retry_delay * 2 ** (n.attempts - 1), 3600)
                     n.next_attempt = utcnow() + dt.timedelta(seconds=delay)
                     log.warning(
-                        "e-mail %s to %s failed (attempt %d, next in %ds): %s",
+                        "e-mail %s to %s failed (attempt %d, next in %.0fs): %s",
                         nid,
                         to,
                         n.attempts,

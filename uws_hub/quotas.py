@@ -65,6 +65,7 @@ class Usage:
     core_seconds_used: int  # finished jobs
     core_seconds_running: int  # live jobs so far
     core_seconds_limit: int | None
+    core_seconds_reserved: int = 0  # the rest of live jobs' time limits
 
     @property
     def core_seconds_total(self) -> int:
@@ -95,6 +96,7 @@ class Usage:
                 if self.core_seconds_limit is None
                 else hours(self.core_seconds_limit),
                 "left": None if self.core_seconds_left is None else hours(self.core_seconds_left),
+                "reserved": hours(self.core_seconds_reserved),
             },
         }
 
@@ -134,7 +136,13 @@ class QuotaManager:
 
     # ---- usage -----------------------------------------------------------------------
 
-    def usage(self, session: Session, user: User, now: dt.datetime | None = None) -> Usage:
+    def usage(
+        self,
+        session: Session,
+        user: User,
+        now: dt.datetime | None = None,
+        exclude_job_id: int | None = None,
+    ) -> Usage:
         now = now or utcnow()
         unaccepted = select(SharedWorkspace.shared_workspace_id).where(
             SharedWorkspace.is_accepted.is_(False)
@@ -151,17 +159,21 @@ class QuotaManager:
                 Job.user_id == user.id, Job.status.not_in(LIVE_JOB_STATUSES)
             )
         )
-        running = 0
-        for start, cpus in session.execute(
-            select(Job.datetime_start, Job.cpus).where(
-                Job.user_id == user.id,
-                Job.status.in_(LIVE_JOB_STATUSES),
-                Job.datetime_start.is_not(None),
+        running = reserved = 0
+        for job_id, start, cpus, limit_s in session.execute(
+            select(Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
+                Job.user_id == user.id, Job.status.in_(LIVE_JOB_STATUSES)
             )
         ):
-            running += max(0, int((now - start).total_seconds())) * max(1, cpus or 1)
+            if job_id == exclude_job_id:
+                continue
+            cores = max(1, cpus or 1)
+            burnt = max(0, int((now - start).total_seconds())) * cores if start else 0
+            running += burnt
+            if limit_s:
+                reserved += max(0, int(limit_s) * cores - burnt)
         disk_limit, core_limit = self.limits(session, user)
-        return Usage(int(disk), disk_limit, int(finished), running, core_limit)
+        return Usage(int(disk), disk_limit, int(finished), running, core_limit, reserved)
 
     # ---- enforcement -------------------------------------------------------------------
 
@@ -178,19 +190,34 @@ class QuotaManager:
                 "Delete files or workspaces you no longer need, or ask an administrator for more."
             )
 
-    def check_core_hours(self, session: Session, user: User, cpus: int, time_limit_s: int) -> None:
-        u = self.usage(session, user)
+    def check_core_hours(
+        self,
+        session: Session,
+        user: User,
+        cpus: int,
+        time_limit_s: int,
+        exclude_job_id: int | None = None,
+    ) -> None:
+        """Refuse a job whose cores × time limit exceed what is left — counting what the user's
+        other live jobs may still spend (the rest of their time limits), so jobs started
+        together cannot overrun the limit."""
+        u = self.usage(session, user, exclude_job_id=exclude_job_id)
         if u.core_seconds_limit is None:
             return
         need = max(1, cpus) * max(0, time_limit_s)
-        left = u.core_seconds_left or 0
+        left = max(0, (u.core_seconds_left or 0) - u.core_seconds_reserved)
         if need > left:
             QUOTA_REFUSALS.labels("core_hours").inc()
+            held = (
+                f" ({hours(u.core_seconds_reserved)} more are held by your running jobs)"
+                if u.core_seconds_reserved
+                else ""
+            )
             raise QuotaExceeded(
                 f"This job asks for {cpus} core{'s' if cpus != 1 else ''} × "
                 f"{hours(time_limit_s)} h = {hours(need)} core-hours; you have {hours(left)} of "
-                f"{hours(u.core_seconds_limit)} left. Ask for fewer cores or a shorter time "
-                "limit, or ask an administrator for more core-hours."
+                f"{hours(u.core_seconds_limit)} left{held}. Ask for fewer cores or a shorter "
+                "time limit, or ask an administrator for more core-hours."
             )
 
     # ---- reports ------------------------------------------------------------------------

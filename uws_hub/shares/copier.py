@@ -8,8 +8,10 @@ copy; a restart removes a stale staging directory and starts again.
   so the copy is owned by the recipient and nothing the sender could not read is copied.
 - Nothing is followed: directories and files are opened ``O_NOFOLLOW`` relative to their parent's
   descriptor; hidden entries (``.name``, which includes the job logs in ``.jobs``) are skipped;
-  symbolic links are kept as links only when their target is an absolute path inside one of the
-  allowed roots (``c.UWS.symlink_roots``); FIFOs, sockets and devices are skipped.
+  symbolic links are kept as links only when their target is an absolute path that resolves
+  (as the sender) into one of the allowed roots (``c.UWS.symlink_roots``), the rule links made
+  through the API follow; the copy points at the resolved path. FIFOs, sockets and devices are
+  skipped.
 - File data is cloned when the filesystem can (``FICLONE``: reflink on XFS/btrfs), else copied
   in the kernel (``copy_file_range``), else read and written. Modes (without set-id bits) and
   modification times are kept.
@@ -26,8 +28,10 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import UWSError
 from ..workspaces import fsops
 from ..workspaces.fsops import Owner, acting_as, closing_fd, open_dir
+from ..workspaces.paths import check_symlink_source
 
 FICLONE = 0x40049409
 STAGING_PREFIX = ".uws-copy-"
@@ -57,11 +61,14 @@ def staging_name(ws_id: int) -> str:
     return f"{STAGING_PREFIX}{ws_id}"
 
 
-def allowed_link(target: str, roots: list[str]) -> bool:
-    if not target.startswith("/"):
-        return False
-    norm = os.path.normpath(target)
-    return any(norm == r.rstrip("/") or norm.startswith(r.rstrip("/") + "/") for r in roots)
+def allowed_link(target: str, roots: list[str]) -> str | None:
+    """The path a copied link may point to, or None: the same rule as links made through the
+    API — absolute, and resolving (all links in it followed, as the sender) into an allowed
+    root; the copy points at the resolved path, where it was checked to point."""
+    try:
+        return check_symlink_source(target, roots)
+    except UWSError:
+        return None
 
 
 def _visible(name: str) -> bool:
@@ -104,7 +111,72 @@ def _listing(dfd: int) -> list[tuple[str, os.stat_result]]:
                 out.append((entry.name, entry.stat(follow_symlinks=False)))
             except FileNotFoundError:
                 continue
+    # directories first: the walk pops from the end, so files come out together, in batches
+    out.sort(key=lambda e: not stat.S_ISDIR(e[1].st_mode))
     return out
+
+
+BATCH = 64
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+UMASK = _umask()
+
+
+def _copy_files(sfd, dfd, batch, sender: Owner, recipient: Owner, stats: CopyStats) -> None:
+    opened: list[tuple[str, int]] = []
+    try:
+        with acting_as(sender):
+            for name, _st in batch:
+                try:
+                    rfd = os.open(
+                        name,
+                        os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                        dir_fd=sfd,
+                    )
+                except OSError as e:
+                    if (
+                        isinstance(e, (PermissionError, FileNotFoundError))
+                        or e.errno == errno.ELOOP
+                    ):
+                        continue  # unreadable by the sender, gone, or swapped for a link
+                    raise
+                opened.append((name, rfd))
+        with acting_as(recipient):
+            for name, rfd in opened:
+                rst = os.fstat(rfd)
+                if not stat.S_ISREG(rst.st_mode):  # swapped since the listing
+                    continue
+                mode = stat.S_IMODE(rst.st_mode) & 0o777
+                wfd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    mode,
+                    dir_fd=dfd,
+                )
+                try:
+                    _copy_data(rfd, wfd, rst.st_size, stats)
+                    if mode & UMASK:
+                        os.fchmod(wfd, mode)
+                    os.utime(wfd, ns=(rst.st_atime_ns, rst.st_mtime_ns))
+                finally:
+                    os.close(wfd)
+                stats.files += 1
+                stats.bytes += rst.st_size
+    finally:
+        for _name, rfd in opened:
+            os.close(rfd)
 
 
 def _copy_data(src: int, dst: int, size: int, stats: CopyStats) -> None:
@@ -185,10 +257,10 @@ def copy_tree(
             if stat.S_ISLNK(mode):
                 with acting_as(sender):
                     try:
-                        target = os.readlink(name, dir_fd=sfd)
+                        target = allowed_link(os.readlink(name, dir_fd=sfd), symlink_roots)
                     except OSError:
-                        continue
-                if allowed_link(target, symlink_roots):
+                        target = None
+                if target is not None:
                     with acting_as(recipient):
                         os.symlink(target, name, dir_fd=dfd)
                 else:
@@ -197,38 +269,14 @@ def copy_tree(
             if not stat.S_ISREG(mode):
                 stats.skipped_special += 1
                 continue
-            with acting_as(sender):
-                try:
-                    rfd = os.open(
-                        name,
-                        os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                        dir_fd=sfd,
-                    )
-                except (PermissionError, FileNotFoundError, OSError) as e:
-                    if (
-                        isinstance(e, (PermissionError, FileNotFoundError))
-                        or e.errno == errno.ELOOP
-                    ):
-                        continue
-                    raise
-            with closing_fd(rfd):
-                rst = os.fstat(rfd)
-                if not stat.S_ISREG(rst.st_mode):  # swapped since the listing
-                    continue
-                with acting_as(recipient):
-                    wfd = os.open(
-                        name,
-                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        stat.S_IMODE(rst.st_mode) & 0o777,
-                        dir_fd=dfd,
-                    )
-                with closing_fd(wfd):
-                    _copy_data(rfd, wfd, rst.st_size, stats)
-                    os.fchmod(wfd, stat.S_IMODE(rst.st_mode) & 0o777)
-                    os.utime(wfd, ns=(rst.st_atime_ns, rst.st_mtime_ns))
-            stats.files += 1
-            stats.bytes += rst.st_size
-            since_report += 1
+            # regular files in batches: one switch to the sender to open them all, one to the
+            # recipient to write them all (two identity switches per batch, not per file)
+            batch = [(name, st)]
+            while pending and len(batch) < BATCH and stat.S_ISREG(pending[-1][1].st_mode):
+                batch.append(pending.pop())
+            before = stats.files
+            _copy_files(sfd, dfd, batch, sender, recipient, stats)
+            since_report += stats.files - before
             if progress is not None and since_report >= report_every:
                 since_report = 0
                 if progress(stats) is False:

@@ -11,8 +11,10 @@ concurrent requests end in one consistent state. E-mails go through the outbox
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -44,6 +46,10 @@ class ShareManager:
         self.notifier = notifier
         self.quotas = quotas
         workspaces.share_copier = self.run_copy
+        # copies are long: their own threads, so uploads, creates and scans never wait for them
+        self.executor = ThreadPoolExecutor(
+            max(1, settings.share_copy_workers), thread_name_prefix="uws-copy"
+        )
 
     # ---- queries ----------------------------------------------------------------------
 
@@ -203,7 +209,13 @@ class ShareManager:
             )
         if self.quotas is not None:
             copy = session.get(Workspace, share.shared_workspace_id)
-            size = max(copy.disk_space if copy else 0, share.copy_bytes_total)
+            original = _original(session, share)
+            # before the copy is done, the original's size is what it will cost
+            size = max(
+                copy.disk_space if copy else 0,
+                share.copy_bytes_total,
+                original.disk_space if original is not None and share.copy_status != "done" else 0,
+            )
             self.quotas.check_disk(session, user, adding=size, doing="accept this shared workspace")
         res = session.execute(
             update(SharedWorkspace)
@@ -329,7 +341,8 @@ class ShareManager:
                 return res.rowcount == 1
 
         try:
-            result, stats = await self.workspaces._run(
+            result, stats = await asyncio.get_running_loop().run_in_executor(
+                self.executor,
                 self._copy_fs,
                 src_path,
                 recipient_acct.name,
@@ -356,7 +369,13 @@ class ShareManager:
         self.workspaces._apply_scan(ws, result)
         ws.status, ws.status_message = S.IDLE.value, None
         share.copy_status = "done"
-        share.copy_files_done, share.copy_bytes_done = stats.files, stats.bytes
+        if stats.files or not share.copy_files_total:
+            share.copy_files_done, share.copy_bytes_done = stats.files, stats.bytes
+        else:  # completed by a run that stopped right after the rename: its totals stand
+            share.copy_files_done, share.copy_bytes_done = (
+                share.copy_files_total,
+                share.copy_bytes_total,
+            )
         share.copy_files_total = max(share.copy_files_total, stats.files)
         share.copy_bytes_total = max(share.copy_bytes_total, stats.bytes)
         bump_listing_version(session, ws.user_id)

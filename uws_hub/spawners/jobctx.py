@@ -144,7 +144,7 @@ def load_job(
 
             try:
                 QuotaManager(settings).check_core_hours(
-                    session, owner, job.cpus, job.time_limit_s or 0
+                    session, owner, job.cpus, job.time_limit_s or 0, exclude_job_id=job.id
                 )
             except UWSError as e:
                 raise refuse(e.message, reason="quota", status=403) from None

@@ -528,6 +528,9 @@ class ScanResult:
         return out
 
 
+_COUNT = "\x00count-only/"  # a directory none of whose entries can be listed
+
+
 def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResult:
     """Disk usage (allocated bytes, hard links counted once, like ``du -s``) and a listing.
 
@@ -541,67 +544,82 @@ def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResul
     res = ScanResult()
     seen_inodes: set[tuple[int, int]] = set()
     root_st = os.fstat(ws_fd)
-    res.disk_space += root_st.st_blocks * 512
+    disk = root_st.st_blocks * 512
+    file_count = 0
     listed = 0
+    S_ISDIR, S_ISLNK = stat.S_ISDIR, stat.S_ISLNK
     root = os.dup(ws_fd)
-    # depth-first with one open descriptor per level (not per pending directory)
+    # depth-first with one open descriptor per level (not per pending directory). A frame's
+    # prefix is None once nothing below it can be listed (hidden, foreign, or the listing is
+    # full): then names are not even decoded — the walk only counts.
     shown_root = owner_uid is None or root_st.st_uid == owner_uid
-    frames: list[tuple[int, Iterator[os.DirEntry], str, bool]] = [
-        (root, _entries(root), "", not shown_root)
+    frames: list[tuple[int, Iterator[os.DirEntry], str | None]] = [
+        (root, _entries(root), "" if shown_root else None)
     ]
     try:
         while frames:
-            dfd, it, prefix, hidden = frames[-1]
-            entry = next(it, None)
-            if entry is None:
+            dfd, it, prefix = frames[-1]
+            for entry in it:
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                mode = est.st_mode
+                if est.st_nlink > 1 and not S_ISDIR(mode):
+                    key = (est.st_dev, est.st_ino)
+                    if key not in seen_inodes:  # a hard-linked file's blocks count once, like du
+                        seen_inodes.add(key)
+                        disk += est.st_blocks * 512
+                else:
+                    disk += est.st_blocks * 512
+                name = entry.name
+                if S_ISDIR(mode):
+                    if len(frames) >= MAX_SCAN_DEPTH:
+                        res.incomplete = True
+                        continue
+                    try:
+                        sub = open_dir(dfd, name)
+                    except OSError:
+                        res.incomplete = True
+                        continue
+                    sub_prefix = _COUNT
+                    if (
+                        prefix is not None
+                        and not name.startswith(".")
+                        and (owner_uid is None or est.st_uid == owner_uid)
+                    ):
+                        if listed < list_limit:
+                            sub_prefix = prefix + display_name(name) + "/"
+                        else:  # visible, but the listing is full: only counted
+                            res.truncated = True
+                    frames.append(
+                        (sub, _entries(sub), None if sub_prefix is _COUNT else sub_prefix)
+                    )
+                    break  # descend now; this directory's iterator resumes afterwards
+                file_count += 1
+                if prefix is None or name.startswith("."):
+                    continue
+                if listed >= list_limit:
+                    res.truncated = True
+                    continue
+                listed += 1
+                rel = prefix + display_name(name)
+                if S_ISLNK(mode):
+                    try:
+                        target = display_name(os.readlink(name, dir_fd=dfd))
+                    except OSError:
+                        target = None
+                    res.symlinks.append({"name": rel, "source_path": target})
+                else:
+                    res.files.append({"name": rel, "size": est.st_size})
+            else:
                 os.close(dfd)
                 frames.pop()
-                continue
-            try:
-                est = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            mode = est.st_mode
-            if est.st_nlink > 1 and not stat.S_ISDIR(mode):
-                key = (est.st_dev, est.st_ino)
-                if key not in seen_inodes:  # a hard-linked file's blocks count once, like du
-                    seen_inodes.add(key)
-                    res.disk_space += est.st_blocks * 512
-            else:
-                res.disk_space += est.st_blocks * 512
-            name = entry.name
-            is_hidden = hidden or name.startswith(".")
-            rel = prefix + display_name(name)
-            if stat.S_ISDIR(mode):
-                if len(frames) >= MAX_SCAN_DEPTH:
-                    res.incomplete = True
-                    continue
-                try:
-                    sub = open_dir(dfd, name)
-                except OSError:
-                    res.incomplete = True
-                    continue
-                foreign = owner_uid is not None and est.st_uid != owner_uid
-                frames.append((sub, _entries(sub), rel + "/", is_hidden or foreign))
-                continue
-            res.file_count += 1
-            if is_hidden:
-                continue
-            if listed >= list_limit:
-                res.truncated = True
-                continue
-            listed += 1
-            if stat.S_ISLNK(mode):
-                try:
-                    target = display_name(os.readlink(name, dir_fd=dfd))
-                except OSError:
-                    target = None
-                res.symlinks.append({"name": rel, "source_path": target})
-            else:
-                res.files.append({"name": rel, "size": est.st_size})
     finally:
         for dfd, *_ in frames:
             os.close(dfd)
+    res.disk_space = disk
+    res.file_count = file_count
     res.files.sort(key=lambda f: f["name"])
     res.symlinks.sort(key=lambda f: f["name"])
     return res

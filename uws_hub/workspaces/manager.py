@@ -620,6 +620,19 @@ class WorkspaceManager:
             raise BadRequest(
                 "Cannot delete workspace, it has share invitations that are not accepted yet; cancel them first."
             )
+        copying = session.scalar(
+            select(
+                exists().where(
+                    SharedWorkspace.original_workspace_id == ws.id,
+                    SharedWorkspace.copy_status.in_(("pending", "copying")),
+                )
+            )
+        )
+        if copying:
+            raise BadRequest(
+                "Cannot delete workspace, copies of it for the people it was shared with are still "
+                "being made; try again when they are done."
+            )
         # conditional update: two concurrent deletes cannot both pass
         res = session.execute(
             update(Workspace)
