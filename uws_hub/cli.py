@@ -164,7 +164,6 @@ def parse_size(text: str) -> int:
 
 
 def _quota_cmd(args, settings, engine) -> int:
-    import csv
     import datetime as dt
     import json
 
@@ -172,7 +171,7 @@ def _quota_cmd(args, settings, engine) -> int:
 
     from .db.models import User
     from .db.session import make_sessionmaker
-    from .quotas import QuotaManager
+    from .quotas import QuotaManager, report_csv
 
     quotas = QuotaManager(settings)
     with make_sessionmaker(engine)() as session:
@@ -205,12 +204,7 @@ def _quota_cmd(args, settings, engine) -> int:
                 return 2
             rows = quotas.report(session, start, end, find(args.user) if args.user else None)
             if args.csv:
-                w = csv.DictWriter(
-                    sys.stdout,
-                    ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"],
-                )
-                w.writeheader()
-                w.writerows(rows)
+                sys.stdout.write(report_csv(rows))
             else:
                 for r in rows:
                     print(

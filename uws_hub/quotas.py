@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from prometheus_client import Counter
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from .db.models import (
@@ -32,7 +34,7 @@ from .db.models import (
     WorkspaceStatus,
     utcnow,
 )
-from .errors import UWSError
+from .errors import BadRequest, UWSError
 
 QUOTA_REFUSALS = Counter("uws_quota_refusals_total", "Requests refused by a quota", ["kind"])
 
@@ -120,6 +122,41 @@ class QuotaManager:
         if core is None and self.settings.default_core_hours_quota > 0:
             core = int(self.settings.default_core_hours_quota * 3600)
         return disk, core
+
+    @staticmethod
+    def parse_limits(body: object) -> dict:
+        """Validate an operator's ``{"disk_limit": bytes|null, "core_hours_limit": hours|null}``
+        (400 naming what is wrong); returns the changes for `set_limits`."""
+        if not isinstance(body, dict) or not body:
+            raise BadRequest('Send {"disk_limit": bytes|null, "core_hours_limit": hours|null}.')
+        unknown = set(body) - {"disk_limit", "core_hours_limit"}
+        if unknown:
+            raise BadRequest(
+                f"Unknown fields: {sorted(unknown)}; use disk_limit and core_hours_limit."
+            )
+        changes = {}
+        if "disk_limit" in body:
+            v = body["disk_limit"]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise BadRequest(
+                    "disk_limit must be a number of bytes (0 or more) or null for the default."
+                )
+            changes["disk_limit"] = v
+        if "core_hours_limit" in body:
+            v = body["core_hours_limit"]
+            if v is not None:
+                try:
+                    if isinstance(v, bool):
+                        raise InvalidOperation
+                    d = Decimal(str(v))
+                    if d < 0 or not d.is_finite() or d > Decimal(10**9):
+                        raise InvalidOperation
+                except InvalidOperation:
+                    raise BadRequest(
+                        "core_hours_limit must be a number of hours (0 or more) or null for the default."
+                    ) from None
+            changes["core_hours_limit"] = v
+        return changes
 
     def set_limits(self, session: Session, user: User, changes: dict) -> None:
         """`changes`: disk_limit (bytes) and/or core_hours_limit (hours); None: the default."""
@@ -279,3 +316,34 @@ class QuotaManager:
         for r in out:
             r["core_hours"] = hours(r.pop("core_seconds"))
         return out
+
+
+REPORT_FIELDS = ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"]
+
+
+def report_csv(rows: list[dict]) -> str:
+    """The usage report as CSV (the API's ``format=csv`` and ``uws-hub usage --csv``)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, REPORT_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def search_users(session: Session, term: str, limit: int) -> list[User]:
+    """People whose name or first/last name contains `term` (case-insensitive), at most `limit`."""
+    like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                or_(
+                    func.lower(User.name).like(like, escape="\\"),
+                    func.lower(User.first_name).like(like, escape="\\"),
+                    func.lower(User.last_name).like(like, escape="\\"),
+                )
+            )
+            .order_by(User.name)
+            .limit(limit)
+        )
+    )

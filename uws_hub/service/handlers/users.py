@@ -3,16 +3,14 @@ and the usage report."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from ... import scopes
 from ...db.models import User
 from ...errors import BadRequest, NotFound
+from ...quotas import report_csv, search_users
 from .base import BaseHandler
 
 SEARCH_LIMIT = 20
@@ -26,21 +24,7 @@ class UserSearchHandler(BaseHandler):
             # the portal's autocomplete first calls with an empty term: an empty answer, not an error
             self.ok("Type at least 2 characters to search.", {"users": []})
             return
-        like = (
-            "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        rows = self.db.scalars(
-            select(User)
-            .where(
-                or_(
-                    func.lower(User.name).like(like, escape="\\"),
-                    func.lower(User.first_name).like(like, escape="\\"),
-                    func.lower(User.last_name).like(like, escape="\\"),
-                )
-            )
-            .order_by(User.name)
-            .limit(SEARCH_LIMIT)
-        ).all()
+        rows = search_users(self.db, term, SEARCH_LIMIT)
         users = [
             {
                 "id": u.id,
@@ -76,36 +60,7 @@ class QuotaHandler(BaseHandler):
     async def put(self, name: str) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
         user = self._target(name, scopes.ADMIN_QUOTAS)
-        body = self.json_body()
-        if not isinstance(body, dict) or not body:
-            raise BadRequest('Send {"disk_limit": bytes|null, "core_hours_limit": hours|null}.')
-        unknown = set(body) - {"disk_limit", "core_hours_limit"}
-        if unknown:
-            raise BadRequest(
-                f"Unknown fields: {sorted(unknown)}; use disk_limit and core_hours_limit."
-            )
-        changes = {}
-        if "disk_limit" in body:
-            v = body["disk_limit"]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise BadRequest(
-                    "disk_limit must be a number of bytes (0 or more) or null for the default."
-                )
-            changes["disk_limit"] = v
-        if "core_hours_limit" in body:
-            v = body["core_hours_limit"]
-            if v is not None:
-                try:
-                    if isinstance(v, bool):
-                        raise InvalidOperation
-                    d = Decimal(str(v))
-                    if d < 0 or not d.is_finite() or d > Decimal(10**9):
-                        raise InvalidOperation
-                except InvalidOperation:
-                    raise BadRequest(
-                        "core_hours_limit must be a number of hours (0 or more) or null for the default."
-                    ) from None
-            changes["core_hours_limit"] = v
+        changes = self.ctx.quotas.parse_limits(self.json_body())
         self.ctx.quotas.set_limits(self.db, user, changes)
         self.db.commit()
         usage = self.ctx.quotas.usage(self.db, user)
@@ -148,16 +103,9 @@ class UsageHandler(BaseHandler):
                 raise NotFound(f"User {name} not found.")
         rows = self.ctx.quotas.report(self.db, start, end, user)
         if self.get_query_argument("format", "") == "csv":
-            buf = io.StringIO()
-            w = csv.DictWriter(
-                buf,
-                ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"],
-            )
-            w.writeheader()
-            w.writerows(rows)
             self.set_header("Content-Type", "text/csv; charset=UTF-8")
             self.set_header("Content-Disposition", 'attachment; filename="uws-usage.csv"')
-            self.finish(buf.getvalue())
+            self.finish(report_csv(rows))
             return
         self.ok("Successful.", {"usage": rows})
 

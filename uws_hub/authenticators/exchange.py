@@ -1,0 +1,279 @@
+"""The token exchange behind ``POST /api/tokens/`` (see `service.handlers.tokens`): check a
+portal's client token or a Globus access token, map the person like a login, and issue an
+ordinary JupyterHub API token through the hub's REST API. No HTTP request handling here."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from .. import scopes
+from ..errors import BadRequest, HubAPIError, UWSError
+from .mapping import Identity, IdentityRefused, map_identity
+
+
+class TokenIssuer:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.settings = ctx.settings
+
+    # ---- trusted clients ---------------------------------------------------------------------
+
+    async def for_trusted_client(self, client_token: str, user_info: Any) -> tuple[str, str]:
+        client = await self._client(client_token)
+        if not isinstance(user_info, dict):
+            raise BadRequest("user_info must be an object with username and email.")
+        username, email = user_info.get("username"), user_info.get("email")
+        if not isinstance(username, str) or not username.strip() or not isinstance(email, str):
+            raise BadRequest("Missing username or email in user_info.")
+        if "@" not in email or len(email) > 320:
+            raise BadRequest(f"user_info.email {email!r} is not an e-mail address.")
+        for key in ("first_name", "last_name"):
+            if key in user_info and not isinstance(user_info[key], (str, type(None))):
+                raise BadRequest(f"user_info.{key} must be a string.")
+        username = username.strip()
+        if len(username) > 200:
+            raise BadRequest("user_info.username is too long (200 characters at most).")
+        # always the portal's namespace: "alice" (or "alice@uni-a.edu") of portal "hubmap" is
+        # alice@hubmap (alice-uni-a.edu@hubmap), never the site's own account "alice" — unless
+        # the site lists the portal's name in c.AccountMapping.home_domains
+        external = f"{username.replace('@', '-')}@{client}"
+        ident = Identity(
+            "portal",
+            external_id=f"{client}:{username}",
+            external_username=external,
+            email=email,
+            first_name=user_info.get("first_name") or None,
+            last_name=user_info.get("last_name") or None,
+            details={"client": client},
+        )
+        mapped = await self._map(ident, [])
+        return mapped, await self._issue(mapped, f"uws token for {client}")
+
+    async def _client(self, client_token: str) -> str:
+        """The name of the client token's owner, if it may exchange tokens (else 401/403)."""
+        hub = self.ctx.hub
+        req = HTTPRequest(
+            f"{hub.api_url}/user",
+            headers={"Authorization": f"token {client_token}"},
+            request_timeout=hub.timeout,
+        )
+        try:
+            resp = await AsyncHTTPClient().fetch(req)
+        except HTTPClientError as e:
+            if e.code in (401, 403):
+                raise UWSError(
+                    "The client token is not valid (unknown, expired or revoked); ask an "
+                    "administrator for a new one.",
+                    status_code=401,
+                ) from None
+            raise UWSError("The hub did not answer; try again shortly.", status_code=503) from None
+        except OSError:
+            raise UWSError("The hub did not answer; try again shortly.", status_code=503) from None
+        model = json.loads(resp.body)
+        held = set(model.get("scopes") or [])
+        if scopes.ADMIN_TOKENS not in held:
+            raise UWSError(
+                f"The client token of {model.get('name')} may not obtain tokens for users (it "
+                f"lacks the {scopes.ADMIN_TOKENS} scope; give its owner the uws-token-client role).",
+                status_code=403,
+            )
+        return str(model.get("name"))
+
+    # ---- Globus -------------------------------------------------------------------------------------
+
+    def _globus(self):
+        from .globus import UWSGlobusAuthenticator
+
+        cls = self.settings.hub_authenticator_class()
+        if cls is None or not issubclass(cls, UWSGlobusAuthenticator):
+            raise UWSError(
+                "This hub does not use Globus logins, so Globus tokens cannot be exchanged; use a "
+                "client token.",
+                status_code=400,
+            )
+        return cls(config=self.settings.config)
+
+    async def for_globus_token(self, token: str) -> tuple[str, str]:
+        auth = self._globus()
+        basic = base64.b64encode(f"{auth.client_id}:{auth.client_secret}".encode()).decode()
+        headers = {
+            "Authorization": f"Basic {basic}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        base = auth.token_url.rsplit("/token", 1)[0] + "/token"
+        info = await self._post_json(
+            f"{base}/introspect",
+            urlencode({"token": token, "include": "identity_set_detail"}),
+            headers,
+        )
+        if not info.get("active"):
+            raise UWSError(
+                "The Globus token is not active (expired, revoked or not issued for this hub); "
+                "get a new one.",
+                status_code=401,
+            )
+        username = info.get("username") or ""
+        detail = next(
+            (
+                i
+                for i in info.get("identity_set_detail") or info.get("identity_set") or []
+                if isinstance(i, dict) and i.get("sub", i.get("id")) == info.get("sub")
+            ),
+            {},
+        )
+        user_info = {
+            "sub": info.get("sub"),
+            "preferred_username": username,
+            auth.username_claim: info.get(auth.username_claim) or username,
+            "name": info.get("name"),
+            "email": info.get("email"),
+            "identity_provider": info.get("identity_provider") or detail.get("identity_provider"),
+            "identity_provider_display_name": detail.get("identity_provider_display_name"),
+        }
+        groups: list[str] = []
+        if auth.allowed_globus_groups or auth.admin_globus_groups or auth.manage_groups:
+            groups = await self._globus_groups(auth, token, headers, base)
+        authenticated = {
+            "name": auth.normalize_username(auth.user_info_to_username(user_info)),
+            "admin": None,
+            "auth_state": {auth.user_auth_state_key: user_info, "globus_groups": groups},
+        }
+        try:
+            # as at login: the allow/block/admin lists name accounts
+            from .globus import UWSGlobusAuthenticator
+
+            first, _ = await UWSGlobusAuthenticator.identities_for(auth, None, authenticated)
+            authenticated["name"] = await auth.predicted_name(first)
+            is_admin = authenticated["name"] in auth.admin_users or bool(
+                set(groups) & auth.admin_globus_groups
+            )
+            authenticated["admin"] = True if is_admin else None
+            if not await auth.check_blocked_users(authenticated["name"], authenticated):
+                raise UWSError("This Globus identity is blocked on this hub.", status_code=403)
+            allowed = auth.allow_all or await auth.check_allowed(
+                authenticated["name"], authenticated
+            )
+            if not allowed:
+                raise UWSError(
+                    "This Globus identity may not use this hub; ask the administrators.",
+                    status_code=403,
+                )
+            ident, also = await auth.identities_for(None, authenticated)
+        except web.HTTPError as e:
+            raise UWSError(e.log_message or "Refused.", status_code=e.status_code) from None
+        mapped = await self._map(ident, also)
+        return mapped, await self._issue(mapped, "uws token for a Globus token")
+
+    async def _globus_groups(self, auth, token: str, headers: dict, base: str) -> list[str]:
+        tokens = await self._post_json(
+            base,
+            urlencode({"grant_type": "urn:globus:auth:grant_type:dependent_token", "token": token}),
+            headers,
+        )
+        if isinstance(tokens, dict):
+            tokens = tokens.get("other_tokens", []) + [tokens]
+        groups_token = next(
+            (
+                t.get("access_token")
+                for t in tokens
+                if isinstance(t, dict) and t.get("resource_server") == "groups.api.globus.org"
+            ),
+            None,
+        )
+        if not groups_token:
+            raise UWSError(
+                "The Globus token does not allow reading your Globus groups, which this hub "
+                "checks; request it with the groups scope "
+                "(urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships).",
+                status_code=403,
+            )
+        try:
+            resp = await AsyncHTTPClient().fetch(
+                HTTPRequest(
+                    auth.globus_groups_url,
+                    headers={
+                        "Authorization": f"Bearer {groups_token}",
+                        "Accept": "application/json",
+                    },
+                    request_timeout=15,
+                )
+            )
+            return [g["id"] for g in json.loads(resp.body)]
+        except (HTTPClientError, OSError, ValueError, KeyError, TypeError):
+            raise UWSError(
+                "Globus did not tell us your group memberships just now; try again in a few minutes.",
+                status_code=503,
+            ) from None
+
+    async def _post_json(self, url: str, body: str, headers: dict) -> Any:
+        try:
+            resp = await AsyncHTTPClient().fetch(
+                HTTPRequest(url, method="POST", body=body, headers=headers, request_timeout=15)
+            )
+            return json.loads(resp.body)
+        except HTTPClientError as e:
+            if e.code in (400, 401):
+                raise UWSError(
+                    "Globus refused the token exchange (the hub's Globus client may be "
+                    "misconfigured, or the token is not for this hub).",
+                    status_code=401,
+                ) from None
+            raise UWSError(
+                "Globus did not answer; try again in a few minutes.", status_code=503
+            ) from None
+        except (OSError, ValueError):
+            raise UWSError(
+                "Globus did not answer; try again in a few minutes.", status_code=503
+            ) from None
+
+    # ---- mapping and issuing ----------------------------------------------------------------------
+
+    async def _map(self, ident: Identity, also: list[Identity]) -> str:
+        from .mapping import AccountMapping
+
+        try:
+            mapped = await asyncio.to_thread(
+                map_identity,
+                self.ctx.db,
+                AccountMapping(config=self.settings.config),
+                ident,
+                also=also,
+                single_account=self.settings.single_account,
+            )
+        except IdentityRefused as e:
+            raise UWSError(e.message, status_code=e.status_code) from None
+        return mapped.name
+
+    async def _issue(self, name: str, note: str) -> str:
+        hub = self.ctx.hub
+        try:
+            if await hub.get_user(name) is None:
+                try:
+                    await hub.request("POST", f"/users/{name}")
+                except HubAPIError as e:
+                    if e.status != 409:  # created meanwhile
+                        raise
+            body: dict[str, Any] = {"note": note}
+            if self.settings.token_expires_in:
+                body["expires_in"] = int(self.settings.token_expires_in)
+            out = await hub.request("POST", f"/users/{name}/tokens", body)
+        except HubAPIError as e:
+            if e.status == 400 and "expires_in" in e.message:
+                raise UWSError(
+                    f"The hub refused the token's lifetime ({e.message}); an administrator must "
+                    "lower c.UWS.token_expires_in to the hub's token_expires_in_max_seconds.",
+                    status_code=500,
+                ) from None
+            raise UWSError(
+                f"The hub did not issue the token ({e.message}); try again shortly.",
+                status_code=503 if e.status >= 500 else 500,
+            ) from None
+        return out["token"]
