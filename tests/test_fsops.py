@@ -261,6 +261,8 @@ def test_scan_odd_names_fifos_and_depth(env):
     names = [f["name"] for f in res.files]
     assert "bad-\\xff-name" in names and "pipe" in names
     assert res.incomplete
+    delegated = fsops.scan(env["fd"], list_limit=0, du_after=1)  # du's part: no FIFO read either
+    assert delegated.incomplete and delegated.file_count == res.file_count
     names[0].encode("utf-8")  # storable in any database
 
 
@@ -351,10 +353,12 @@ def test_disk_full_keeps_old_file(small_fs):
     assert os.listdir(wdir) == ["keep.txt"]
 
 
+@pytest.mark.parametrize("du_after", [None, 1, 100])
 @pytest.mark.parametrize("limit", [0, 3, 50, 10_000])
-def test_scan_counts_like_du_whatever_the_listing_limit(tmp_path, limit):
+def test_scan_counts_like_du_whatever_the_listing_limit(tmp_path, limit, du_after):
     """Once the listing is full (or below hidden directories) the walk only counts: the same
-    bytes as `du -s` (hard links once, also across subtrees) and every file, for any limit."""
+    bytes as `du -s` (hard links once, also across subtrees) and every file, for any limit —
+    also when the bytes are left to a `du` process (`du_after` entries) and the walk only counts."""
     root = tmp_path / "ws"
     for d in range(12):
         sub = root / (f".hidden{d}" if d % 4 == 0 else f"d{d:02d}") / "deeper"
@@ -363,14 +367,24 @@ def test_scan_counts_like_du_whatever_the_listing_limit(tmp_path, limit):
             (sub / f"f{f}").write_bytes(b"x" * (f * 700))
     os.link(root / "d01" / "deeper" / "f5", root / "d02" / "deeper" / "hard")
     os.link(root / "d01" / "deeper" / "f6", root / ".hidden0" / "deeper" / "hard")
+    os.symlink("/etc/hostname", root / "d03" / "link")  # never followed, counted as an entry
     with fsops.closing_fd(os.open(root, os.O_RDONLY | os.O_DIRECTORY)) as fd:
-        res = fsops.scan(fd, limit)
+        res = fsops.scan(fd, limit, du_after=du_after)
+        slow = fsops.scan(fd, limit, du_after=None)
+    assert (res.disk_space, res.file_count, res.files, res.symlinks, res.truncated) == (
+        slow.disk_space,
+        slow.file_count,
+        slow.files,
+        slow.symlinks,
+        slow.truncated,
+    )
+    assert not res.incomplete
     du = int(
         subprocess.run(
             ["du", "-s", "--block-size=1", str(root)], capture_output=True, text=True
         ).stdout.split()[0]
     )
     assert res.disk_space == du
-    assert res.file_count == 12 * 20 + 2
-    assert len(res.files) == min(limit, 9 * 20 + 1)
-    assert res.truncated == (limit < 9 * 20 + 1)
+    assert res.file_count == 12 * 20 + 3
+    assert len(res.files) + len(res.symlinks) == min(limit, 9 * 20 + 2)
+    assert res.truncated == (limit < 9 * 20 + 2)

@@ -23,7 +23,9 @@ import ctypes
 import errno
 import os
 import secrets
+import shutil
 import stat
+import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -39,6 +41,9 @@ TRASH_PREFIX = ".uws-trash-"
 STAGING_DIR = ".uws-staging"
 #: deeper trees are not scanned further (and the scan says so)
 MAX_SCAN_DEPTH = 512
+#: after this many entries a scan leaves the byte count to GNU ``du`` (see `scan`)
+DU_AFTER_ENTRIES = 20_000
+_DU = shutil.which("du", path="/usr/bin:/bin")
 
 
 class StorageError(UWSError):
@@ -531,7 +536,44 @@ class ScanResult:
 _COUNT = "\x00count-only/"  # a directory none of whose entries can be listed
 
 
-def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResult:
+class _Du:
+    """``du -s --block-size=1`` of an open directory, running beside the scan.
+
+    It is given the directory's descriptor (``/proc/self/fd/N``, followed as a command-line
+    argument only: ``-D``), so it sees exactly the directory the scan opened; inside, GNU du
+    follows no link and counts hard links once, which is what the scan counts.
+    """
+
+    def __init__(self, dfd: int):
+        self.proc = subprocess.Popen(
+            [_DU, "-s", "-D", "--block-size=1", f"/proc/self/fd/{dfd}"],
+            pass_fds=(dfd,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+        )
+
+    def total(self) -> tuple[int | None, bool]:
+        """(bytes or None when du gave no total, whether du met errors)."""
+        out, _err = self.proc.communicate()
+        try:
+            return int(out.split()[0]), self.proc.returncode != 0
+        except (IndexError, ValueError):
+            return None, True
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def scan(
+    ws_fd: int,
+    list_limit: int,
+    owner_uid: int | None = None,
+    du_after: int | None = DU_AFTER_ENTRIES,
+) -> ScanResult:
     """Disk usage (allocated bytes, hard links counted once, like ``du -s``) and a listing.
 
     Everything counts towards disk usage. The listing names files and symlinks relative to the
@@ -540,8 +582,15 @@ def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResul
     elsewhere is counted, not shown); at most `list_limit` entries. Links are read, never
     followed. A tree deeper than MAX_SCAN_DEPTH or a directory that cannot be opened makes the
     result `incomplete`.
+
+    Large trees: after `du_after` entries the byte count is left to one GNU ``du`` process on
+    the other core, and the walk itself goes on without a ``stat`` per entry wherever it only
+    counts (hidden or foreign subtrees, a full listing): file types come from the directory
+    entries. If du gives no total the tree is walked again the slow way.
     """
     res = ScanResult()
+    du: _Du | None = None
+    walked = 0
     seen_inodes: set[tuple[int, int]] = set()
     root_st = os.fstat(ws_fd)
     disk = root_st.st_blocks * 512
@@ -560,6 +609,31 @@ def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResul
         while frames:
             dfd, it, prefix = frames[-1]
             for entry in it:
+                if du is not None and (prefix is None or listed >= list_limit):
+                    # du counts the bytes: only the number of files is needed here
+                    name = entry.name
+                    if prefix is not None and not name.startswith("."):
+                        res.truncated = True
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if not is_dir:
+                        file_count += 1
+                        continue
+                    if len(frames) >= MAX_SCAN_DEPTH:
+                        res.incomplete = True
+                        continue
+                    try:
+                        sub = open_dir(dfd, name)
+                    except OSError:
+                        res.incomplete = True
+                        continue
+                    frames.append((sub, _entries(sub), None))
+                    break
+                walked += 1
+                if walked == du_after and _DU is not None:
+                    du = _Du(root)
                 try:
                     est = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -615,7 +689,16 @@ def scan(ws_fd: int, list_limit: int, owner_uid: int | None = None) -> ScanResul
             else:
                 os.close(dfd)
                 frames.pop()
+        if du is not None:
+            total, errors = du.total()
+            du = None
+            if total is None:
+                return scan(ws_fd, list_limit, owner_uid, du_after=None)
+            disk = total
+            res.incomplete = res.incomplete or errors
     finally:
+        if du is not None:
+            du.kill()
         for dfd, *_ in frames:
             os.close(dfd)
     res.disk_space = disk
