@@ -445,8 +445,10 @@ def test_service_killed_mid_copy_completes_after_restart(shub, people):
     assert bob.put(f"shared_workspaces/{sid['id']}/accept/").status_code == 200
 
 
-def test_disk_full_during_copy(shub, people):
-    """carol's directory is a 2 MiB filesystem: the copy fails clearly, nothing is half-made."""
+def test_disk_full_during_copy(shub, people, smtp):
+    """carol's directory is a 2 MiB filesystem: the copy fails clearly, nothing is half-made,
+    and both sides get a mail saying so."""
+    _, inbox = smtp
     alice, carol = people["uwst-alice"], people["uwst-carol"]
     carol_dir = shub.root / "uwst-carol"
     carol_dir.mkdir(exist_ok=True)
@@ -485,6 +487,9 @@ def test_disk_full_during_copy(shub, people):
         assert "space" in failed["copy"]["error"].lower(), failed["copy"]["error"]
         assert tree(src) == before
         assert list(carol_dir.iterdir()) == []  # no partial copy, no staging left
+        for who in ("uwst-alice", "uwst-carol"):
+            mail = inbox.wait_for(f"{who}@uni-a.edu", "failed")
+            assert '"too-big"' in mail["Subject"] and "space" in mail.get_payload().lower()
         r = carol.put(f"shared_workspaces/{sid['id']}/accept/")
         assert r.status_code == 400 and "failed" in r.json()["message"]
         assert carol.delete(f"shared_workspaces/{sid['id']}/").status_code == 200
@@ -531,6 +536,18 @@ def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
     ]
     r = alice.put(f"workspaces/{ws['id']}/upload/", files={"f": ("big.bin", b"x" * 20000)})
     assert r.status_code == 403 and "upload these files" in r.json()["message"]
+    # the same without Content-Length (chunked): refused as the bytes arrive, nothing kept
+    body, ctype = requests.models.RequestEncodingMixin._encode_files(
+        {"f": ("big.bin", b"x" * 20000)}, {}
+    )
+    r = alice.session.put(  # (the OpenAPI response check cannot read a streamed request)
+        f"{shub.url}/services/uws/api/workspaces/{ws['id']}/upload/",
+        data=(body[i : i + 4096] for i in range(0, len(body), 4096)),
+        headers={"Content-Type": ctype},
+        timeout=60,
+    )
+    assert r.status_code == 403 and "upload these files" in r.json()["message"], r.text
+    assert not (shub.root / "uwst-alice" / str(ws["id"]) / "big.bin").exists()
     # a job asking for more core-hours than are left
     r = alice.put(
         f"workspaces/{ws['id']}/start/",

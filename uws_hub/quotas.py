@@ -215,7 +215,11 @@ class QuotaManager:
     # ---- enforcement -------------------------------------------------------------------
 
     def check_disk(self, session: Session, user: User, *, adding: int, doing: str) -> None:
-        u = self.usage(session, user)
+        self.check_disk_usage(self.usage(session, user), adding=adding, doing=doing)
+
+    def check_disk_usage(self, u: Usage, *, adding: int, doing: str) -> None:
+        """`check_disk` against usage read earlier: a streamed upload reads the usage once at
+        its start and checks each arriving chunk against it (no Content-Length is needed)."""
         if u.disk_limit is None:
             return
         if u.disk_used + max(0, adding) > u.disk_limit:

@@ -394,6 +394,20 @@ class ShareManager:
         share.copy_status = "failed"
         share.copy_error = why
         ws.status, ws.status_message = S.ERROR.value, f"The copy failed: {why}"
+        if self.notifier is not None:  # both sides learn it, with what to do next
+            sender = session.get(User, share.sender_id)
+            recipient = session.get(User, share.recipient_id)
+            context = {
+                "sender": sender,
+                "recipient": recipient,
+                "share": share,
+                "workspace": _original(session, share),
+            }
+            for reader in (sender, recipient):
+                if reader is not None:
+                    self.notifier.queue(
+                        session, "share_copy_failed", reader, {**context, "reader": reader}
+                    )
         session.commit()
         log.warning("share %s: copy failed: %s", share.id, why)
 

@@ -560,18 +560,25 @@ class WorkspaceManager:
     ) -> UploadReceiver:
         """Begin receiving a multipart body for `ws` (into the owner's staging directory)."""
         self._require_changeable(ws)
+        usage = None
         if self.quotas is not None:
             owner_row = session.get(User, ws.user_id)
-            self.quotas.check_disk(
-                session, owner_row, adding=expected_size, doing="upload these files"
-            )
+            usage = self.quotas.usage(session, owner_row)
+            self.quotas.check_disk_usage(usage, adding=expected_size, doing="upload these files")
         account, owner = self._owner(session, ws)
         session.commit()  # the upload may take long: hold no database connection meanwhile
-        return await self._run(
+        receiver = await self._run(
             UploadReceiver, self.settings.root_dir, account.name, owner, content_type
         )
+        receiver.usage = usage  # a body without Content-Length is checked as it arrives
+        return receiver
 
     async def feed_upload(self, receiver: UploadReceiver, chunk: bytes) -> None:
+        receiver.received += len(chunk)
+        if receiver.usage is not None and self.quotas is not None:
+            self.quotas.check_disk_usage(
+                receiver.usage, adding=receiver.received, doing="upload these files"
+            )
         await self._run(receiver.feed, chunk)
 
     async def abort_upload(self, receiver: UploadReceiver) -> None:

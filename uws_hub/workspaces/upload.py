@@ -60,6 +60,8 @@ class UploadReceiver:
         if ctype != b"multipart/form-data" or not boundary:
             raise BadRequest("Upload must be multipart/form-data with a boundary.")
         self.owner = owner
+        self.usage = None  # the owner's quota usage when the upload began (set by the manager)
+        self.received = 0  # body bytes so far
         self.token = secrets.token_hex(12)
         self.files: list[StagedFile] = []
         self.error: UWSError | None = None
