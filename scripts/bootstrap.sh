@@ -2,7 +2,8 @@
 # Install what uws_hub needs and is missing; print the venv path on stdout.
 #   scripts/bootstrap.sh [run|test]
 # Idempotent and quick when nothing changed: the pip step is skipped while pyproject.toml is unchanged.
-# - Debian packages (root only, when missing): python3-venv, nodejs/npm, passwd (useradd); for "test" PostgreSQL.
+# - Debian packages (root only, when missing): python3-venv, nodejs/npm, passwd (useradd); for "test"
+#   PostgreSQL and chromium.
 # - a venv built from Debian's /usr/bin/python3 (the image's default python lives under /root, mode 0700,
 #   and a venv made from it cannot be run by the users that jobs run as).
 # - configurable-http-proxy from npm, installed inside the venv (no global npm changes).
@@ -14,6 +15,8 @@ pkgs=(python3-venv passwd)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 [ "$what" = test ] && [ -z "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null)" ] && pkgs+=(postgresql)
+# the browser tests drive Debian's chromium (Playwright's own browser download is not used)
+[ "$what" = test ] && [ ! -x /usr/lib/chromium/chromium ] && pkgs+=(chromium fonts-dejavu-core)
 if is_root; then apt_install "${pkgs[@]}"; fi
 [ -x /usr/bin/python3 ] || die "/usr/bin/python3 is missing: apt-get install -y python3 python3-venv"
 command -v npm >/dev/null || die "npm is missing: apt-get install -y nodejs npm"

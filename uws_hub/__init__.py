@@ -86,6 +86,13 @@ def setup(c, *, config_file: str | None = None) -> None:
                     )
                 ),
                 "custom:uws:users:search",
+                # operators' pages (the admin page, acting for others): a user's browser token
+                # gets these only if the user holds them (the uws-admin role)
+                "custom:uws:workspaces",
+                "custom:uws:jobs",
+                "custom:uws:shares",
+                "custom:uws:admin:quotas",
+                "custom:uws:read:audit",
             ],
         }
     )
