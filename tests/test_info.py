@@ -177,6 +177,9 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
         ),
         ("get", "/quotas/"): lambda: admin.get("quotas/"),
         ("get", "/usage/"): lambda: admin.get("usage/", params={"from": "2020-01-01"}),
+        ("get", "/audit/"): lambda: admin.get(
+            "audit/", params={"user": "uwst-alice", "action": "workspace", "limit": 5}
+        ),
         ("post", "/jobs/{job_id}/shares/"): live_share,
         ("get", "/jobs/{job_id}/shares/"): lambda: alice.get(f"jobs/{live['job']['id']}/shares/"),
         ("delete", "/jobs/{job_id}/shares/"): lambda: alice.delete(

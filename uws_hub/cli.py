@@ -7,6 +7,8 @@ uws-hub config-help                            every c.UWS setting with its help
 uws-hub quota show [USER]      -f ...           usage and limits (everyone's without USER)
 uws-hub quota set USER [--disk 50G|default] [--core-hours 100|default] -f ...
 uws-hub usage [--from DATE] [--to DATE] [--user U] [--csv] -f ...   core-hours per user and workspace
+uws-hub audit [--user U] [--actor A] [--action PREFIX] [--since DATE] [--until DATE]
+              [--limit N] [--json] -f ...       the audit log, oldest of the selection first
 """
 
 from __future__ import annotations
@@ -124,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user")
     p.add_argument("--csv", action="store_true")
     p.add_argument("-f", "--config", default="jupyterhub_config.py")
+    p = sub.add_parser("audit", help="read the audit log (the most recent events)")
+    p.add_argument("--user", help="whose resources")
+    p.add_argument("--actor", help="who acted (hub user or service name)")
+    p.add_argument("--action", help="an action or its prefix, e.g. workspace or share.accept")
+    p.add_argument("--since", help="date (YYYY-MM-DD) or ISO-8601 time, inclusive")
+    p.add_argument("--until", help="date (YYYY-MM-DD) or ISO-8601 time, exclusive")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (newest), <= 1000")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("-f", "--config", default="jupyterhub_config.py")
     args = parser.parse_args(argv)
 
     if args.cmd == "config-help":
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.db_url, **settings.db_kwargs)
     if args.cmd in ("quota", "usage"):
         return _quota_cmd(args, settings, engine)
+    if args.cmd == "audit":
+        return _audit_cmd(args, engine)
     if args.action == "upgrade":
         migrate.upgrade(engine)
     print(
@@ -169,12 +182,14 @@ def _quota_cmd(args, settings, engine) -> int:
 
     from sqlalchemy import select
 
+    from . import audit
     from .db.models import User
     from .db.session import make_sessionmaker
     from .quotas import QuotaManager, report_csv
 
     quotas = QuotaManager(settings)
     with make_sessionmaker(engine)() as session:
+        audit.bind(session, _cli_actor())  # changes made here are the operator's
 
         def find(name):
             user = session.scalar(select(User).where(User.name == name))
@@ -242,6 +257,55 @@ def _quota_cmd(args, settings, engine) -> int:
         )
         for u in users:
             print(json.dumps({"username": u.name, **quotas.usage(session, u).as_dict()}))
+    return 0
+
+
+def _cli_actor():
+    """The operator running the command: their login account, as the audit log's actor."""
+    import getpass
+
+    from . import audit
+
+    return audit.Actor(getpass.getuser(), "cli")
+
+
+def _audit_cmd(args, engine) -> int:
+    import json
+
+    from . import audit
+    from .db.session import make_sessionmaker
+    from .errors import BadRequest
+    from .service.serialize import isoformat
+
+    try:
+        since = audit.parse_time(args.since, "--since")
+        until = audit.parse_time(args.until, "--until")
+        with make_sessionmaker(engine)() as session:
+            events = audit.query(
+                session,
+                user=args.user,
+                actor=args.actor,
+                action=args.action,
+                since=since,
+                until=until,
+                limit=args.limit,
+            )
+    except BadRequest as e:
+        print(f"uws-hub: {e.message}", file=sys.stderr)
+        return 2
+    for e in reversed(events):  # oldest first, as a log reads
+        if args.json:
+            row = audit.as_dict(e)
+            row["time"] = isoformat(e.time)
+            print(json.dumps(row))
+            continue
+        target = f"{e.target_type} {e.target_id}" if e.target_type else "-"
+        actor = e.actor if e.actor_kind == "user" else f"{e.actor} ({e.actor_kind})"
+        details = json.dumps(e.details, separators=(",", ":")) if e.details else ""
+        print(
+            f"{isoformat(e.time)} {e.id:>7} {actor:<24} {e.action:<18} "
+            f"{e.username or '-':<24} {target:<16} {details}".rstrip()
+        )
     return 0
 
 

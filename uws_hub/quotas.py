@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from . import audit
 from .db.models import (
     LIVE_JOB_STATUSES,
     Job,
@@ -36,7 +37,14 @@ from .db.models import (
 )
 from .errors import BadRequest, UWSError
 
-QUOTA_REFUSALS = Counter("uws_quota_refusals_total", "Requests refused by a quota", ["kind"])
+QUOTA_REFUSALS = Counter(
+    "uws_quota_refusals_total",
+    "Requests refused by a quota, by kind (disk: create, upload, accept a share; core_hours: "
+    "start a job)",
+    ["kind"],
+)
+for _kind in ("disk", "core_hours"):
+    QUOTA_REFUSALS.labels(_kind)  # a 0, not a missing series
 
 
 class QuotaExceeded(UWSError):
@@ -159,17 +167,34 @@ class QuotaManager:
         return changes
 
     def set_limits(self, session: Session, user: User, changes: dict) -> None:
-        """`changes`: disk_limit (bytes) and/or core_hours_limit (hours); None: the default."""
+        """`changes`: disk_limit (bytes) and/or core_hours_limit (hours); None: the default.
+        Recorded in the audit log (old and new override) with the caller's commit."""
         row = session.get(UserQuota, user.id)
         if row is None:
             row = UserQuota(user_id=user.id, updated=utcnow())
             session.add(row)
+        before = (row.disk_limit, row.core_seconds_limit)
         if "disk_limit" in changes:
             row.disk_limit = changes["disk_limit"]
         if "core_hours_limit" in changes:
             value = changes["core_hours_limit"]
             row.core_seconds_limit = None if value is None else int(Decimal(str(value)) * 3600)
         row.updated = utcnow()
+        details = {}
+        if "disk_limit" in changes:
+            details["disk_limit"] = [before[0], row.disk_limit]
+        if "core_hours_limit" in changes:
+            details["core_hours_limit"] = [
+                None if v is None else hours(v) for v in (before[1], row.core_seconds_limit)
+            ]
+        audit.record(
+            session,
+            "quota.update",
+            user=user.name,
+            target_type="quota",
+            target_id=user.name,
+            details=details,
+        )
 
     # ---- usage -----------------------------------------------------------------------
 

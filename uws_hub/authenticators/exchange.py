@@ -13,15 +13,18 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .. import scopes
+from .. import audit, scopes
 from ..errors import BadRequest, HubAPIError, UWSError
 from .mapping import Identity, IdentityRefused, map_identity
 
 
 class TokenIssuer:
-    def __init__(self, ctx):
+    def __init__(self, ctx, origin: audit.Actor | None = None):
         self.ctx = ctx
         self.settings = ctx.settings
+        #: the request (ip, id) for the audit log; the actor is the client or the person
+        self.origin = origin or audit.SYSTEM
+        self._client_kind = "user"
 
     # ---- trusted clients ---------------------------------------------------------------------
 
@@ -54,7 +57,10 @@ class TokenIssuer:
             details={"client": client},
         )
         mapped = await self._map(ident, [])
-        return mapped, await self._issue(mapped, f"uws token for {client}")
+        token = await self._issue(
+            mapped, f"uws token for {client}", self.origin.as_(client, self._client_kind)
+        )
+        return mapped, token
 
     async def _client(self, client_token: str) -> str:
         """The name of the client token's owner, if it may exchange tokens (else 401/403)."""
@@ -77,6 +83,7 @@ class TokenIssuer:
         except OSError:
             raise UWSError("The hub did not answer; try again shortly.", status_code=503) from None
         model = json.loads(resp.body)
+        self._client_kind = "service" if model.get("kind") == "service" else "user"
         held = set(model.get("scopes") or [])
         if scopes.ADMIN_TOKENS not in held:
             raise UWSError(
@@ -170,7 +177,10 @@ class TokenIssuer:
         except web.HTTPError as e:
             raise UWSError(e.log_message or "Refused.", status_code=e.status_code) from None
         mapped = await self._map(ident, also)
-        return mapped, await self._issue(mapped, "uws token for a Globus token")
+        token = await self._issue(
+            mapped, "uws token for a Globus token", self.origin.as_(mapped, "user")
+        )
+        return mapped, token
 
     async def _globus_groups(self, auth, token: str, headers: dict, base: str) -> list[str]:
         tokens = await self._post_json(
@@ -252,7 +262,9 @@ class TokenIssuer:
             raise UWSError(e.message, status_code=e.status_code) from None
         return mapped.name
 
-    async def _issue(self, name: str, note: str) -> str:
+    async def _issue(self, name: str, note: str, actor: audit.Actor) -> str:
+        """A new hub API token of `name`, recorded in the audit log as created by `actor` (after
+        the hub issued it: the token lives in the hub's database, not in ours)."""
         hub = self.ctx.hub
         try:
             if await hub.get_user(name) is None:
@@ -276,4 +288,15 @@ class TokenIssuer:
                 f"The hub did not issue the token ({e.message}); try again shortly.",
                 status_code=503 if e.status >= 500 else 500,
             ) from None
+        with self.ctx.db() as session:
+            audit.record(
+                session,
+                "token.create",
+                user=name,
+                target_type="token",
+                target_id=out.get("id"),
+                details={"note": note, "expires_at": out.get("expires_at")},
+                actor=actor,
+            )
+            session.commit()
         return out["token"]

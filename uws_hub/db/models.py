@@ -189,6 +189,11 @@ class Job(Base):
     server_removed: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=sa_false()
     )
+    #: the service has counted this job's start in its metrics (or it ended without starting):
+    #: kept in the row, so a restart of the service never counts a start twice
+    start_observed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false(), index=True
+    )
 
     workspace: Mapped[Workspace] = relationship()
 
@@ -260,7 +265,10 @@ class Notification(Base):
 
 
 class AuditEvent(Base):
-    """A user-visible action, for operators."""
+    """A user-visible action, for operators: who (`actor`) did what (`action`, e.g.
+    ``workspace.create``) to which resource (`target_type`, `target_id`) of whom (`username`).
+
+    Written in the same transaction as the change it records (see `uws_hub.audit`)."""
 
     __tablename__ = "uws_audit_events"
 
@@ -268,8 +276,17 @@ class AuditEvent(Base):
     time: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, nullable=False, index=True
     )
-    actor: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: the hub name of who did it (a user or a service), or the operator's account for the CLI
+    actor: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    #: user | service | cli | system
+    actor_kind: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="user", server_default="user"
+    )
+    #: whose resource it is (a hub user name); None for actions about no one's resource
+    username: Mapped[str | None] = mapped_column(String(255), index=True)
     action: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict | None] = mapped_column(JSONType)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))

@@ -19,9 +19,11 @@ import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from prometheus_client import Histogram
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import audit
 from ..config import UWS
 from ..db.models import (
     LIVE_JOB_STATUSES,
@@ -42,6 +44,20 @@ log = logging.getLogger("uws_hub.jobs")
 J = JobStatus
 RUNNING_OR_PENDING = (J.PENDING.value, J.RUNNING.value)
 ENDED = (J.COMPLETE.value, J.FAILED.value)
+
+#: a job's start in two parts, counted once per job when the service sees it running
+JOB_QUEUE_WAIT = Histogram(
+    "uws_job_queue_wait_seconds",
+    "Time from a job's request until its process runs (local) or its Slurm job runs on a node",
+    ["resource"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+JOB_SERVER_START = Histogram(
+    "uws_job_server_start_seconds",
+    "Time from a job's process running until its server answers (the server's own start-up)",
+    ["resource"],
+    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300, 600),
+)
 
 
 def server_name(job_id: int) -> str:
@@ -227,6 +243,20 @@ class JobManager:
         job.server_name = server_name(job.id)
         ws.datetime_last_job_launch = now
         ws.status = WorkspaceStatus.ACTIVE.value
+        audit.record(
+            session,
+            "job.start",
+            user=user.name,
+            target_type="job",
+            target_id=job.id,
+            details={
+                "workspace_id": ws.id,
+                "job_type": plan.job_type,
+                "resource": plan.resource,
+                "cpus": plan.cpus,
+                "time_limit_min": plan.time_limit_min,
+            },
+        )
         session.commit()
         try:
             await self.hub.start_server(user.name, job.server_name, {"job_id": job.id})
@@ -263,9 +293,48 @@ class JobManager:
             raise BadRequest("This job is not running or pending.")
         job.status = J.STOPPING.value
         set_current(job, message="Stopping.")
+        audit.record(
+            session,
+            "job.stop",
+            user=user.name,
+            target_type="job",
+            target_id=job.id,
+            details={"workspace_id": job.workspace_id},
+        )
         session.commit()
         await self._send_stop(user.name, job.id, job.server_name)
         return job
+
+    # ---- live shares (JupyterHub's shares of the job's server) ---------------------------------
+
+    async def grant_live_share(self, session: Session, user: User, job: Job, target: dict) -> dict:
+        """Give `target` ({"user": name} or {"group": name}) access to the running job through
+        the hub; the hub's errors (HubAPIError) are the caller's to explain."""
+        session.commit()  # hold no database connection while the hub works
+        share = await self.hub.grant_share(user.name, job.server_name, target)
+        audit.record(
+            session,
+            "job.share",
+            user=user.name,
+            target_type="job",
+            target_id=job.id,
+            details=target,
+        )
+        session.commit()
+        return share
+
+    async def revoke_live_share(self, session: Session, user: User, job: Job, target: dict) -> None:
+        session.commit()
+        await self.hub.revoke_share(user.name, job.server_name, target)
+        audit.record(
+            session,
+            "job.unshare",
+            user=user.name,
+            target_type="job",
+            target_id=job.id,
+            details=target,
+        )
+        session.commit()
 
     async def _send_stop(self, username: str, job_id: int, name: str) -> None:
         self._stop_sent[job_id] = utcnow().timestamp()
@@ -287,6 +356,7 @@ class JobManager:
         on: the spawners (in the hub) write the same rows meanwhile and their facts win. Hub or
         scheduler errors skip what depends on them (nothing is concluded from a silent hub)."""
         counts = {"settled": 0, "stops": 0, "removed": 0, "timeouts": 0, "orphans": 0}
+        self.observe_starts()
         with self.db() as session:
             live = [
                 LiveJob.of(job, name, self.settings)
@@ -361,6 +431,45 @@ class JobManager:
         if any(counts.values()):
             log.info("job sync: %s", counts)
         return counts
+
+    def observe_starts(self) -> int:
+        """Count the start of every job that reached running since the last pass (also while
+        the service was down) in the start-duration histograms, once: the row is marked first,
+        so a restart never counts a start twice. Jobs that ended without starting are marked
+        too (nothing to count). Returns how many starts were counted."""
+        with self.db() as session:
+            rows = session.execute(
+                select(
+                    Job.id, Job.resource, Job.datetime_created, Job.datetime_start, Job.job_details
+                )
+                .where(
+                    Job.start_observed.is_(False),
+                    or_(Job.datetime_start.is_not(None), Job.status.in_(ENDED)),
+                )
+                .order_by(Job.id)
+                .limit(1000)
+            ).all()
+            if not rows:
+                return 0
+            session.execute(
+                update(Job)
+                .where(Job.id.in_([r.id for r in rows]), Job.start_observed.is_(False))
+                .values(start_observed=True)
+            )
+            session.commit()
+        counted = 0
+        for r in rows:
+            if r.datetime_start is None:
+                continue
+            metrics = (r.job_details or {}).get("metrics") or {}
+            pending = metrics.get("time_pending")
+            if pending is None:  # a row written before the spawner recorded its timings
+                pending = max(0.0, (r.datetime_start - r.datetime_created).total_seconds())
+            JOB_QUEUE_WAIT.labels(r.resource).observe(pending)
+            if metrics.get("time_init") is not None:
+                JOB_SERVER_START.labels(r.resource).observe(metrics["time_init"])
+            counted += 1
+        return counted
 
     def _transition(self, job_id: int, expected: tuple[str, ...], change) -> bool:
         """Apply `change` to job `job_id` if it is still in one of `expected` (row locked)."""

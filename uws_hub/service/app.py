@@ -40,9 +40,10 @@ from ..quotas import QuotaManager
 from ..shares.manager import ShareManager
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
+from . import metrics
 from .auth import UWSHubAuth
 from .cache import ListingCache
-from .handlers import base, info, jobs, pages, shares, tokens, users, workspaces
+from .handlers import audit, base, info, jobs, pages, shares, tokens, users, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
 
@@ -94,6 +95,8 @@ class ServiceContext:
             job_interval=settings.job_sync_interval,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
+        # workspaces and jobs by status, read from the database at each scrape
+        self.metrics = metrics.register(self.db, settings.job_type_map)
         self.build = _build_id()
         self.openapi_yaml = OPENAPI_PATH.read_text()
         self.openapi = yaml.safe_load(self.openapi_yaml)
@@ -149,6 +152,7 @@ def make_app(ctx: ServiceContext) -> web.Application:
     prefix = ctx.prefix
     handlers = [
         *info.routes(prefix),
+        *audit.routes(prefix),
         *jobs.routes(prefix),
         *tokens.routes(prefix),
         *shares.routes(prefix),

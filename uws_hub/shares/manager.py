@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from .. import audit
 from ..db.models import (
     Job,
     SharedWorkspace,
@@ -36,6 +39,25 @@ from . import copier
 log = logging.getLogger("uws_hub.shares")
 S = WorkspaceStatus
 SHAREABLE = (S.IDLE.value, S.ACTIVE.value)
+
+COPY_FILES = Counter(
+    "uws_share_copy_files_total", "Files copied into shared workspaces (as the copies progress)"
+)
+COPY_BYTES = Counter(
+    "uws_share_copy_bytes_total", "Bytes copied into shared workspaces (as the copies progress)"
+)
+COPY_SECONDS = Histogram(
+    "uws_share_copy_seconds",
+    "Duration of completed share copies (walk, copy, rename into place and scan)",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+)
+COPIES = Counter(
+    "uws_share_copies_total",
+    "Share copies that ended, by outcome (done, failed, cancelled: withdrawn while copying)",
+    ["outcome"],
+)
+for _outcome in ("done", "failed", "cancelled"):
+    COPIES.labels(_outcome)  # every outcome from the start (a 0, not a missing series)
 
 
 class ShareManager:
@@ -176,6 +198,14 @@ class ShareManager:
             session.add(share)
             session.flush()
             shares.append(share)
+            audit.record(
+                session,
+                "share.create",
+                user=sender.name,
+                target_type="share",
+                target_id=share.id,
+                details={"workspace_id": ws_id, "recipient": r.name, "copy_id": copy.id},
+            )
             if self.notifier is not None:
                 self.notifier.queue(
                     session,
@@ -229,6 +259,17 @@ class ShareManager:
             )
         bump_listing_version(session, user.id)
         sender = session.get(User, share.sender_id)
+        audit.record(
+            session,
+            "share.accept",
+            user=user.name,
+            target_type="share",
+            target_id=share.id,
+            details={
+                "workspace_id": share.shared_workspace_id,
+                "sender": sender.name if sender is not None else None,
+            },
+        )
         if self.notifier is not None and sender is not None:
             self.notifier.queue(
                 session,
@@ -252,6 +293,7 @@ class ShareManager:
                 f"Invitation {share.id} is already accepted; the copy is the recipient's workspace now."
             )
         declined = share.recipient_id == user.id
+        share_id = share.id
         ws_id, sender_id, recipient_id = (
             share.shared_workspace_id,
             share.sender_id,
@@ -272,6 +314,18 @@ class ShareManager:
             update(Workspace)
             .where(Workspace.id == ws_id, Workspace.status != S.DELETED.value)
             .values(status=S.DELETING.value, datetime_last_modified=utcnow())
+        )
+        other = session.get(User, sender_id if declined else recipient_id)
+        audit.record(
+            session,
+            "share.decline" if declined else "share.cancel",
+            user=user.name,
+            target_type="share",
+            target_id=share_id,
+            details={
+                "workspace_id": original.id if original is not None else None,
+                "sender" if declined else "recipient": other.name if other is not None else None,
+            },
         )
         if self.notifier is not None:
             sender, recipient = session.get(User, sender_id), session.get(User, recipient_id)
@@ -314,8 +368,12 @@ class ShareManager:
         share.copy_error = None
         session.commit()
         share_id, src_path = share.id, original.file_path
+        counted = copier.CopyStats()  # what this run has added to the metrics so far
 
         def progress(stats: copier.CopyStats) -> bool:
+            COPY_FILES.inc(max(0, stats.files - counted.files))
+            COPY_BYTES.inc(max(0, stats.bytes - counted.bytes))
+            counted.files, counted.bytes = stats.files, stats.bytes
             with self.db() as s:
                 res = s.execute(
                     update(SharedWorkspace)
@@ -340,6 +398,7 @@ class ShareManager:
                 s.commit()
                 return res.rowcount == 1
 
+        started = time.monotonic()
         try:
             result, stats = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
@@ -353,6 +412,7 @@ class ShareManager:
                 progress,
             )
         except copier.CopyCancelled:
+            COPIES.labels("cancelled").inc()
             log.info("share %s: withdrawn during the copy; stopped", share_id)
             return
         except UWSError as e:
@@ -380,6 +440,8 @@ class ShareManager:
         share.copy_bytes_total = max(share.copy_bytes_total, stats.bytes)
         bump_listing_version(session, ws.user_id)
         session.commit()
+        COPIES.labels("done").inc()
+        COPY_SECONDS.observe(time.monotonic() - started)
         log.info(
             "share %s: copied %d files, %d bytes (%d cloned, %d links and %d special files skipped)",
             share_id,
@@ -391,6 +453,7 @@ class ShareManager:
         )
 
     def _fail(self, session: Session, ws: Workspace, share: SharedWorkspace, why: str) -> None:
+        COPIES.labels("failed").inc()
         share.copy_status = "failed"
         share.copy_error = why
         ws.status, ws.status_message = S.ERROR.value, f"The copy failed: {why}"

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 
+from jupyterhub.spawner import SpawnException
 from traitlets import Type, default, directional_link
 from wrapspawner import WrapSpawner
 
 from ..config import UWS
 from . import jobctx
 from .local import UWSLocalSpawner
+from .metrics import SPAWNER_STARTS
 from .slurm import UWSSlurmSpawner
 
 #: wrapper traits never handed to the child (config, wrapper machinery, deprecated db)
@@ -67,9 +69,13 @@ class UWSJobSpawner(WrapSpawner):
         return self.slurm_class if kind == "slurm" else self.local_class
 
     async def run_pre_spawn_hook(self):
-        ctx = await asyncio.to_thread(
-            jobctx.load_job, self.uws, self.user.name, self.name, self.user_options
-        )
+        try:
+            ctx = await asyncio.to_thread(
+                jobctx.load_job, self.uws, self.user.name, self.name, self.user_options
+            )
+        except SpawnException:
+            SPAWNER_STARTS.labels("none", "refused").inc()  # no job, so no resource kind
+            raise
         self._job_ctx, self._kind = ctx, ctx.resource.kind
         self.child_class = self._class_for(self._kind)
         self.child_config = {}

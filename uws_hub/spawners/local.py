@@ -23,6 +23,8 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
     its memory as each process's address-space limit; output goes to
     ``<workspace>/.jobs/job-<id>.log``. The service stops it when its time limit has passed."""
 
+    uws_kind = "local"
+
     def make_preexec_fn(self, name):
         ctx = self._job
         setuid = set_user_setuid(ctx.account.name, chdir=False) if os.geteuid() == 0 else None

@@ -24,6 +24,7 @@ from ..db.models import JobStatus
 from ..errors import UWSError
 from . import jobctx
 from .jobctx import JobContext
+from .metrics import SPAWNER_ENDS, SPAWNER_START_SECONDS, SPAWNER_STARTS
 
 J = JobStatus
 
@@ -32,6 +33,8 @@ class UWSJobMixin(HasTraits):
     """Workspace/job logic shared by the local and Slurm spawners."""
 
     uws_job_id = Integer(0, help="The uws job this server runs (kept in the spawner's state).")
+    #: the resource kind this spawner runs (``local``, ``slurm``): the metrics' ``kind`` label
+    uws_kind = ""
 
     _job: JobContext | None = None
     #: file name -> (environment variable, content): secrets a job gets as owner-only files
@@ -167,6 +170,7 @@ class UWSJobMixin(HasTraits):
                 "This server was not prepared as a uws job.", reason="no_job", status_code=400
             )
         self._events, self._start_done, self._ended_recorded = [], False, False
+        began, outcome = time.monotonic(), "failed"
         try:
             await asyncio.to_thread(self._prepare_log_dir)
             if self.uws_private_files:
@@ -188,8 +192,11 @@ class UWSJobMixin(HasTraits):
                 },
             )
             self._events.append({"message": "Ready.", "progress": 100, "ready": True})
+            outcome = "success"
+            SPAWNER_START_SECONDS.labels(self.uws_kind).observe(time.monotonic() - began)
             return url
         except asyncio.CancelledError:
+            outcome = "cancelled"
             await self._record_failure(
                 f"The server did not answer within {self.start_timeout} seconds."
             )
@@ -206,6 +213,7 @@ class UWSJobMixin(HasTraits):
             await self._record_failure(message)
             raise SpawnException(message, reason="job_failed", status_code=500) from None
         finally:
+            SPAWNER_STARTS.labels(self.uws_kind, outcome).inc()
             self._start_done = True
             self._wake_progress()
 
@@ -360,6 +368,7 @@ class UWSJobMixin(HasTraits):
         else:
             status, message, core = await self.job_end_facts(exit_info)
         await self.record(end=(status, message, jobctx.now(), core))
+        SPAWNER_ENDS.labels(self.uws_kind, status).inc()
 
     async def job_end_facts(self, exit_info: Any) -> tuple[str, str, int | None]:
         """How a job that ended by itself ended: (status, message, core-seconds or None to

@@ -17,19 +17,41 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger("uws_hub.slurm")
 
+# in the default registry of the process that runs them: the hub's /hub/metrics for the
+# spawners' queries, the uws service's metrics for its job sync's (orphaned jobs)
 SLURM_QUERIES = Counter(
-    "uws_slurm_queries", "Scheduler commands run by the uws Slurm monitor", ["command"]
+    "uws_slurm_queries",
+    "Scheduler commands run (squeue, scontrol, sacct, sbatch, scancel), by command",
+    ["command"],
 )
 SLURM_ERRORS = Counter(
-    "uws_slurm_query_errors", "Scheduler commands that failed or timed out", ["command"]
+    "uws_slurm_query_errors",
+    "Scheduler commands that did not succeed, by command and reason (timeout: no answer in "
+    "c.UWS.slurm_command_timeout; exit: a non-zero exit status; exec: could not be run)",
+    ["command", "reason"],
 )
-SLURM_SECONDS = Histogram("uws_slurm_query_seconds", "Duration of scheduler commands", ["command"])
+SLURM_SECONDS = Histogram(
+    "uws_slurm_query_seconds",
+    "Duration of scheduler commands, by command",
+    ["command"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+)
+SLURM_QUEUE_UP = Gauge(
+    "uws_slurm_queue_up",
+    "1 if the Slurm monitor's last squeue answered, 0 if it did not (NaN before the first)",
+)
+SLURM_QUEUE_UP.set(float("nan"))
+for _cmd in ("squeue", "scontrol", "sbatch", "scancel"):  # a 0, not a missing series
+    SLURM_QUERIES.labels(_cmd)
+    SLURM_ERRORS.labels(_cmd, "timeout")
 
 LIVE_STATES = {
     "PENDING",
@@ -103,6 +125,21 @@ class SlurmJob:
         return not self.live
 
 
+@contextmanager
+def measured(command: str) -> Iterator[None]:
+    """Count and time one scheduler command run some other way (batchspawner's sbatch and
+    scancel); an exception is an error (reason ``exit``)."""
+    SLURM_QUERIES.labels(command).inc()
+    t0 = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        SLURM_ERRORS.labels(command, "exit").inc()
+        raise
+    finally:
+        SLURM_SECONDS.labels(command).observe(time.perf_counter() - t0)
+
+
 async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[int, str, str]:
     """Run a scheduler command; (exit status, stdout, stderr); status 124 on timeout."""
     label = os.path.basename(cmd[0])
@@ -117,19 +154,19 @@ async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[
             env=env,
         )
     except OSError as e:
-        SLURM_ERRORS.labels(label).inc()
+        SLURM_ERRORS.labels(label, "exec").inc()
         return 127, "", str(e)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
-        SLURM_ERRORS.labels(label).inc()
+        SLURM_ERRORS.labels(label, "timeout").inc()
         return 124, "", f"{label} did not answer within {timeout:.0f} s"
     finally:
         SLURM_SECONDS.labels(label).observe(time.perf_counter() - t0)
     if proc.returncode:
-        SLURM_ERRORS.labels(label).inc()
+        SLURM_ERRORS.labels(label, "exit").inc()
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace").strip()
 
 
@@ -174,9 +211,11 @@ class SlurmMonitor:
         self.snapshot_time = time.monotonic()
         if code != 0:
             self.snapshot_ok = False
+            SLURM_QUEUE_UP.set(0)
             self.last_error = err or f"squeue exited with status {code}"
             log.warning("slurm monitor: queue unknown: %s", self.last_error)
             return
+        SLURM_QUEUE_UP.set(1)
         jobs: dict[str, SlurmJob] = {}
         for line in out.splitlines():
             parts = line.split("|")

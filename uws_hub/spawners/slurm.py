@@ -22,7 +22,7 @@ from traitlets import Float, Unicode, default
 from ..db.models import JobStatus
 from . import jobctx
 from .mixin import UWSJobMixin
-from .monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor
+from .monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
 
 J = JobStatus
 
@@ -44,6 +44,8 @@ trap 'echo "uws: the job received SIGTERM"' TERM
 
 class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     """A job as a Slurm batch job in the resource's partition, as the workspace owner."""
+
+    uws_kind = "slurm"
 
     batch_script = Unicode(BATCH_SCRIPT, config=True, help="Template of the batch script (Jinja2).")
 
@@ -148,9 +150,14 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         subvars["cmd"] = self.cmd_formatted_for_batch()
         script = await self._get_batch_script(**subvars)
         self.log.debug("job %s: submitting\n%s", self.uws_job_id, script)
-        out = await self.run_command(cmd, input=script, env=self.get_env())
+        with measured("sbatch"):
+            out = await self.run_command(cmd, input=script, env=self.get_env())
         self.job_id = self.parse_job_id(out)
         return self.job_id
+
+    async def cancel_batch_job(self):
+        with measured("scancel"):
+            return await super().cancel_batch_job()
 
     # ---- start ----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import audit
 from ..config import UWS
 from ..db.models import (
     LIVE_JOB_STATUSES,
@@ -176,6 +177,16 @@ def parse_details(details: Any, symlink_roots: list[str]) -> DetailsSpec:
     return spec
 
 
+def _spec_counts(spec: DetailsSpec) -> dict[str, int]:
+    """What a request wrote, as counts (for the audit log: names and contents are not copied)."""
+    counts = {
+        "files": len(spec.files),
+        "symlinks": len(spec.symlinks),
+        "renames": len(spec.renames),
+    }
+    return {k: v for k, v in counts.items() if v}
+
+
 def _str_field(body: dict, key: str, *, required: bool, max_len: int | None = None) -> str | None:
     val = body.get(key)
     if val is None:
@@ -310,6 +321,15 @@ class WorkspaceManager:
             pending_details=spec.pending_record(),
         )
         session.add(ws)
+        session.flush()
+        audit.record(
+            session,
+            "workspace.create",
+            user=user.name,
+            target_type="workspace",
+            target_id=ws.id,
+            details={"name": name, **_spec_counts(spec)},
+        )
         session.commit()
         await self.drive(ws.id)
         session.refresh(ws)
@@ -352,6 +372,11 @@ class WorkspaceManager:
                         await self._initialize(session, ws)
                 elif ws.status == S.DELETING.value:
                     await self._delete(session, ws)
+
+    @staticmethod
+    def _owner_name(session: Session, ws: Workspace) -> str | None:
+        owner = session.get(User, ws.user_id)
+        return owner.name if owner is not None else None
 
     def _owner(self, session: Session, ws: Workspace) -> tuple[PosixAccount, fsops.Owner]:
         account = self.account_for(session.get(User, ws.user_id))
@@ -495,9 +520,11 @@ class WorkspaceManager:
         ws: Workspace,
         change: Callable[[int], Any],
         check: Callable[[int], Any] | None = None,
+        on_success: Callable[[], Any] | None = None,
     ) -> None:
         """Under the workspace's lock: re-read it, check it may change, apply `check` and
-        `change` on disk as the owner, record the scan; raise a failure after recording it."""
+        `change` on disk as the owner, record the scan; raise a failure after recording it.
+        `on_success` adds to the scan's transaction when the change succeeded (its audit event)."""
         session.refresh(ws)
         self._require_changeable(ws)
         _, owner = self._owner(session, ws)
@@ -507,6 +534,8 @@ class WorkspaceManager:
             session.refresh(ws)
             self._apply_scan(ws, result)
             ws.datetime_last_modified = utcnow()
+            if error is None and on_success is not None:
+                on_success()
             session.commit()
         if error is not None:
             raise error
@@ -545,13 +574,26 @@ class WorkspaceManager:
                 ws.workspace_details = details
             else:
                 session.refresh(ws)
-            if name is not None:
+            changes: dict[str, Any] = {}
+            if name is not None and name != ws.name:
+                changes["name"] = [ws.name, name]
                 ws.name = name
-            if description is not None:
+            if description is not None and description != ws.description:
+                changes["description"] = True  # changed (the text may be long: not copied)
                 ws.description = description
-            if job_type_given:
+            if job_type_given and default_job_type != ws.default_job_type:
+                changes["default_job_type"] = [ws.default_job_type, default_job_type]
                 ws.default_job_type = default_job_type
             ws.datetime_last_modified = utcnow()
+            if changes or spec:
+                audit.record(
+                    session,
+                    "workspace.update",
+                    user=self._owner_name(session, ws),
+                    target_type="workspace",
+                    target_id=ws.id,
+                    details={**changes, **_spec_counts(spec)},
+                )
             session.commit()
         return ws
 
@@ -590,9 +632,21 @@ class WorkspaceManager:
         """Check the received body and move its files into the workspace; return their names."""
         try:
             await self._run(receiver.finish)
+            names = ["/".join(f.parts) for f in receiver.files]
+
+            def record() -> None:
+                audit.record(
+                    session,
+                    "workspace.upload",
+                    user=self._owner_name(session, ws),
+                    target_type="workspace",
+                    target_id=ws.id,
+                    details={"files": len(names), "names": names[:20]},
+                )
+
             async with self._lock(ws.id):
-                await self._fs_change(session, ws, receiver.commit, receiver.check)
-            return ["/".join(f.parts) for f in receiver.files]
+                await self._fs_change(session, ws, receiver.commit, receiver.check, record)
+            return names
         finally:
             await self._run(receiver.cleanup)
 
@@ -652,5 +706,13 @@ class WorkspaceManager:
         if res.rowcount != 1:
             raise BadRequest(f"Workspace {ws.id} is already being deleted.")
         bump_listing_version(session, ws.user_id)
+        audit.record(
+            session,
+            "workspace.delete",
+            user=self._owner_name(session, ws),
+            target_type="workspace",
+            target_id=ws.id,
+            details={"name": ws.name},
+        )
         session.commit()
         self.on_work(ws.id)

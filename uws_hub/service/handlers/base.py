@@ -9,17 +9,21 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
+import secrets
+import weakref
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
 from tornado import web
 
-from ... import scopes
+from ... import audit, scopes
 from ...db.models import User
 from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
 from ..serialize import dumps
 
 log = logging.getLogger("uws_hub.service")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @web.stream_request_body
@@ -69,8 +73,33 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def db(self):
         if not hasattr(self, "_db"):
-            self._db = self.ctx.db()
+            # the audit log records the caller of this request for changes made in this session
+            # (looked up when an event is recorded: after authentication; through a weak
+            # reference, so the session holds no cycle that would keep its connection open)
+            handler = weakref.ref(self)
+            self._db = audit.bind(
+                self.ctx.db(), lambda: h.audit_actor() if (h := handler()) else audit.SYSTEM
+            )
         return self._db
+
+    @property
+    def request_id(self) -> str:
+        """The client's ``X-Request-Id`` if it sent a sane one, else a new one; answered in the
+        ``X-Request-Id`` header and kept with audit events, so a report can be traced."""
+        if getattr(self, "_request_id", None) is None:
+            given = self.request.headers.get("X-Request-Id", "")
+            self._request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+        return self._request_id
+
+    def audit_actor(self) -> audit.Actor:
+        """Who this request acts as, for the audit log."""
+        model = getattr(self, "_hub_user", None) or {}
+        return audit.Actor(
+            name=model.get("name") or "anonymous",
+            kind=model.get("kind", "user") if model else "anonymous",
+            ip=self.request.remote_ip,
+            request_id=self.request_id,
+        )
 
     def on_finish(self) -> None:
         if hasattr(self, "_db"):
@@ -79,6 +108,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # ---- CORS --------------------------------------------------------------------------
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-Id", self.request_id)
         origin = self.request.headers.get("Origin")
         if origin and origin in self.ctx.settings.cors_allowed_origins:
             self.set_header("Access-Control-Allow-Origin", origin)

@@ -71,12 +71,14 @@ class OpenAPIHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
-    """Prometheus metrics (needs custom:uws:read:metrics, held by the uws-admin role)."""
+    """Prometheus metrics (needs custom:uws:read:metrics, held by the uws-admin role); see
+    docs/metrics.md. Generated in a thread: the database gauges query at scrape time."""
 
     async def get(self) -> None:
         self.require_scope(scopes.READ_METRICS)
+        body = await asyncio.to_thread(generate_latest)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest())
+        self.finish(body)
 
 
 def routes(prefix: str) -> list:

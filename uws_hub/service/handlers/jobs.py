@@ -82,6 +82,7 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
 
     def on_finish(self) -> None:
         self._release()
+        super().on_finish()  # closes the request's database session
 
     def _release(self) -> None:
         if self._counted is not None:
@@ -192,9 +193,8 @@ class JobSharesHandler(JobHandlerMixin, BaseHandler):
         target = self._target()
         if target.get("user") == user.name:
             raise BadRequest("You already have access to your own job.")
-        self.db.commit()
         try:
-            share = await self.ctx.hub.grant_share(user.name, job.server_name, target)
+            share = await self.ctx.jobs.grant_live_share(self.db, user, job, target)
         except HubAPIError as e:
             if e.status in (400, 404):
                 raise BadRequest(f"Cannot share job {job.id}: {e.message}") from None
@@ -207,9 +207,8 @@ class JobSharesHandler(JobHandlerMixin, BaseHandler):
     async def delete(self, job_id: str) -> None:
         user, job = self._live_job(job_id, scopes.JOBS)
         target = self._target()
-        self.db.commit()
         try:
-            await self.ctx.hub.revoke_share(user.name, job.server_name, target)
+            await self.ctx.jobs.revoke_live_share(self.db, user, job, target)
         except HubAPIError as e:
             raise UWSError(
                 f"The hub did not revoke the share: {e.message}", status_code=502

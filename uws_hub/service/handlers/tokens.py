@@ -32,7 +32,7 @@ class TokensHandler(BaseHandler):
         body = self.json_body()
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object.")
-        issuer = TokenIssuer(self.ctx)
+        issuer = TokenIssuer(self.ctx, origin=self.audit_actor())
         if "auth_token" in body:
             token = body["auth_token"]
             if not isinstance(token, str) or not token.strip():

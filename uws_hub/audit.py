@@ -1,0 +1,154 @@
+"""The audit log: who did what to whose resource, for operators.
+
+The domain managers call `record` with the session of the change, before its commit, so the
+event and the change are one transaction: a refused or failed change leaves no event, and no
+change is committed without one. Who acts (and from where) is bound to the session by whoever
+opened it — the service's request handlers bind the caller (`bind`), the CLI the operator — so
+domain functions need no extra arguments; a session nobody bound records the service itself.
+
+Actions are ``<object>.<verb>``: ``workspace.create``, ``workspace.update``,
+``workspace.upload``, ``workspace.delete``, ``share.create``, ``share.accept``,
+``share.decline``, ``share.cancel``, ``job.start``, ``job.stop``, ``job.share``,
+``job.unshare``, ``quota.update``, ``token.create``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .db.models import AuditEvent, utcnow
+from .errors import BadRequest
+
+#: the most events one query returns
+MAX_LIMIT = 1000
+_KEY = "uws_audit_actor"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a hub user or service (by hub name), the operator's CLI, or uws itself."""
+
+    name: str
+    kind: str = "user"  # user | service | cli | system
+    ip: str | None = None
+    request_id: str | None = None
+
+    def as_(self, name: str, kind: str) -> Actor:
+        """The same request, acting as someone else (e.g. the portal whose token it carries)."""
+        return replace(self, name=name, kind=kind)
+
+
+#: changes nobody asked for in a request (reconcilers, background work)
+SYSTEM = Actor("uws", "system")
+
+
+def bind(session: Session, actor: Actor | Callable[[], Actor]) -> Session:
+    """Record `actor` (or, lazily, what the callable returns) for the session's events."""
+    session.info[_KEY] = actor
+    return session
+
+
+def actor_of(session: Session) -> Actor:
+    actor = session.info.get(_KEY, SYSTEM)
+    return actor() if callable(actor) else actor
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    user: str | None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict | None = None,
+    actor: Actor | None = None,
+) -> AuditEvent:
+    """Add an event to `session` (the caller's commit writes it with the change).
+
+    `user` is whose resource it is (a hub user name); `actor` defaults to the session's."""
+    who = actor or actor_of(session)
+    event = AuditEvent(
+        time=utcnow(),
+        actor=who.name[:255],
+        actor_kind=who.kind,
+        username=user,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id)[:64],
+        details=details or None,
+        ip=(who.ip or None) and who.ip[:64],
+        request_id=(who.request_id or None) and who.request_id[:64],
+    )
+    session.add(event)
+    return event
+
+
+def parse_time(value: str | None, name: str) -> dt.datetime | None:
+    """A date (YYYY-MM-DD) or ISO-8601 time from a query or the command line; UTC if naive."""
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def query(
+    session: Session,
+    *,
+    user: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    before_id: int | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events matching every filter given, newest first.
+
+    `action` matches a prefix (``workspace`` finds every ``workspace.*``); `since` is
+    inclusive, `until` exclusive. Page with `before_id` (the last id of the previous page:
+    stable while events are added) or `offset`; at most `MAX_LIMIT` events per call."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
+    if offset < 0:
+        raise BadRequest("offset must be 0 or more.")
+    q = select(AuditEvent)
+    if user is not None:
+        q = q.where(AuditEvent.username == user)
+    if actor is not None:
+        q = q.where(AuditEvent.actor == actor)
+    if action:
+        q = q.where(AuditEvent.action.startswith(action, autoescape=True))
+    if since is not None:
+        q = q.where(AuditEvent.time >= since)
+    if until is not None:
+        q = q.where(AuditEvent.time < until)
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
+    q = q.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)
+    return list(session.scalars(q))
+
+
+def as_dict(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": event.time,
+        "actor": event.actor,
+        "actor_kind": event.actor_kind,
+        "user": event.username,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "details": event.details or {},
+        "ip": event.ip,
+        "request_id": event.request_id,
+    }

@@ -1,0 +1,54 @@
+"""/api/audit: the audit log for operators (``custom:uws:read:audit``), newest first."""
+
+from __future__ import annotations
+
+from ... import audit, scopes
+from ...errors import BadRequest
+from .base import BaseHandler
+
+
+class AuditHandler(BaseHandler):
+    """Filters: ``user`` (whose resource), ``actor``, ``action`` (a prefix), ``from``
+    (inclusive), ``to`` (exclusive). Pages: ``limit`` (at most 1000), then ``before`` (the
+    ``next_before`` of the previous page) or ``offset``."""
+
+    def _int(self, name: str, default: int | None) -> int | None:
+        value = self.get_query_argument(name, None)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise BadRequest(f"{name} must be a whole number, not {value!r}.") from None
+
+    async def get(self) -> None:
+        user = self.get_query_argument("user", None) or None
+        # a grant filtered to some users (custom:uws:read:audit!user=alice) reads theirs only
+        self.require_scope(scopes.READ_AUDIT, user)
+        limit = self._int("limit", 100)
+        since = audit.parse_time(self.get_query_argument("from", None), "from")
+        until = audit.parse_time(self.get_query_argument("to", None), "to")
+        if since and until and until <= since:
+            raise BadRequest("to must be after from.")
+        events = audit.query(
+            self.db,
+            user=user,
+            actor=self.get_query_argument("actor", None) or None,
+            action=self.get_query_argument("action", None) or None,
+            since=since,
+            until=until,
+            before_id=self._int("before", None),
+            offset=self._int("offset", 0),
+            limit=limit,
+        )
+        self.ok(
+            "Successful." if events else "No audit events match.",
+            {
+                "events": [audit.as_dict(e) for e in events],
+                "next_before": events[-1].id if len(events) == limit else None,
+            },
+        )
+
+
+def routes(prefix: str) -> list:
+    return [(rf"{prefix}api/audit/?", AuditHandler)]
