@@ -94,6 +94,18 @@ def expect(locator):
     return playwright_api.expect(locator)
 
 
+# every visible form control has a label a screen reader can read; every button has a name
+UNLABELLED = """() => [...document.querySelectorAll('main input, main select, main textarea, main button')]
+  .filter((e) => e.offsetParent !== null && e.type !== 'hidden')
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                 && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map((e) => e.outerHTML.slice(0, 120))"""
+
+
+def assert_labelled(page) -> None:
+    assert page.evaluate(UNLABELLED) == []
+
+
 def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     hub = phub
     admin_api = Client(hub, hub.token_for(ADMIN), name=ADMIN)
@@ -122,6 +134,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     pg.select_option("#ws-job-type", "jupyter_lab")
     pg.set_input_files("#ws-files", str(notes))
     alice.shot("02-create-workspace")
+    assert_labelled(alice.page)
     pg.locator("#create-submit").click()
     pg.wait_for_url(re.compile(r".*/services/uws/workspaces/\d+$"))
     ws_id = int(pg.url.rsplit("/", 1)[1])
@@ -160,6 +173,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     pg.fill("#param-time_limit_min", "30")
     expect(pg.locator("#start-cost")).to_contain_text("1 core × 30 min = 0.50 core-hours")
     alice.shot("03-workspace")
+    assert_labelled(alice.page)
 
     # ---- start a local JupyterLab, follow its progress, reach it -------------------------------
     pg.locator("#start-submit").click()
@@ -170,6 +184,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(pg.locator("#stop-button")).to_be_enabled()
     expect(pg.locator("#jobs-body tr").first.locator(".uws-status")).to_have_text("running")
     alice.shot("05-job-running")
+    assert_labelled(alice.page)
     with alice.context.expect_page() as lab_info:
         pg.locator("#open-lab").click()
     lab = lab_info.value
@@ -213,6 +228,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(item).to_contain_text("analysis-run7")
     expect(item).to_contain_text("Copy ready", timeout=60_000)
     bob.shot("09-invitations")
+    assert_labelled(bob.page)
     item.locator("button", has_text="Accept").click()
     expect(item.locator("a", has_text="Open")).to_be_visible()
     item.locator("a", has_text="Open").click()
@@ -239,6 +255,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     csv = op.page.locator("#report-csv").get_attribute("href")
     assert "format=csv" in csv
     op.shot("11-admin")
+    assert_labelled(op.page)
     q = admin_api.get(f"users/{ALICE}/quota").json()["data"]
     assert float(q["core_hours"]["limit"]) == 0.1
 
