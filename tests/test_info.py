@@ -233,3 +233,10 @@ def test_hub_navbar_links_workspaces(hub):
     home = s.get(f"{hub.url}/hub/home", timeout=30)
     assert home.status_code == 200
     assert 'href="/services/uws/">Workspaces</a>' in home.text
+    # the hub's home leads to the workspaces; only operators get the admin link
+    assert 'id="uws-home-banner"' in home.text
+    assert 'href="/services/uws/">Go to your workspaces</a>' in home.text
+    assert "Workspace admin" not in home.text
+    s, _ = hub_login(hub.url, "uwst-admin", "test-password")
+    home = s.get(f"{hub.url}/hub/home", timeout=30)
+    assert 'href="/services/uws/admin">Workspace admin</a>' in home.text
