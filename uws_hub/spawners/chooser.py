@@ -120,6 +120,7 @@ class UWSJobSpawner(WrapSpawner):
         # what the authenticator's pre_spawn_start gave the wrapper (configuration is not copied)
         child.environment = {**child.environment, **self.environment}
         child.uws_private_files = dict(getattr(self, "uws_private_files", None) or {})
+        child.uws_spawn_finished = lambda: self.ready  # the hub routes the wrapper's server
         return await child.start()
 
     async def progress(self):

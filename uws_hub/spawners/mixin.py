@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jupyterhub.spawner import SpawnException
@@ -158,6 +159,18 @@ class UWSJobMixin(HasTraits):
             except asyncio.TimeoutError:
                 pass
 
+    #: set by the job chooser: true once the hub has finished this spawn (the proxy route to
+    #: the server exists). The job is recorded as running only then, so an API client that opens
+    #: the job's URL as soon as it says "running" reaches the server, not the hub's wait page.
+    uws_spawn_finished: Callable[[], bool] | None = None
+    _running_task: asyncio.Future | None = None
+
+    async def _record_running(self, changes: dict, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.uws_spawn_finished() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self.record(**changes)  # an ended or stopping job is left as it is
+
     async def record(self, **changes: Any) -> None:
         if self.uws_job_id:
             await asyncio.to_thread(jobctx.update_job, self.uws, self.uws_job_id, **changes)
@@ -181,7 +194,7 @@ class UWSJobMixin(HasTraits):
             now = jobctx.now()
             running_since = getattr(self, "_running_since", None) or now
             created = self._job.created or running_since
-            await self.record(
+            running = dict(
                 status=J.RUNNING.value,
                 datetime_start=running_since,
                 message="Ready.",
@@ -191,6 +204,10 @@ class UWSJobMixin(HasTraits):
                     "time_init": round((now - running_since).total_seconds(), 3),
                 },
             )
+            if self.uws_spawn_finished is None:
+                await self.record(**running)
+            else:  # once the hub has routed the server (after this method returns)
+                self._running_task = asyncio.ensure_future(self._record_running(running))
             self._events.append({"message": "Ready.", "progress": 100, "ready": True})
             outcome = "success"
             SPAWNER_START_SECONDS.labels(self.uws_kind).observe(time.monotonic() - began)
