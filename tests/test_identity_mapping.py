@@ -152,3 +152,23 @@ def test_home_domain_login_reaches_the_same_account_as_the_directory(db):
     # but a foreign domain's alice is someone else
     other = map_identity(db, s, globus("sub-foreign", "uwsi-alice@gmail.com"))
     assert other.name == "uwsi-alice-gmail" and other.uid != 42020
+
+
+def test_single_account_mode_records_the_service_account_and_logs_in_again(db):
+    """Single-account mode (a hub run by an ordinary user: `make run`, the Binder demo): every
+    login works as the service's own account, so that is the account recorded — and a second
+    login after the workspace code recorded it too is the same person, not a refusal."""
+    import os
+
+    s = AccountMapping(create_accounts=False)
+    me = pwd.getpwuid(os.geteuid())
+    dev = Identity("dev", "uwsi-solo", "uwsi-solo", posix_name="uwsi-solo")
+    first = map_identity(db, s, dev, single_account=True)
+    assert first.name == "uwsi-solo" and first.created
+    assert (first.posix_name, first.uid, first.gid) == (me.pw_name, me.pw_uid, me.pw_gid)
+    assert "uwsi-solo" not in {p.pw_name for p in pwd.getpwall()}  # no account made
+    with db() as session:  # what creating a workspace records (workspaces.manager)
+        user = session.scalar(select(User).where(User.name == "uwsi-solo"))
+        assert (user.posix_name, user.uid) == (me.pw_name, me.pw_uid)
+    again = map_identity(db, s, dev, single_account=True)
+    assert (again.name, again.user_id, again.created) == ("uwsi-solo", first.user_id, False)

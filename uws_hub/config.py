@@ -329,7 +329,10 @@ class UWS(Configurable):
         help="""Map every hub user to the account the service runs as.
 
         For running uws_hub as an ordinary (non-root) user, where the service cannot create
-        files owned by other accounts. Default: True when the service does not run as root.
+        files owned by other accounts: development (`make run`) and demos (the Binder demo),
+        never a hub that people share — everyone's files and jobs then belong to one account.
+        Default: True when the service does not run as root; refused as root (every login
+        would work as root).
         """,
     ).tag(config=True)
 
@@ -423,6 +426,11 @@ class UWS(Configurable):
     def validate(self) -> list[str]:
         """Raise ConfigError for a setting that cannot work; return warnings worth logging."""
         warnings: list[str] = []
+        if self.single_account and os.geteuid() == 0:
+            raise ConfigError(
+                "c.UWS.single_account = True maps every login to the account the service runs "
+                "as, which is root here: remove the setting (as root each login has its own account)"
+            )
         self._validate_root_dir(warnings)
         self._validate_db_url()
         self.resource_map  # noqa: B018 - parses and raises ConfigError

@@ -40,6 +40,7 @@ from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
 from ..db.models import ExternalIdentity, User, utcnow
+from ..identity import service_account
 
 log = logging.getLogger("uws_hub.identity")
 
@@ -277,7 +278,12 @@ def _map_once(
         created = False
         if row is not None:
             user = row.user
-            if ident.posix_name and user.posix_name and ident.posix_name != user.posix_name:
+            if (
+                not single_account  # there every user's account is the service's own
+                and ident.posix_name
+                and user.posix_name
+                and ident.posix_name != user.posix_name
+            ):
                 raise IdentityRefused(
                     f"Your identity at {ident.source} now names account {ident.posix_name!r}, but "
                     f"you have used {user.posix_name!r} here; ask {settings.admin_contact}."
@@ -285,14 +291,20 @@ def _map_once(
         else:
             user = _claim(session, settings, ident)
             created = user.id is None
-        name = user.posix_name or user.name
-        uid, gid = ensure_account(
-            settings,
-            name,
-            ident.uid if ident.uid is not None else (user.uid if row is not None else None),
-            ident.gid if ident.gid is not None else (user.gid if row is not None else None),
-            single_account,
-        )
+        if single_account:
+            # every login works as the account the service runs as: record that one (as the
+            # workspace code does), whatever account name the identity proposes
+            acct = service_account()
+            name, uid, gid = acct.name, acct.uid, acct.gid
+        else:
+            name = user.posix_name or user.name
+            uid, gid = ensure_account(
+                settings,
+                name,
+                ident.uid if ident.uid is not None else (user.uid if row is not None else None),
+                ident.gid if ident.gid is not None else (user.gid if row is not None else None),
+                single_account,
+            )
         now = utcnow()
         if user.id is None:
             session.add(user)
