@@ -18,6 +18,7 @@ if is_root; then
   export UWS_TEST_SLURM=1
   "$UWS_REPO/scripts/ldap.sh" start
   export UWS_TEST_LDAP=1
+  export UWS_REQUIRE_BROWSER=1  # bootstrap installed chromium: the browser tests must run
 fi
 cd "$UWS_REPO"
 "$VENV/bin/ruff" check uws_hub tests bench jupyterhub_config.py

@@ -520,6 +520,9 @@ def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
     r = admin.put("users/uwst-alice/quota", json={"disk_limit": used + 4096, "core_hours_limit": 1})
     assert r.status_code == 200, r.text
     assert r.json()["data"]["disk"]["limit"] == used + 4096
+    # where the limits come from: alice's own, the site has none
+    assert r.json()["data"]["overrides"] == {"disk_limit": used + 4096, "core_hours_limit": "1"}
+    assert r.json()["data"]["defaults"] == {"disk_limit": None, "core_hours_limit": None}
     # a workspace that would pass the limit
     r = alice.post(
         "workspaces/",

@@ -399,3 +399,42 @@ def test_large_scan_runs_off_the_event_loop(hub, alice, anon, make_workspace):
     got = r.json()["data"]["workspace"]
     assert got["workspace_details"]["current_workspace_details"]["truncated"] is True
     assert len(got["workspace_details"]["current_workspace_details"]["files"]) == 10000
+
+
+def test_operators_list_everyones_workspaces_and_jobs(alice, bob, client_for, make_workspace):
+    """?all_users=true: everyone's workspaces and jobs with their owners, for operators only."""
+    a = make_workspace(alice, name="ops-listing-a")
+    b = make_workspace(bob, name="ops-listing-b")
+    admin = client_for("uwst-admin")
+    r = admin.get("workspaces/", params={"all_users": "true", "limit": 1000})
+    assert r.status_code == 200, r.text
+    seen = {(w["username"], w["id"]) for w in r.json()["data"]["workspaces"]}
+    assert {("uwst-alice", a["id"]), ("uwst-bob", b["id"])} <= seen
+    r = admin.get("workspaces/", params={"all_users": "true", "name": "ops-listing-b"})
+    assert [(w["username"], w["id"]) for w in r.json()["data"]["workspaces"]] == [
+        ("uwst-bob", b["id"])
+    ]
+    assert (
+        len(
+            admin.get("workspaces/", params={"all_users": "1", "limit": 1}).json()["data"][
+                "workspaces"
+            ]
+        )
+        == 1
+    )
+    r = admin.get("jobs/", params={"all_users": "true"})
+    assert r.status_code == 200 and all("username" in j for j in r.json()["data"]["jobs"])
+    # people see only their own, and are told why
+    for who, path in ((alice, "workspaces/"), (bob, "jobs/")):
+        r = who.get(path, params={"all_users": "true"})
+        assert r.status_code == 403 and "operators" in r.json()["message"], r.text
+    for bad in (
+        {"all_users": "maybe"},
+        {"all_users": "true", "limit": 0},
+        {"all_users": "true", "offset": "x"},
+    ):
+        r = admin.get("workspaces/", params=bad)
+        assert r.status_code == 400, (bad, r.text)
+    # without all_users nothing changed: an operator's own listing is their own
+    mine = admin.get("workspaces/").json()["data"]["workspaces"]
+    assert all("username" not in w for w in mine) and a["id"] not in [w["id"] for w in mine]

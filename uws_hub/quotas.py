@@ -131,6 +131,27 @@ class QuotaManager:
             core = int(self.settings.default_core_hours_quota * 3600)
         return disk, core
 
+    def describe(self, session: Session, user: User) -> dict:
+        """Usage and effective limits, plus where the limits come from: the user's own
+        ``overrides`` (null = none) and the site ``defaults`` (null = unlimited)."""
+        row = session.get(UserQuota, user.id)
+        disk_default = int(self.settings.default_disk_quota) or None
+        core_default = self.settings.default_core_hours_quota or None
+        return {
+            "username": user.name,
+            **self.usage(session, user).as_dict(),
+            "overrides": {
+                "disk_limit": row.disk_limit if row is not None else None,
+                "core_hours_limit": hours(row.core_seconds_limit)
+                if row is not None and row.core_seconds_limit is not None
+                else None,
+            },
+            "defaults": {
+                "disk_limit": disk_default,
+                "core_hours_limit": hours(int(core_default * 3600)) if core_default else None,
+            },
+        }
+
     @staticmethod
     def parse_limits(body: object) -> dict:
         """Validate an operator's ``{"disk_limit": bytes|null, "core_hours_limit": hours|null}``

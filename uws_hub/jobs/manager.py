@@ -164,6 +164,15 @@ class JobManager:
                 q = q.where(getattr(Job, key) == filters[key])
         return q.order_by(Job.id)
 
+    def list_all_query(self, filters: dict[str, str], limit: int, offset: int):
+        """Everyone's jobs with their owners' names (operators): live ones first, then newest."""
+        q = select(Job, User.name).join(User, User.id == Job.user_id)
+        for key in ("job_type", "status"):
+            if key in filters:
+                q = q.where(getattr(Job, key) == filters[key])
+        live = Job.status.in_(RUNNING_OR_PENDING)
+        return q.order_by(live.desc(), Job.id.desc()).limit(limit).offset(offset)
+
     def get(self, session: Session, user: User, job_id: Any) -> Job:
         try:
             job_id = int(job_id)

@@ -146,6 +146,9 @@ export function duration(seconds) {
 }
 
 const STATUS_CLASS = {
+  idle: "text-bg-light",
+  active: "text-bg-success",
+  initializing: "text-bg-info",
   ready: "text-bg-success",
   running: "text-bg-success",
   complete: "text-bg-secondary",
@@ -172,6 +175,56 @@ export function notify(message, kind = "danger") {
   box.append(alert);
   if (kind !== "danger") setTimeout(() => alert.remove(), 8000);
   return alert;
+}
+
+/** A message for the next page (shown by it with notify): for actions that navigate away. */
+export function notifyNext(message, kind = "danger") {
+  try {
+    sessionStorage.setItem("uws-notice", JSON.stringify({ message, kind }));
+  } catch (e) {
+    /* private mode: the message is lost, the action still happened */
+  }
+}
+
+function showPending() {
+  try {
+    const raw = sessionStorage.getItem("uws-notice");
+    if (raw) {
+      sessionStorage.removeItem("uws-notice");
+      const { message, kind } = JSON.parse(raw);
+      notify(message, kind);
+    }
+  } catch (e) {
+    /* nothing to show */
+  }
+}
+document.addEventListener("DOMContentLoaded", showPending);
+if (document.readyState !== "loading") showPending();
+
+/** Mark a form field invalid (visually and for screen readers) with a message, and focus it. */
+export function invalid(input, message) {
+  input.classList.add("is-invalid");
+  input.setAttribute("aria-invalid", "true");
+  const box = document.getElementById(`${input.id}-error`);
+  if (box) box.textContent = message;
+  input.focus();
+}
+
+export function valid(input) {
+  input.classList.remove("is-invalid");
+  input.removeAttribute("aria-invalid");
+}
+
+/** Re-render `container` with `render()` without losing the keyboard focus: the element with
+ * the same `data-focus-key` gets it back. */
+export function keepFocus(container, render) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.focusKey : null;
+  render();
+  if (key) {
+    const again = container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    if (again) again.focus();
+  }
 }
 
 export function errorText(e) {

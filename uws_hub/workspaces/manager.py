@@ -258,6 +258,25 @@ class WorkspaceManager:
                 q = q.where(getattr(Workspace, key) == filters[key])
         return q.order_by(Workspace.id)
 
+    def list_all_query(self, filters: dict[str, str], limit: int, offset: int):
+        """Everyone's workspaces with their owners' names (operators), newest change first."""
+        q = select(Workspace, User.name).join(User, User.id == Workspace.user_id)
+        q = q.where(Workspace.status.not_in(HIDDEN))
+        q = q.where(
+            ~exists().where(
+                SharedWorkspace.shared_workspace_id == Workspace.id,
+                SharedWorkspace.is_accepted.is_(False),
+            )
+        )
+        for key in ("name", "description", "status"):
+            if key in filters:
+                q = q.where(getattr(Workspace, key) == filters[key])
+        return (
+            q.order_by(Workspace.datetime_last_modified.desc(), Workspace.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+
     def get(self, session: Session, user: User, ws_id: int | str) -> Workspace:
         """The user's workspace `ws_id`, or 404 (also for other people's workspaces)."""
         try:

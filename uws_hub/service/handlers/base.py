@@ -200,6 +200,29 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             )
         return model["name"]
 
+    def everyone(self, scope: str) -> bool:
+        """``?all_users=true``: a listing of everyone's resources, for operators (`scope` without
+        a user filter, e.g. the uws-admin role's); 403 for anyone else."""
+        value = self.get_query_argument("all_users", "")
+        if value.lower() not in ("1", "true", "yes"):
+            if value.lower() in ("", "0", "false", "no"):
+                return False
+            raise BadRequest("all_users must be true or false.")
+        if not self.has_scope(scope):
+            raise Forbidden(f"Listing everyone's resources needs the scope {scope} (operators).")
+        return True
+
+    def paging(self, default: int = 200, most: int = 1000) -> tuple[int, int]:
+        """``limit`` (1..most) and ``offset`` (0 or more) query arguments, checked."""
+        try:
+            limit = int(self.get_query_argument("limit", str(default)))
+            offset = int(self.get_query_argument("offset", "0"))
+        except ValueError:
+            raise BadRequest("limit and offset must be whole numbers.") from None
+        if not 1 <= limit <= most or offset < 0:
+            raise BadRequest(f"limit must be 1 to {most} and offset 0 or more.")
+        return limit, offset
+
     def acting_user(self, scope: str) -> User:
         """The uws user row whose resources are read or changed, after checking `scope` for them."""
         name = self.acting_username()

@@ -39,8 +39,18 @@ class StartHandler(JobHandlerMixin, BaseHandler):
 
 class JobsHandler(JobHandlerMixin, BaseHandler):
     async def get(self, job_id: str | None = None) -> None:
-        user = self.acting_user(scopes.READ_JOBS)
         mgr = self.ctx.jobs
+        if job_id is None and self.everyone(scopes.READ_JOBS):
+            filters = {
+                k: v
+                for k in ("job_type", "status")
+                if (v := self.get_query_argument(k, None)) is not None
+            }
+            rows = self.db.execute(mgr.list_all_query(filters, *self.paging())).all()
+            out = [{**self.job_json(j), "username": name} for j, name in rows]
+            self.ok("Successful." if out else NOT_FOUND_LIST, {"jobs": out})
+            return
+        user = self.acting_user(scopes.READ_JOBS)
         if job_id is not None:
             jobs = [mgr.get(self.db, user, job_id)]
         else:

@@ -146,6 +146,12 @@ class PageHandler(BaseHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(self.render_page(f"uws/{name}.html", page_name=name, title=title, **ns))
 
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        # pages with one-click actions are never shown inside another site's frame
+        self.set_header("Content-Security-Policy", "frame-ancestors 'self'")
+        self.set_header("X-Frame-Options", "SAMEORIGIN")
+
 
 class HomeHandler(PageHandler):
     """The workspaces list: the service's home and where people land after logging in."""

@@ -54,8 +54,7 @@ class QuotaHandler(BaseHandler):
 
     async def get(self, name: str) -> None:
         user = self._target(name, scopes.READ_QUOTA)
-        usage = self.ctx.quotas.usage(self.db, user)
-        self.ok("Successful.", {"username": user.name, **usage.as_dict()})
+        self.ok("Successful.", self.ctx.quotas.describe(self.db, user))
 
     async def put(self, name: str) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
@@ -63,8 +62,7 @@ class QuotaHandler(BaseHandler):
         changes = self.ctx.quotas.parse_limits(self.json_body())
         self.ctx.quotas.set_limits(self.db, user, changes)
         self.db.commit()
-        usage = self.ctx.quotas.usage(self.db, user)
-        self.ok(f"Limits of {user.name} updated.", {"username": user.name, **usage.as_dict()})
+        self.ok(f"Limits of {user.name} updated.", self.ctx.quotas.describe(self.db, user))
 
 
 class QuotasHandler(BaseHandler):
@@ -73,7 +71,7 @@ class QuotasHandler(BaseHandler):
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
         users = self.db.scalars(select(User).order_by(User.name)).all()
-        out = [{"username": u.name, **self.ctx.quotas.usage(self.db, u).as_dict()} for u in users]
+        out = [self.ctx.quotas.describe(self.db, u) for u in users]
         self.ok("Successful.", {"quotas": out})
 
 

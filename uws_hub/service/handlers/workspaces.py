@@ -17,8 +17,18 @@ NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
 
 class WorkspacesHandler(BaseHandler):
     async def get(self, ws_id: str | None = None) -> None:
-        user = self.acting_user(scopes.READ_WORKSPACES)
         mgr = self.ctx.workspaces
+        if ws_id is None and self.everyone(scopes.READ_WORKSPACES):
+            filters = {
+                k: v
+                for k in ("name", "description", "status")
+                if (v := self.get_query_argument(k, None)) is not None
+            }
+            rows = self.db.execute(mgr.list_all_query(filters, *self.paging())).all()
+            out = [{**serialize.workspace(ws), "username": name} for ws, name in rows]
+            self.ok("Successful." if out else NOT_FOUND_LIST, {"workspaces": out})
+            return
+        user = self.acting_user(scopes.READ_WORKSPACES)
         if ws_id is not None:
             ws = mgr.get(self.db, user, ws_id)
             self.ok("Successful.", {"workspaces": [serialize.workspace(ws)]})

@@ -1,11 +1,16 @@
-// Operators: everyone's usage and limits (edit), one person's workspaces and jobs, the usage
-// report over a date range (table and CSV), recent actions from the audit log.
-import { api, badge, busy, bytes, clear, el, errorText, hours, notify, page, when } from "../uws.js";
+// Operators: everyone's usage and limits (edit a person's own limits), everyone's jobs and
+// workspaces, one person's workspaces and jobs, the usage report over a date range (table and
+// CSV), recent actions from the audit log.
+import { api, badge, busy, bytes, clear, el, errorText, hours, keepFocus, notify, page, when } from "../uws.js";
 
 const GiB = 1024 ** 3;
 
-function limitInput(id, value, label) {
-  return el("input", { class: "form-control form-control-sm", type: "number", min: 0, step: "any", id, value: value === null || value === undefined ? "" : value, placeholder: "default", "aria-label": label });
+function gib(n) {
+  return n === null || n === undefined ? "" : String(+(Number(n) / GiB).toFixed(3));
+}
+
+function limitInput(id, value, placeholder, label) {
+  return el("input", { class: "form-control form-control-sm", type: "number", min: 0, step: "any", id, value: value ?? "", placeholder, "aria-label": label, "aria-describedby": "limits-help", dataset: { focusKey: id, initial: value ?? "" } });
 }
 
 async function loadQuotas() {
@@ -17,39 +22,77 @@ async function loadQuotas() {
     clear(body, el("tr", {}, el("td", { colspan: 6, class: "text-danger" }, errorText(e))));
     return;
   }
-  clear(
-    body,
-    quotas.map((q) => {
-      const u = q.username;
-      const disk = limitInput(`disk-${u}`, q.disk.limit === null ? null : +(q.disk.limit / GiB).toFixed(3), `Disk limit of ${u} in GiB`);
-      const core = limitInput(`core-${u}`, q.core_hours.limit, `Core-hour limit of ${u}`);
-      const save = el("button", { type: "button", class: "btn btn-sm btn-primary", id: `save-${u}` }, "Save");
-      const show = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary" }, "Workspaces");
-      save.addEventListener("click", () =>
-        busy(save, async () => {
-          const body = {
-            disk_limit: disk.value === "" ? null : Math.round(Number(disk.value) * GiB),
-            core_hours_limit: core.value === "" ? null : Number(core.value),
-          };
-          await api("PUT", `users/${encodeURIComponent(u)}/quota/`, body);
-          notify(`Limits of ${u} saved.`, "success");
-          await loadQuotas();
-          loadAudit();
-        }),
-      );
-      show.addEventListener("click", () => showPerson(u));
-      return el(
-        "tr",
-        { dataset: { user: u } },
-        el("th", { scope: "row" }, u),
-        el("td", { class: "text-end" }, bytes(q.disk.used)),
-        el("td", {}, disk),
-        el("td", { class: "text-end" }, hours(q.core_hours.used)),
-        el("td", {}, core),
-        el("td", { class: "text-nowrap" }, save, " ", show),
-      );
-    }),
+  const rows = quotas.map((q) => {
+    const u = q.username;
+    const own = q.overrides || {};
+    const dflt = q.defaults || {};
+    const disk = limitInput(`disk-${u}`, gib(own.disk_limit), dflt.disk_limit ? `default ${gib(dflt.disk_limit)}` : "default: none", `Disk limit of ${u} in GiB`);
+    const core = limitInput(`core-${u}`, own.core_hours_limit ?? "", dflt.core_hours_limit ? `default ${dflt.core_hours_limit}` : "default: none", `Core-hour limit of ${u}`);
+    const save = el("button", { type: "button", class: "btn btn-sm btn-primary", id: `save-${u}`, "aria-label": `Save the limits of ${u}`, dataset: { focusKey: `save-${u}` } }, "Save");
+    const show = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary", "aria-label": `Workspaces and jobs of ${u}`, dataset: { focusKey: `show-${u}` } }, "Workspaces");
+    save.addEventListener("click", () =>
+      busy(save, async () => {
+        // only what the operator changed is sent: an untouched field keeps its value exactly
+        const changes = {};
+        if (disk.value !== disk.dataset.initial) changes.disk_limit = disk.value === "" ? null : Math.round(Number(disk.value) * GiB);
+        if (core.value !== core.dataset.initial) changes.core_hours_limit = core.value === "" ? null : Number(core.value);
+        if (!Object.keys(changes).length) {
+          notify(`Nothing changed for ${u}.`, "info");
+          return;
+        }
+        await api("PUT", `users/${encodeURIComponent(u)}/quota/`, changes);
+        notify(`Limits of ${u} saved.`, "success");
+        await loadQuotas();
+        loadAudit();
+      }),
+    );
+    show.addEventListener("click", () => showPerson(u));
+    return el(
+      "tr",
+      { dataset: { user: u } },
+      el("th", { scope: "row" }, u),
+      el("td", { class: "text-end" }, bytes(q.disk.used)),
+      el("td", {}, disk),
+      el("td", { class: "text-end" }, hours(q.core_hours.used)),
+      el("td", {}, core),
+      el("td", { class: "text-nowrap" }, save, " ", show),
+    );
+  });
+  keepFocus(body, () => clear(body, rows));
+}
+
+function jobsTable(jobs, withUser) {
+  return jobs.map((j) =>
+    el(
+      "tr",
+      { dataset: { jobId: j.id } },
+      el("td", {}, String(j.id)),
+      withUser ? el("td", {}, j.username) : null,
+      el("td", {}, String(j.workspace_id)),
+      el("td", {}, j.job_type, el("div", { class: "small text-body-secondary" }, j.resource || "")),
+      el("td", {}, badge(j.status)),
+      el("td", { class: "small text-nowrap" }, when(j.datetime_start)),
+      el("td", { class: "text-end" }, hours(j.core_hours)),
+    ),
   );
+}
+
+async function loadEveryone() {
+  const jobsBody = document.getElementById("all-jobs-body");
+  const wsBody = document.getElementById("all-ws-body");
+  try {
+    const [{ jobs }, { workspaces }] = await Promise.all([api("GET", "jobs/?all_users=true&limit=200"), api("GET", "workspaces/?all_users=true&limit=200")]);
+    clear(jobsBody, jobs.length ? jobsTable(jobs, true) : el("tr", {}, el("td", { colspan: 7, class: "text-body-secondary" }, "No jobs yet.")));
+    clear(
+      wsBody,
+      workspaces.length
+        ? workspaces.map((w) => el("tr", { dataset: { workspaceId: w.id } }, el("td", {}, String(w.id)), el("td", {}, w.username), el("td", {}, w.name), el("td", {}, badge(w.status)), el("td", { class: "text-end" }, bytes(w.disk_space)), el("td", { class: "small text-nowrap" }, when(w.datetime_last_modified))))
+        : el("tr", {}, el("td", { colspan: 6, class: "text-body-secondary" }, "No workspaces yet.")),
+    );
+  } catch (e) {
+    clear(jobsBody, el("tr", {}, el("td", { colspan: 7, class: "text-danger" }, errorText(e))));
+    clear(wsBody);
+  }
 }
 
 async function showPerson(u) {
@@ -81,12 +124,13 @@ async function showPerson(u) {
         el(
           "table",
           { class: "table table-sm" },
-          el("thead", {}, el("tr", {}, ["Job", "Workspace", "Type", "Status", "Started", "Ended", "Core-hours"].map((h) => el("th", { scope: "col" }, h)))),
-          el("tbody", {}, (jobs || []).sort((a, b) => b.id - a.id).map((j) => el("tr", {}, el("td", {}, String(j.id)), el("td", {}, String(j.workspace_id)), el("td", {}, j.job_type), el("td", {}, badge(j.status)), el("td", { class: "small" }, when(j.datetime_start)), el("td", { class: "small" }, when(j.datetime_end)), el("td", {}, hours(j.core_hours))))),
+          el("thead", {}, el("tr", {}, ["Job", "Workspace", "Type", "Status", "Started", "Core-hours"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, jobsTable((jobs || []).sort((a, b) => b.id - a.id), false)),
         ),
       ),
     );
-    section.scrollIntoView({ behavior: "smooth", block: "start" });
+    document.getElementById("person-title").setAttribute("tabindex", "-1");
+    document.getElementById("person-title").focus();
   } catch (e) {
     clear(box, el("p", { class: "text-danger" }, errorText(e)));
   }
@@ -103,14 +147,32 @@ function reportQuery(form, extra = {}) {
 }
 
 const reportForm = document.getElementById("report-form");
-function updateCsvLink() {
-  document.getElementById("report-csv").href = `${page.api}usage/${reportQuery(reportForm, { format: "csv" })}`;
-}
-reportForm.addEventListener("input", updateCsvLink);
 reportForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
   busy(document.getElementById("report-submit"), loadReport);
 });
+
+// the CSV is fetched first, so a refused range is said on the page (not saved as a file)
+document.getElementById("report-csv").addEventListener("click", (ev) =>
+  busy(ev.currentTarget, async () => {
+    const resp = await api("GET", `usage/${reportQuery(reportForm, { format: "csv" })}`, undefined, { raw: true });
+    if (!resp.ok) {
+      let message = `${resp.status} ${resp.statusText}`;
+      try {
+        message = (await resp.json()).message || message;
+      } catch (e) {
+        /* keep the status line */
+      }
+      throw new Error(message);
+    }
+    const url = URL.createObjectURL(await resp.blob());
+    const a = el("a", { href: url, download: `uws-usage-${reportForm.elements.from.value || "start"}-${reportForm.elements.to.value || "now"}.csv`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }),
+);
 
 async function loadReport() {
   const body = document.getElementById("report-body");
@@ -123,20 +185,25 @@ async function loadReport() {
   );
 }
 
+function what(a) {
+  const target = [a.target_type, a.target_id].filter((x) => x !== null && x !== undefined && x !== "").join(" ");
+  const details = a.details && Object.keys(a.details).length ? Object.entries(a.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; ") : "";
+  return [target, details].filter(Boolean).join(" — ");
+}
+
 async function loadAudit() {
   const body = document.getElementById("audit-body");
-  let data;
+  let events;
   try {
-    data = await api("GET", "audit/?limit=50");
+    ({ events } = await api("GET", "audit/?limit=50"));
   } catch (e) {
     clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, `Audit log not available: ${errorText(e)}`)));
     return;
   }
-  const events = data.events || data.audit || [];
   clear(
     body,
     events.length
-      ? events.map((a) => el("tr", {}, el("td", { class: "small text-nowrap" }, when(a.time || a.datetime)), el("td", {}, a.actor || ""), el("td", {}, el("code", {}, a.action)), el("td", {}, a.user || ""), el("td", { class: "small" }, [a.object_type, a.object_id].filter((x) => x !== null && x !== undefined).join(" "))))
+      ? events.map((a) => el("tr", { dataset: { auditId: a.id } }, el("td", { class: "small text-nowrap" }, when(a.time)), el("td", {}, a.actor || ""), el("td", {}, el("code", {}, a.action)), el("td", {}, a.user || ""), el("td", { class: "small text-break" }, what(a))))
       : el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, "Nothing recorded yet.")),
   );
 }
@@ -144,7 +211,7 @@ async function loadAudit() {
 const today = new Date();
 reportForm.elements.to.value = new Date(today.getTime() + 86400000).toISOString().slice(0, 10);
 reportForm.elements.from.value = new Date(today.getFullYear(), today.getMonth(), 1, 12).toISOString().slice(0, 10);
-updateCsvLink();
 loadQuotas();
+loadEveryone();
 loadReport().catch((e) => notify(errorText(e)));
 loadAudit();

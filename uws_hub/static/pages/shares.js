@@ -1,5 +1,5 @@
 // Invitations: received (accept / decline, with copy progress) and sent (cancel).
-import { api, busy, bytes, clear, el, errorText, notify, page, showQuota, when } from "../uws.js";
+import { api, busy, bytes, clear, el, errorText, keepFocus, notify, page, showQuota, when } from "../uws.js";
 
 function copyLine(c) {
   if (!c) return "";
@@ -28,8 +28,10 @@ async function load() {
   const received = (data.shared_workspaces || []).sort((a, b) => b.id - a.id);
   const sent = (data.original_workspaces || []).sort((a, b) => b.id - a.id);
   let copying = false;
-  clear(
-    document.getElementById("received-list"),
+  const receivedList = document.getElementById("received-list");
+  const sentList = document.getElementById("sent-list");
+  keepFocus(receivedList, () => clear(
+    receivedList,
     received.length
       ? received.map((s) => {
           const orig = s.original_workspace_id;
@@ -38,8 +40,8 @@ async function load() {
           const actions = [];
           if (!s.is_accepted) {
             if (s.copy && (s.copy.status === "pending" || s.copy.status === "copying")) copying = true;
-            const accept = el("button", { type: "button", class: "btn btn-sm btn-success", "aria-label": `Accept ${name} from ${from}`, disabled: s.copy && s.copy.status === "failed" }, "Accept");
-            const decline = el("button", { type: "button", class: "btn btn-sm btn-outline-danger", "aria-label": `Decline ${name} from ${from}` }, "Decline");
+            const accept = el("button", { type: "button", class: "btn btn-sm btn-success", "aria-label": `Accept ${name} from ${from}`, disabled: s.copy && s.copy.status === "failed", dataset: { focusKey: `accept-${s.id}` } }, "Accept");
+            const decline = el("button", { type: "button", class: "btn btn-sm btn-outline-danger", "aria-label": `Decline ${name} from ${from}`, dataset: { focusKey: `decline-${s.id}` } }, "Decline");
             accept.addEventListener("click", () =>
               busy(accept, async () => {
                 await api("PUT", `shared_workspaces/${s.id}/accept/`);
@@ -67,16 +69,16 @@ async function load() {
           );
         })
       : el("li", { class: "list-group-item text-body-secondary" }, "Nothing shared with you."),
-  );
-  clear(
-    document.getElementById("sent-list"),
+  ));
+  keepFocus(sentList, () => clear(
+    sentList,
     sent.length
       ? sent.map((s) => {
           const name = s.original_workspace_id ? s.original_workspace_id.name : `invitation ${s.id}`;
           const to = s.shared_workspace_id ? person(s.shared_workspace_id.user_id) : "?";
           let cancel = null;
           if (!s.is_accepted) {
-            cancel = el("button", { type: "button", class: "btn btn-sm btn-outline-danger", "aria-label": `Cancel ${name} to ${to}` }, "Cancel");
+            cancel = el("button", { type: "button", class: "btn btn-sm btn-outline-danger", "aria-label": `Cancel ${name} to ${to}`, dataset: { focusKey: `cancel-${s.id}` } }, "Cancel");
             cancel.addEventListener("click", () =>
               busy(cancel, async () => {
                 await api("DELETE", `shared_workspaces/${s.id}/`);
@@ -92,7 +94,7 @@ async function load() {
           );
         })
       : el("li", { class: "list-group-item text-body-secondary" }, "You have not shared any workspace."),
-  );
+  ));
   clearTimeout(timer);
   if (copying) timer = setTimeout(load, 2000); // follow copy progress
 }

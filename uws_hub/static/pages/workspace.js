@@ -1,7 +1,7 @@
 // One workspace: files (upload), edit, delete, start a job (form generated from the configured
 // job types, resources and parameters), the job's live progress, open/stop, countdown, the jobs
 // history, sharing by copy (people search, sent invitations) and live sharing of a running job.
-import { ApiError, api, badge, busy, bytes, clear, duration, el, errorText, hours, minutes, notify, page, showQuota, uploadForm, when, xsrf } from "../uws.js";
+import { ApiError, api, badge, busy, bytes, clear, duration, el, errorText, hours, invalid, keepFocus, minutes, notify, page, showQuota, uploadForm, valid, when, xsrf } from "../uws.js";
 
 const wsId = Number(document.getElementById("workspace").dataset.workspaceId);
 const LIVE = new Set(["pending", "running", "stopping"]);
@@ -30,7 +30,7 @@ async function loadWorkspace() {
   document.getElementById("ws-title").textContent = ws.name;
   document.getElementById("crumb-name").textContent = ws.name;
   document.getElementById("ws-description").textContent = ws.description || "";
-  clear(document.getElementById("ws-status-line"), badge(ws.status), " ", el("span", { class: "small text-body-secondary" }, `${bytes(ws.disk_space)} · created ${when(ws.datetime_created)}`), ws.status_message && ws.status !== "ready" ? el("div", { class: "small" }, ws.status_message) : null);
+  clear(document.getElementById("ws-status-line"), badge(ws.status), " ", el("span", { class: "small text-body-secondary" }, `${bytes(ws.disk_space)} · created ${when(ws.datetime_created)}`), ws.status_message && ["error", "deleting", "initializing"].includes(ws.status) ? el("div", { class: "small" }, ws.status_message) : null);
   renderFiles();
   return true;
 }
@@ -72,11 +72,9 @@ document.getElementById("edit-cancel").addEventListener("click", () => {
 editForm.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const name = editForm.elements.name;
-  name.classList.remove("is-invalid");
+  valid(name);
   if (!name.value.trim()) {
-    name.classList.add("is-invalid");
-    document.getElementById("edit-name-error").textContent = "A workspace needs a name.";
-    name.focus();
+    invalid(name, "A workspace needs a name.");
     return;
   }
   await busy(document.getElementById("edit-submit"), async () => {
@@ -176,25 +174,39 @@ function buildStartForm() {
   function renderParams() {
     const rid = (box.querySelector("input[name=resource]:checked") || {}).value;
     const r = catalog.resources[rid] || { limits: {} };
-    const old = Object.fromEntries([...paramBox.querySelectorAll("input")].map((i) => [i.name, i.value]));
+    const old = Object.fromEntries([...paramBox.querySelectorAll("input")].map((i) => [i.name, i.type === "checkbox" ? i.checked : i.value]));
     clear(
       paramBox,
       catalog.parameters
         .filter((p) => !(p.variable_name === "gpus" && !(r.limits && r.limits.max_gpus)))
         .map((p) => {
           const v = p.validation || {};
-          let max = v.max;
+          const type = v.type || "int";
+          let max = v.max ?? null;
+          const min = v.min ?? null;
           const lim = r.limits && r.limits[LIMIT_OF[p.variable_name]];
-          if (lim !== undefined && lim !== null) max = max === undefined ? lim : Math.min(max, lim);
+          if (lim !== undefined && lim !== null) max = max === null ? lim : Math.min(max, lim);
           const id = `param-${p.variable_name}`;
-          const value = old[p.variable_name] !== undefined ? old[p.variable_name] : p.default_value;
-          const input = el("input", { class: "form-control", type: "number", id, name: p.variable_name, min: v.min, max, step: 1, value: value === null || value === undefined ? "" : Math.min(value, max ?? value), "aria-describedby": `${id}-help ${id}-error`, required: v.required });
+          const described = `${id}-help ${id}-error`;
+          let value = old[p.variable_name] !== undefined ? old[p.variable_name] : p.default_value;
+          let input;
+          if (type === "bool") {
+            input = el("input", { class: "form-check-input", type: "checkbox", id, name: p.variable_name, checked: Boolean(value), dataset: { kind: type }, "aria-describedby": described });
+          } else if (type === "str") {
+            input = el("input", { class: "form-control", type: "text", id, name: p.variable_name, value: value ?? "", dataset: { kind: type }, "aria-describedby": described, required: v.required });
+          } else {
+            if (value !== null && value !== undefined && value !== "" && max !== null) value = Math.min(Number(value), max);
+            input = el("input", { class: "form-control", type: "number", id, name: p.variable_name, min: min ?? undefined, max: max ?? undefined, step: type === "float" ? "any" : 1, value: value ?? "", dataset: { kind: type }, "aria-describedby": described, required: v.required });
+          }
           input.addEventListener("input", () => {
-            input.classList.remove("is-invalid");
+            valid(input);
             updateCost();
           });
-          const range = [v.min !== undefined ? `at least ${v.min}` : null, max !== undefined ? `at most ${max}` : null].filter(Boolean).join(", ");
-          return el("div", { class: "col-sm-6 col-md-3" }, el("label", { class: "form-label", for: id }, p.display_name), input, el("div", { class: "form-text", id: `${id}-help` }, `${p.description}${range ? ` (${range})` : ""}`), el("div", { class: "invalid-feedback", id: `${id}-error` }));
+          const range = type === "int" || type === "float" ? [min !== null ? `at least ${min}` : null, max !== null ? `at most ${max}` : null].filter(Boolean).join(", ") : "";
+          const help = el("div", { class: "form-text", id: `${id}-help` }, `${p.description}${range ? ` (${range})` : ""}`);
+          const error = el("div", { class: "invalid-feedback", id: `${id}-error` });
+          if (type === "bool") return el("div", { class: "col-sm-6 col-md-3" }, el("div", { class: "form-check mt-4" }, input, el("label", { class: "form-check-label", for: id }, p.display_name)), help, error);
+          return el("div", { class: "col-sm-6 col-md-3" }, el("label", { class: "form-label", for: id }, p.display_name), input, help, error);
         }),
     );
     updateCost();
@@ -222,16 +234,17 @@ function updateCost() {
 
 function checkFields(form) {
   let ok = true;
+  let first = null;
   for (const input of form.querySelectorAll("#start-params input")) {
-    const err = document.getElementById(`${input.id}-error`);
-    input.classList.remove("is-invalid");
+    valid(input);
     if (!input.checkValidity()) {
       ok = false;
       input.classList.add("is-invalid");
-      err.textContent = input.validationMessage;
+      input.setAttribute("aria-invalid", "true");
+      document.getElementById(`${input.id}-error`).textContent = input.validationMessage;
+      first = first || input;
     }
   }
-  const first = form.querySelector(".is-invalid");
   if (first) first.focus();
   return ok;
 }
@@ -243,7 +256,11 @@ document.getElementById("start-form").addEventListener("submit", async (ev) => {
   errBox.hidden = true;
   if (!checkFields(form)) return;
   const resource_options = {};
-  for (const input of form.querySelectorAll("#start-params input")) if (input.value !== "") resource_options[input.name] = Number(input.value);
+  for (const input of form.querySelectorAll("#start-params input")) {
+    const kind = input.dataset.kind;
+    if (kind === "bool") resource_options[input.name] = input.checked;
+    else if (input.value !== "") resource_options[input.name] = kind === "str" ? input.value : Number(input.value);
+  }
   const body = { job_type: form.elements.job_type.value, resource_options };
   const res = form.querySelector("input[name=resource]:checked");
   if (res) body.resource = res.value;
@@ -252,18 +269,17 @@ document.getElementById("start-form").addEventListener("submit", async (ev) => {
       const { job } = await api("PUT", `workspaces/${wsId}/start/`, body);
       showJob(job);
       loadJobs();
+      document.getElementById("stop-button")?.focus(); // the start button is gone: focus what follows
     } catch (e) {
       // a message naming a parameter goes next to it; everything else above the button
       const named = e instanceof ApiError && catalog.parameters.find((p) => e.message.includes(p.variable_name) || e.message.includes(p.display_name));
       const input = named && document.getElementById(`param-${named.variable_name}`);
       if (input) {
-        input.classList.add("is-invalid");
-        document.getElementById(`${input.id}-error`).textContent = e.message;
-        input.focus();
+        invalid(input, e.message);
       } else {
         errBox.textContent = errorText(e);
         errBox.hidden = false;
-        errBox.focus?.();
+        errBox.focus();
       }
     }
   });
@@ -277,6 +293,14 @@ function jobUrl(job) {
 }
 
 const seenMessages = [];
+let shownSig = null; // what the job box shows: re-rendered only when that changes
+let countdownEnd = null;
+let pollTimer = null;
+
+function tick() {
+  const t = document.getElementById("time-left");
+  if (t && countdownEnd !== null) t.textContent = `Time left: ${duration((countdownEnd - Date.now()) / 1000)}`;
+}
 
 function showJob(job) {
   const box = document.getElementById("current-job");
@@ -285,9 +309,13 @@ function showJob(job) {
     if (stream) stream.close();
     stream = null;
     clearInterval(countdown);
+    clearTimeout(pollTimer);
+    countdownEnd = null;
     liveJobId = null;
+    shownSig = null;
     seenMessages.length = 0;
     clear(box, job ? el("p", { class: "small text-body-secondary" }, "Last job: ", badge(job.status), job.status_message ? ` ${job.status_message}` : "") : null);
+    document.getElementById("live-shares")?.remove();
     form.hidden = false;
     return;
   }
@@ -295,63 +323,89 @@ function showJob(job) {
   const cur = (job.job_details && job.job_details.current_job_details) || {};
   if (cur.message && seenMessages[seenMessages.length - 1] !== cur.message) seenMessages.push(cur.message);
   const url = job.status === "running" ? jobUrl(job) : null;
+  const timeLeft = job.status === "running" && typeof cur.time_left === "number" ? cur.time_left : null;
+  countdownEnd = timeLeft === null ? null : Date.now() + timeLeft * 1000;
+  if (liveJobId !== job.id) follow(job.id);
+  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null]);
+  if (sig === shownSig) {
+    tick(); // only the clock moved: nothing is rebuilt, focus and screen readers stay put
+    return;
+  }
+  shownSig = sig;
   const resource = catalog && catalog.resources[job.resource];
-  const timeLeft = typeof cur.time_left === "number" ? cur.time_left : null;
-  const stopBtn = el("button", { type: "button", class: "btn btn-outline-danger", id: "stop-button", disabled: job.status === "stopping" }, job.status === "stopping" ? "Stopping…" : "Stop");
+  const stopBtn = el("button", { type: "button", class: "btn btn-outline-danger", id: "stop-button", disabled: job.status === "stopping", dataset: { focusKey: "stop" } }, job.status === "stopping" ? "Stopping…" : "Stop");
   stopBtn.addEventListener("click", () =>
     busy(stopBtn, async () => {
       const { job: j } = await api("PUT", `jobs/${job.id}/stop/`);
       showJob(j);
     }),
   );
-  clear(
-    box,
-    el("div", { class: "d-flex flex-wrap align-items-center gap-2 mb-2" }, el("span", {}, `Job ${job.id} · ${job.job_type}${resource ? ` on ${resource.name}` : ""}`), badge(job.status, job.status === "running" && !url ? "starting" : job.status)),
-    job.status === "pending" ? el("div", { class: "progress mb-2", role: "progressbar", "aria-label": "Starting" }, el("div", { class: "progress-bar progress-bar-striped progress-bar-animated", style: "width: 100%" })) : null,
-    el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m))),
-    el(
-      "div",
-      { class: "d-flex flex-wrap align-items-center gap-2" },
-      url ? el("a", { class: "btn btn-success", id: "open-lab", href: url, target: "_blank", rel: "noopener" }, "Open JupyterLab") : null,
-      stopBtn,
-      timeLeft !== null && job.status === "running" ? el("span", { class: "uws-countdown small", id: "time-left", "aria-live": "off" }, `Time left: ${duration(timeLeft)}`) : null,
+  keepFocus(box, () =>
+    clear(
+      box,
+      el("div", { class: "d-flex flex-wrap align-items-center gap-2 mb-2" }, el("span", {}, `Job ${job.id} · ${job.job_type}${resource ? ` on ${resource.name}` : ""}`), badge(job.status)),
+      job.status === "pending" ? el("div", { class: "progress mb-2", role: "progressbar", "aria-label": "Starting" }, el("div", { class: "progress-bar progress-bar-striped progress-bar-animated", style: "width: 100%" })) : null,
+      el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m))),
+      el(
+        "div",
+        { class: "d-flex flex-wrap align-items-center gap-2" },
+        url ? el("a", { class: "btn btn-success", id: "open-lab", href: url, target: "_blank", rel: "noopener", dataset: { focusKey: "open" } }, `Open ${(catalog && catalog.job_types[job.job_type] && catalog.job_types[job.job_type].name) || "the server"}`) : null,
+        stopBtn,
+        timeLeft !== null ? el("span", { class: "uws-countdown small", id: "time-left" }, "") : null,
+      ),
     ),
   );
+  tick();
   clearInterval(countdown);
-  if (timeLeft !== null && job.status === "running") {
-    const end = Date.now() + timeLeft * 1000;
-    countdown = setInterval(() => {
-      const t = document.getElementById("time-left");
-      if (t) t.textContent = `Time left: ${duration((end - Date.now()) / 1000)}`;
-    }, 1000);
-  }
-  if (liveJobId !== job.id) follow(job.id);
+  if (timeLeft !== null) countdown = setInterval(tick, 1000);
   renderLiveShares(job);
+}
+
+function ended(job) {
+  loadJobs();
+  showQuota().then((q) => (quota = q));
 }
 
 function follow(jobId) {
   if (stream) stream.close();
+  clearTimeout(pollTimer);
   liveJobId = jobId;
   // EventSource cannot send headers: the XSRF token goes in the URL (a GET, changes nothing)
-  stream = new EventSource(`${page.api}jobs/${jobId}/events?_xsrf=${encodeURIComponent(xsrf())}`);
+  const es = new EventSource(`${page.api}jobs/${jobId}/events?_xsrf=${encodeURIComponent(xsrf())}`);
+  stream = es;
   let lastStatus = null;
-  stream.addEventListener("status", (e) => {
+  es.addEventListener("status", (e) => {
     const job = JSON.parse(e.data);
-    showJob(job);
     if (job.status !== lastStatus) {
       lastStatus = job.status;
       loadJobs(); // the history shows the new status too
     }
+    showJob(job);
     if (!LIVE.has(job.status)) {
-      stream && stream.close();
-      stream = null;
-      loadJobs();
-      showQuota().then((q) => (quota = q));
+      es.close();
+      ended(job);
     }
   });
-  stream.onerror = () => {
-    // the browser reconnects by itself; after the job ended the stream is closed on purpose
+  es.onerror = () => {
+    // a dropped connection is retried by the browser; a refused one (too many streams, logged
+    // out) is not: then ask for the job every few seconds instead
+    if (es.readyState === EventSource.CLOSED && stream === es && liveJobId === jobId) {
+      stream = null;
+      poll(jobId);
+    }
   };
+}
+
+async function poll(jobId) {
+  try {
+    const { jobs } = await api("GET", `jobs/${jobId}/`);
+    showJob(jobs[0]);
+    if (!LIVE.has(jobs[0].status)) return ended(jobs[0]);
+  } catch (e) {
+    notify(`Following the job failed: ${errorText(e)} Reload the page to try again.`);
+    return;
+  }
+  if (liveJobId === jobId) pollTimer = setTimeout(() => poll(jobId), 3000);
 }
 
 // ---- live sharing of the running job -------------------------------------------------------

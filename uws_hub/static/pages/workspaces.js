@@ -1,5 +1,5 @@
 // The workspaces list: status, size, last job; create a workspace (with initial files).
-import { api, badge, busy, bytes, clear, el, errorText, notify, page, showQuota, uploadForm, when } from "../uws.js";
+import { api, badge, busy, bytes, clear, el, errorText, invalid, notify, notifyNext, page, showQuota, uploadForm, valid, when } from "../uws.js";
 
 const body = document.getElementById("workspaces-body");
 const form = document.getElementById("create-form");
@@ -53,7 +53,7 @@ async function loadList() {
         "tr",
         { dataset: { workspaceId: ws.id } },
         el("th", { scope: "row" }, el("a", { href: `${page.prefix}workspaces/${ws.id}`, class: "uws-ws-link" }, ws.name), ws.description ? el("div", { class: "small text-body-secondary text-truncate uws-desc" }, ws.description) : null),
-        el("td", {}, badge(ws.status), ws.status_message && ws.status !== "ready" ? el("div", { class: "small text-body-secondary" }, ws.status_message) : null),
+        el("td", {}, badge(ws.status), ws.status_message && ["error", "deleting", "initializing"].includes(ws.status) ? el("div", { class: "small text-body-secondary" }, ws.status_message) : null),
         el("td", { class: "text-end" }, bytes(ws.disk_space)),
         el("td", {}, j ? [badge(j.status), " ", el("span", { class: "small" }, `${j.job_type} · ${when(j.datetime_created)}`)] : el("span", { class: "text-body-secondary" }, "none")),
         el("td", { class: "small d-none d-md-table-cell" }, when(ws.datetime_last_modified)),
@@ -77,11 +77,9 @@ form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const name = form.elements.name;
   const status = document.getElementById("create-status");
-  name.classList.remove("is-invalid");
+  valid(name);
   if (!name.value.trim()) {
-    name.classList.add("is-invalid");
-    document.getElementById("ws-name-error").textContent = "Give the workspace a name.";
-    name.focus();
+    invalid(name, "Give the workspace a name.");
     return;
   }
   await busy(document.getElementById("create-submit"), async () => {
@@ -94,9 +92,7 @@ form.addEventListener("submit", async (ev) => {
     } catch (e) {
       status.textContent = "";
       if (/name/i.test(e.message) && e.status === 400) {
-        name.classList.add("is-invalid");
-        document.getElementById("ws-name-error").textContent = e.message;
-        name.focus();
+        invalid(name, e.message);
         return;
       }
       throw e;
@@ -110,7 +106,7 @@ form.addEventListener("submit", async (ev) => {
           status.textContent = `Uploading ${bytes(done)} of ${bytes(total)}…`;
         });
       } catch (e) {
-        notify(`The workspace was created, but the files were not uploaded: ${errorText(e)}`);
+        notifyNext(`The workspace was created, but the files were not uploaded: ${errorText(e)} Upload them here.`);
       }
     }
     window.location.href = `${page.prefix}workspaces/${ws.id}`;
