@@ -188,7 +188,20 @@ class HubProcess:
             self._log.close()
 
     def cleanup(self) -> None:
-        """Remove the hub's directory (set UWS_TEST_KEEP=1 to keep it for a post-mortem)."""
+        """Stop job servers the hub left running (cleanup_servers = False keeps them across hub
+        restarts; a failed test may leave some) and remove the hub's directory (set
+        UWS_TEST_KEEP=1 to keep it for a post-mortem)."""
+        api = (
+            f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.env['UWS_TEST_HUB_PORT']}/hub/api".encode()
+        )
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if api in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
         if not os.environ.get("UWS_TEST_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
