@@ -244,23 +244,10 @@ class WorkspaceManager:
 
     # ---- queries -----------------------------------------------------------------------
 
-    def list_query(self, user: User, filters: dict[str, str]):
-        q = select(Workspace).where(Workspace.user_id == user.id, Workspace.status.not_in(HIDDEN))
-        # unaccepted shared copies belong to the recipient but are not theirs until accepted
-        q = q.where(
-            ~exists().where(
-                SharedWorkspace.shared_workspace_id == Workspace.id,
-                SharedWorkspace.is_accepted.is_(False),
-            )
-        )
-        for key in ("name", "description", "status"):
-            if key in filters:
-                q = q.where(getattr(Workspace, key) == filters[key])
-        return q.order_by(Workspace.id)
-
-    def list_all_query(self, filters: dict[str, str], limit: int, offset: int):
-        """Everyone's workspaces with their owners' names (operators), newest change first."""
-        q = select(Workspace, User.name).join(User, User.id == Workspace.user_id)
+    @staticmethod
+    def _listed(q, filters: dict[str, str]):
+        """What a listing shows: not deleted, not an unaccepted shared copy (it belongs to the
+        recipient but is not theirs until accepted), matching `filters`."""
         q = q.where(Workspace.status.not_in(HIDDEN))
         q = q.where(
             ~exists().where(
@@ -271,8 +258,18 @@ class WorkspaceManager:
         for key in ("name", "description", "status"):
             if key in filters:
                 q = q.where(getattr(Workspace, key) == filters[key])
+        return q
+
+    def list_query(self, user: User, filters: dict[str, str]):
+        q = select(Workspace).where(Workspace.user_id == user.id)
+        return self._listed(q, filters).order_by(Workspace.id)
+
+    def list_all_query(self, filters: dict[str, str], limit: int, offset: int):
+        """Everyone's workspaces with their owners' names (operators), newest change first."""
+        q = select(Workspace, User.name).join(User, User.id == Workspace.user_id)
         return (
-            q.order_by(Workspace.datetime_last_modified.desc(), Workspace.id.desc())
+            self._listed(q, filters)
+            .order_by(Workspace.datetime_last_modified.desc(), Workspace.id.desc())
             .limit(limit)
             .offset(offset)
         )
