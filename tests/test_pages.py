@@ -121,7 +121,9 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     hub = phub
     admin_api = Client(hub, hub.token_for(ADMIN), name=ADMIN)
     bob = Person(browser, hub, BOB)
-    bob.login()  # bob has logged in once, so alice can find him
+    bob.login()  # bob and the operator have logged in once, so alice can find them
+    op = Person(browser, hub, ADMIN)
+    op.login()
 
     alice = Person(browser, hub, ALICE)
     alice.login()
@@ -250,7 +252,28 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(invite).to_have_count(1)
     invite.click()
     expect(pg.locator("#sent-list")).to_contain_text(BOB)
+    # an invitation sent by mistake is cancelled; sent again, the other person declines it
+    search = pg.locator("#share-search")
+    search.fill("")
+    search.press_sequentially("uwst-adm", delay=20)
+    invite_op = pg.locator("#share-results li", has_text=ADMIN).locator("button", has_text="Invite")
+    invite_op.click()
+    sent_to_op = pg.locator("#sent-list li", has_text=ADMIN)
+    expect(sent_to_op).to_contain_text("waiting")
+    sent_to_op.locator("button", has_text="Cancel").click()
+    expect(pg.locator("#sent-list")).not_to_contain_text(ADMIN)
+    invite_op.click()
+    expect(sent_to_op).to_contain_text("waiting")
     alice.shot("08-share-dialog")
+    op.page.goto(f"{hub.url}/services/uws/shares")
+    offer = op.page.locator("#received-list li", has_text="analysis-run7")
+    offer.locator("button", has_text="Decline").click()
+    expect(op.page.locator("#uws-alerts")).to_contain_text("Declined")
+    expect(op.page.locator("#received-list")).to_contain_text("Nothing shared with you")
+    pg.locator("#share-toggle").click()  # closed and opened again: the list is read anew
+    pg.locator("#share-toggle").click()
+    expect(pg.locator("#sent-list")).not_to_contain_text(ADMIN)
+    expect(pg.locator("#sent-list")).to_contain_text(BOB)
 
     # ---- bob accepts and sees the copied files, owned by his account ---------------------------
     bpg = bob.page
@@ -275,8 +298,6 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     assert copy.stat().st_uid == pwd.getpwnam(BOB).pw_uid
 
     # ---- the operator lowers alice's core-hours; her next start is refused with the numbers -----
-    op = Person(browser, hub, ADMIN)
-    op.login()
     expect(op.page.locator("nav.navbar a", has_text="Workspace admin")).to_be_visible()
     op.page.goto(f"{hub.url}/services/uws/admin")
     row = op.page.locator(f'#quotas-body tr[data-user="{ALICE}"]')
