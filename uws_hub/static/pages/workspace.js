@@ -577,6 +577,7 @@ async function loadSent() {
               cancel.addEventListener("click", () =>
                 busy(cancel, async () => {
                   await api("DELETE", `shared_workspaces/${s.id}/`);
+                  notify(`The invitation to ${to} was cancelled.`, "info");
                   await loadSent();
                 }),
               );
