@@ -138,6 +138,12 @@ def bob(client_for):
 
 
 @pytest.fixture(scope="session")
+def admin(client_for):
+    """An operator: uwst-admin is a hub admin, hence in the uws-admin role."""
+    return client_for("uwst-admin")
+
+
+@pytest.fixture(scope="session")
 def anon(hub):
     return Client(hub)
 

@@ -51,11 +51,6 @@ def me(client_for) -> Client:
     return client_for(ME)
 
 
-@pytest.fixture(scope="module")
-def admin(client_for) -> Client:
-    return client_for("uwst-admin")
-
-
 def test_workspace_and_job_actions_are_recorded_in_order(hub, me, admin):
     r = me.post(
         "workspaces/",

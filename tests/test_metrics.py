@@ -66,11 +66,6 @@ def me(client_for) -> Client:
     return client_for(ME)
 
 
-@pytest.fixture(scope="module")
-def admin(client_for) -> Client:
-    return client_for("uwst-admin")
-
-
 def new_workspace(client: Client, name: str, files=()) -> dict:
     r = client.post(
         "workspaces/",
