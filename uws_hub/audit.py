@@ -89,17 +89,6 @@ def record(
     return event
 
 
-def parse_time(value: str | None, name: str) -> dt.datetime | None:
-    """A date (YYYY-MM-DD) or ISO-8601 time from a query or the command line; UTC if naive."""
-    if not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
 def query(
     session: Session,
     *,

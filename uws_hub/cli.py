@@ -177,7 +177,6 @@ def parse_size(text: str) -> int:
 
 
 def _quota_cmd(args, settings, engine) -> int:
-    import datetime as dt
     import json
 
     from sqlalchemy import select
@@ -185,7 +184,9 @@ def _quota_cmd(args, settings, engine) -> int:
     from . import audit
     from .db.models import User
     from .db.session import make_sessionmaker
+    from .errors import BadRequest
     from .quotas import QuotaManager, report_csv
+    from .times import parse_range
 
     quotas = QuotaManager(settings)
     with make_sessionmaker(engine)() as session:
@@ -202,20 +203,10 @@ def _quota_cmd(args, settings, engine) -> int:
             return user
 
         if args.cmd == "usage":
-
-            def when(v):
-                if not v:
-                    return None
-                d = dt.datetime.fromisoformat(v)
-                return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
-
             try:
-                start, end = when(args.start), when(args.end)
-            except ValueError as e:
-                print(f"uws-hub: {e}; write dates as YYYY-MM-DD", file=sys.stderr)
-                return 2
-            if start and end and end <= start:
-                print("uws-hub: --to must be after --from", file=sys.stderr)
+                start, end = parse_range(args.start, args.end, ("--from", "--to"))
+            except BadRequest as e:
+                print(f"uws-hub: {e.message}", file=sys.stderr)
                 return 2
             rows = quotas.report(session, start, end, find(args.user) if args.user else None)
             if args.csv:
@@ -276,10 +267,10 @@ def _audit_cmd(args, engine) -> int:
     from .db.session import make_sessionmaker
     from .errors import BadRequest
     from .service.serialize import isoformat
+    from .times import parse_range
 
     try:
-        since = audit.parse_time(args.since, "--since")
-        until = audit.parse_time(args.until, "--until")
+        since, until = parse_range(args.since, args.until, ("--since", "--until"))
         with make_sessionmaker(engine)() as session:
             events = audit.query(
                 session,

@@ -152,6 +152,11 @@ class QuotaManager:
             },
         }
 
+    def describe_all(self, session: Session) -> list[dict]:
+        """`describe` for everyone, by name."""
+        users = session.scalars(select(User).order_by(User.name)).all()
+        return [self.describe(session, u) for u in users]
+
     @staticmethod
     def parse_limits(body: object) -> dict:
         """Validate an operator's ``{"disk_limit": bytes|null, "core_hours_limit": hours|null}``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import audit, scopes
 from ...errors import BadRequest
+from ...times import parse_range
 from .base import BaseHandler
 
 
@@ -26,10 +27,9 @@ class AuditHandler(BaseHandler):
         # a grant filtered to some users (custom:uws:read:audit!user=alice) reads theirs only
         self.require_scope(scopes.READ_AUDIT, user)
         limit = self._int("limit", 100)
-        since = audit.parse_time(self.get_query_argument("from", None), "from")
-        until = audit.parse_time(self.get_query_argument("to", None), "to")
-        if since and until and until <= since:
-            raise BadRequest("to must be after from.")
+        since, until = parse_range(
+            self.get_query_argument("from", None), self.get_query_argument("to", None)
+        )
         events = audit.query(
             self.db,
             user=user,

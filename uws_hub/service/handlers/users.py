@@ -3,14 +3,13 @@ and the usage report."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 
 from ... import scopes
 from ...db.models import User
-from ...errors import BadRequest, NotFound
+from ...errors import NotFound
 from ...quotas import report_csv, search_users
+from ...times import parse_range
 from .base import BaseHandler
 
 SEARCH_LIMIT = 20
@@ -70,19 +69,7 @@ class QuotasHandler(BaseHandler):
 
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
-        users = self.db.scalars(select(User).order_by(User.name)).all()
-        out = [self.ctx.quotas.describe(self.db, u) for u in users]
-        self.ok("Successful.", {"quotas": out})
-
-
-def _date(value: str | None, name: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from None
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+        self.ok("Successful.", {"quotas": self.ctx.quotas.describe_all(self.db)})
 
 
 class UsageHandler(BaseHandler):
@@ -90,10 +77,9 @@ class UsageHandler(BaseHandler):
 
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
-        start = _date(self.get_query_argument("from", None), "from")
-        end = _date(self.get_query_argument("to", None), "to")
-        if start and end and end <= start:
-            raise BadRequest("to must be after from.")
+        start, end = parse_range(
+            self.get_query_argument("from", None), self.get_query_argument("to", None)
+        )
         user = None
         if name := self.get_query_argument("user", None):
             user = self.db.scalar(select(User).where(User.name == name))
