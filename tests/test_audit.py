@@ -8,10 +8,10 @@ import getpass
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from shareutil import user_id, wait_copy
 
 from conftest import Client
 from jobutil import started, stop_and_wait
@@ -28,22 +28,6 @@ def events(admin: Client, **params) -> list[dict]:
 def mine(admin: Client, **params) -> list[dict]:
     """This test user's events, oldest first."""
     return list(reversed(events(admin, user=ME, limit=1000, **params)))
-
-
-def user_id(client: Client, name: str) -> int:
-    found = client.get("users/", params={"search": name}).json()["data"]["users"]
-    return next(u["id"] for u in found if u["username"] == name)
-
-
-def wait_copy_done(client: Client, share_id: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        s = client.get(f"shared_workspaces/{share_id}/").json()["data"]
-        share = (s["original_workspaces"] or s["shared_workspaces"])[0]
-        if share["copy"]["status"] == "done":
-            return
-        assert time.monotonic() < deadline, share
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +137,7 @@ def test_shares_and_acting_services_are_recorded(hub, me, admin, client_for):
         )
         assert r.status_code == 200, r.text
         ids.append(r.json()["data"]["shared_workspaces"][0]["id"])
-        wait_copy_done(me, ids[-1])
+        wait_copy(me, ids[-1])
         if len(ids) == 1:
             assert bob.put(f"shared_workspaces/{ids[0]}/accept/").status_code == 200
         elif len(ids) == 2:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from shareutil import user_id, wait_copy
 from test_hostile_paths import HOSTILE_SOURCES
 
 from conftest import Client
@@ -114,20 +115,9 @@ def people(shub):
     return {u: Client(shub, shub.token_for(u), name=u) for u in USERS}
 
 
-def user_id(client: Client, name: str) -> int:
-    users = client.get("users/", params={"search": name}).json()["data"]["users"]
-    return next(u["id"] for u in users if u["username"] == name)
-
-
-def wait_copy(client: Client, share_id: int, until=("done",), timeout=120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = client.get(f"shared_workspaces/{share_id}/").json()["data"]
-        share = (s["shared_workspaces"] or s["original_workspaces"])[0]
-        if share["copy"]["status"] in until:
-            return share
-        assert time.monotonic() < deadline, share
-        time.sleep(0.1)
+def as_user(name: str, script: str) -> None:
+    """Run a shell script as `name` (files it makes are that account's, as a job's would be)."""
+    subprocess.run(["runuser", "-u", name, "--", "bash", "-c", script], check=True)
 
 
 def tree(path: Path) -> dict[str, tuple]:
@@ -177,7 +167,7 @@ ln -s /etc/passwd passwd-link
 ln -s notes.txt relative-link
 mkfifo pipe
 """
-    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    as_user("uwst-alice", script)
     return ws, path
 
 
@@ -261,7 +251,7 @@ def test_link_corpus_in_copies(shub, people):
     targets = [t.format(datasets=shub.datasets, outside=outside) for t in LINK_TARGETS]
     script = "set -e\n" + "".join(f"ln -s '{t}' {src}/l{i}\n" for i, t in enumerate(targets))
     script += f"mkdir {src}/real && echo ok > {src}/real/file\nln -s /etc {src}/real/etc-dir\n"
-    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    as_user("uwst-alice", script)
     os.link(outside / "precious.txt", src / "hard")  # a hard link to a file alice cannot read
     sid = alice.post(
         "shared_workspaces/",
@@ -420,7 +410,7 @@ def test_service_killed_mid_copy_completes_after_restart(shub, people):
     ]
     src = shub.root / "uwst-alice" / str(ws["id"])
     script = f"cd {src} && for d in $(seq 1 40); do mkdir d$d; for f in $(seq 1 100); do head -c 65536 /dev/urandom > d$d/f$f; done; done"
-    subprocess.run(["runuser", "-u", "uwst-alice", "--", "bash", "-c", script], check=True)
+    as_user("uwst-alice", script)
     alice.get(f"workspaces/{ws['id']}/")
     bob_id = user_id(alice, "uwst-bob")
     sid = alice.post(
@@ -462,18 +452,7 @@ def test_disk_full_during_copy(shub, people, smtp):
             "workspace"
         ]
         src = shub.root / "uwst-alice" / str(ws["id"])
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "uwst-alice",
-                "--",
-                "bash",
-                "-c",
-                f"head -c 4194304 /dev/urandom > {src}/big",
-            ],
-            check=True,
-        )
+        as_user("uwst-alice", f"head -c 4194304 /dev/urandom > {src}/big")
         before = tree(src)
         sid = alice.post(
             "shared_workspaces/",
@@ -589,17 +568,8 @@ def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
     src = alice.post("workspaces/", json={"name": "to-bob", "description": "d"})
     assert src.status_code == 200, src.text
     src_ws = src.json()["data"]["workspace"]
-    subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "uwst-alice",
-            "--",
-            "bash",
-            "-c",
-            f"head -c 200000 /dev/urandom > {shub.root}/uwst-alice/{src_ws['id']}/blob",
-        ],
-        check=True,
+    as_user(
+        "uwst-alice", f"head -c 200000 /dev/urandom > {shub.root}/uwst-alice/{src_ws['id']}/blob"
     )
     bob_used = bob.get("users/me/quota").json()["data"]["disk"]["used"]
     admin.put("users/uwst-bob/quota", json={"disk_limit": bob_used + 1000})
