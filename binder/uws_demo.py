@@ -25,13 +25,14 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+
+from uws_hub.job_wrapper import free_ports
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PASSWORD = "demo"
@@ -218,12 +219,6 @@ def seed(hub: str, password: str, marker: Path) -> None:
 # ---- the hub process and the port jupyter-server-proxy waits for -------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until_ready(hub: str, proc: subprocess.Popen, timeout: float) -> None:
     """Until the hub and the uws service answer (or the hub exits)."""
     deadline = time.monotonic() + timeout
@@ -319,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("UWS_DEV_PASSWORD") or DEFAULT_PASSWORD
     # until the forwarding loop takes over, SIGTERM must still stop the hub (SystemExit below)
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    hub_port = free_port()
+    hub_port, api_port, proxy_api_port, service_port = free_ports(4, "127.0.0.1")
     bindir = os.path.dirname(sys.executable)
     # the Binder session's own JupyterHub settings (its server is a hub's single-user server)
     # must not leak into the demo hub, its service or its jobs
@@ -331,9 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         UWS_DEV_PASSWORD=password,
         UWS_HUB_IP="127.0.0.1",
         UWS_HUB_PORT=str(hub_port),
-        UWS_HUB_API_PORT=str(free_port()),
-        UWS_PROXY_API_PORT=str(free_port()),
-        UWS_SERVICE_PORT=str(free_port()),
+        UWS_HUB_API_PORT=str(api_port),
+        UWS_PROXY_API_PORT=str(proxy_api_port),
+        UWS_SERVICE_PORT=str(service_port),
     )
     hub = subprocess.Popen(
         [os.path.join(bindir, "jupyterhub"), "-f", str(HERE / "jupyterhub_config.py")],

@@ -13,7 +13,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,24 @@ from pathlib import Path
 
 import requests
 
+from uws_hub.job_wrapper import free_port as wrapper_free_port
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = Path(sys.executable).parent
 
 
+_given_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (see uws_hub.job_wrapper.free_port), never the
+    same one twice in a test run: a port from bind(0) was taken by an outgoing connection
+    before the test hub's service could listen on it."""
+    while (port := wrapper_free_port("127.0.0.1")) in _given_ports:
+        pass
+    _given_ports.add(port)
+    return port
 
 
 def world_dir(prefix: str) -> Path:

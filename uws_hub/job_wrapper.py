@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import ssl
 import sys
@@ -21,10 +22,45 @@ import urllib.request
 from urllib.parse import urlparse, urlunparse
 
 
-def free_port() -> int:
+def _candidate_ports() -> range:
+    """The ports below the kernel's ephemeral range (from 10000, or 1024 if it starts low)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(10000 if low > 12000 else 1024, low)
+
+
+def free_port(host: str = "") -> int:
+    """A port nothing is bound to, chosen below the kernel's ephemeral port range.
+
+    A port from ``bind(0)`` comes from the range the kernel also hands to outgoing
+    connections, so in the moment between choosing it and the server binding it any
+    connection on the host can take it, and the server then cannot start (seen with busy
+    test hubs). Ports below that range are only ever taken by servers asking for them, and
+    the check below skips those. Falls back to ``bind(0)`` when no such port is found.
+    """
+    candidates = _candidate_ports()
+    for port in random.SystemRandom().sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
-        s.bind(("", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_ports(count: int, host: str = "") -> list[int]:
+    """``count`` different free ports (see free_port)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        if (port := free_port(host)) not in ports:
+            ports.append(port)
+    return ports
 
 
 def report_port(port: int) -> None:

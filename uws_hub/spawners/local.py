@@ -10,6 +10,7 @@ import shlex
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 
 from ..db.models import JobStatus
+from ..job_wrapper import free_port
 from ..workspaces import fsops
 from . import jobctx
 from .mixin import UWSJobMixin
@@ -76,6 +77,8 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
         self._command_with_prologue()
         fd = await asyncio.to_thread(self._open_log)
         self.popen_kwargs = {"stdout": fd, "stderr": fd}
+        if not self.port:  # not JupyterHub's random_port(): see free_port
+            self.port = free_port(self.ip or "127.0.0.1")
         try:
             ip, port = await LocalProcessSpawner.start(self)
         finally:
