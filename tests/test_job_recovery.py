@@ -4,7 +4,6 @@ query), slurmctld down for 60 s (no job marked failed), uws service restart (row
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ import requests
 from conftest import Client
 from hubtest import REPO, HubProcess
 from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
+from metricsutil import Scrape, hub_metrics
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,15 @@ def workspace(client) -> dict:
 
 
 def squeue_count(hub: HubProcess) -> float:
-    text = hub.hub_api("GET", "metrics").text
-    m = re.search(r'^uws_slurm_queries_total\{command="squeue"\} (\S+)$', text, re.M)
-    return float(m.group(1)) if m else 0.0
+    return hub_metrics(hub).value("uws_slurm_queries_total", command="squeue")
+
+
+def squeue_errors(scrape: Scrape) -> float:
+    """Failed squeue calls, whatever the reason (no answer in time, an error exit)."""
+    return sum(
+        scrape.value("uws_slurm_query_errors_total", command="squeue", reason=reason)
+        for reason in ("timeout", "exit", "exec")
+    )
 
 
 def reachable(client, j: dict) -> bool:
@@ -88,6 +94,8 @@ def test_hub_restart_readopts_running_jobs(rhub, ralice):
 
 def test_slurmctld_down_for_a_minute(rhub, ralice):
     j = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
+    before = hub_metrics(rhub)
+    assert before.value("uws_slurm_queue_up") == 1
     pidfile = "/tmp/uws-slurm/slurmctld.pid"
     os.kill(int(open(pidfile).read()), signal.SIGTERM)
     try:
@@ -96,11 +104,22 @@ def test_slurmctld_down_for_a_minute(rhub, ralice):
             assert job(ralice, j["id"])["status"] == "running"  # unknown is not ended
             time.sleep(2)
         assert reachable(ralice, job(ralice, j["id"]))  # the job itself kept running
-        failures = squeue_count(rhub)
-        assert failures >= 2  # the hub kept asking (and got no answer)
+        # the hub kept asking, got no answer, and its metrics say so
+        during = hub_metrics(rhub)
+        assert during.value("uws_slurm_queue_up") == 0
+        assert squeue_errors(during) >= squeue_errors(before) + 1
+        assert during.value("uws_slurm_queries_total", command="squeue") >= before.value(
+            "uws_slurm_queries_total", command="squeue"
+        ) + squeue_errors(during) - squeue_errors(before)
+        assert during.value("uws_slurm_query_seconds_count", command="squeue") > before.value(
+            "uws_slurm_query_seconds_count", command="squeue"
+        )
     finally:
         subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
-    time.sleep(6)  # a few polls against the recovered controller
+    deadline = time.monotonic() + 60  # a query still waiting on the old controller may end first
+    while hub_metrics(rhub).value("uws_slurm_queue_up") != 1:
+        assert time.monotonic() < deadline, "the Slurm monitor did not see the controller back"
+        time.sleep(1)
     assert job(ralice, j["id"])["status"] == "running"
     assert stop_and_wait(ralice, j["id"])["status"] == "complete"
 
