@@ -48,6 +48,7 @@ c.UWS.cookie_secret_file = f"{d}/uws_cookie_secret"
 c.UWS.service_url = f"http://127.0.0.1:{env['UWS_TEST_SERVICE_PORT']}"
 c.UWS.symlink_roots = json.loads(env.get("UWS_TEST_SYMLINK_ROOTS", "[]"))
 c.UWS.reconcile_interval = float(env.get("UWS_TEST_RECONCILE_INTERVAL", "1"))
+c.UWS.audit_retention_days = 3650  # tests/test_audit.py puts older events in
 c.UWS.cors_allowed_origins = ["https://portal.example.org"]
 c.UWS.token_client_services = {"test-portal"}  # may exchange user_info for tokens
 c.AccountMapping.create_accounts = True

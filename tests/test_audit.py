@@ -8,6 +8,7 @@ import getpass
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,67 @@ def test_command_line(hub, admin):
     assert rows[0]["id"] < rows[1]["id"]  # oldest first
     r = run("audit", "--since", "yesterday")
     assert r.returncode == 2 and "--since" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_old_events_are_pruned(hub, admin):
+    """Events older than c.UWS.audit_retention_days (10 years in the tests) go when the service
+    starts (then hourly); `uws-hub audit-prune` deletes older than a date; each pruning leaves
+    an audit.prune event saying how many went."""
+    import datetime as dt
+    import os
+    import signal
+
+    from uws_hub.db.models import AuditEvent, utcnow
+    from uws_hub.db.session import make_engine, make_sessionmaker
+
+    now = utcnow()
+    Session = make_sessionmaker(make_engine(f"sqlite:///{hub.dir}/uws.sqlite"))
+    with Session() as s:
+        for years, what in ((12, "ancient"), (11, "ancient"), (9, "old")):
+            s.add(
+                AuditEvent(
+                    time=now - dt.timedelta(days=365 * years),
+                    actor="uwst-prune",
+                    actor_kind="user",
+                    username="uwst-prune",
+                    action="workspace.create",
+                    details={"name": what},
+                )
+            )
+        s.commit()
+    assert len(events(admin, user="uwst-prune")) == 3
+
+    (old,) = hub.service_pids()
+    os.kill(old, signal.SIGKILL)
+    hub.wait_service_restarted(old)
+    deadline = time.monotonic() + 30
+    while len(kept := events(admin, user="uwst-prune")) == 3:
+        assert time.monotonic() < deadline, kept
+        time.sleep(0.5)
+    assert [e["details"]["name"] for e in kept] == ["old"]
+    (pruned,) = events(admin, action="audit.prune", limit=1)
+    assert pruned["actor"] == "uws" and pruned["actor_kind"] == "system"
+    assert pruned["details"]["events"] >= 2
+    assert dt.datetime.fromisoformat(pruned["details"]["before"]) < now - dt.timedelta(days=3649)
+
+    cmd = [str(Path(sys.executable).parent / "uws-hub"), "audit-prune"]
+    cfg = ["-f", str(Path(__file__).parent / "hub_config.py")]
+
+    def run(*args):
+        return subprocess.run(
+            [*cmd, *args, *cfg], env=hub.env, capture_output=True, text=True, cwd=hub.dir
+        )
+
+    r = run("--before", "2999-01-01")  # a typo must not empty the log
+    assert r.returncode == 2 and "in the future; nothing was deleted" in r.stderr
+    r = run("--before", "last year")
+    assert r.returncode == 2 and "--before must be a date" in r.stderr
+    assert len(events(admin, user="uwst-prune")) == 1
+    before = (now - dt.timedelta(days=365 * 8)).date().isoformat()
+    r = run("--before", before)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 audit event(s) older than ")
+    assert events(admin, user="uwst-prune") == []
+    (pruned,) = events(admin, action="audit.prune", limit=1)
+    assert pruned["actor_kind"] == "cli" and pruned["actor"] == getpass.getuser()
+    assert pruned["details"]["events"] == 1

@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -15,6 +16,7 @@ import requests
 from conftest import workspace_dir
 from jobutil import (
     ensure_slurm,
+    job,
     open_url,
     scontrol,
     server_base,
@@ -289,7 +291,7 @@ def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
         assert "exited with status -9" in end["status_message"]
 
 
-def test_stopped_from_the_hub_admin_side(hub, alice, ws):
+def test_stopped_from_the_hub_admin_side(hub, alice, ws, admin):
     j = started(alice, ws["id"], job_type="test_job", resource="slurm")
     r = hub.hub_api("DELETE", f"users/uwst-alice/servers/job-{j['id']}")
     assert r.status_code in (202, 204)
@@ -299,6 +301,18 @@ def test_stopped_from_the_hub_admin_side(hub, alice, ws):
         end["job_details"]["current_job_details"]["message"]
         == "Stopped from the hub (admin page or hub API)."
     )
+    # the audit log has the stop, made through the hub
+    r = admin.get("audit/", params={"user": "uwst-alice", "action": "job.stop"})
+    stops = [e for e in r.json()["data"]["events"] if e["target_id"] == str(j["id"])]
+    assert len(stops) == 1, stops
+    assert stops[0]["actor"] == "jupyterhub" and stops[0]["actor_kind"] == "hub"
+    assert stops[0]["details"] == {"workspace_id": ws["id"], "via": "hub"}
+    # a stop through uws is recorded once, as its caller's
+    k = started(alice, ws["id"], job_type="test_job", resource="local")
+    assert stop_and_wait(alice, k["id"])["status"] == "complete"
+    r = admin.get("audit/", params={"user": "uwst-alice", "action": "job.stop"})
+    stops = [e for e in r.json()["data"]["events"] if e["target_id"] == str(k["id"])]
+    assert [(e["actor"], e["actor_kind"]) for e in stops] == [("uwst-alice", "user")]
 
 
 def test_hub_api_refuses_bad_or_foreign_jobs(hub, alice, client_for, make_workspace):
@@ -415,18 +429,47 @@ def test_progress_on_the_hubs_own_stream(hub, alice, ws):
     job_id = r.json()["data"]["job"]["id"]
     url = f"{hub.url}/hub/api/users/uwst-alice/servers/job-{job_id}/progress"
     events = []
-    with requests.get(url, headers=alice.session.headers, stream=True, timeout=60) as resp:
-        assert resp.status_code == 200
-        for line in resp.iter_lines(decode_unicode=True):
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if events[-1].get("ready") or events[-1].get("failed"):
-                    break
+    # meanwhile, what the job record says (the web page's progress bar shows its percentage)
+    recorded: list[tuple[str, int | None]] = []
+    done = threading.Event()
+
+    def read_record():
+        cur = job(alice, job_id)["job_details"]["current_job_details"]
+        if not recorded or recorded[-1] != (cur.get("message"), cur.get("progress")):
+            recorded.append((cur.get("message"), cur.get("progress")))
+
+    def watch_record():
+        while not done.is_set():
+            read_record()
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_record)
+    watcher.start()
+    try:
+        with requests.get(url, headers=alice.session.headers, stream=True, timeout=60) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines(decode_unicode=True):
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+        wait_job(alice, job_id, ("running",), timeout=30)
+    finally:
+        done.set()
+        watcher.join()
+    read_record()  # as it is now that the job runs
     messages = [e.get("message", "") for e in events]
     assert any(m.startswith("Submitted Slurm job") for m in messages), messages
     assert any(m.startswith("Running on") for m in messages), messages
     assert "Waiting for the server to answer." in messages
     assert events[-1].get("ready") is True
+    # the record carries the hub's percentage with each message, rising to 100 when ready
+    hub_progress = {e["message"]: e["progress"] for e in events if "progress" in e}
+    seen = [(m, p) for m, p in recorded if m in hub_progress]
+    assert len(seen) >= 2, recorded
+    assert all(p == hub_progress[m] for m, p in seen), (recorded, hub_progress)
+    assert [p for _, p in seen] == sorted(p for _, p in seen)
+    assert recorded[-1] == ("Ready.", 100)
     stop_and_wait(alice, job_id)
 
 

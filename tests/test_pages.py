@@ -189,10 +189,25 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     assert_labelled(alice.page)
 
     # ---- start a local JupyterLab, follow its progress, reach it -------------------------------
+    # every percentage the start bar shows, as it shows them
+    pg.evaluate(
+        """() => {
+        window.uwsPercents = [];
+        new MutationObserver(() => {
+          const bar = document.querySelector("#job-start-progress[aria-valuenow]");
+          const v = bar && Number(bar.getAttribute("aria-valuenow"));
+          if (bar && window.uwsPercents.at(-1) !== v) window.uwsPercents.push(v);
+        }).observe(document.body, { subtree: true, childList: true, attributes: true });
+      }"""
+    )
     pg.locator("#start-submit").click()
     expect(pg.locator("#job-progress li").first).to_be_visible(timeout=30_000)
     alice.shot("04-job-starting")
     expect(pg.locator("#open-lab")).to_have_text("Open JupyterLab", timeout=120_000)
+    expect(pg.locator("#job-start-progress")).to_have_count(0)  # gone once running
+    # the hub's spawn percentages for a local job (30: starting, 80: waiting for it to answer)
+    percents = pg.evaluate("window.uwsPercents")
+    assert percents and set(percents) <= {30, 80} and percents == sorted(percents), percents
     expect(pg.locator("#time-left")).to_contain_text("Time left")
     expect(pg.locator("#stop-button")).to_be_enabled()
     expect(pg.locator("#jobs-body tr").first.locator(".uws-status")).to_have_text("running")

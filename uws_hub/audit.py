@@ -9,7 +9,8 @@ domain functions need no extra arguments; a session nobody bound records the ser
 Actions are ``<object>.<verb>``: ``workspace.create``, ``workspace.update``,
 ``workspace.upload``, ``workspace.delete``, ``share.create``, ``share.accept``,
 ``share.decline``, ``share.cancel``, ``job.start``, ``job.stop``, ``job.share``,
-``job.unshare``, ``quota.update``, ``token.create``.
+``job.unshare``, ``quota.update``, ``token.create``; ``audit.prune`` when old events are
+deleted (`prune`, ``c.UWS.audit_retention_days``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .db.models import AuditEvent, utcnow
@@ -35,7 +36,7 @@ class Actor:
     """Who acts: a hub user or service (by hub name), the operator's CLI, or uws itself."""
 
     name: str
-    kind: str = "user"  # user | service | cli | system
+    kind: str = "user"  # user | service | cli | hub | system
     ip: str | None = None
     request_id: str | None = None
 
@@ -125,6 +126,36 @@ def query(
         q = q.where(AuditEvent.id < before_id)
     q = q.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)
     return list(session.scalars(q))
+
+
+def prune(session: Session, before: dt.datetime, *, batch: int = 5000) -> int:
+    """Delete the events older than `before`, in batches (each its own commit, so a large
+    backlog never holds one long transaction), then record an ``audit.prune`` event with how
+    many went (by the session's actor). Returns how many were deleted."""
+    deleted = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(AuditEvent.id)
+                .where(AuditEvent.time < before)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+            )
+        )
+        if not ids:
+            break
+        session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids)))
+        session.commit()
+        deleted += len(ids)
+    if deleted:
+        record(
+            session,
+            "audit.prune",
+            user=None,
+            details={"before": before.isoformat(), "events": deleted},
+        )
+        session.commit()
+    return deleted
 
 
 def as_dict(event: AuditEvent) -> dict:

@@ -9,6 +9,7 @@ uws-hub quota set USER [--disk 50G|default] [--core-hours 100|default] -f ...
 uws-hub usage [--from DATE] [--to DATE] [--user U] [--csv] -f ...   core-hours per user and workspace
 uws-hub audit [--user U] [--actor A] [--action PREFIX] [--since DATE] [--until DATE]
               [--limit N] [--json] -f ...       the audit log, oldest of the selection first
+uws-hub audit-prune --before DATE -f ...        delete audit events older than DATE
 """
 
 from __future__ import annotations
@@ -135,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=100, help="at most this many (newest), <= 1000")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-f", "--config", default="jupyterhub_config.py")
+    p = sub.add_parser(
+        "audit-prune",
+        help="delete audit events older than a date (recorded as an audit.prune event)",
+    )
+    p.add_argument(
+        "--before", required=True, help="date (YYYY-MM-DD) or ISO-8601 time: older events go"
+    )
+    p.add_argument("-f", "--config", default="jupyterhub_config.py")
     args = parser.parse_args(argv)
 
     if args.cmd == "config-help":
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return _quota_cmd(args, settings, engine)
     if args.cmd == "audit":
         return _audit_cmd(args, engine)
+    if args.cmd == "audit-prune":
+        return _audit_prune_cmd(args, engine)
     if args.action == "upgrade":
         migrate.upgrade(engine)
     print(
@@ -297,6 +308,33 @@ def _audit_cmd(args, engine) -> int:
             f"{isoformat(e.time)} {e.id:>7} {actor:<24} {e.action:<18} "
             f"{e.username or '-':<24} {target:<16} {details}".rstrip()
         )
+    return 0
+
+
+def _audit_prune_cmd(args, engine) -> int:
+    from . import audit
+    from .db.models import utcnow
+    from .db.session import make_sessionmaker
+    from .errors import BadRequest
+    from .service.serialize import isoformat
+    from .times import parse_time
+
+    try:
+        before = parse_time(args.before, "--before")
+    except BadRequest as e:
+        print(f"uws-hub: {e.message}", file=sys.stderr)
+        return 2
+    if before > utcnow():
+        print(
+            f"uws-hub: --before {args.before} is in the future; nothing was deleted "
+            "(give the date before which events go)",
+            file=sys.stderr,
+        )
+        return 2
+    with make_sessionmaker(engine)() as session:
+        audit.bind(session, _cli_actor())
+        deleted = audit.prune(session, before)
+    print(f"{deleted} audit event(s) older than {isoformat(before)} deleted")
     return 0
 
 

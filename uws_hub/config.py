@@ -138,6 +138,13 @@ class UWS(Configurable):
         (servers gone, stops to retry, local time limits, named servers to remove).""",
     ).tag(config=True)
 
+    audit_retention_days = Integer(
+        0,
+        help="""Days the audit log keeps its events; older ones are deleted by the service once an
+        hour (each pruning is itself recorded as an ``audit.prune`` event). 0 keeps every event
+        forever. ``uws-hub audit-prune --before DATE`` prunes by hand.""",
+    ).tag(config=True)
+
     job_orphan_grace = Float(
         30.0,
         help="""Seconds a new job may be missing from the hub's server list before the service
@@ -482,6 +489,10 @@ class UWS(Configurable):
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be positive")
+        if self.audit_retention_days < 0:
+            raise ConfigError(
+                "c.UWS.audit_retention_days must be 0 (keep every event) or a number of days"
+            )
         for name in (
             "reconcile_interval",
             "job_sync_interval",

@@ -93,6 +93,7 @@ class ServiceContext:
             settings.fs_workers,
             jobs=self.jobs,
             job_interval=settings.job_sync_interval,
+            audit_retention_days=settings.audit_retention_days,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         # workspaces and jobs by status, read from the database at each scrape

@@ -8,12 +8,18 @@ Level-triggered: each pass asks the database what is unfinished (``initializing`
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
+from .. import audit
+from ..db.models import utcnow
 from ..jobs.manager import JobManager
 from ..workspaces.manager import WorkspaceManager
 
 log = logging.getLogger("uws_hub.reconciler")
+
+#: seconds between prunings of the audit log (when c.UWS.audit_retention_days is set)
+PRUNE_INTERVAL = 3600.0
 
 
 class Reconciler:
@@ -25,11 +31,14 @@ class Reconciler:
         *,
         jobs: JobManager | None = None,
         job_interval: float = 5.0,
+        audit_retention_days: int = 0,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
         self.job_interval = job_interval
         self._job_task: asyncio.Task | None = None
+        self.audit_retention_days = audit_retention_days
+        self._prune_task: asyncio.Task | None = None
         self.interval = interval
         self._kicked = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -44,6 +53,30 @@ class Reconciler:
         self._task = asyncio.create_task(self._loop())
         if self.jobs is not None:
             self._job_task = asyncio.create_task(self._job_loop())
+        if self.audit_retention_days > 0:
+            self._prune_task = asyncio.create_task(self._prune_loop())
+
+    def prune_audit(self) -> int:
+        """Delete audit events older than the retention (blocking; see audit.prune)."""
+        before = utcnow() - dt.timedelta(days=self.audit_retention_days)
+        with self.workspaces.db() as session:
+            deleted = audit.prune(session, before)
+        if deleted:
+            log.info(
+                "audit log: %d event(s) older than %d days deleted",
+                deleted,
+                self.audit_retention_days,
+            )
+        return deleted
+
+    async def _prune_loop(self) -> None:
+        """Keep the audit log within c.UWS.audit_retention_days: at start, then hourly."""
+        while True:
+            try:
+                await asyncio.to_thread(self.prune_audit)
+            except Exception:
+                log.exception("pruning the audit log failed; retrying in an hour")
+            await asyncio.sleep(PRUNE_INTERVAL)
 
     async def _job_loop(self) -> None:
         """Keep job records in line with the hub (see JobManager.sync), every job_interval."""
@@ -55,10 +88,10 @@ class Reconciler:
             await asyncio.sleep(self.job_interval)
 
     async def stop(self) -> None:
-        for task in [self._task, self._job_task, *self._tasks]:
+        for task in [self._task, self._job_task, self._prune_task, *self._tasks]:
             if task:
                 task.cancel()
-        for task in [self._task, self._job_task, *self._tasks]:
+        for task in [self._task, self._job_task, self._prune_task, *self._tasks]:
             if task:
                 try:
                     await task

@@ -17,6 +17,7 @@ from typing import Any
 from jupyterhub.spawner import SpawnException
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import audit
 from ..config import UWS
 from ..db.models import Job, JobStatus, User, Workspace, WorkspaceStatus, utcnow
 from ..db.session import make_engine, make_sessionmaker
@@ -181,21 +182,36 @@ def load_job(
 
 
 def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
-    """Write fields of the job row and, for ``message``/``time_left``/``connection_details``/
-    metrics, its job_details; an ended job is left alone unless ``end`` is given."""
+    """Write fields of the job row and, for ``message``/``progress``/``time_left``/
+    ``connection_details``/metrics, its job_details; an ended job is left alone unless ``end`` is given."""
     with sessions(settings)() as session:
         job = session.get(Job, job_id)
         if job is None:
             return
         end = changes.pop("end", None)
+        stopped_by_hub = changes.pop("stopped_by_hub", False)
         metrics = changes.pop("metrics", None)
         current = {
             k: changes.pop(k)
-            for k in ("message", "time_left", "connection_details", "node")
+            for k in ("message", "progress", "time_left", "connection_details", "node")
             if k in changes
         }
         if end is not None:
             status, message, when, core = end
+            if stopped_by_hub and job.status not in (J.COMPLETE.value, J.FAILED.value):
+                # a stop through JupyterHub itself (its admin page, its API, the person's hub
+                # home page, an idle culler): the hub does not tell its spawner who asked; its
+                # own request log does
+                owner = session.get(User, job.user_id)
+                audit.record(
+                    session,
+                    "job.stop",
+                    user=owner.name if owner else None,
+                    target_type="job",
+                    target_id=job.id,
+                    details={"workspace_id": job.workspace_id, "via": "hub"},
+                    actor=audit.Actor("jupyterhub", "hub"),
+                )
             end_job(job, status, message, when)
             if core is not None:
                 job.core_seconds = core

@@ -133,6 +133,8 @@ class UWSJobMixin(HasTraits):
         self._events.append(event)
         self._wake_progress()
         self.log.info("job %s: %s", self.uws_job_id, message)
+        if progress is not None:  # the job record shows the same percentage as the hub's page
+            facts["progress"] = progress
         await self.record(message=message, **facts)
 
     def _wake_progress(self) -> None:
@@ -198,6 +200,7 @@ class UWSJobMixin(HasTraits):
                 status=J.RUNNING.value,
                 datetime_start=running_since,
                 message="Ready.",
+                progress=100,
                 connection_details={"url_path": self.server_url_path()},
                 metrics={
                     "time_pending": round((running_since - created).total_seconds(), 3),
@@ -384,7 +387,8 @@ class UWSJobMixin(HasTraits):
             core = await self.job_core_seconds(exit_info)
         else:
             status, message, core = await self.job_end_facts(exit_info)
-        await self.record(end=(status, message, jobctx.now(), core))
+        by_hub = via_stop and status_now != J.STOPPING.value
+        await self.record(end=(status, message, jobctx.now(), core), stopped_by_hub=by_hub)
         SPAWNER_ENDS.labels(self.uws_kind, status).inc()
 
     async def job_end_facts(self, exit_info: Any) -> tuple[str, str, int | None]:

@@ -302,6 +302,15 @@ function tick() {
   if (t && countdownEnd !== null) t.textContent = `Time left: ${duration((countdownEnd - Date.now()) / 1000)}`;
 }
 
+// the hub's spawn progress (the percentage its own progress page shows), while a job starts
+function startBar(percent) {
+  const known = typeof percent === "number";
+  const value = known ? Math.max(0, Math.min(100, percent)) : 100;
+  const attrs = { class: "progress mb-2", id: "job-start-progress", role: "progressbar", "aria-label": "Starting" };
+  if (known) Object.assign(attrs, { "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(value) });
+  return el("div", attrs, el("div", { class: "progress-bar progress-bar-striped progress-bar-animated", style: `width: ${value}%` }, known ? `${value}%` : ""));
+}
+
 function showJob(job) {
   const box = document.getElementById("current-job");
   const form = document.getElementById("start-form");
@@ -326,7 +335,7 @@ function showJob(job) {
   const timeLeft = job.status === "running" && typeof cur.time_left === "number" ? cur.time_left : null;
   countdownEnd = timeLeft === null ? null : Date.now() + timeLeft * 1000;
   if (liveJobId !== job.id) follow(job.id);
-  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null]);
+  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress]);
   if (sig === shownSig) {
     tick(); // only the clock moved: nothing is rebuilt, focus and screen readers stay put
     return;
@@ -344,7 +353,7 @@ function showJob(job) {
     clear(
       box,
       el("div", { class: "d-flex flex-wrap align-items-center gap-2 mb-2" }, el("span", {}, `Job ${job.id} · ${job.job_type}${resource ? ` on ${resource.name}` : ""}`), badge(job.status)),
-      job.status === "pending" ? el("div", { class: "progress mb-2", role: "progressbar", "aria-label": "Starting" }, el("div", { class: "progress-bar progress-bar-striped progress-bar-animated", style: "width: 100%" })) : null,
+      job.status === "pending" ? startBar(cur.progress) : null,
       el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m))),
       el(
         "div",
