@@ -102,6 +102,9 @@ def test_defaults_are_valid(tmp_path):
         ({"cors_allowed_origins": ["https://portal.org/path"]}, "must be an origin"),
         ({"user_dir_mode": 0o600}, "must be a mode like 0o700"),
         ({"fs_workers": 0}, "c.UWS.fs_workers must be positive"),
+        ({"core_hours_period": "week"}, "must be one of all, month, quarter, year"),
+        ({"core_hours_year_start": 13}, "must be a month, 1–12"),
+        ({"audit_retention_days": -1}, "must be 0 (keep every event) or a number of days"),
     ],
 )
 def test_invalid_settings(tmp_path, kw, message):

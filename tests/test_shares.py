@@ -502,6 +502,8 @@ def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
     # where the limits come from: alice's own, the site has none
     assert r.json()["data"]["overrides"] == {"disk_limit": used + 4096, "core_hours_limit": "1"}
     assert r.json()["data"]["defaults"] == {"disk_limit": None, "core_hours_limit": None}
+    # the site counts all time (no accounting period)
+    assert r.json()["data"]["core_hours"]["period"] == {"name": "all", "start": None, "end": None}
     # a workspace that would pass the limit
     r = alice.post(
         "workspaces/",

@@ -19,6 +19,7 @@ from traitlets.config import Configurable
 from .errors import ConfigError
 from .jobs.params import Parameter, parse_parameters
 from .jobs.types import JobType, Resource, parse_job_types, parse_resources
+from .times import PERIODS
 
 DEFAULT_PARAMETERS = [
     {
@@ -293,7 +294,23 @@ class UWS(Configurable):
     default_core_hours_quota = Float(
         0.0,
         help="""Core-hour limit per user (0: unlimited): finished jobs plus the running burn of live
-        ones. A job is refused when its cores × time limit exceed what is left.""",
+        ones. A job is refused when its cores × time limit exceed what is left. The limit is per
+        accounting period (``core_hours_period``).""",
+    ).tag(config=True)
+
+    core_hours_period = Unicode(
+        "all",
+        help="""Accounting period of the core-hour limits: ``all`` (usage never resets), ``month``,
+        ``quarter`` or ``year`` (UTC calendar periods). Usage counts only what jobs ran within the
+        current period — a job that straddles its start counts from the start — so each person
+        gets their limit again every period.""",
+    ).tag(config=True)
+
+    core_hours_year_start = Integer(
+        1,
+        help="""First month (1–12) of the accounting year, for ``quarter`` and ``year`` periods:
+        e.g. 7 for allocation years from 1 July (quarters then start in July, October, January
+        and April).""",
     ).tag(config=True)
 
     token_client_services = Set(
@@ -489,6 +506,15 @@ class UWS(Configurable):
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be positive")
+        if self.core_hours_period not in PERIODS:
+            raise ConfigError(
+                f"c.UWS.core_hours_period = {self.core_hours_period!r} must be one of "
+                + ", ".join(PERIODS)
+            )
+        if not 1 <= self.core_hours_year_start <= 12:
+            raise ConfigError(
+                f"c.UWS.core_hours_year_start = {self.core_hours_year_start} must be a month, 1–12"
+            )
         if self.audit_retention_days < 0:
             raise ConfigError(
                 "c.UWS.audit_retention_days must be 0 (keep every event) or a number of days"

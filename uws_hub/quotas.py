@@ -5,7 +5,8 @@
   ``uws-hub quota``. An override of ``null`` falls back to the default.
 - Usage: disk is the sum of the user's workspaces as last scanned (shared copies count once
   accepted); core-hours are the finished jobs' recorded core-seconds plus the running burn of
-  live ones (elapsed × cores).
+  live ones (elapsed × cores), within the current accounting period (`c.UWS.core_hours_period`:
+  all time, or the month, quarter or year; a job that straddles its start counts from it).
 - Enforcement: a job start is refused when cores × time limit exceed what is left; creating a
   workspace, uploading and accepting a share are refused when they would pass the disk limit.
   Deleting is always allowed.
@@ -36,6 +37,7 @@ from .db.models import (
     utcnow,
 )
 from .errors import BadRequest, UWSError
+from .times import accounting_period
 
 QUOTA_REFUSALS = Counter(
     "uws_quota_refusals_total",
@@ -68,14 +70,42 @@ def hours(core_seconds: int | float) -> str:
     return text or "0"
 
 
+def core_seconds_within(
+    job_start: dt.datetime | None,
+    job_end: dt.datetime | None,
+    cpus: int | None,
+    recorded: int | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+) -> int:
+    """Core-seconds a job spent within [start, end): the scheduler's recorded figure when the
+    whole (ended) job lies inside, else the clipped time × its cores."""
+    if job_start is None:
+        return 0
+    ran_from, ran_to = max(job_start, start), min(job_end or now, end)
+    if ran_to <= ran_from:
+        return 0
+    if job_end is not None and recorded is not None and (ran_from, ran_to) == (job_start, job_end):
+        return int(recorded)
+    return int((ran_to - ran_from).total_seconds()) * max(1, cpus or 1)
+
+
+def _utc_text(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class Usage:
     disk_used: int
     disk_limit: int | None
-    core_seconds_used: int  # finished jobs
-    core_seconds_running: int  # live jobs so far
+    core_seconds_used: int  # finished jobs (within the period)
+    core_seconds_running: int  # live jobs so far (within the period)
     core_seconds_limit: int | None
     core_seconds_reserved: int = 0  # the rest of live jobs' time limits
+    period: str = "all"  # c.UWS.core_hours_period
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None  # when the core-hours renew
 
     @property
     def core_seconds_total(self) -> int:
@@ -107,6 +137,11 @@ class Usage:
                 else hours(self.core_seconds_limit),
                 "left": None if self.core_seconds_left is None else hours(self.core_seconds_left),
                 "reserved": hours(self.core_seconds_reserved),
+                "period": {
+                    "name": self.period,
+                    "start": _utc_text(self.period_start),
+                    "end": _utc_text(self.period_end),
+                },
             },
         }
 
@@ -242,11 +277,25 @@ class QuotaManager:
                 Workspace.id.not_in(unaccepted),
             )
         )
-        finished = session.scalar(
-            select(func.coalesce(func.sum(Job.core_seconds), 0)).where(
-                Job.user_id == user.id, Job.status.not_in(LIVE_JOB_STATUSES)
+        period = self.settings.core_hours_period
+        p_start, p_end = accounting_period(period, self.settings.core_hours_year_start, now)
+        if p_start is None:
+            finished = session.scalar(
+                select(func.coalesce(func.sum(Job.core_seconds), 0)).where(
+                    Job.user_id == user.id, Job.status.not_in(LIVE_JOB_STATUSES)
+                )
             )
-        )
+        else:  # what ended jobs spent since the period began
+            finished = sum(
+                core_seconds_within(start, end, cpus, recorded, p_start, now, now)
+                for start, end, cpus, recorded in session.execute(
+                    select(Job.datetime_start, Job.datetime_end, Job.cpus, Job.core_seconds).where(
+                        Job.user_id == user.id,
+                        Job.status.not_in(LIVE_JOB_STATUSES),
+                        Job.datetime_end >= p_start,
+                    )
+                )
+            )
         running = reserved = 0
         for job_id, start, cpus, limit_s in session.execute(
             select(Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
@@ -257,11 +306,25 @@ class QuotaManager:
                 continue
             cores = max(1, cpus or 1)
             burnt = max(0, int((now - start).total_seconds())) * cores if start else 0
-            running += burnt
+            running += (
+                burnt
+                if p_start is None
+                else core_seconds_within(start, None, cpus, None, p_start, now, now)
+            )
             if limit_s:
                 reserved += max(0, int(limit_s) * cores - burnt)
         disk_limit, core_limit = self.limits(session, user)
-        return Usage(int(disk), disk_limit, int(finished), running, core_limit, reserved)
+        return Usage(
+            int(disk),
+            disk_limit,
+            int(finished),
+            running,
+            core_limit,
+            reserved,
+            period,
+            p_start,
+            p_end,
+        )
 
     # ---- enforcement -------------------------------------------------------------------
 
@@ -305,11 +368,16 @@ class QuotaManager:
                 if u.core_seconds_reserved
                 else ""
             )
+            if u.period_end is None:
+                this, renew = "", ""
+            else:
+                this = f" this {u.period}"
+                renew = f", wait until {u.period_end:%Y-%m-%d} when they renew"
             raise QuotaExceeded(
                 f"This job asks for {cpus} core{'s' if cpus != 1 else ''} × "
                 f"{hours(time_limit_s)} h = {hours(need)} core-hours; you have {hours(left)} of "
-                f"{hours(u.core_seconds_limit)} left{held}. Ask for fewer cores or a shorter "
-                "time limit, or ask an administrator for more core-hours."
+                f"{hours(u.core_seconds_limit)} left{this}{held}. Ask for fewer cores or a "
+                f"shorter time limit{renew}, or ask an administrator for more core-hours."
             )
 
     # ---- reports ------------------------------------------------------------------------
@@ -342,9 +410,6 @@ class QuotaManager:
         rows: dict[tuple[str, int], dict] = {}
         now = utcnow()
         for job, uname, wname, disk in session.execute(q):
-            ran_from = max(job.datetime_start, start)
-            ran_to = min(job.datetime_end or now, end)
-            seconds = max(0, int((ran_to - ran_from).total_seconds()))
             key = (uname, job.workspace_id)
             r = rows.setdefault(
                 key,
@@ -358,15 +423,16 @@ class QuotaManager:
                 },
             )
             r["jobs"] += 1
-            if (
-                job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
-                and job.core_seconds
-                and ran_from == job.datetime_start
-                and ran_to == job.datetime_end
-            ):
-                r["core_seconds"] += job.core_seconds  # the scheduler's own figure, when whole
-            else:
-                r["core_seconds"] += seconds * max(1, job.cpus or 1)
+            ended = job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
+            r["core_seconds"] += core_seconds_within(
+                job.datetime_start,
+                job.datetime_end if ended else None,
+                job.cpus,
+                job.core_seconds if ended else None,
+                start,
+                end,
+                now,
+            )
         out = sorted(rows.values(), key=lambda r: (r["user"], r["workspace_id"]))
         for r in out:
             r["core_hours"] = hours(r.pop("core_seconds"))

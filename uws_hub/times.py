@@ -28,3 +28,25 @@ def parse_range(
     if since and until and until <= since:
         raise BadRequest(f"{names[1]} must be after {names[0]}.")
     return since, until
+
+
+PERIODS = {"all": 0, "month": 1, "quarter": 3, "year": 12}
+
+
+def accounting_period(
+    period: str, first_month: int, now: dt.datetime
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """[start, end) of the accounting period (UTC) that contains `now`: calendar months,
+    quarters or years, the latter two counted from `first_month` (1–12; e.g. 7 for allocation
+    years from July). ``all``: (None, None), usage never resets."""
+    length = PERIODS[period]
+    if not length:
+        return None, None
+    index = now.year * 12 + now.month - 1  # months since year 0
+    anchor = first_month - 1
+    first = (index - anchor) // length * length + anchor
+
+    def month_start(i: int) -> dt.datetime:
+        return dt.datetime(i // 12, i % 12 + 1, 1, tzinfo=dt.timezone.utc)
+
+    return month_start(first), month_start(first + length)

@@ -275,8 +275,9 @@ export async function showQuota(user) {
     const c = q.core_hours;
     const diskText = d.limit === null ? `${bytes(d.used)} used` : `${bytes(d.used)} of ${bytes(d.limit)}`;
     const coreText = c.limit === null ? `${hours(c.used)} core-hours used` : `${hours(c.used)} of ${hours(c.limit)} core-hours`;
-    const running = Number(c.running) > 0 ? `${hours(c.running)} of it by running jobs` : null;
-    clear(box, bar("quota-disk", "Disk", d.used, d.limit, diskText), bar("quota-core-hours", "Core-hours", c.used, c.limit, coreText, running));
+    const period = c.period && c.period.end ? c.period : null; // an accounting period: month, quarter, year
+    const notes = [Number(c.running) > 0 ? `${hours(c.running)} of it by running jobs` : null, period ? `renew on ${period.end.slice(0, 10)}` : null].filter(Boolean);
+    clear(box, bar("quota-disk", "Disk", d.used, d.limit, diskText), bar("quota-core-hours", period ? `Core-hours this ${period.name}` : "Core-hours", c.used, c.limit, coreText, notes.join("; ") || null));
     return q;
   } catch (e) {
     clear(box, el("div", { class: "col text-body-secondary small" }, `Quota not available: ${errorText(e)}`));

@@ -228,7 +228,7 @@ function updateCost() {
   const cost = (cpus * mins) / 60;
   let text = `${cpus} core${cpus === 1 ? "" : "s"} × ${minutes(mins)} = ${hours(cost)} core-hours`;
   const c = quota && quota.core_hours;
-  if (c && c.limit !== null) text += `; you have ${hours(c.left)} of ${hours(c.limit)} left`;
+  if (c && c.limit !== null) text += `; you have ${hours(c.left)} of ${hours(c.limit)} left${c.period && c.period.end ? ` this ${c.period.name}` : ""}`;
   out.textContent = text;
 }
 

@@ -1,0 +1,148 @@
+"""Core-hour limits per accounting period (c.UWS.core_hours_period): usage counts only what
+jobs ran within the current month, quarter or year — a job straddling its start counts from
+it — the quota and the usage report agree, and a refusal says when the core-hours renew."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Client
+from hubtest import HubProcess, ensure_system_user
+from uws_hub.quotas import core_seconds_within, hours
+from uws_hub.times import accounting_period
+
+ME = "uwst-period"
+UTC = dt.timezone.utc
+
+
+def at(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "period, first_month, now, start, end",
+    [
+        ("all", 1, at(2026, 11, 28, 21), None, None),
+        ("month", 1, at(2026, 11, 28, 21), at(2026, 11, 1), at(2026, 12, 1)),
+        ("month", 1, at(2026, 12, 31, 23, 59), at(2026, 12, 1), at(2027, 1, 1)),
+        ("quarter", 1, at(2026, 11, 28), at(2026, 10, 1), at(2027, 1, 1)),
+        ("quarter", 2, at(2026, 11, 28), at(2026, 11, 1), at(2027, 2, 1)),
+        ("quarter", 2, at(2027, 1, 31), at(2026, 11, 1), at(2027, 2, 1)),
+        ("year", 1, at(2026, 1, 1), at(2026, 1, 1), at(2027, 1, 1)),
+        ("year", 7, at(2026, 6, 30, 23), at(2025, 7, 1), at(2026, 7, 1)),
+        ("year", 7, at(2026, 7, 1), at(2026, 7, 1), at(2027, 7, 1)),
+    ],
+)
+def test_accounting_periods(period, first_month, now, start, end):
+    assert accounting_period(period, first_month, now) == (start, end)
+
+
+def test_core_seconds_within_a_period():
+    p0, p1, now = at(2026, 11, 1), at(2026, 12, 1), at(2026, 11, 10)
+    # wholly inside: the scheduler's recorded figure
+    assert core_seconds_within(at(2026, 11, 2), at(2026, 11, 2, 1), 4, 7000, p0, p1, now) == 7000
+    # straddling the start: from the start, time × cores
+    assert core_seconds_within(at(2026, 10, 31, 23), at(2026, 11, 1, 2), 2, 0, p0, p1, now) == 14400
+    # ended before: nothing; not started: nothing
+    assert core_seconds_within(at(2026, 10, 1), at(2026, 10, 2), 8, 10**6, p0, p1, now) == 0
+    assert core_seconds_within(None, None, 8, 0, p0, p1, now) == 0
+    # still running: until now
+    assert core_seconds_within(at(2026, 11, 9), None, 3, None, p0, p1, now) == 3 * 86400
+
+
+@pytest.fixture(scope="module")
+def qhub():
+    ensure_system_user(ME)
+    h = HubProcess(name="periods")
+    # quarters counted from February: Nov–Jan, Feb–Apr, May–Jul, Aug–Oct
+    h.env["UWS_TEST_EXTRA_CONFIG"] = (
+        'c.UWS.core_hours_period = "quarter"\nc.UWS.core_hours_year_start = 2\n'
+    )
+    h.start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+def test_usage_counts_this_period_only(qhub):
+    me = Client(qhub, qhub.token_for(ME), name=ME)
+    admin = Client(qhub, qhub.token_for("uwst-admin"), name="uwst-admin")
+    ws = me.post("workspaces/", json={"name": "periods", "description": "d"})
+    assert ws.status_code == 200, ws.text
+    ws = ws.json()["data"]["workspace"]
+    now = dt.datetime.now(UTC)
+    p_start, p_end = accounting_period("quarter", 2, now)
+    # jobs that ran before this quarter (as the database would hold them after months of use)
+    inside = min(dt.timedelta(hours=1), (now - p_start) / 2)
+    straddling_s = 2 * int(inside.total_seconds())
+    from uws_hub.db.models import Job, User
+    from uws_hub.db.session import make_engine, make_sessionmaker
+
+    Session = make_sessionmaker(make_engine(f"sqlite:///{qhub.dir}/uws.sqlite"))
+    with Session() as s:
+        user_id = s.query(User).filter_by(name=ME).one().id
+
+        def ended(start, end, cpus, core_seconds):
+            s.add(
+                Job(
+                    user_id=user_id,
+                    workspace_id=ws["id"],
+                    job_type="test_job",
+                    resource="local",
+                    status="complete",
+                    datetime_created=start,
+                    datetime_start=start,
+                    datetime_end=end,
+                    cpus=cpus,
+                    core_seconds=core_seconds,
+                    server_removed=True,
+                    start_observed=True,
+                )
+            )
+
+        ended(p_start - dt.timedelta(days=3), p_start - dt.timedelta(days=2), 4, 4 * 86400)
+        ended(p_start - dt.timedelta(hours=2), p_start + inside, 2, 2 * 3 * 3600)
+        s.commit()
+
+    q = me.get("users/me/quota").json()["data"]["core_hours"]
+    assert q["period"] == {
+        "name": "quarter",
+        "start": p_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": p_end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    assert q["used"] == q["finished"] == hours(straddling_s), q
+    # the usage report over the same dates says the same
+    r = admin.get("usage/", params={"from": p_start.date().isoformat(), "user": ME})
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["data"]["usage"]
+    assert row["core_hours"] == hours(straddling_s) and row["jobs"] == 1
+
+    # a refusal names the period and when the core-hours renew
+    assert admin.put(f"users/{ME}/quota", json={"core_hours_limit": 1}).status_code == 200
+    r = me.put(
+        f"workspaces/{ws['id']}/start/",
+        json={"job_type": "test_job", "resource_options": {"num_cpus": 2, "time_limit_min": 60}},
+    )
+    assert r.status_code == 403, r.text
+    left = hours(max(0, 3600 - straddling_s))
+    assert f"you have {left} of 1 left this quarter" in r.json()["message"], r.text
+    assert f"wait until {p_end:%Y-%m-%d} when they renew" in r.json()["message"]
+
+    # the command line shows the same
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "uws-hub"), "quota", "show", ME, "-f"]
+        + [str(Path(__file__).parent / "hub_config.py")],
+        env=qhub.env,
+        capture_output=True,
+        text=True,
+        cwd=qhub.dir,
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)["core_hours"]
+    assert shown["period"]["name"] == "quarter" and shown["used"] == hours(straddling_s)
