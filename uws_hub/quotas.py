@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -153,7 +154,10 @@ class QuotaManager:
     # ---- limits ----------------------------------------------------------------------
 
     def limits(self, session: Session, user: User) -> tuple[int | None, int | None]:
-        row = session.get(UserQuota, user.id)
+        return self._effective(session.get(UserQuota, user.id))
+
+    def _effective(self, row: UserQuota | None) -> tuple[int | None, int | None]:
+        """(disk bytes, core-seconds) in force: the person's own override, else the site's."""
         disk = row.disk_limit if row is not None and row.disk_limit is not None else None
         core = (
             row.core_seconds_limit
@@ -169,12 +173,22 @@ class QuotaManager:
     def describe(self, session: Session, user: User) -> dict:
         """Usage and effective limits, plus where the limits come from: the user's own
         ``overrides`` (null = none) and the site ``defaults`` (null = unlimited)."""
-        row = session.get(UserQuota, user.id)
+        return self._describe(user, self.usage(session, user), session.get(UserQuota, user.id))
+
+    def describe_all(self, session: Session) -> list[dict]:
+        """`describe` for everyone, by name — with a fixed number of queries, however many
+        people there are (see bench/bench_quotas.py)."""
+        users = session.scalars(select(User).order_by(User.name)).all()
+        usages = self.usages(session, None)
+        rows = {row.user_id: row for row in session.scalars(select(UserQuota))}
+        return [self._describe(u, usages[u.id], rows.get(u.id)) for u in users]
+
+    def _describe(self, user: User, usage: Usage, row: UserQuota | None) -> dict:
         disk_default = int(self.settings.default_disk_quota) or None
         core_default = self.settings.default_core_hours_quota or None
         return {
             "username": user.name,
-            **self.usage(session, user).as_dict(),
+            **usage.as_dict(),
             "overrides": {
                 "disk_limit": row.disk_limit if row is not None else None,
                 "core_hours_limit": hours(row.core_seconds_limit)
@@ -186,11 +200,6 @@ class QuotaManager:
                 "core_hours_limit": hours(int(core_default * 3600)) if core_default else None,
             },
         }
-
-    def describe_all(self, session: Session) -> list[dict]:
-        """`describe` for everyone, by name."""
-        users = session.scalars(select(User).order_by(User.name)).all()
-        return [self.describe(session, u) for u in users]
 
     @staticmethod
     def parse_limits(body: object) -> dict:
@@ -266,65 +275,106 @@ class QuotaManager:
         now: dt.datetime | None = None,
         exclude_job_id: int | None = None,
     ) -> Usage:
+        return self.usages(session, [user.id], now, exclude_job_id)[user.id]
+
+    def usages(
+        self,
+        session: Session,
+        user_ids: list[int] | None,
+        now: dt.datetime | None = None,
+        exclude_job_id: int | None = None,
+    ) -> dict[int, Usage]:
+        """Usage of the users `user_ids` (None: everyone), by user id: one query per figure
+        (disk, ended jobs, live jobs, limits) whatever the number of users."""
         now = now or utcnow()
+
+        def of_users(q, column):
+            return q if user_ids is None else q.where(column.in_(user_ids))
+
         unaccepted = select(SharedWorkspace.shared_workspace_id).where(
             SharedWorkspace.is_accepted.is_(False)
         )
-        disk = session.scalar(
-            select(func.coalesce(func.sum(Workspace.disk_space), 0)).where(
-                Workspace.user_id == user.id,
-                Workspace.status != WorkspaceStatus.DELETED.value,
-                Workspace.id.not_in(unaccepted),
+        disk: dict[int, int] = defaultdict(int)
+        for uid, used in session.execute(
+            of_users(
+                select(Workspace.user_id, func.coalesce(func.sum(Workspace.disk_space), 0))
+                .where(
+                    Workspace.status != WorkspaceStatus.DELETED.value,
+                    Workspace.id.not_in(unaccepted),
+                )
+                .group_by(Workspace.user_id),
+                Workspace.user_id,
             )
-        )
+        ):
+            disk[uid] = int(used)
         period = self.settings.core_hours_period
         p_start, p_end = accounting_period(period, self.settings.core_hours_year_start, now)
+        finished: dict[int, int] = defaultdict(int)
         if p_start is None:
-            finished = session.scalar(
-                select(func.coalesce(func.sum(Job.core_seconds), 0)).where(
-                    Job.user_id == user.id, Job.status.not_in(LIVE_JOB_STATUSES)
+            for uid, spent in session.execute(
+                of_users(
+                    select(Job.user_id, func.coalesce(func.sum(Job.core_seconds), 0))
+                    .where(Job.status.not_in(LIVE_JOB_STATUSES))
+                    .group_by(Job.user_id),
+                    Job.user_id,
                 )
-            )
+            ):
+                finished[uid] = int(spent)
         else:  # what ended jobs spent since the period began
-            finished = sum(
-                core_seconds_within(start, end, cpus, recorded, p_start, now, now)
-                for start, end, cpus, recorded in session.execute(
-                    select(Job.datetime_start, Job.datetime_end, Job.cpus, Job.core_seconds).where(
-                        Job.user_id == user.id,
-                        Job.status.not_in(LIVE_JOB_STATUSES),
-                        Job.datetime_end >= p_start,
-                    )
+            for uid, start, end, cpus, recorded in session.execute(
+                of_users(
+                    select(
+                        Job.user_id,
+                        Job.datetime_start,
+                        Job.datetime_end,
+                        Job.cpus,
+                        Job.core_seconds,
+                    ).where(Job.status.not_in(LIVE_JOB_STATUSES), Job.datetime_end >= p_start),
+                    Job.user_id,
                 )
-            )
-        running = reserved = 0
-        for job_id, start, cpus, limit_s in session.execute(
-            select(Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
-                Job.user_id == user.id, Job.status.in_(LIVE_JOB_STATUSES)
+            ):
+                finished[uid] += core_seconds_within(start, end, cpus, recorded, p_start, now, now)
+        running: dict[int, int] = defaultdict(int)
+        reserved: dict[int, int] = defaultdict(int)
+        for uid, job_id, start, cpus, limit_s in session.execute(
+            of_users(
+                select(Job.user_id, Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
+                    Job.status.in_(LIVE_JOB_STATUSES)
+                ),
+                Job.user_id,
             )
         ):
             if job_id == exclude_job_id:
                 continue
             cores = max(1, cpus or 1)
             burnt = max(0, int((now - start).total_seconds())) * cores if start else 0
-            running += (
+            running[uid] += (
                 burnt
                 if p_start is None
                 else core_seconds_within(start, None, cpus, None, p_start, now, now)
             )
             if limit_s:
-                reserved += max(0, int(limit_s) * cores - burnt)
-        disk_limit, core_limit = self.limits(session, user)
-        return Usage(
-            int(disk),
-            disk_limit,
-            int(finished),
-            running,
-            core_limit,
-            reserved,
-            period,
-            p_start,
-            p_end,
-        )
+                reserved[uid] += max(0, int(limit_s) * cores - burnt)
+        rows = {
+            row.user_id: row
+            for row in session.scalars(of_users(select(UserQuota), UserQuota.user_id))
+        }
+        ids = user_ids if user_ids is not None else session.scalars(select(User.id)).all()
+        out = {}
+        for uid in ids:
+            disk_limit, core_limit = self._effective(rows.get(uid))
+            out[uid] = Usage(
+                disk[uid],
+                disk_limit,
+                finished[uid],
+                running[uid],
+                core_limit,
+                reserved[uid],
+                period,
+                p_start,
+                p_end,
+            )
+        return out
 
     # ---- enforcement -------------------------------------------------------------------
 
