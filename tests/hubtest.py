@@ -35,10 +35,11 @@ def free_port() -> int:
     """A free port below the ephemeral range (see uws_hub.job_wrapper.free_port), never the
     same one twice in a test run: a port from bind(0) was taken by an outgoing connection
     before the test hub's service could listen on it."""
-    while (port := wrapper_free_port("127.0.0.1")) in _given_ports:
-        pass
-    _given_ports.add(port)
-    return port
+    for _ in range(20):
+        if (port := wrapper_free_port("127.0.0.1", _given_ports)) not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise OSError("no free port left for the tests")
 
 
 def world_dir(prefix: str) -> Path:

@@ -108,9 +108,6 @@ def test_slurmctld_down_for_a_minute(rhub, ralice):
         during = hub_metrics(rhub)
         assert during.value("uws_slurm_queue_up") == 0
         assert squeue_errors(during) >= squeue_errors(before) + 1
-        assert during.value("uws_slurm_queries_total", command="squeue") >= before.value(
-            "uws_slurm_queries_total", command="squeue"
-        ) + squeue_errors(during) - squeue_errors(before)
         assert during.value("uws_slurm_query_seconds_count", command="squeue") > before.value(
             "uws_slurm_query_seconds_count", command="squeue"
         )

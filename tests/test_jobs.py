@@ -291,28 +291,70 @@ def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
         assert "exited with status -9" in end["status_message"]
 
 
+def hub_stops(admin, job_id) -> list[dict]:
+    r = admin.get("audit/", params={"action": "job.stop", "limit": 1000})
+    return [e for e in r.json()["data"]["events"] if e["target_id"] == str(job_id)]
+
+
 def test_stopped_from_the_hub_admin_side(hub, alice, ws, admin):
     j = started(alice, ws["id"], job_type="test_job", resource="slurm")
     r = hub.hub_api("DELETE", f"users/uwst-alice/servers/job-{j['id']}")
     assert r.status_code in (202, 204)
     end = wait_job(alice, j["id"], ("failed", "complete"), timeout=60)
     assert end["status"] == "complete"
-    assert (
-        end["job_details"]["current_job_details"]["message"]
-        == "Stopped from the hub (admin page or hub API)."
+    # who asked: the hub's admin service (the tests' own), as the hub request said
+    assert end["job_details"]["current_job_details"]["message"] == (
+        "Stopped from the hub by test-admin."
     )
-    # the audit log has the stop, made through the hub
-    r = admin.get("audit/", params={"user": "uwst-alice", "action": "job.stop"})
-    stops = [e for e in r.json()["data"]["events"] if e["target_id"] == str(j["id"])]
-    assert len(stops) == 1, stops
-    assert stops[0]["actor"] == "jupyterhub" and stops[0]["actor_kind"] == "hub"
-    assert stops[0]["details"] == {"workspace_id": ws["id"], "via": "hub"}
+    (stop,) = hub_stops(admin, j["id"])
+    assert (stop["actor"], stop["actor_kind"], stop["user"]) == (
+        "test-admin",
+        "service",
+        "uwst-alice",
+    )
+    assert stop["details"] == {"workspace_id": ws["id"], "via": "hub"} and stop["ip"]
+    # a person stopping their own job from the hub's pages (the same API, their login)
+    k = started(alice, ws["id"], job_type="test_job", resource="local")
+    r = requests.delete(
+        f"{hub.url}/hub/api/users/uwst-alice/servers/job-{k['id']}",
+        headers={"Authorization": alice.session.headers["Authorization"]},
+        timeout=30,
+    )
+    assert r.status_code in (202, 204), r.text
+    end = wait_job(alice, k["id"], ("failed", "complete"), timeout=60)
+    assert end["job_details"]["current_job_details"]["message"] == (
+        "Stopped from the hub by uwst-alice."
+    )
+    assert [(e["actor"], e["actor_kind"]) for e in hub_stops(admin, k["id"])] == [
+        ("uwst-alice", "user")
+    ]
     # a stop through uws is recorded once, as its caller's
     k = started(alice, ws["id"], job_type="test_job", resource="local")
     assert stop_and_wait(alice, k["id"])["status"] == "complete"
-    r = admin.get("audit/", params={"user": "uwst-alice", "action": "job.stop"})
-    stops = [e for e in r.json()["data"]["events"] if e["target_id"] == str(k["id"])]
-    assert [(e["actor"], e["actor_kind"]) for e in stops] == [("uwst-alice", "user")]
+    assert [(e["actor"], e["actor_kind"]) for e in hub_stops(admin, k["id"])] == [
+        ("uwst-alice", "user")
+    ]
+
+
+def test_stopped_from_the_hub_while_queued(hub, alice, ws, admin):
+    """The hub's Stop on a job still starting (in the queue, or its server coming up) ends it
+    as a stop, not as a failed start, and cancels the Slurm job."""
+    r = start(alice, ws["id"], job_type="slow_job", resource="slurm")  # 6 s before the server
+    assert r.status_code == 200, r.text
+    job_id = r.json()["data"]["job"]["id"]
+    deadline = time.monotonic() + 60
+    while not (slurm_id := job(alice, job_id)["resource_job_id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    r = hub.hub_api("DELETE", f"users/uwst-alice/servers/job-{job_id}")
+    assert r.status_code in (202, 204), r.text
+    end = wait_job(alice, job_id, ("failed", "complete"), timeout=60)
+    assert end["status"] == "complete", end
+    assert end["job_details"]["current_job_details"]["message"] == (
+        "Stopped from the hub by test-admin."
+    )
+    assert [e["actor"] for e in hub_stops(admin, job_id)] == ["test-admin"]
+    assert scontrol(slurm_id).get("JobState") in (None, "CANCELLED")
 
 
 def test_hub_api_refuses_bad_or_foreign_jobs(hub, alice, client_for, make_workspace):

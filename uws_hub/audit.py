@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .db.models import AuditEvent, utcnow
@@ -36,7 +36,7 @@ class Actor:
     """Who acts: a hub user or service (by hub name), the operator's CLI, or uws itself."""
 
     name: str
-    kind: str = "user"  # user | service | cli | hub | system
+    kind: str = "user"  # user | service | cli | system
     ip: str | None = None
     request_id: str | None = None
 
@@ -129,24 +129,33 @@ def query(
 
 
 def prune(session: Session, before: dt.datetime, *, batch: int = 5000) -> int:
-    """Delete the events older than `before`, in batches (each its own commit, so a large
-    backlog never holds one long transaction), then record an ``audit.prune`` event with how
-    many went (by the session's actor). Returns how many were deleted."""
+    """Delete the events older than `before`, oldest first in batches (each its own commit, so
+    a large backlog never holds one long transaction), then record an ``audit.prune`` event
+    with how many went (by the session's actor). Returns how many were deleted.
+
+    The newest event is always kept, so event ids only grow (SQLite would otherwise hand out
+    the ids of deleted events again, and readers paging with ``before`` ids would skip)."""
+    newest = session.scalar(select(func.max(AuditEvent.id)))
     deleted = 0
-    while True:
-        ids = list(
-            session.scalars(
-                select(AuditEvent.id)
-                .where(AuditEvent.time < before)
-                .order_by(AuditEvent.id)
-                .limit(batch)
+    while newest is not None:
+        last = session.scalar(
+            select(func.max(AuditEvent.id)).where(
+                AuditEvent.id.in_(
+                    select(AuditEvent.id)
+                    .where(AuditEvent.time < before, AuditEvent.id < newest)
+                    .order_by(AuditEvent.id)
+                    .limit(batch)
+                    .scalar_subquery()
+                )
             )
         )
-        if not ids:
+        if last is None:
             break
-        session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids)))
+        result = session.execute(
+            delete(AuditEvent).where(AuditEvent.id <= last, AuditEvent.time < before)
+        )
         session.commit()
-        deleted += len(ids)
+        deleted += result.rowcount or 0
     if deleted:
         record(
             session,

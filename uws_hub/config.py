@@ -302,7 +302,7 @@ class UWS(Configurable):
         "all",
         help="""Accounting period of the core-hour limits: ``all`` (usage never resets), ``month``,
         ``quarter`` or ``year`` (UTC calendar periods). Usage counts only what jobs ran within the
-        current period — a job that straddles its start counts from the start — so each person
+        current period — a job that began before the period counts from the period's start — so each person
         gets their limit again every period.""",
     ).tag(config=True)
 

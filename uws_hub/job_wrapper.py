@@ -32,17 +32,20 @@ def _candidate_ports() -> range:
     return range(10000 if low > 12000 else 1024, low)
 
 
-def free_port(host: str = "") -> int:
+def free_port(host: str = "", exclude: frozenset[int] | set[int] = frozenset()) -> int:
     """A port nothing is bound to, chosen below the kernel's ephemeral port range.
 
     A port from ``bind(0)`` comes from the range the kernel also hands to outgoing
     connections, so in the moment between choosing it and the server binding it any
     connection on the host can take it, and the server then cannot start (seen with busy
     test hubs). Ports below that range are only ever taken by servers asking for them, and
-    the check below skips those. Falls back to ``bind(0)`` when no such port is found.
+    the check below skips those, and those in `exclude`. Falls back to ``bind(0)`` when no
+    such port is found.
     """
     candidates = _candidate_ports()
     for port in random.SystemRandom().sample(candidates, min(200, len(candidates))):
+        if port in exclude:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
@@ -57,10 +60,12 @@ def free_port(host: str = "") -> int:
 def free_ports(count: int, host: str = "") -> list[int]:
     """``count`` different free ports (see free_port)."""
     ports: list[int] = []
-    while len(ports) < count:
-        if (port := free_port(host)) not in ports:
+    for _ in range(count + 20):
+        if (port := free_port(host, set(ports))) not in ports:
             ports.append(port)
-    return ports
+        if len(ports) == count:
+            return ports
+    raise OSError(f"could not find {count} free ports")
 
 
 def report_port(port: int) -> None:

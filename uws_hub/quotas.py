@@ -6,7 +6,7 @@
 - Usage: disk is the sum of the user's workspaces as last scanned (shared copies count once
   accepted); core-hours are the finished jobs' recorded core-seconds plus the running burn of
   live ones (elapsed × cores), within the current accounting period (`c.UWS.core_hours_period`:
-  all time, or the month, quarter or year; a job that straddles its start counts from it).
+  all time, or the month, quarter or year; a job that began before the period counts from the period's start).
 - Enforcement: a job start is refused when cores × time limit exceed what is left; creating a
   workspace, uploading and accepting a share are refused when they would pass the disk limit.
   Deleting is always allowed.

@@ -189,7 +189,6 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
         if job is None:
             return
         end = changes.pop("end", None)
-        stopped_by_hub = changes.pop("stopped_by_hub", False)
         metrics = changes.pop("metrics", None)
         current = {
             k: changes.pop(k)
@@ -198,20 +197,6 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
         }
         if end is not None:
             status, message, when, core = end
-            if stopped_by_hub and job.status not in (J.COMPLETE.value, J.FAILED.value):
-                # a stop through JupyterHub itself (its admin page, its API, the person's hub
-                # home page, an idle culler): the hub does not tell its spawner who asked; its
-                # own request log does
-                owner = session.get(User, job.user_id)
-                audit.record(
-                    session,
-                    "job.stop",
-                    user=owner.name if owner else None,
-                    target_type="job",
-                    target_id=job.id,
-                    details={"workspace_id": job.workspace_id, "via": "hub"},
-                    actor=audit.Actor("jupyterhub", "hub"),
-                )
             end_job(job, status, message, when)
             if core is not None:
                 job.core_seconds = core
@@ -228,6 +213,31 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
             details["metrics"] = {**(details.get("metrics") or {}), **metrics}
             job.job_details = details
         session.commit()
+
+
+def mark_hub_stop(settings: UWS, job_id: int, requester: audit.Actor) -> bool:
+    """A stop asked through the hub (its API, admin page, home page, a culler): a pending or
+    running job becomes ``stopping`` and ``job.stop`` is audited with the requester, in one
+    transaction on the locked row. False (nothing written) if the job is already stopping
+    (asked through uws: audited there) or has ended."""
+    with sessions(settings)() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status not in (J.PENDING.value, J.RUNNING.value):
+            return False
+        job.status = J.STOPPING.value
+        set_current(job, message=f"Stopping: asked through the hub by {requester.name}.")
+        owner = session.get(User, job.user_id)
+        audit.record(
+            session,
+            "job.stop",
+            user=owner.name if owner else None,
+            target_type="job",
+            target_id=job.id,
+            details={"workspace_id": job.workspace_id, "via": "hub"},
+            actor=requester,
+        )
+        session.commit()
+        return True
 
 
 def job_status(settings: UWS, job_id: int) -> str | None:

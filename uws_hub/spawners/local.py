@@ -104,6 +104,7 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
 
     async def stop(self, now=False):
         self._stopping = True
+        await self.note_stop_request()
         try:
             await super().stop(now=now)
             await self.record_end(None, via_stop=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from jupyterhub.spawner import SpawnException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import HasTraits, Integer
 
+from .. import audit
 from ..config import UWS
 from ..db.models import JobStatus
 from ..errors import UWSError
@@ -28,6 +30,34 @@ from .jobctx import JobContext
 from .metrics import SPAWNER_ENDS, SPAWNER_START_SECONDS, SPAWNER_STARTS
 
 J = JobStatus
+
+
+def hub_stop_requester() -> audit.Actor | None:
+    """Who asked the hub to stop the server being stopped now, if a request did.
+
+    JupyterHub runs every stop a request asks for — its REST API, its admin page and home page
+    (which call that API), an idle culler (a service calling it) — in the ``stop`` closure of
+    ``BaseHandler.stop_single_user``, whose frame holds the request's handler. The spawner's
+    ``stop`` runs inside that closure, so the caller's frames lead to the handler and its
+    ``current_user``. Stops the hub makes by itself (cleaning up after a failed start, shutting
+    down with ``cleanup_servers``) have no such frame: None. Call it before the first ``await``."""
+    from jupyterhub.handlers.base import BaseHandler
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "stop":
+            handler = frame.f_locals.get("self")
+            if isinstance(handler, BaseHandler):
+                try:
+                    who = handler.current_user
+                except Exception:  # noqa: BLE001 - nobody known: not attributed
+                    who = None
+                if who is None:
+                    return None
+                kind = "service" if getattr(who, "kind", "user") == "service" else "user"
+                return audit.Actor(who.name, kind, ip=handler.request.remote_ip)
+        frame = frame.f_back
+    return None
 
 
 class UWSJobMixin(HasTraits):
@@ -217,6 +247,10 @@ class UWSJobMixin(HasTraits):
             return url
         except asyncio.CancelledError:
             outcome = "cancelled"
+            if time.monotonic() - began < self.start_timeout - 1:
+                # not the hub's start timeout: the server was stopped while it started (the
+                # hub cancels the start, then calls stop(), which records the end)
+                raise
             await self._record_failure(
                 f"The server did not answer within {self.start_timeout} seconds."
             )
@@ -366,6 +400,20 @@ class UWSJobMixin(HasTraits):
 
     # ---- the end ------------------------------------------------------------------------------------
 
+    async def note_stop_request(self) -> None:
+        """At the start of ``stop()``: if a hub request asked for it (`hub_stop_requester`),
+        the job becomes ``stopping`` and the audit log gets a ``job.stop`` by that person or
+        service, together (a stop already asked through uws, or an ended job, is left alone)."""
+        self._stop_requester = None
+        requester = hub_stop_requester()
+        if requester is not None and self.uws_job_id:
+            # (the uws service's own stops come through the hub API too: the row is already
+            # stopping then, and nothing is marked)
+            if await asyncio.shield(
+                asyncio.to_thread(jobctx.mark_hub_stop, self.uws, self.uws_job_id, requester)
+            ):
+                self._stop_requester = requester
+
     async def record_end(self, exit_info: Any = None, *, via_stop: bool = False) -> None:
         """Record how the job ended (once). Stopped by its owner (the row says stopping) or by
         the hub (admin page, hub API): complete. Ended by itself: as the subclass judges."""
@@ -379,16 +427,17 @@ class UWSJobMixin(HasTraits):
         status_now = await asyncio.to_thread(jobctx.job_status, self.uws, self.uws_job_id)
         if status_now in (J.COMPLETE.value, J.FAILED.value, None):
             return
+        requester = getattr(self, "_stop_requester", None)
         if status_now == J.STOPPING.value:
-            status, message = J.COMPLETE.value, "Stopped."
+            status = J.COMPLETE.value
+            message = f"Stopped from the hub by {requester.name}." if requester else "Stopped."
             core = await self.job_core_seconds(exit_info)
-        elif via_stop:
-            status, message = J.COMPLETE.value, "Stopped from the hub (admin page or hub API)."
+        elif via_stop:  # a stop the hub made by itself (after a failed start, at shutdown)
+            status, message = J.COMPLETE.value, "Stopped by the hub."
             core = await self.job_core_seconds(exit_info)
         else:
             status, message, core = await self.job_end_facts(exit_info)
-        by_hub = via_stop and status_now != J.STOPPING.value
-        await self.record(end=(status, message, jobctx.now(), core), stopped_by_hub=by_hub)
+        await self.record(end=(status, message, jobctx.now(), core))
         SPAWNER_ENDS.labels(self.uws_kind, status).inc()
 
     async def job_end_facts(self, exit_info: Any) -> tuple[str, str, int | None]:

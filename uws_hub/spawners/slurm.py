@@ -248,6 +248,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     async def stop(self, now=False):
         """Cancel the job; record its end only once Slurm confirms it. Otherwise the row stays
         ``stopping`` and the uws service's job sync finishes the cancellation (it checks Slurm)."""
+        await self.note_stop_request()
         if not self.job_id:
             await self.record_end(None, via_stop=True)
             return
