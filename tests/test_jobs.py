@@ -528,3 +528,34 @@ def test_open_jupyterlab_with_a_browser_login(hub, alice, ws):
     denied = other.get(open_url(j), timeout=60)
     assert denied.status_code in (403, 404) or "JupyterLab" not in denied.text
     stop_and_wait(alice, j["id"])
+
+
+def test_listing_shows_each_workspaces_last_job(alice, admin, make_workspace):
+    """GET /workspaces/ carries each workspace's most recent job and follows its status — the
+    listing is cached, and the job's changes (written by the spawner in the hub) renew it."""
+    ws = make_workspace(name="with-last-job")
+
+    def listed() -> dict:
+        r = alice.get("workspaces/")
+        assert r.status_code == 200, r.text
+        (mine,) = [w for w in r.json()["data"]["workspaces"] if w["id"] == ws["id"]]
+        return mine
+
+    assert listed()["last_job"] is None
+    first = started(alice, ws["id"], job_type="test_job", resource="local")
+    assert listed()["last_job"]["id"] == first["id"]
+    assert listed()["last_job"]["status"] == "running"  # set in the hub, seen through the cache
+    stop_and_wait(alice, first["id"])
+    last = listed()["last_job"]
+    assert (last["id"], last["status"], last["job_type"]) == (first["id"], "complete", "test_job")
+    assert last["datetime_end"]
+    second = started(alice, ws["id"], job_type="test_job", resource="local")
+    assert listed()["last_job"]["id"] == second["id"]
+    # one workspace, and everyone's (operators), say the same
+    r = alice.get(f"workspaces/{ws['id']}")
+    assert r.json()["data"]["workspaces"][0]["last_job"]["id"] == second["id"]
+    r = admin.get("workspaces/", params={"all_users": "true", "name": "with-last-job"})
+    everyone = {w["id"]: w for w in r.json()["data"]["workspaces"]}
+    assert everyone[ws["id"]]["last_job"]["id"] == second["id"]
+    stop_and_wait(alice, second["id"])
+    assert listed()["last_job"]["status"] == "complete"

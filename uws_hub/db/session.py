@@ -6,11 +6,11 @@ from itertools import chain
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import SharedWorkspace, User, Workspace
+from .models import Job, SharedWorkspace, User, Workspace
 
 SQL_QUERIES = Counter("uws_db_queries", "SQL statements executed by the uws service")
 
@@ -63,11 +63,23 @@ def _bump_listing_versions(session: Session, _ctx, _instances) -> None:
                 users.add(obj.user_id)
         elif isinstance(obj, SharedWorkspace):
             users.update(u for u in (obj.recipient_id, obj.sender_id) if u is not None)
+        elif isinstance(obj, Job) and obj.user_id is not None:
+            # the listing shows each workspace's last job: its status and times
+            if obj in session.new or obj in session.deleted or _changed(obj, _LISTED_JOB_FIELDS):
+                users.add(obj.user_id)
     for uid in users:
         with session.no_autoflush:
             user = session.get(User, uid)
         if user is not None:
             user.workspaces_version = User.workspaces_version + 1
+
+
+_LISTED_JOB_FIELDS = ("status", "job_type", "resource", "datetime_start", "datetime_end")
+
+
+def _changed(obj: Any, fields: tuple[str, ...]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)
 
 
 def bump_listing_version(session: Session, user_id: int) -> None:

@@ -48,6 +48,21 @@ def workspace(ws: Workspace) -> dict:
     }
 
 
+def last_job(j: Job | None) -> dict | None:
+    """A workspace's most recent job, as its listing shows it (null: none yet)."""
+    if j is None:
+        return None
+    return {
+        "id": j.id,
+        "job_type": j.job_type,
+        "resource": j.resource,
+        "status": j.status,
+        "datetime_created": isoformat(j.datetime_created),
+        "datetime_start": isoformat(j.datetime_start),
+        "datetime_end": isoformat(j.datetime_end),
+    }
+
+
 def core_hours(core_seconds: int) -> str:
     """Core-seconds as the decimal string of core-hours UWS clients read (5 places)."""
     return str((Decimal(core_seconds) / Decimal(3600)).quantize(Decimal("0.00001")))

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
@@ -273,6 +273,25 @@ class WorkspaceManager:
             .limit(limit)
             .offset(offset)
         )
+
+    @staticmethod
+    def last_jobs(
+        session: Session, *, user: User | None = None, ws_ids: list[int] | None = None
+    ) -> dict[int, Job]:
+        """Each workspace's most recent job (by id): all of `user`'s workspaces, or those in
+        `ws_ids` — one grouped query (per 500 ids)."""
+        groups: list = []
+        if user is not None:
+            groups.append(Job.user_id == user.id)
+        else:
+            ids = list(ws_ids or [])
+            groups.extend(Job.workspace_id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500))
+        out: dict[int, Job] = {}
+        for where in groups:
+            newest = select(func.max(Job.id)).where(where).group_by(Job.workspace_id)
+            for job in session.scalars(select(Job).where(Job.id.in_(newest))):
+                out[job.workspace_id] = job
+        return out
 
     def get(self, session: Session, user: User, ws_id: int | str) -> Workspace:
         """The user's workspace `ws_id`, or 404 (also for other people's workspaces)."""

@@ -15,6 +15,16 @@ from .base import BaseHandler
 NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
 
 
+def listed(ws, job) -> dict:
+    """A workspace as /workspaces/ answers show it: with its most recent job (null if none)."""
+    return {**serialize.workspace(ws), "last_job": serialize.last_job(job)}
+
+
+def with_last_job(handler: BaseHandler, ws) -> dict:
+    """`listed` for one workspace (the answers of create, update and upload)."""
+    return listed(ws, handler.ctx.workspaces.last_jobs(handler.db, ws_ids=[ws.id]).get(ws.id))
+
+
 class WorkspacesHandler(BaseHandler):
     async def get(self, ws_id: str | None = None) -> None:
         mgr = self.ctx.workspaces
@@ -25,13 +35,14 @@ class WorkspacesHandler(BaseHandler):
                 if (v := self.get_query_argument(k, None)) is not None
             }
             rows = self.db.execute(mgr.list_all_query(filters, *self.paging())).all()
-            out = [{**serialize.workspace(ws), "username": name} for ws, name in rows]
+            last = mgr.last_jobs(self.db, ws_ids=[ws.id for ws, _ in rows])
+            out = [{**listed(ws, last.get(ws.id)), "username": name} for ws, name in rows]
             self.ok("Successful." if out else NOT_FOUND_LIST, {"workspaces": out})
             return
         user = self.acting_user(scopes.READ_WORKSPACES)
         if ws_id is not None:
             ws = mgr.get(self.db, user, ws_id)
-            self.ok("Successful.", {"workspaces": [serialize.workspace(ws)]})
+            self.ok("Successful.", {"workspaces": [with_last_job(self, ws)]})
             return
         filters = {
             k: v
@@ -42,8 +53,9 @@ class WorkspacesHandler(BaseHandler):
         key, version = (user.id, tuple(sorted(filters.items()))), user.workspaces_version
         body = self.ctx.listings.get(key, version)
         if body is None:
+            last = mgr.last_jobs(self.db, user=user)
             workspaces = [
-                serialize.workspace(ws) for ws in self.db.scalars(mgr.list_query(user, filters))
+                listed(ws, last.get(ws.id)) for ws in self.db.scalars(mgr.list_query(user, filters))
             ]
             message = "Successful." if workspaces else NOT_FOUND_LIST
             body = serialize.dumps(
@@ -65,7 +77,7 @@ class WorkspacesHandler(BaseHandler):
             )
         user = self.acting_user(scopes.WORKSPACES)
         ws = await self.ctx.workspaces.create(self.db, user, self.json_body())
-        self.ok("Successful.", {"workspace": serialize.workspace(ws)})
+        self.ok("Successful.", {"workspace": with_last_job(self, ws)})
 
     async def put(self, ws_id: str | None = None) -> None:
         if ws_id is None:
@@ -74,7 +86,7 @@ class WorkspacesHandler(BaseHandler):
         mgr = self.ctx.workspaces
         ws = mgr.get(self.db, user, ws_id)
         ws = await mgr.update(self.db, ws, self.json_body())
-        self.ok("Update successful.", {"workspace": serialize.workspace(ws)})
+        self.ok("Update successful.", {"workspace": with_last_job(self, ws)})
 
     async def delete(self, ws_id: str | None = None) -> None:
         if ws_id is None:
@@ -132,7 +144,7 @@ class UploadHandler(BaseHandler):
         self._committing = True
         names = await self.ctx.workspaces.finish_upload(self.db, self.workspace, self.receiver)
         self.ok(
-            "Successful upload.", {"files": names, "workspace": serialize.workspace(self.workspace)}
+            "Successful upload.", {"files": names, "workspace": with_last_job(self, self.workspace)}
         )
 
     def on_connection_close(self) -> None:

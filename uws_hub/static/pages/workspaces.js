@@ -29,17 +29,12 @@ async function loadJobTypes() {
 }
 
 async function loadList() {
-  let workspaces, jobs;
+  let workspaces;
   try {
-    [{ workspaces }, { jobs }] = await Promise.all([api("GET", "workspaces/"), api("GET", "jobs/")]);
+    ({ workspaces } = await api("GET", "workspaces/")); // each with its last_job
   } catch (e) {
     clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-danger" }, errorText(e))));
     return;
-  }
-  const lastJob = new Map();
-  for (const j of jobs || []) {
-    const prev = lastJob.get(j.workspace_id);
-    if (!prev || j.id > prev.id) lastJob.set(j.workspace_id, j);
   }
   if (!workspaces || !workspaces.length) {
     clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, "No workspaces yet. Create one with “New workspace”.")));
@@ -48,7 +43,7 @@ async function loadList() {
   clear(
     body,
     workspaces.map((ws) => {
-      const j = lastJob.get(ws.id);
+      const j = ws.last_job;
       return el(
         "tr",
         { dataset: { workspaceId: ws.id } },
