@@ -79,6 +79,34 @@ def set_current(job: Job, **fields: Any) -> None:
     job.job_details = details
 
 
+def begin_stop(
+    session: Session,
+    job: Job,
+    owner: str | None,
+    message: str,
+    *,
+    via: str | None = None,
+    actor: audit.Actor | None = None,
+) -> None:
+    """A stop someone asked for: the job becomes ``stopping`` with `message`, and ``job.stop``
+    is audited (by the session's actor, or `actor`) in the caller's transaction. Used by the
+    API's stop and by the spawner for stops asked through the hub (``via="hub"``)."""
+    job.status = J.STOPPING.value
+    set_current(job, message=message)
+    details: dict[str, Any] = {"workspace_id": job.workspace_id}
+    if via:
+        details["via"] = via
+    audit.record(
+        session,
+        "job.stop",
+        user=owner,
+        target_type="job",
+        target_id=job.id,
+        details=details,
+        actor=actor,
+    )
+
+
 def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None) -> None:
     """Record the end of a job (idempotent for ended jobs)."""
     if job.status in ENDED:
@@ -300,16 +328,7 @@ class JobManager:
     async def stop(self, session: Session, user: User, job: Job) -> Job:
         if job.status not in RUNNING_OR_PENDING:
             raise BadRequest("This job is not running or pending.")
-        job.status = J.STOPPING.value
-        set_current(job, message="Stopping.")
-        audit.record(
-            session,
-            "job.stop",
-            user=user.name,
-            target_type="job",
-            target_id=job.id,
-            details={"workspace_id": job.workspace_id},
-        )
+        begin_stop(session, job, user.name, "Stopping.")
         session.commit()
         await self._send_stop(user.name, job.id, job.server_name)
         return job

@@ -94,6 +94,7 @@ class ServiceContext:
             jobs=self.jobs,
             job_interval=settings.job_sync_interval,
             audit_retention_days=settings.audit_retention_days,
+            db=self.db,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         # workspaces and jobs by status, read from the database at each scrape

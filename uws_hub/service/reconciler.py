@@ -11,6 +11,8 @@ import asyncio
 import datetime as dt
 import logging
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from .. import audit
 from ..db.models import utcnow
 from ..jobs.manager import JobManager
@@ -32,12 +34,14 @@ class Reconciler:
         jobs: JobManager | None = None,
         job_interval: float = 5.0,
         audit_retention_days: int = 0,
+        db: sessionmaker[Session] | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
         self.job_interval = job_interval
         self._job_task: asyncio.Task | None = None
         self.audit_retention_days = audit_retention_days
+        self.db = db or workspaces.db
         self._prune_task: asyncio.Task | None = None
         self.interval = interval
         self._kicked = asyncio.Event()
@@ -59,7 +63,7 @@ class Reconciler:
     def prune_audit(self) -> int:
         """Delete audit events older than the retention (blocking; see audit.prune)."""
         before = utcnow() - dt.timedelta(days=self.audit_retention_days)
-        with self.workspaces.db() as session:
+        with self.db() as session:
             deleted = audit.prune(session, before)
         if deleted:
             log.info(

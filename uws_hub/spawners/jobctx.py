@@ -23,7 +23,7 @@ from ..db.models import Job, JobStatus, User, Workspace, WorkspaceStatus, utcnow
 from ..db.session import make_engine, make_sessionmaker
 from ..errors import UWSError
 from ..identity import PosixAccount, resolve_account
-from ..jobs.manager import end_job, set_current
+from ..jobs.manager import RUNNING_OR_PENDING, begin_stop, end_job, set_current
 from ..jobs.types import JobType, Resource
 
 J = JobStatus
@@ -222,18 +222,15 @@ def mark_hub_stop(settings: UWS, job_id: int, requester: audit.Actor) -> bool:
     (asked through uws: audited there) or has ended."""
     with sessions(settings)() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status not in (J.PENDING.value, J.RUNNING.value):
+        if job is None or job.status not in RUNNING_OR_PENDING:
             return False
-        job.status = J.STOPPING.value
-        set_current(job, message=f"Stopping: asked through the hub by {requester.name}.")
         owner = session.get(User, job.user_id)
-        audit.record(
+        begin_stop(
             session,
-            "job.stop",
-            user=owner.name if owner else None,
-            target_type="job",
-            target_id=job.id,
-            details={"workspace_id": job.workspace_id, "via": "hub"},
+            job,
+            owner.name if owner else None,
+            f"Stopping: asked through the hub by {requester.name}.",
+            via="hub",
             actor=requester,
         )
         session.commit()

@@ -104,6 +104,11 @@ export function clear(node, ...children) {
   return node;
 }
 
+/** A table row with one cell across `colspan` columns: "nothing yet", or an error (kind "danger"). */
+export function noteRow(colspan, text, kind) {
+  return el("tr", {}, el("td", { colspan, class: kind === "danger" ? "text-danger" : "text-body-secondary" }, text));
+}
+
 export function bytes(n) {
   if (n === null || n === undefined) return "—";
   n = Number(n);

@@ -1,7 +1,7 @@
 // Operators: everyone's usage and limits (edit a person's own limits), everyone's jobs and
 // workspaces, one person's workspaces and jobs, the usage report over a date range (table and
 // CSV), recent actions from the audit log.
-import { api, badge, busy, bytes, clear, el, errorText, hours, keepFocus, notify, page, when } from "../uws.js";
+import { api, badge, busy, bytes, clear, el, errorText, hours, keepFocus, noteRow, notify, page, when } from "../uws.js";
 
 const GiB = 1024 ** 3;
 
@@ -19,7 +19,7 @@ async function loadQuotas() {
   try {
     ({ quotas } = await api("GET", "quotas/"));
   } catch (e) {
-    clear(body, el("tr", {}, el("td", { colspan: 6, class: "text-danger" }, errorText(e))));
+    clear(body, noteRow(6, errorText(e), "danger"));
     return;
   }
   const rows = quotas.map((q) => {
@@ -82,15 +82,15 @@ async function loadEveryone() {
   const wsBody = document.getElementById("all-ws-body");
   try {
     const [{ jobs }, { workspaces }] = await Promise.all([api("GET", "jobs/?all_users=true&limit=200"), api("GET", "workspaces/?all_users=true&limit=200")]);
-    clear(jobsBody, jobs.length ? jobsTable(jobs, true) : el("tr", {}, el("td", { colspan: 7, class: "text-body-secondary" }, "No jobs yet.")));
+    clear(jobsBody, jobs.length ? jobsTable(jobs, true) : noteRow(7, "No jobs yet."));
     clear(
       wsBody,
       workspaces.length
         ? workspaces.map((w) => el("tr", { dataset: { workspaceId: w.id } }, el("td", {}, String(w.id)), el("td", {}, w.username), el("td", {}, w.name), el("td", {}, badge(w.status)), el("td", { class: "text-end" }, bytes(w.disk_space)), el("td", { class: "small text-nowrap" }, when(w.datetime_last_modified))))
-        : el("tr", {}, el("td", { colspan: 6, class: "text-body-secondary" }, "No workspaces yet.")),
+        : noteRow(6, "No workspaces yet."),
     );
   } catch (e) {
-    clear(jobsBody, el("tr", {}, el("td", { colspan: 7, class: "text-danger" }, errorText(e))));
+    clear(jobsBody, noteRow(7, errorText(e), "danger"));
     clear(wsBody);
   }
 }
@@ -181,7 +181,7 @@ async function loadReport() {
     body,
     usage.length
       ? usage.map((r) => el("tr", {}, el("td", {}, r.user), el("td", {}, `${r.workspace_name} (${r.workspace_id})`), el("td", { class: "text-end" }, String(r.jobs)), el("td", { class: "text-end" }, hours(r.core_hours)), el("td", { class: "text-end" }, bytes(r.disk_space))))
-      : el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, "No jobs ran in this period.")),
+      : noteRow(5, "No jobs ran in this period."),
   );
 }
 
@@ -197,14 +197,14 @@ async function loadAudit() {
   try {
     ({ events } = await api("GET", "audit/?limit=50"));
   } catch (e) {
-    clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, `Audit log not available: ${errorText(e)}`)));
+    clear(body, noteRow(5, `Audit log not available: ${errorText(e)}`));
     return;
   }
   clear(
     body,
     events.length
       ? events.map((a) => el("tr", { dataset: { auditId: a.id } }, el("td", { class: "small text-nowrap" }, when(a.time)), el("td", {}, a.actor || ""), el("td", {}, el("code", {}, a.action)), el("td", {}, a.user || ""), el("td", { class: "small text-break" }, what(a))))
-      : el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, "Nothing recorded yet.")),
+      : noteRow(5, "Nothing recorded yet."),
   );
 }
 

@@ -1,7 +1,7 @@
 // One workspace: files (upload), edit, delete, start a job (form generated from the configured
 // job types, resources and parameters), the job's live progress, open/stop, countdown, the jobs
 // history, sharing by copy (people search, sent invitations) and live sharing of a running job.
-import { ApiError, api, badge, busy, bytes, clear, duration, el, errorText, hours, invalid, keepFocus, minutes, notify, page, showQuota, uploadForm, valid, when, xsrf } from "../uws.js";
+import { api, ApiError, badge, busy, bytes, clear, duration, el, errorText, hours, invalid, keepFocus, minutes, noteRow, notify, page, showQuota, uploadForm, valid, when, xsrf } from "../uws.js";
 
 const wsId = Number(document.getElementById("workspace").dataset.workspaceId);
 const LIVE = new Set(["pending", "running", "stopping"]);
@@ -40,7 +40,7 @@ function renderFiles() {
   const rows = [];
   for (const f of cur.files || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, f.name), el("td", { class: "text-end text-nowrap" }, bytes(f.size))));
   for (const l of cur.symlinks || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, `${l.name} → ${l.source_path || "?"}`), el("td", { class: "text-end small text-body-secondary" }, "link")));
-  clear(document.getElementById("files-body"), rows.length ? rows : el("tr", {}, el("td", { colspan: 2, class: "text-body-secondary" }, "No files yet.")));
+  clear(document.getElementById("files-body"), rows.length ? rows : noteRow(2, "No files yet."));
   document.getElementById("files-note").textContent = cur.truncated ? "Only the first files are listed." : "";
 }
 
@@ -483,7 +483,7 @@ async function loadJobs() {
   try {
     ({ jobs } = await api("GET", `jobs/?workspace_id=${wsId}`));
   } catch (e) {
-    clear(bodyEl, el("tr", {}, el("td", { colspan: 7, class: "text-danger" }, errorText(e))));
+    clear(bodyEl, noteRow(7, errorText(e), "danger"));
     return [];
   }
   jobs = (jobs || []).sort((a, b) => b.id - a.id);
@@ -503,7 +503,7 @@ async function loadJobs() {
             el("td", { class: "small" }, j.status === "failed" ? j.status_message || "" : ""),
           ),
         )
-      : el("tr", {}, el("td", { colspan: 7, class: "text-body-secondary" }, "No jobs yet.")),
+      : noteRow(7, "No jobs yet."),
   );
   return jobs;
 }

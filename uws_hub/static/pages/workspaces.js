@@ -1,5 +1,5 @@
 // The workspaces list: status, size, last job; create a workspace (with initial files).
-import { api, badge, busy, bytes, clear, el, errorText, invalid, notify, notifyNext, page, showQuota, uploadForm, valid, when } from "../uws.js";
+import { api, badge, busy, bytes, clear, el, errorText, invalid, noteRow, notify, notifyNext, page, showQuota, uploadForm, valid, when } from "../uws.js";
 
 const body = document.getElementById("workspaces-body");
 const form = document.getElementById("create-form");
@@ -33,11 +33,11 @@ async function loadList() {
   try {
     ({ workspaces } = await api("GET", "workspaces/")); // each with its last_job
   } catch (e) {
-    clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-danger" }, errorText(e))));
+    clear(body, noteRow(5, errorText(e), "danger"));
     return;
   }
   if (!workspaces || !workspaces.length) {
-    clear(body, el("tr", {}, el("td", { colspan: 5, class: "text-body-secondary" }, "No workspaces yet. Create one with “New workspace”.")));
+    clear(body, noteRow(5, "No workspaces yet. Create one with “New workspace”."));
     return;
   }
   clear(
