@@ -164,11 +164,13 @@ class QuotaManager:
             if row is not None and row.core_seconds_limit is not None
             else None
         )
-        if disk is None and self.settings.default_disk_quota > 0:
-            disk = int(self.settings.default_disk_quota)
-        if core is None and self.settings.default_core_hours_quota > 0:
-            core = int(self.settings.default_core_hours_quota * 3600)
-        return disk, core
+        default_disk, default_core = self._defaults()
+        return (default_disk if disk is None else disk), (default_core if core is None else core)
+
+    def _defaults(self) -> tuple[int | None, int | None]:
+        """The site defaults: (disk bytes, core-seconds); None is unlimited."""
+        disk, core = self.settings.default_disk_quota, self.settings.default_core_hours_quota
+        return (int(disk) if disk > 0 else None), (int(core * 3600) if core > 0 else None)
 
     def describe(self, session: Session, user: User) -> dict:
         """Usage and effective limits, plus where the limits come from: the user's own
@@ -184,8 +186,7 @@ class QuotaManager:
         return [self._describe(u, usages[u.id], rows.get(u.id)) for u in users]
 
     def _describe(self, user: User, usage: Usage, row: UserQuota | None) -> dict:
-        disk_default = int(self.settings.default_disk_quota) or None
-        core_default = self.settings.default_core_hours_quota or None
+        disk_default, core_default = self._defaults()
         return {
             "username": user.name,
             **usage.as_dict(),
@@ -197,7 +198,7 @@ class QuotaManager:
             },
             "defaults": {
                 "disk_limit": disk_default,
-                "core_hours_limit": hours(int(core_default * 3600)) if core_default else None,
+                "core_hours_limit": hours(core_default) if core_default else None,
             },
         }
 

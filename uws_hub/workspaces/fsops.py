@@ -533,9 +533,6 @@ class ScanResult:
         return out
 
 
-_COUNT = "\x00count-only/"  # a directory none of whose entries can be listed
-
-
 class _Du:
     """``du -s --block-size=1`` of an open directory, running beside the scan.
 
@@ -656,7 +653,7 @@ def scan(
                     except OSError:
                         res.incomplete = True
                         continue
-                    sub_prefix = _COUNT
+                    sub_prefix = None  # only counted, unless listed below
                     if (
                         prefix is not None
                         and not name.startswith(".")
@@ -666,9 +663,7 @@ def scan(
                             sub_prefix = prefix + display_name(name) + "/"
                         else:  # visible, but the listing is full: only counted
                             res.truncated = True
-                    frames.append(
-                        (sub, _entries(sub), None if sub_prefix is _COUNT else sub_prefix)
-                    )
+                    frames.append((sub, _entries(sub), sub_prefix))
                     break  # descend now; this directory's iterator resumes afterwards
                 file_count += 1
                 if prefix is None or name.startswith("."):

@@ -13,20 +13,20 @@ class AuditHandler(BaseHandler):
     (inclusive), ``to`` (exclusive). Pages: ``limit`` (at most 1000), then ``before`` (the
     ``next_before`` of the previous page) or ``offset``."""
 
-    def _int(self, name: str, default: int | None) -> int | None:
-        value = self.get_query_argument(name, None)
-        if value is None or value == "":
-            return default
+    def _before(self) -> int | None:
+        value = self.get_query_argument("before", None)
+        if not value:
+            return None
         try:
             return int(value)
         except ValueError:
-            raise BadRequest(f"{name} must be a whole number, not {value!r}.") from None
+            raise BadRequest(f"before must be a whole number, not {value!r}.") from None
 
     async def get(self) -> None:
         user = self.get_query_argument("user", None) or None
         # a grant filtered to some users (custom:uws:read:audit!user=alice) reads theirs only
         self.require_scope(scopes.READ_AUDIT, user)
-        limit = self._int("limit", 100)
+        limit, offset = self.paging(default=100, most=audit.MAX_LIMIT)
         since, until = parse_range(
             self.get_query_argument("from", None), self.get_query_argument("to", None)
         )
@@ -37,8 +37,8 @@ class AuditHandler(BaseHandler):
             action=self.get_query_argument("action", None) or None,
             since=since,
             until=until,
-            before_id=self._int("before", None),
-            offset=self._int("offset", 0),
+            before_id=self._before(),
+            offset=offset,
             limit=limit,
         )
         self.ok(

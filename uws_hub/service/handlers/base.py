@@ -212,6 +212,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise Forbidden(f"Listing everyone's resources needs the scope {scope} (operators).")
         return True
 
+    def query_filters(self, *names: str) -> dict[str, str]:
+        """The query arguments among `names` that were given (a listing's filters)."""
+        return {k: v for k in names if (v := self.get_query_argument(k, None)) is not None}
+
     def paging(self, default: int = 200, most: int = 1000) -> tuple[int, int]:
         """``limit`` (1..most) and ``offset`` (0 or more) query arguments, checked."""
         try:

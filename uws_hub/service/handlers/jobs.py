@@ -41,11 +41,7 @@ class JobsHandler(JobHandlerMixin, BaseHandler):
     async def get(self, job_id: str | None = None) -> None:
         mgr = self.ctx.jobs
         if job_id is None and self.everyone(scopes.READ_JOBS):
-            filters = {
-                k: v
-                for k in ("job_type", "status")
-                if (v := self.get_query_argument(k, None)) is not None
-            }
+            filters = self.query_filters("job_type", "status")
             rows = self.db.execute(mgr.list_all_query(filters, *self.paging())).all()
             out = [{**self.job_json(j), "username": name} for j, name in rows]
             self.ok("Successful." if out else NOT_FOUND_LIST, {"jobs": out})
@@ -54,11 +50,7 @@ class JobsHandler(JobHandlerMixin, BaseHandler):
         if job_id is not None:
             jobs = [mgr.get(self.db, user, job_id)]
         else:
-            filters = {
-                k: v
-                for k in ("workspace_id", "resource_job_id", "job_type", "status")
-                if (v := self.get_query_argument(k, None)) is not None
-            }
+            filters = self.query_filters("workspace_id", "resource_job_id", "job_type", "status")
             jobs = list(self.db.scalars(mgr.list_query(user, filters)))
         out = [self.job_json(j) for j in jobs]
         self.ok("Successful." if out else NOT_FOUND_LIST, {"jobs": out})

@@ -55,11 +55,7 @@ class SharesHandler(BaseHandler):
             sent = [share] if share.sender_id == user.id else []
             received = [share] if share.recipient_id == user.id else []
         else:
-            filters = {
-                k: v
-                for k in ("is_accepted",)
-                if (v := self.get_query_argument(k, None)) is not None
-            }
+            filters = self.query_filters("is_accepted")
             sent, received = mgr.list_for(self.db, user, filters)
         data = {
             "original_workspaces": [share_json(self.db, s) for s in sent],

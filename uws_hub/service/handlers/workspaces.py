@@ -26,18 +26,10 @@ def with_last_job(handler: BaseHandler, ws) -> dict:
 
 
 class WorkspacesHandler(BaseHandler):
-    def listing_filters(self) -> dict[str, str]:
-        """The listing's filters given as query arguments (name, description, status)."""
-        return {
-            k: v
-            for k in ("name", "description", "status")
-            if (v := self.get_query_argument(k, None)) is not None
-        }
-
     async def get(self, ws_id: str | None = None) -> None:
         mgr = self.ctx.workspaces
         if ws_id is None and self.everyone(scopes.READ_WORKSPACES):
-            filters = self.listing_filters()
+            filters = self.query_filters("name", "description", "status")
             rows = self.db.execute(mgr.list_all_query(filters, *self.paging())).all()
             last = mgr.last_jobs(self.db, ws_ids=[ws.id for ws, _ in rows])
             out = [{**listed(ws, last.get(ws.id)), "username": name} for ws, name in rows]
@@ -48,7 +40,7 @@ class WorkspacesHandler(BaseHandler):
             ws = mgr.get(self.db, user, ws_id)
             self.ok("Successful.", {"workspaces": [with_last_job(self, ws)]})
             return
-        filters = self.listing_filters()
+        filters = self.query_filters("name", "description", "status")
         # the listing is served from a cache keyed by the user's listing version (one query)
         key, version = (user.id, tuple(sorted(filters.items()))), user.workspaces_version
         body = self.ctx.listings.get(key, version)
