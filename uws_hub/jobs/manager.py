@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
@@ -35,6 +35,7 @@ from ..db.models import (
     utcnow,
 )
 from ..errors import BadRequest, HubAPIError, NotFound, UWSError
+from ..ids import parse_id
 from .launch import LaunchPlan, plan_launch
 
 if TYPE_CHECKING:
@@ -183,10 +184,8 @@ class JobManager:
         q = select(Job).where(Job.user_id == user.id)
         for key in ("workspace_id", "resource_job_id"):
             if key in filters:
-                try:
-                    q = q.where(getattr(Job, key) == int(filters[key]))
-                except ValueError:
-                    q = q.where(False)
+                value = parse_id(filters[key], key)
+                q = q.where(getattr(Job, key) == value if value is not None else false())
         for key in ("job_type", "status"):
             if key in filters:
                 q = q.where(getattr(Job, key) == filters[key])
@@ -202,10 +201,9 @@ class JobManager:
         return q.order_by(live.desc(), Job.id.desc()).limit(limit).offset(offset)
 
     def get(self, session: Session, user: User, job_id: Any) -> Job:
-        try:
-            job_id = int(job_id)
-        except (TypeError, ValueError):
-            raise NotFound(f"Job {job_id} not found for user.") from None
+        given, job_id = job_id, parse_id(job_id, "Job id")
+        if job_id is None:
+            raise NotFound(f"Job {given} not found for user.")
         job = session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user.id))
         if job is None:
             raise NotFound(f"Job {job_id} not found for user.")

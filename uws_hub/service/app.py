@@ -46,6 +46,7 @@ from .cache import ListingCache
 from .handlers import audit, base, info, jobs, pages, shares, tokens, users, workspaces
 from .hubclient import HubClient
 from .reconciler import Reconciler
+from .tokenrenew import JobTokenRenewer
 
 log = logging.getLogger("uws_hub.service")
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -150,6 +151,24 @@ def _raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class UWSApplication(web.Application):
+    """The service's tornado application: a method no handler serves is routed to a handler
+    that reads the request to its end before answering 405 (see `base.MethodNotAllowedHandler`)."""
+
+    def find_handler(self, request, **kwargs):
+        delegate = super().find_handler(request, **kwargs)
+        target = delegate.handler_class
+        if request.method not in target.SUPPORTED_METHODS and issubclass(target, base.BaseHandler):
+            return self.get_handler_delegate(
+                request,
+                base.MethodNotAllowedHandler,
+                {"target": target},
+                delegate.path_args,
+                delegate.path_kwargs,
+            )
+        return delegate
+
+
 def make_app(ctx: ServiceContext) -> web.Application:
     prefix = ctx.prefix
     handlers = [
@@ -162,7 +181,7 @@ def make_app(ctx: ServiceContext) -> web.Application:
         *workspaces.routes(prefix),
         *pages.routes(prefix),
     ]
-    return web.Application(
+    return UWSApplication(
         handlers,
         uws=ctx,
         cookie_secret=_cookie_secret(ctx.settings.cookie_secret_file),
@@ -227,6 +246,9 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     )
     server.listen(url.port, url.hostname)
     ctx.reconciler.start()
+    renewer = JobTokenRenewer.for_service(settings, ctx.db, ctx.hub)  # Globus hubs only
+    if renewer is not None:
+        renewer.start()
     ctx.notifier.start()
     log.info(
         "uws service %s listening on %s (prefix %s, db %s)",
@@ -243,6 +265,8 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     log.info("uws service stopping")
     server.stop()
     await ctx.reconciler.stop()
+    if renewer is not None:
+        await renewer.stop()
     await ctx.notifier.stop()
     ctx.executor.shutdown(wait=True, cancel_futures=True)
     ctx.engine.dispose()

@@ -33,6 +33,7 @@ from ..db.models import (
 )
 from ..db.session import bump_listing_version
 from ..errors import BadRequest, NotFound, UWSError
+from ..ids import parse_id
 from ..workspaces import fsops
 from . import copier
 
@@ -92,10 +93,9 @@ class ShareManager:
         return sent, received
 
     def get(self, session: Session, user: User, share_id: Any) -> SharedWorkspace:
-        try:
-            share_id = int(share_id)
-        except (TypeError, ValueError):
-            raise NotFound(f"Shared workspace {share_id} not found for user.") from None
+        given, share_id = share_id, parse_id(share_id, "Shared workspace id")
+        if share_id is None:
+            raise NotFound(f"Shared workspace {given} not found for user.")
         share = session.scalar(
             select(SharedWorkspace).where(
                 SharedWorkspace.id == share_id,
@@ -528,10 +528,7 @@ def _original(session: Session, share: SharedWorkspace) -> Workspace | None:
 
 
 def _int_id(value: Any, field: str) -> int:
-    if isinstance(value, bool):
-        raise BadRequest(f"{field} must hold numeric ids.")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise BadRequest(f"{field} must hold numeric ids, not {value!r}.")
+    out = parse_id(value, field)
+    if out is None:
+        raise BadRequest(f"{field} must hold numeric ids, not {value!r}.")
+    return out

@@ -36,6 +36,7 @@ from ..db.models import (
 from ..db.session import bump_listing_version
 from ..errors import BadRequest, NotFound, UWSError
 from ..identity import PosixAccount, resolve_account
+from ..ids import parse_id
 from . import fsops
 from .paths import check_distinct_targets, check_symlink_source, split_relpath
 from .upload import UploadReceiver
@@ -295,10 +296,9 @@ class WorkspaceManager:
 
     def get(self, session: Session, user: User, ws_id: int | str) -> Workspace:
         """The user's workspace `ws_id`, or 404 (also for other people's workspaces)."""
-        try:
-            ws_id = int(ws_id)
-        except (TypeError, ValueError):
-            raise NotFound(f"Workspace {ws_id} not found for user.") from None
+        given, ws_id = ws_id, parse_id(ws_id, "Workspace id")
+        if ws_id is None:
+            raise NotFound(f"Workspace {given} not found for user.")
         ws = session.scalar(self.list_query(user, {}).where(Workspace.id == ws_id))
         if ws is None:
             raise NotFound(f"Workspace {ws_id} not found for user.")
@@ -569,11 +569,30 @@ class WorkspaceManager:
             session.refresh(ws)
             self._apply_scan(ws, result)
             ws.datetime_last_modified = utcnow()
-            if error is None and on_success is not None:
-                on_success()
+            if error is None:
+                self._claim_changeable(session, ws)
+                if on_success is not None:
+                    on_success()
             session.commit()
         if error is not None:
             raise error
+
+    def _claim_changeable(self, session: Session, ws: Workspace) -> None:
+        """Check, atomically with the changes of the open transaction, that `ws` may still
+        change: a conditional UPDATE, so a concurrent delete (which marks it `deleting` with its
+        own conditional UPDATE) either came first and this refuses after rolling back, or waits
+        for this transaction to end."""
+        res = session.execute(
+            update(Workspace)
+            .where(Workspace.id == ws.id, Workspace.status.in_(CHANGEABLE))
+            .values(datetime_last_modified=ws.datetime_last_modified or utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:
+            session.rollback()
+            session.refresh(ws)
+            self._require_changeable(ws)
+            raise BadRequest(f"Workspace {ws.id} cannot be changed now; try again.")
 
     async def update(self, session: Session, ws: Workspace, body: Any) -> Workspace:
         if not isinstance(body, dict):
@@ -609,6 +628,7 @@ class WorkspaceManager:
                 ws.workspace_details = details
             else:
                 session.refresh(ws)
+                self._require_changeable(ws)
             changes: dict[str, Any] = {}
             if name is not None and name != ws.name:
                 changes["name"] = [ws.name, name]
@@ -620,6 +640,7 @@ class WorkspaceManager:
                 changes["default_job_type"] = [ws.default_job_type, default_job_type]
                 ws.default_job_type = default_job_type
             ws.datetime_last_modified = utcnow()
+            self._claim_changeable(session, ws)
             if changes or spec:
                 audit.record(
                     session,

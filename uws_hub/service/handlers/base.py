@@ -7,7 +7,6 @@ become ``{"success": false, "message": ...}`` here, in one place.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 import secrets
@@ -20,6 +19,7 @@ from tornado import web
 from ... import audit, scopes
 from ...db.models import User
 from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
+from .. import jsonbody
 from ..serialize import dumps
 
 log = logging.getLogger("uws_hub.service")
@@ -49,6 +49,16 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     #: set False on handlers anyone may call (job_types, parameters, status)
     auth_required = True
+
+    @classmethod
+    def allowed_methods(cls, path_args: list[str]) -> list[str]:
+        """The methods this resource answers (the ``Allow`` header of a 405). Handlers whose
+        methods depend on the path (a collection or one item) override it."""
+        return [
+            m
+            for m in ("GET", "POST", "PUT", "DELETE", "PATCH")
+            if getattr(cls, m.lower()) is not getattr(web.RequestHandler, m.lower())
+        ] + ["OPTIONS"]
 
     def initialize(self) -> None:
         self._chunks: list[bytes] | None = []
@@ -118,7 +128,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """CORS preflight: answered directly (no redirect), only for configured origins."""
         origin = self.request.headers.get("Origin")
         if origin and origin in self.ctx.settings.cors_allowed_origins:
-            self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+            self.set_header("Access-Control-Allow-Methods", ", ".join(self._allow()))
             self.set_header(
                 "Access-Control-Allow-Headers",
                 "Authorization, UWS-Authorization, Content-Type, X-XSRFToken",
@@ -243,13 +253,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 "PUT /workspaces/<id>/upload/ instead."
             )
         # parsed as JSON whatever the Content-Type says, as UWS did (curl -d sends form-encoded)
-        body = b"".join(self._chunks)
-        if not body:
-            return {}
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BadRequest(f"Invalid JSON: {e}") from None
+        return jsonbody.parse(b"".join(self._chunks))
 
     def compute_etag(self) -> str | None:
         return None  # no per-request hashing of bodies; listings set their own tag
@@ -280,6 +284,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         else:
             super().log_exception(typ, value, tb)
 
+    def _allow(self) -> list[str]:
+        return self.allowed_methods([a for a in getattr(self, "path_args", []) if a is not None])
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, UWSError):
@@ -291,6 +298,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         else:
             message = "Internal error; it has been logged. Please retry, and report it to an administrator if it persists."
         self.clear_header("Content-Type")
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self._allow()))
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps({"success": False, "message": message}))
@@ -309,6 +318,43 @@ def _deferred(method):
 
     wrapper._uws_deferred = True
     return wrapper
+
+
+class _AnyMethod(frozenset):
+    """Every method name: a method a resource does not serve is answered by a handler."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+class MethodNotAllowedHandler(BaseHandler):
+    """405 (with ``Allow``) for a method no uws handler serves (TRACE, CONNECT, made-up ones).
+
+    Tornado refuses such methods before the request body is read, and a handler that answers
+    before the request has arrived closes the connection: the proxy may already be reusing it
+    for someone else's request, which then fails with 503. Routed here instead
+    (`UWSApplication.find_handler`), the request is read to its end first, like any other."""
+
+    SUPPORTED_METHODS = _AnyMethod()  # type: ignore[assignment]
+    auth_required = False
+
+    def initialize(self, target: type[BaseHandler]) -> None:  # type: ignore[override]
+        super().initialize()
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        # tornado dispatches to getattr(self, method.lower()): any method name lands here
+        request = self.__dict__.get("request")
+        if request is not None and name == request.method.lower():
+            return self._refuse
+        raise AttributeError(name)
+
+    async def _refuse(self, *args: Any) -> None:
+        raise web.HTTPError(405, f"Method {self.request.method} is not allowed here.")
+
+    def _allow(self) -> list[str]:
+        args = [a for a in getattr(self, "path_args", []) if a is not None]
+        return self.target.allowed_methods(args)
 
 
 class NotFoundHandler(BaseHandler):

@@ -69,6 +69,10 @@ class SharesHandler(BaseHandler):
             data,
         )
 
+    @classmethod
+    def allowed_methods(cls, path_args: list[str]) -> list[str]:
+        return ["GET", "DELETE", "OPTIONS"] if path_args else ["GET", "POST", "OPTIONS"]
+
     async def post(self, share_id: str | None = None) -> None:
         if share_id is not None:
             raise web.HTTPError(405, "POST shares a workspace: send it to /shared_workspaces/.")

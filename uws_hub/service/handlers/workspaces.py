@@ -26,6 +26,10 @@ def with_last_job(handler: BaseHandler, ws) -> dict:
 
 
 class WorkspacesHandler(BaseHandler):
+    @classmethod
+    def allowed_methods(cls, path_args: list[str]) -> list[str]:
+        return ["GET", "PUT", "DELETE", "OPTIONS"] if path_args else ["GET", "POST", "OPTIONS"]
+
     async def get(self, ws_id: str | None = None) -> None:
         mgr = self.ctx.workspaces
         if ws_id is None and self.everyone(scopes.READ_WORKSPACES):
@@ -96,6 +100,10 @@ class UploadHandler(BaseHandler):
     receiver = None
     _failure: UWSError | None = None
     _committing = False
+
+    @classmethod
+    def allowed_methods(cls, path_args: list[str]) -> list[str]:
+        return ["PUT", "OPTIONS"]
 
     async def before(self) -> None:
         if self.request.method == "OPTIONS":
