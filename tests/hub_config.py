@@ -96,6 +96,9 @@ c.UWS.slurm_poll_interval = float(env.get("UWS_TEST_SLURM_POLL", "2"))
 c.Spawner.poll_interval = int(env.get("UWS_TEST_POLL_INTERVAL", "3"))
 c.UWS.max_upload_size = int(env.get("UWS_TEST_MAX_UPLOAD", str(64 * 1024**2)))
 c.UWS.max_json_body_size = 1024 * 1024
+# short enough for tests/test_reliability.py to see a stalled body answered
+c.UWS.body_idle_timeout = float(env.get("UWS_TEST_BODY_IDLE_TIMEOUT", "4"))
+c.UWS.body_timeout = float(env.get("UWS_TEST_BODY_TIMEOUT", "8"))
 
 # extra settings a test needs (e.g. a deliberately wrong one), as Python statements
 exec(env.get("UWS_TEST_EXTRA_CONFIG", ""))

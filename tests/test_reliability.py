@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+import select
+import socket
 import threading
 import time
 from collections import Counter
+from urllib.parse import urlsplit
 
 import requests
 
 from conftest import workspace_dir
-from uws_hub.workspaces.fsops import TRASH_PREFIX
+from uws_hub.workspaces.fsops import STAGING_DIR, TRASH_PREFIX
 
 BIG = str(2**63)  # one past the largest 64-bit signed integer a database column holds
 
@@ -219,3 +224,85 @@ def test_deep_json_and_lone_surrogates_are_400(hub, alice, make_workspace):
     assert r.status_code == 200 and r.json()["data"]["workspace"]["name"] == "ok \U0001f600"
     names = [w["name"] for w in alice.get("workspaces/").json()["data"]["workspaces"]]
     assert not any("before" in n for n in names)
+
+
+# ---- 4. a body that never arrives is answered 408, and holds nothing ------------------------
+
+
+def raw_request(
+    hub, head: str, parts: list[tuple[float, bytes]], wait: float = 40
+) -> tuple[float, bytes]:
+    """Send `head` then each (delay, bytes) part over one connection to the proxy; return the
+    seconds until the answer began and the whole answer (read until the connection closes)."""
+    host, port = urlsplit(hub.url).hostname, urlsplit(hub.url).port
+    with socket.create_connection((host, port), timeout=wait) as sock:
+        t0 = time.monotonic()
+        sock.sendall(head.encode())
+        for delay, data in parts:
+            if select.select([sock], [], [], delay)[0]:
+                break  # answered already
+            sock.sendall(data)
+        answer, first = b"", None
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            if first is None:
+                first = time.monotonic() - t0
+            answer += chunk
+            head_part, sep, rest = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head_part)
+            if sep and length and len(rest) >= int(length.group(1)):
+                break
+    return (first if first is not None else wait), answer
+
+
+def test_stalled_bodies_get_408_and_change_nothing(hub, alice, make_workspace):
+    ws = make_workspace(name="stall")
+    token = alice.session.headers["Authorization"]
+    path = urlsplit(api_url(hub, "workspaces/")).path
+    before = len(alice.get("workspaces/").json()["data"]["workspaces"])
+    # a declared body that never arrives: answered once nothing came for body_idle_timeout (4 s)
+    body = json.dumps({"name": "never", "description": "d"}).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    took, answer = raw_request(hub, head, [(0, body[:10])])
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert 3 <= took <= 20, took
+    assert b"no part of it arrived for 4 seconds" in answer, answer
+    # a body trickling in (a byte a second) is bounded as a whole: body_timeout (8 s)
+    took, answer = raw_request(hub, head, [(1, body[i : i + 1]) for i in range(len(body) - 1)])
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert 7 <= took <= 25, took
+    assert b"did not arrive in full within 8 seconds" in answer, answer
+    assert len(alice.get("workspaces/").json()["data"]["workspaces"]) == before
+    # an upload that stops half way: 408, nothing kept in the workspace or in staging
+    boundary = "b0undary"
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="half.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + b"x" * 50_000
+    upath = urlsplit(api_url(hub, f"workspaces/{ws['id']}/upload/")).path
+    head = (
+        f"PUT {upath} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(part) + 1_000_000}\r\n\r\n"
+    )
+    took, answer = raw_request(hub, head, [(0, part)])
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    d = workspace_dir(hub, "uwst-alice", ws["id"])
+    assert not (d / "half.bin").exists()
+    staging = d.parent / STAGING_DIR
+    deadline = time.monotonic() + 10
+    while any(staging.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(staging.iterdir()), list(staging.iterdir())
+    # the service answers everyone else throughout, and uploads that keep coming still work
+    r = alice.put(f"workspaces/{ws['id']}/upload/", files={"f": ("whole.bin", b"y" * 100_000)})
+    assert r.status_code == 200, r.text
+    assert (d / "whole.bin").stat().st_size == 100_000

@@ -242,7 +242,10 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     app = make_app(ctx)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", settings.service_url))
     server = HTTPServer(
-        app, xheaders=True, max_body_size=max(settings.max_upload_size, settings.max_json_body_size)
+        app,
+        xheaders=True,
+        max_body_size=max(settings.max_upload_size, settings.max_json_body_size),
+        idle_connection_timeout=settings.header_timeout,
     )
     server.listen(url.port, url.hostname)
     ctx.reconciler.start()

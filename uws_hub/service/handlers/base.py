@@ -15,6 +15,7 @@ from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
 from tornado import web
+from tornado.ioloop import IOLoop
 
 from ... import audit, scopes
 from ...db.models import User
@@ -68,7 +69,23 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def ctx(self):
         return self.settings["uws"]
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self, chunk: bytes) -> Any:
+        self._last_byte = IOLoop.current().time()
+        pending = self.receive(chunk)
+        return None if pending is None else self._receiving(pending)
+
+    async def _receiving(self, pending: Any) -> None:
+        # a chunk being stored (an upload writing to disk) is progress, not a stalled client
+        self._in_receive = True
+        try:
+            await pending
+        finally:
+            self._in_receive = False
+            self._last_byte = IOLoop.current().time()
+
+    def receive(self, chunk: bytes) -> Any:
+        """Keep a piece of the request body (a JSON body, up to its size limit); subclasses
+        that stream bodies elsewhere (uploads) override it."""
         self._body_size += len(chunk)
         if self._chunks is not None:
             if self._body_size > self.ctx.settings.max_json_body_size:
@@ -112,8 +129,67 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         )
 
     def on_finish(self) -> None:
+        self._stop_body_watch()
         if hasattr(self, "_db"):
             self._db.close()
+
+    def on_connection_close(self) -> None:
+        self._stop_body_watch()
+        super().on_connection_close()
+
+    # ---- request bodies that do not arrive -----------------------------------------------
+
+    #: False on handlers whose bodies may take long but keep arriving (uploads)
+    body_time_bounded = True
+    _body_timer: Any = None
+    _in_receive = False
+
+    def _watch_body(self) -> None:
+        """Answer 408 if the body stops arriving (`body_idle_timeout`) or, for JSON bodies,
+        is not complete in `body_timeout`: a client that declares a body and never sends it
+        must not hold a connection and a handler."""
+        now = IOLoop.current().time()
+        self._last_byte = now
+        limits = self.ctx.settings
+        self._body_deadline = now + limits.body_timeout if self.body_time_bounded else None
+        self._schedule_body_check()
+
+    def _schedule_body_check(self) -> None:
+        due = self._last_byte + self.ctx.settings.body_idle_timeout
+        if self._body_deadline is not None:
+            due = min(due, self._body_deadline)
+        loop = IOLoop.current()
+        self._body_timer = loop.call_at(max(due, loop.time() + 0.25), self._check_body)
+
+    def _stop_body_watch(self) -> None:
+        if self._body_timer is not None:
+            IOLoop.current().remove_timeout(self._body_timer)
+            self._body_timer = None
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        if self._finished:
+            return
+        limits, now = self.ctx.settings, IOLoop.current().time()
+        if self._in_receive:
+            why = None
+        elif now >= self._last_byte + limits.body_idle_timeout:
+            why = f"no part of it arrived for {limits.body_idle_timeout:g} seconds"
+        elif self._body_deadline is not None and now >= self._body_deadline:
+            why = f"it did not arrive in full within {limits.body_timeout:g} seconds"
+        else:
+            why = None
+        if why is None:
+            self._schedule_body_check()
+            return
+        log.info("%s %s: request body timed out (%s)", self.request.method, self.request.path, why)
+        self.set_header("Connection", "close")  # the rest of the body is not read
+        error = UWSError(
+            f"Request body not received: {why}. Send the whole body at once (check "
+            "Content-Length), then retry.",
+            status_code=408,
+        )
+        self.send_error(408, exc_info=(UWSError, error, None))
 
     # ---- CORS --------------------------------------------------------------------------
 
@@ -145,6 +221,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except Exception as e:
             self._deferred_error = e
             self._chunks = None
+        self._watch_body()  # the body is read from now on
 
     async def before(self) -> None:
         """Work before the body arrives (authentication); subclasses extend it."""
@@ -310,6 +387,7 @@ def _deferred(method):
 
     @functools.wraps(method)
     async def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop_body_watch()  # the body has arrived
         if self._deferred_error is not None:
             raise self._deferred_error
         if self._deferred_redirect is not None:

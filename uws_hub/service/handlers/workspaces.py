@@ -126,7 +126,9 @@ class UploadHandler(BaseHandler):
         expected = int(length) if length.isdigit() else 0
         self.receiver = await mgr.start_upload(self.db, self.workspace, ctype, expected)
 
-    async def data_received(self, chunk: bytes) -> None:
+    body_time_bounded = False  # large files on slow lines: only a stalled body times out
+
+    async def receive(self, chunk: bytes) -> None:
         if self.receiver is None or self._failure is not None or self._deferred_error is not None:
             return
         try:
@@ -137,7 +139,8 @@ class UploadHandler(BaseHandler):
     async def put(self, ws_id: str) -> None:
         if self._failure is not None:
             if self.receiver is not None:
-                await self.ctx.workspaces.abort_upload(self.receiver)
+                receiver, self.receiver = self.receiver, None
+                await self.ctx.workspaces.abort_upload(receiver)
             raise self._failure
         if self.receiver is None:
             raise BadRequest("No files found in request.")
@@ -150,6 +153,15 @@ class UploadHandler(BaseHandler):
     def on_connection_close(self) -> None:
         # the client went away mid-upload: drop what was staged (unless the commit is running,
         # which cleans up itself)
+        self._drop_upload()
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        if not self._committing:  # answered before the body was in (408, refusals)
+            self._drop_upload()
+        super().on_finish()
+
+    def _drop_upload(self) -> None:
         if self.receiver is not None and not self._committing:
             receiver, self.receiver = self.receiver, None
             asyncio.ensure_future(self.ctx.workspaces.abort_upload(receiver))
