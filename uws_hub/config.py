@@ -382,6 +382,28 @@ class UWS(Configurable):
         help="Largest JSON request body accepted, in bytes (initial file contents travel in JSON).",
     ).tag(config=True)
 
+    header_timeout = Float(
+        60,
+        help="""Seconds the service waits for a request's headers on an open connection (and
+        keeps an idle connection open) before closing it. Keep it longer than the proxy's
+        keep-alive idle time (Node's: 5 seconds), so the proxy always closes idle connections
+        first.""",
+    ).tag(config=True)
+
+    body_idle_timeout = Float(
+        30,
+        help="""Seconds a request body may go without any bytes arriving (uploads included)
+        before the service answers 408 and closes the connection: a client that declares a
+        body and stops sending cannot hold the service.""",
+    ).tag(config=True)
+
+    body_timeout = Float(
+        60,
+        help="""Seconds a request body other than an upload (JSON: every call but
+        ``PUT /workspaces/<id>/upload/``) may take to arrive in full; then 408. Uploads are
+        bounded by `body_idle_timeout` only: a large file on a slow line keeps sending.""",
+    ).tag(config=True)
+
     max_listed_entries = Integer(
         10000,
         help="""At most this many files and symlinks are listed in a workspace's
@@ -525,6 +547,9 @@ class UWS(Configurable):
             "job_orphan_grace",
             "slurm_poll_interval",
             "slurm_command_timeout",
+            "header_timeout",
+            "body_idle_timeout",
+            "body_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")
