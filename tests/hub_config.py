@@ -99,6 +99,9 @@ c.UWS.max_json_body_size = 1024 * 1024
 # short enough for tests/test_reliability.py to see a stalled body answered
 c.UWS.body_idle_timeout = float(env.get("UWS_TEST_BODY_IDLE_TIMEOUT", "4"))
 c.UWS.body_timeout = float(env.get("UWS_TEST_BODY_TIMEOUT", "8"))
+# rate limits on but out of reach: tests and benches call fast from one address
+# (tests/test_reliability.py checks them on a hub of its own with small ones)
+c.UWS.rate_limit_per_token = c.UWS.rate_limit_per_address = 1000.0
 
 # extra settings a test needs (e.g. a deliberately wrong one), as Python statements
 exec(env.get("UWS_TEST_EXTRA_CONFIG", ""))

@@ -11,9 +11,11 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from conftest import workspace_dir
+from hubtest import HubProcess
 from uws_hub.workspaces.fsops import STAGING_DIR, TRASH_PREFIX
 
 BIG = str(2**63)  # one past the largest 64-bit signed integer a database column holds
@@ -191,8 +193,7 @@ def test_ids_out_of_range_are_400(hub, alice, bob, make_workspace):
         assert r.status_code == 400, (method, path, r.status_code, r.text)
         assert "out of range" in r.json()["message"], r.text
     # the largest id that can exist is an ordinary unknown id
-    r = alice.get(f"workspaces/{2**63 - 1}/")
-    assert r.status_code == 200 and r.json()["data"]["workspaces"] == []
+    assert gone(alice, f"workspaces/{2**63 - 1}/")
     assert alice.get(f"workspaces/{ws['id']}/").json() == before
 
 
@@ -306,3 +307,73 @@ def test_stalled_bodies_get_408_and_change_nothing(hub, alice, make_workspace):
     r = alice.put(f"workspaces/{ws['id']}/upload/", files={"f": ("whole.bin", b"y" * 100_000)})
     assert r.status_code == 200, r.text
     assert (d / "whole.bin").stat().st_size == 100_000
+
+
+# ---- 9. rate limits: per token and per address, 429 with Retry-After, nobody else affected ---
+
+
+@pytest.fixture(scope="module")
+def limited_hub():
+    extra = (
+        "c.UWS.rate_limit_per_token = 2.0\n"
+        "c.UWS.rate_limit_token_burst = 6\n"
+        "c.UWS.rate_limit_per_address = 2.0\n"
+        "c.UWS.rate_limit_address_burst = 6\n"
+    )
+    h = HubProcess(name="limits", env={"UWS_TEST_EXTRA_CONFIG": extra}).start()
+    yield h
+    h.stop()
+    h.cleanup()
+
+
+def test_rate_limits_refuse_only_the_busy_caller(limited_hub):
+    hub = limited_hub
+    busy, calm = hub.token_for("uwst-busy"), hub.token_for("uwst-calm")
+    calm_s = requests.Session()
+    calm_s.headers["Authorization"] = f"token {calm}"
+    busy_s = requests.Session()
+    busy_s.headers["Authorization"] = f"token {busy}"
+    codes = [busy_s.get(api_url(hub, "workspaces/"), timeout=30).status_code for _ in range(12)]
+    assert codes[:6] == [200] * 6, codes  # the burst
+    assert 429 in codes[6:], codes
+    r = busy_s.get(api_url(hub, "workspaces/"), timeout=30)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    body = r.json()
+    assert body["success"] is False
+    assert body["message"].startswith("Too many requests: this token may make 2 calls a second")
+    # refused calls change nothing
+    r = busy_s.post(api_url(hub, "workspaces/"), json={"name": "n", "description": "d"}, timeout=30)
+    assert r.status_code == 429
+    # another token (even of the same person) and anonymous callers are not affected
+    calm_again = requests.Session()
+    calm_again.headers["Authorization"] = f"token {hub.token_for('uwst-busy')}"
+    assert calm_again.get(api_url(hub, "workspaces/"), timeout=30).status_code == 200
+    assert calm_s.get(api_url(hub, "workspaces/"), timeout=30).status_code == 200
+    assert requests.get(api_url(hub, "job_types/"), timeout=30).status_code == 200
+    # a caller within its allowance is never refused
+    for _ in range(8):
+        assert calm_s.get(api_url(hub, "workspaces/"), timeout=30).status_code == 200
+        time.sleep(0.6)
+    # after Retry-After, the busy token may call again, and nothing was created meanwhile
+    time.sleep(int(r.headers.get("Retry-After", "1")) + 1)
+    r = busy_s.get(api_url(hub, "workspaces/"), timeout=30)
+    assert r.status_code == 200 and r.json()["data"]["workspaces"] == []
+
+
+def test_rate_limits_per_address_without_a_valid_token(limited_hub):
+    hub = limited_hub
+    time.sleep(3)  # the address's allowance refills after the other test's anonymous call
+    bad = requests.Session()
+    bad.headers["Authorization"] = "token not-a-real-token"
+    codes = [bad.get(api_url(hub, "workspaces/"), timeout=30).status_code for _ in range(10)]
+    assert codes[:5] == [401] * 5 and codes[-1] == 429, codes
+    r = requests.get(api_url(hub, "status/"), timeout=30)  # same address, no token: same bucket
+    assert r.status_code == 429 and "without a valid token from this address" in r.json()["message"]
+    # a valid token from the same address is its own caller
+    good = requests.Session()
+    good.headers["Authorization"] = f"token {hub.token_for('uwst-calm')}"
+    assert good.get(api_url(hub, "workspaces/"), timeout=30).status_code == 200
+    # X-Real-Ip from the client does not make it another address
+    r = requests.get(api_url(hub, "status/"), headers={"X-Real-Ip": "10.9.8.7"}, timeout=30)
+    assert r.status_code == 429

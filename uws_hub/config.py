@@ -404,6 +404,32 @@ class UWS(Configurable):
         bounded by `body_idle_timeout` only: a large file on a slow line keeps sending.""",
     ).tag(config=True)
 
+    rate_limit_per_token = Float(
+        20,
+        help="""Calls a second each token (or logged-in browser session) may make to the API on
+        average; over it, calls are answered 429 with ``Retry-After``. Each caller has its own
+        allowance: one busy script never slows anyone else. 0 turns the limit off.""",
+    ).tag(config=True)
+
+    rate_limit_token_burst = Integer(
+        200,
+        help="""Calls a token may make at once, above `rate_limit_per_token`, before the
+        average applies (a page loading, a script's loop starting).""",
+    ).tag(config=True)
+
+    rate_limit_per_address = Float(
+        20,
+        help="""Calls a second from one client address without a valid credential (the public
+        ``job_types``, ``parameters``, ``status``, ``tokens`` and any call whose token the hub
+        refused) may make on average; over it, 429 with ``Retry-After``. The address is the
+        one the proxy reports (``X-Forwarded-For``). 0 turns the limit off.""",
+    ).tag(config=True)
+
+    rate_limit_address_burst = Integer(
+        200,
+        help="Calls one address without a credential may make at once, above `rate_limit_per_address`.",
+    ).tag(config=True)
+
     max_listed_entries = Integer(
         10000,
         help="""At most this many files and symlinks are listed in a workspace's

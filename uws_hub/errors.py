@@ -13,11 +13,19 @@ class UWSError(Exception):
 
     status_code = 500
 
-    def __init__(self, message: str, *, status_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if status_code is not None:
             self.status_code = status_code
+        #: HTTP headers the answer carries (``Retry-After``, ``Connection``)
+        self.headers = headers or {}
 
 
 class BadRequest(UWSError):

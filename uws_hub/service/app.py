@@ -45,6 +45,7 @@ from .auth import UWSHubAuth
 from .cache import ListingCache
 from .handlers import audit, base, info, jobs, pages, shares, tokens, users, workspaces
 from .hubclient import HubClient
+from .ratelimit import RateLimiter
 from .reconciler import Reconciler
 from .tokenrenew import JobTokenRenewer
 
@@ -98,6 +99,14 @@ class ServiceContext:
             db=self.db,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
+        self.limits = {
+            "token": RateLimiter(
+                settings.rate_limit_per_token, settings.rate_limit_token_burst, "token"
+            ),
+            "address": RateLimiter(
+                settings.rate_limit_per_address, settings.rate_limit_address_burst, "address"
+            ),
+        }
         # workspaces and jobs by status, read from the database at each scrape
         self.metrics = metrics.register(self.db, settings.job_type_map)
         self.build = _build_id()

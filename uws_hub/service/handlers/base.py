@@ -7,6 +7,7 @@ become ``{"success": false, "message": ...}`` here, in one place.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
 import secrets
@@ -14,13 +15,13 @@ import weakref
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
-from tornado import web
+from tornado import netutil, web
 from tornado.ioloop import IOLoop
 
 from ... import audit, scopes
 from ...db.models import User
 from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
-from .. import jsonbody
+from .. import jsonbody, ratelimit
 from ..serialize import dumps
 
 log = logging.getLogger("uws_hub.service")
@@ -118,13 +119,22 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self._request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
         return self._request_id
 
+    @property
+    def client_ip(self) -> str:
+        """The caller's address: the last ``X-Forwarded-For`` entry, the one the proxy added
+        (it appends to whatever the client sent). Not ``X-Real-Ip``, which the proxy passes on
+        from the client unchanged (tornado's ``xheaders`` would believe it)."""
+        forwarded = self.request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        return last if last and netutil.is_valid_ip(last) else self.request.remote_ip
+
     def audit_actor(self) -> audit.Actor:
         """Who this request acts as, for the audit log."""
         model = getattr(self, "_hub_user", None) or {}
         return audit.Actor(
             name=model.get("name") or "anonymous",
             kind=model.get("kind", "user") if model else "anonymous",
-            ip=self.request.remote_ip,
+            ip=self.client_ip,
             request_id=self.request_id,
         )
 
@@ -183,11 +193,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self._schedule_body_check()
             return
         log.info("%s %s: request body timed out (%s)", self.request.method, self.request.path, why)
-        self.set_header("Connection", "close")  # the rest of the body is not read
         error = UWSError(
             f"Request body not received: {why}. Send the whole body at once (check "
             "Content-Length), then retry.",
             status_code=408,
+            headers={"Connection": "close"},  # the rest of the body is not read
         )
         self.send_error(408, exc_info=(UWSError, error, None))
 
@@ -217,6 +227,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self) -> None:
         try:
+            if not self._credential() or not self.auth_required:
+                self._limit("address", self.client_ip)
             await self.before()
         except Exception as e:
             self._deferred_error = e
@@ -234,6 +246,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if getattr(self, "_hub_user", None) is not None:
             return self._hub_user
         model = await self.hub_auth.get_user(self, sync=False)
+        if model:
+            self._limit("token", self._credential())
+        elif self._credential():  # a refused credential: its sender's address pays
+            self._limit("address", self.client_ip)
         if not model:
             if self._cookie_without_xsrf():
                 self.check_xsrf_cookie()  # raises 403 saying what is missing
@@ -250,6 +266,34 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             ) from None
         self._hub_user = model
         return model
+
+    def _credential(self) -> str:
+        """What identifies the caller for rate limits: the token or login cookie sent ("" if
+        none). The hub checks it; here it only keys the caller's allowance."""
+        for header in ("Authorization", "UWS-Authorization"):
+            if value := self.request.headers.get(header):
+                return value
+        return self.get_cookie(self.hub_auth.cookie_name) or ""
+
+    def _limit(self, kind: str, key: str) -> None:
+        """Spend one call of the caller's allowance, or refuse with 429 and Retry-After."""
+        if self._limited:
+            return  # one charge per request
+        self._limited = True
+        limiter = self.ctx.limits[kind]
+        wait = limiter.take(hashlib.sha256(key.encode("utf-8", "replace")).hexdigest())
+        if wait:
+            who = (
+                "this token" if kind == "token" else "calls without a valid token from this address"
+            )
+            seconds = ratelimit.retry_after(wait)
+            raise UWSError(
+                f"Too many requests: {who} may make {limiter.describe()}. Retry after {seconds} s.",
+                status_code=429,
+                headers={"Retry-After": str(seconds)},
+            )
+
+    _limited = False
 
     def _cookie_without_xsrf(self) -> bool:
         auth = self.hub_auth
@@ -368,6 +412,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, UWSError):
             status_code, message = exc.status_code, exc.message
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
         elif isinstance(exc, web.HTTPError):
             message = exc.log_message or self._reason
             if exc.log_message and exc.args:
