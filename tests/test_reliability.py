@@ -8,11 +8,13 @@ import select
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from shareutil import user_id
 
 from conftest import workspace_dir
 from hubtest import HubProcess
@@ -377,3 +379,167 @@ def test_rate_limits_per_address_without_a_valid_token(limited_hub):
     # X-Real-Ip from the client does not make it another address
     r = requests.get(api_url(hub, "status/"), headers={"X-Real-Ip": "10.9.8.7"}, timeout=30)
     assert r.status_code == 429
+
+
+# ---- 5. Idempotency-Key: a retried create is carried out once ----------------------------
+
+
+def key() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def test_idempotent_create_replays_the_first_answer(hub, alice):
+    k = key()
+    body = {"name": f"once-{k[-6:]}", "description": "d"}
+    first = alice.post("workspaces/", json=body, headers={"Idempotency-Key": k})
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    again = alice.post("workspaces/", json=body, headers={"Idempotency-Key": k})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    listed = alice.get("workspaces/", params={"name": body["name"]}).json()["data"]["workspaces"]
+    assert [w["id"] for w in listed] == [first.json()["data"]["workspace"]["id"]]
+    # the same key for another request: 422, and nothing is done
+    other = alice.post(
+        "workspaces/", json={**body, "description": "other"}, headers={"Idempotency-Key": k}
+    )
+    assert other.status_code == 422 and "different request" in other.json()["message"]
+    assert (
+        len(alice.get("workspaces/", params={"name": body["name"]}).json()["data"]["workspaces"])
+        == 1
+    )
+    # a refusal is an answer too: replayed, not retried
+    k2 = key()
+    bad = alice.post("workspaces/", json={"name": "x"}, headers={"Idempotency-Key": k2})
+    assert bad.status_code == 400
+    bad2 = alice.post("workspaces/", json={"name": "x"}, headers={"Idempotency-Key": k2})
+    assert bad2.status_code == 400 and bad2.headers["Idempotent-Replayed"] == "true"
+    # a key that cannot be one is a 400
+    r = alice.post("workspaces/", json=body, headers={"Idempotency-Key": "x" * 300})
+    assert r.status_code == 400 and "Idempotency-Key must be" in r.json()["message"]
+
+
+def test_idempotency_keys_are_per_person(hub, alice, bob):
+    k = key()
+    a = alice.post(
+        "workspaces/", json={"name": "mine", "description": "d"}, headers={"Idempotency-Key": k}
+    )
+    b = bob.post(
+        "workspaces/", json={"name": "mine", "description": "d"}, headers={"Idempotency-Key": k}
+    )
+    assert a.status_code == b.status_code == 200
+    assert "Idempotent-Replayed" not in b.headers
+    assert a.json()["data"]["workspace"]["id"] != b.json()["data"]["workspace"]["id"]
+
+
+def test_concurrent_retries_create_once(hub, alice):
+    k = key()
+    body = {
+        "name": f"concurrent-{k[-6:]}",
+        "description": "d",
+        "workspace_details": {
+            "files": [{"name": f"f{i}", "content": "x" * 1000} for i in range(300)]
+        },
+    }
+    answers: list = []
+
+    def post() -> None:
+        answers.append(alice.post("workspaces/", json=body, headers={"Idempotency-Key": k}))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = Counter(r.status_code for r in answers)
+    assert set(codes) <= {200, 409}, codes
+    ids = {r.json()["data"]["workspace"]["id"] for r in answers if r.status_code == 200}
+    assert len(ids) == 1, ids
+    for r in answers:
+        if r.status_code == 409:
+            assert (
+                r.headers["Retry-After"] == "1" and "still being carried out" in r.json()["message"]
+            )
+    listed = alice.get("workspaces/", params={"name": body["name"]}).json()["data"]["workspaces"]
+    assert len(listed) == 1
+
+
+def test_idempotent_upload_start_share_and_token(hub, alice, bob, make_workspace):
+    ws = make_workspace(name="idem")
+    d = workspace_dir(hub, "uwst-alice", ws["id"])
+    k = key()
+    up = alice.put(
+        f"workspaces/{ws['id']}/upload/",
+        files={"f": ("a.txt", b"first")},
+        headers={"Idempotency-Key": k},
+    )
+    assert up.status_code == 200, up.text
+    (d / "a.txt").write_text("changed since")  # a replay must not write the file again
+    again = alice.put(
+        f"workspaces/{ws['id']}/upload/",
+        files={"f": ("a.txt", b"first")},
+        headers={"Idempotency-Key": k},
+    )
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert (d / "a.txt").read_text() == "changed since"
+    # a start: one job
+    k = key()
+    s1 = alice.put(
+        f"workspaces/{ws['id']}/start/",
+        json={"job_type": "test_job", "resource": "local"},
+        headers={"Idempotency-Key": k},
+    )
+    assert s1.status_code == 200, s1.text
+    s2 = alice.put(
+        f"workspaces/{ws['id']}/start/",
+        json={"job_type": "test_job", "resource": "local"},
+        headers={"Idempotency-Key": k},
+    )
+    assert s2.json() == s1.json() and s2.headers["Idempotent-Replayed"] == "true"
+    job_id = s1.json()["data"]["job"]["id"]
+    jobs = alice.get("jobs/", params={"workspace_id": ws["id"]}).json()["data"]["jobs"]
+    assert [j["id"] for j in jobs] == [job_id]
+    alice.put(f"jobs/{job_id}/stop/")
+    # a share: one invitation
+    bob.get("workspaces/")  # bob is known to the service
+    bob_id = user_id(alice, "uwst-bob")
+    k = key()
+    body = {"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]}
+    sh1 = alice.post("shared_workspaces/", json=body, headers={"Idempotency-Key": k})
+    assert sh1.status_code == 200, sh1.text
+    sh2 = alice.post("shared_workspaces/", json=body, headers={"Idempotency-Key": k})
+    assert sh2.json() == sh1.json()
+    sent = alice.get("shared_workspaces/").json()["data"]["original_workspaces"]
+    assert len([s for s in sent if s["original_workspace_id"]["id"] == ws["id"]]) == 1
+    # a token exchange: the same token, issued once
+    k = key()
+    body = {
+        "client_token": hub.admin_token[::-1],  # the test-portal service
+        "user_info": {"username": "idem-person", "email": "i@portal.example.org"},
+    }
+    t1 = requests.post(
+        api_url(hub, "tokens/"), json=body, headers={"Idempotency-Key": k}, timeout=30
+    )
+    t2 = requests.post(
+        api_url(hub, "tokens/"), json=body, headers={"Idempotency-Key": k}, timeout=30
+    )
+    assert t1.status_code == t2.status_code == 200, (t1.text, t2.text)
+    assert t1.json()["token"] == t2.json()["token"] and t2.headers["Idempotent-Replayed"] == "true"
+    name = t1.json()["data"]["username"]
+    tokens = hub.hub_api("GET", f"users/{name}/tokens").json()["api_tokens"]
+    assert len([t for t in tokens if t["note"].startswith("uws token for")]) == 1
+    # the token is not kept readable in the uws database
+    assert t1.json()["token"].encode() not in (hub.dir / "uws.sqlite").read_bytes()
+
+
+def test_idempotency_in_cors_preflight(hub):
+    r = requests.options(
+        api_url(hub, "workspaces/"),
+        headers={
+            "Origin": "https://portal.example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "idempotency-key",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 204
+    assert "Idempotency-Key" in r.headers["Access-Control-Allow-Headers"]

@@ -430,6 +430,13 @@ class UWS(Configurable):
         help="Calls one address without a credential may make at once, above `rate_limit_per_address`.",
     ).tag(config=True)
 
+    idempotency_window_hours = Float(
+        24,
+        help="""How long the answer to a creating call made with an ``Idempotency-Key`` header
+        is kept: a retry with the same key within this time gets the first answer again and
+        nothing is done twice (create workspace, start job, share, upload, token exchange).""",
+    ).tag(config=True)
+
     max_listed_entries = Integer(
         10000,
         help="""At most this many files and symlinks are listed in a workspace's
@@ -576,6 +583,7 @@ class UWS(Configurable):
             "header_timeout",
             "body_idle_timeout",
             "body_timeout",
+            "idempotency_window_hours",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -290,3 +291,29 @@ class AuditEvent(Base):
     details: Mapped[dict | None] = mapped_column(JSONType)
     ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A creating call made with an ``Idempotency-Key`` header, and its answer once given.
+
+    Keyed by who called (`scope`: the caller's hub name, or a hash of the credential for token
+    exchanges), the route (`route`, e.g. ``PUT /workspaces/{id}/start/``) and the client's key.
+    `request_hash` tells a replay (same request) from a reuse of the key for another request.
+    While the call runs, `status` is None and `boot` names the service process running it; a
+    row left by a process that died is taken over by the next try. See `uws_hub.idempotency`."""
+
+    __tablename__ = "uws_idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "route", "key", name="uq_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(300), nullable=False)
+    route: Mapped[str] = mapped_column(String(100), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    boot: Mapped[str] = mapped_column(String(32), nullable=False)
+    #: the answer: None while the call runs
+    status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -34,6 +34,7 @@ from ..config import UWS
 from ..db import migrate
 from ..db.session import make_engine, make_sessionmaker
 from ..errors import ConfigError
+from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..notify import Notifier
 from ..quotas import QuotaManager
@@ -77,6 +78,7 @@ class ServiceContext:
         self.hub_prefix = hub_prefix
         self.engine = make_engine(settings.db_url, **settings.db_kwargs)
         self.db = make_sessionmaker(self.engine)
+        self.idempotency = IdempotencyStore(self.db, settings.idempotency_window_hours)
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
         self.listings = ListingCache()
@@ -97,6 +99,7 @@ class ServiceContext:
             job_interval=settings.job_sync_interval,
             audit_retention_days=settings.audit_retention_days,
             db=self.db,
+            idempotency=self.idempotency,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.limits = {

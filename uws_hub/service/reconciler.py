@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..db.models import utcnow
+from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..workspaces.manager import WorkspaceManager
 
@@ -35,6 +36,7 @@ class Reconciler:
         job_interval: float = 5.0,
         audit_retention_days: int = 0,
         db: sessionmaker[Session] | None = None,
+        idempotency: IdempotencyStore | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
@@ -43,6 +45,7 @@ class Reconciler:
         self.audit_retention_days = audit_retention_days
         self.db = db or workspaces.db
         self._prune_task: asyncio.Task | None = None
+        self.idempotency = idempotency
         self.interval = interval
         self._kicked = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -57,7 +60,7 @@ class Reconciler:
         self._task = asyncio.create_task(self._loop())
         if self.jobs is not None:
             self._job_task = asyncio.create_task(self._job_loop())
-        if self.audit_retention_days > 0:
+        if self.audit_retention_days > 0 or self.idempotency is not None:
             self._prune_task = asyncio.create_task(self._prune_loop())
 
     def prune_audit(self) -> int:
@@ -74,12 +77,19 @@ class Reconciler:
         return deleted
 
     async def _prune_loop(self) -> None:
-        """Keep the audit log within c.UWS.audit_retention_days: at start, then hourly."""
+        """Keep the audit log within c.UWS.audit_retention_days and drop idempotency keys past
+        their window: at start, then hourly."""
         while True:
-            try:
-                await asyncio.to_thread(self.prune_audit)
-            except Exception:
-                log.exception("pruning the audit log failed; retrying in an hour")
+            if self.audit_retention_days > 0:
+                try:
+                    await asyncio.to_thread(self.prune_audit)
+                except Exception:
+                    log.exception("pruning the audit log failed; retrying in an hour")
+            if self.idempotency is not None:
+                try:
+                    await asyncio.to_thread(self.idempotency.prune)
+                except Exception:
+                    log.exception("pruning idempotency keys failed; retrying in an hour")
             await asyncio.sleep(PRUNE_INTERVAL)
 
     async def _job_loop(self) -> None:

@@ -72,6 +72,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def data_received(self, chunk: bytes) -> Any:
         self._last_byte = IOLoop.current().time()
+        if self._request_hash is not None:
+            self._request_hash.update(chunk)
         pending = self.receive(chunk)
         return None if pending is None else self._receiving(pending)
 
@@ -208,6 +210,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         origin = self.request.headers.get("Origin")
         if origin and origin in self.ctx.settings.cors_allowed_origins:
             self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header(
+                "Access-Control-Expose-Headers", "Retry-After, Idempotent-Replayed, X-Request-Id"
+            )
             self.set_header("Vary", "Origin")
 
     async def options(self, *args: Any) -> None:
@@ -217,7 +222,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self.set_header("Access-Control-Allow-Methods", ", ".join(self._allow()))
             self.set_header(
                 "Access-Control-Allow-Headers",
-                "Authorization, UWS-Authorization, Content-Type, X-XSRFToken",
+                "Authorization, UWS-Authorization, Content-Type, X-XSRFToken, "
+                "Idempotency-Key, X-Request-Id",
             )
             self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
@@ -225,7 +231,68 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     # ---- authentication ----------------------------------------------------------------
 
+    # ---- idempotency keys (uws_hub.idempotency) -------------------------------------------
+
+    #: the creating calls that honour ``Idempotency-Key``: method -> route name
+    idempotent_routes: dict[str, str] = {}
+    _request_hash: Any = None
+    _idempotency_row: int | None = None
+
+    def _start_request_hash(self) -> None:
+        """Hash what makes a request itself (method, path, query, body) when it carries an
+        ``Idempotency-Key`` for a route that honours one; the body is added as it arrives."""
+        if self.request.method in self.idempotent_routes and (
+            "Idempotency-Key" in self.request.headers
+        ):
+            h = hashlib.sha256()
+            query = sorted(self.request.query_arguments.items())
+            h.update(f"{self.request.method} {self.request.path.rstrip('/')} {query}\n".encode())
+            self._request_hash = h
+
+    def idempotency_scope(self) -> str:
+        """Whose keys these are: the caller (a person or a service)."""
+        model = self._hub_user or {}
+        return f"{model.get('kind', 'user')}:{model.get('name')}"
+
+    def _idempotency_begin(self) -> bool:
+        """Record the call under its key, or answer it again from the record (True)."""
+        if self._request_hash is None:
+            return False
+        store = self.ctx.idempotency
+        found = store.begin(
+            self.idempotency_scope(),
+            self.idempotent_routes[self.request.method],
+            self.request.headers["Idempotency-Key"],
+            self._request_hash.hexdigest(),
+        )
+        if isinstance(found, int):
+            self._idempotency_row = found
+            return False
+        self.set_status(found.status)
+        if found.content_type:
+            self.set_header("Content-Type", found.content_type)
+        self.set_header("Idempotent-Replayed", "true")
+        self.finish(self.unseal_answer(found.body))
+        return True
+
+    def seal_answer(self, body: bytes) -> bytes:
+        """The answer as kept for replays; handlers whose answers are secrets encrypt it."""
+        return body
+
+    def unseal_answer(self, kept: bytes) -> bytes:
+        return kept
+
+    def finish(self, chunk: Any = None) -> Any:
+        if self._idempotency_row is not None:
+            row, self._idempotency_row = self._idempotency_row, None
+            body = chunk.encode() if isinstance(chunk, str) else bytes(chunk or b"")
+            self.ctx.idempotency.finish(
+                row, self.get_status(), self._headers.get("Content-Type"), self.seal_answer(body)
+            )
+        return super().finish(chunk)
+
     async def prepare(self) -> None:
+        self._start_request_hash()
         try:
             if not self._credential() or not self.auth_required:
                 self._limit("address", self.client_ip)
@@ -438,6 +505,8 @@ def _deferred(method):
             raise self._deferred_error
         if self._deferred_redirect is not None:
             return self.redirect(self._deferred_redirect)
+        if self._idempotency_begin():
+            return None  # answered again from the first call's record
         return await method(self, *args, **kwargs)
 
     wrapper._uws_deferred = True

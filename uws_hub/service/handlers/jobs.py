@@ -30,6 +30,8 @@ class JobHandlerMixin:
 
 
 class StartHandler(JobHandlerMixin, BaseHandler):
+    idempotent_routes = {"PUT": "PUT /workspaces/{id}/start/"}
+
     async def put(self, ws_id: str) -> None:
         user = self.acting_user(scopes.JOBS)
         ws = self.ctx.workspaces.get(self.db, user, ws_id)

@@ -47,6 +47,8 @@ def share_json(session, share: SharedWorkspace) -> dict:
 
 
 class SharesHandler(BaseHandler):
+    idempotent_routes = {"POST": "POST /shared_workspaces/"}
+
     async def get(self, share_id: str | None = None) -> None:
         user = self.acting_user(scopes.READ_SHARES)
         mgr = self.ctx.shares

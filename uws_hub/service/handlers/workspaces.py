@@ -26,6 +26,8 @@ def with_last_job(handler: BaseHandler, ws) -> dict:
 
 
 class WorkspacesHandler(BaseHandler):
+    idempotent_routes = {"POST": "POST /workspaces/"}
+
     @classmethod
     def allowed_methods(cls, path_args: list[str]) -> list[str]:
         return ["GET", "PUT", "DELETE", "OPTIONS"] if path_args else ["GET", "POST", "OPTIONS"]
@@ -127,6 +129,7 @@ class UploadHandler(BaseHandler):
         self.receiver = await mgr.start_upload(self.db, self.workspace, ctype, expected)
 
     body_time_bounded = False  # large files on slow lines: only a stalled body times out
+    idempotent_routes = {"PUT": "PUT /workspaces/{id}/upload/"}
 
     async def receive(self, chunk: bytes) -> None:
         if self.receiver is None or self._failure is not None or self._deferred_error is not None:
