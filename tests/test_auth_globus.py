@@ -15,11 +15,13 @@ import uuid
 
 import pytest
 import requests
+from shareutil import user_id
 
 from conftest import Client
 from hubtest import HubProcess
-from jobutil import job, started, stop_and_wait
+from jobutil import job, server_base, started, stop_and_wait
 from standins.globus import TRANSFER_RS, GlobusStandin
+from uws_hub.scopes import CUSTOM_SCOPES
 
 ALLOWED = str(uuid.uuid4())
 OTHER = str(uuid.uuid4())
@@ -32,8 +34,14 @@ NAMES = [
     "uwsg-carl",
     "uwsg-ada",
     "uwsg-dora",
+    "uwsg-lee-tokenportal",
+    "uwsg-max-tokenportal",
+    "uwsg-lee-wideportal",
+    "uwsg-kim-badportal",
 ]
 PORTAL_TOKEN = secrets.token_hex(16)
+WIDE_PORTAL_TOKEN = secrets.token_hex(16)
+BAD_PORTAL_TOKEN = secrets.token_hex(16)
 
 
 def userdel(name: str) -> None:
@@ -86,7 +94,17 @@ c.UWSGlobusAuthenticator.identity_providers = {{"uni-a.edu", "gmail.com", "porta
 c.AccountMapping.create_accounts = True
 c.AccountMapping.home_domains = ["uni-a.edu"]
 c.JupyterHub.services.append({{"name": "token-portal", "api_token": "{PORTAL_TOKEN}"}})
-c.UWS.token_client_services = {{"token-portal"}}
+c.JupyterHub.services.append({{"name": "wide-portal", "api_token": "{WIDE_PORTAL_TOKEN}"}})
+c.JupyterHub.services.append({{"name": "bad-portal", "api_token": "{BAD_PORTAL_TOKEN}"}})
+c.UWS.token_client_services = {{"token-portal", "wide-portal", "bad-portal"}}
+c.UWS.token_client_scopes = {{
+    # this portal's tokens may also read the person's hub profile and open their jobs
+    "wide-portal": [
+        *uws_hub.scopes.token_api_scopes("uws"), "read:users!user", "access:servers!user"
+    ],
+    # scopes people do not hold: refused
+    "bad-portal": ["custom:uws:admin:quotas"],
+}}
 """
     h.start()
     yield h
@@ -256,6 +274,20 @@ def test_someone_removed_from_the_group_cannot_start_jobs(ghub, globus):
 # ---- POST /api/tokens/ --------------------------------------------------------------------
 
 
+def hub_as(ghub, method: str, path: str, token: str, **kw) -> requests.Response:
+    return requests.request(
+        method,
+        f"{ghub.url}/hub/api/{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+        **kw,
+    )
+
+
+#: what a hub user model holds beyond the identity ("identify" scopes: name, admin, groups)
+PROFILE = {"servers", "auth_state", "last_activity", "created", "roles", "pending"}
+
+
 def tokens_api(hub, body, headers=None):
     return requests.post(
         f"{hub.url}/services/uws/api/tokens/", json=body, headers=headers or {}, timeout=30
@@ -279,6 +311,12 @@ def test_globus_token_gives_the_same_user_as_the_login(ghub, globus):
         timeout=30,
     )
     assert ws.status_code == 200
+    # for the uws API only (c.UWS.globus_token_scopes is not set): no servers, no hub profile,
+    # no more tokens
+    token = body["token"]
+    assert not PROFILE & set(hub_as(ghub, "GET", "users/uwsg-alice", token).json())
+    assert hub_as(ghub, "POST", "users/uwsg-alice/servers/x", token, json={}).status_code == 403
+    assert hub_as(ghub, "POST", "users/uwsg-alice/tokens", token, json={}).status_code == 403
     # an expired Globus token is refused and changes nothing
     globus.expire_token(auth_tokens[-1]["token"])
     r = tokens_api(ghub, {"auth_token": auth_tokens[-1]["token"]})
@@ -335,6 +373,24 @@ def test_trusted_client(ghub):
             "not valid",
         ),
         ({"auth_token": ""}, 400, "auth_token must be"),
+        # characters that cannot travel in an HTTP header (the client token is sent on to the
+        # hub in one): a 400 that says what a token is, not a 500
+        (
+            {"client_token": "abc\u20ac\u4e2d", "user_info": {"username": "x", "email": "x@y.org"}},
+            400,
+            "client_token must be a token",
+        ),
+        (
+            {"client_token": "caf\u00e9", "user_info": {"username": "x", "email": "x@y.org"}},
+            400,
+            "client_token must be a token",
+        ),
+        (
+            {"client_token": 12345, "user_info": {"username": "x", "email": "x@y.org"}},
+            400,
+            "client_token must be a token",
+        ),
+        ({"auth_token": "Ag\u2603"}, 400, "auth_token must be a token"),
         ([1, 2], 400, "JSON object"),
     ],
 )
@@ -353,3 +409,181 @@ def test_client_without_the_role_is_refused(ghub):
     )
     assert r.status_code == 403
     assert "uws-token-client" in r.json()["message"]
+
+
+def test_client_token_in_header_with_other_characters(ghub):
+    """The client token in the Authorization header: Latin-1 characters the header can carry
+    are refused the same way (400), never sent on."""
+    r = requests.post(
+        f"{ghub.url}/services/uws/api/tokens/",
+        data=json.dumps({"user_info": {"username": "x", "email": "x@y.org"}}),
+        headers={"Authorization": "token caf\u00e9".encode("latin-1")},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert "client_token must be a token" in r.json()["message"]
+
+
+# ---- least privilege of exchanged tokens ----------------------------------------------------
+
+
+def test_exchanged_token_is_for_the_uws_api_only(ghub):
+    info = {"username": "uwsg-lee", "email": "lee@portal.org"}
+    r = tokens_api(ghub, {"client_token": PORTAL_TOKEN, "user_info": info})
+    assert r.status_code == 200, r.text
+    name, token = r.json()["data"]["username"], r.json()["token"]
+    assert name == "uwsg-lee-tokenportal"
+    listed = ghub.hub_api("GET", f"users/{name}/tokens").json()["api_tokens"]
+    held = set(listed[-1]["scopes"])  # as the hub lists them: expanded, filters resolved
+    assert {
+        "access:services!service=uws",
+        f"custom:uws:workspaces!user={name}",
+        f"custom:uws:jobs!user={name}",
+        f"custom:uws:shares!user={name}",
+        f"custom:uws:read:quota!user={name}",
+        "custom:uws:users:search",
+    } <= held
+    # (the hub adds its "identify" scopes to every token: the owner's name and groups)
+    identify = {"read:users:name", "read:users:groups"}
+    assert {s.split("!")[0] for s in held} <= {"access:services", *identify, *CUSTOM_SCOPES}
+    assert not {s for s in held if s.startswith("custom:uws:admin")}
+    # the hub's own API: it may say who it is (any token may), nothing more
+    me = hub_as(ghub, "GET", "user", token)
+    assert me.status_code == 200 and me.json()["name"] == name
+    assert not PROFILE & set(me.json()), me.json()
+    assert {s.split("!")[0] for s in me.json()["scopes"]} <= {
+        "access:services",
+        *identify,
+        *CUSTOM_SCOPES,
+    }
+    profile = hub_as(ghub, "GET", f"users/{name}", token)  # the same identity, no profile
+    assert profile.status_code == 200 and not PROFILE & set(profile.json()), profile.json()
+    assert hub_as(ghub, "POST", f"users/{name}/servers/mine", token, json={}).status_code == 403
+    assert hub_as(ghub, "POST", f"users/{name}/tokens", token, json={}).status_code == 403
+    assert hub_as(ghub, "GET", f"users/{name}/tokens", token).status_code == 403
+    # ... while everything of the uws API works with it
+    other = tokens_api(
+        ghub,
+        {"client_token": PORTAL_TOKEN, "user_info": {"username": "uwsg-max", "email": "m@x.org"}},
+    )
+    assert other.status_code == 200, other.text
+    lee = Client(ghub, token, name=name)
+    ws = lee.post("workspaces/", json={"name": "least", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    assert lee.get(f"workspaces/{ws['id']}/").status_code == 200
+    assert lee.get("users/me/quota").status_code == 200
+    r = lee.put(f"workspaces/{ws['id']}/upload/", files={"f": ("r.txt", b"data")})
+    assert r.status_code == 200, r.text
+    j = started(lee, ws["id"], job_type="test_job", resource="local")
+    assert j["job_details"]["current_job_details"]["connection_details"]["url_path"]
+    with requests.get(  # the job's event stream
+        f"{ghub.url}/services/uws/api/jobs/{j['id']}/events",
+        headers={"Authorization": f"token {token}"},
+        stream=True,
+        timeout=30,
+    ) as resp:
+        assert resp.status_code == 200
+        first = next(
+            line for line in resp.iter_lines(decode_unicode=True) if line.startswith("data: ")
+        )
+        assert json.loads(first[6:])["status"] == "running"
+    # the job's JupyterLab is opened through the hub login, not with this token
+    r = requests.get(
+        server_base(j) + "whoami",
+        headers={"Authorization": f"token {token}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 403, r.text
+    # live sharing of the running job, and sharing the workspace by copy
+    r = lee.post(f"jobs/{j['id']}/shares/", json={"user": "uwsg-max-tokenportal"})
+    assert r.status_code == 200, r.text
+    assert [s["user"] for s in lee.get(f"jobs/{j['id']}/shares/").json()["data"]["shares"]] == [
+        "uwsg-max-tokenportal"
+    ]
+    assert lee.delete(f"jobs/{j['id']}/shares/", json={"user": "uwsg-max-tokenportal"}).ok
+    max_id = user_id(lee, "uwsg-max-tokenportal")
+    r = lee.post(
+        "shared_workspaces/", json={"original_workspace_id": ws["id"], "shared_user_ids": [max_id]}
+    )
+    assert r.status_code == 200, r.text
+    share_id = r.json()["data"]["shared_workspaces"][0]["id"]
+    assert stop_and_wait(lee, j["id"])["status"] == "complete"
+    assert lee.delete(f"shared_workspaces/{share_id}/").status_code == 200  # withdrawn
+    r = lee.delete(f"workspaces/{ws['id']}/")
+    assert r.status_code == 200, r.text
+
+
+def test_a_configured_client_gets_wider_scopes(ghub):
+    info = {"username": "uwsg-lee", "email": "lee@portal.org"}
+    r = tokens_api(ghub, {"client_token": WIDE_PORTAL_TOKEN, "user_info": info})
+    assert r.status_code == 200, r.text
+    name, token = r.json()["data"]["username"], r.json()["token"]
+    assert name == "uwsg-lee-wideportal"
+    profile = hub_as(ghub, "GET", f"users/{name}", token)
+    assert profile.status_code == 200 and "last_activity" in profile.json()  # read:users!user
+    assert hub_as(ghub, "POST", f"users/{name}/tokens", token, json={}).status_code == 403
+    lee = Client(ghub, token, name=name)
+    ws = lee.post("workspaces/", json={"name": "wide", "description": "d"}).json()["data"][
+        "workspace"
+    ]
+    j = started(lee, ws["id"], job_type="test_job", resource="local")
+    r = requests.get(
+        server_base(j) + "whoami", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert r.status_code == 200 and r.json()["requester"] == name  # access:servers!user
+    stop_and_wait(lee, j["id"])
+
+
+def test_a_client_configured_with_scopes_people_lack_is_refused(ghub):
+    info = {"username": "uwsg-kim", "email": "kim@portal.org"}
+    r = tokens_api(ghub, {"client_token": BAD_PORTAL_TOKEN, "user_info": info})
+    assert r.status_code == 403, r.text
+    message = r.json()["message"]
+    assert "c.UWS.token_client_scopes['bad-portal']" in message and "admin:quotas" in message
+    assert ghub.hub_api("GET", "users/uwsg-kim-badportal/tokens").json()["api_tokens"] == []
+
+
+@pytest.mark.parametrize(
+    "authenticator, granted",
+    [("uws-globus", True), ("uws-account-api", True), ("uws-dev", False), (None, False)],
+)
+def test_the_service_reads_auth_state_only_on_globus_hubs(tmp_path, authenticator, granted):
+    """The service's role gets admin:auth_state (to renew jobs' Globus tokens) only where
+    logins are Globus logins."""
+    from traitlets.config import Config
+
+    import uws_hub
+
+    c = Config()
+    c.UWS.root_dir = str(tmp_path)
+    c.UWS.db_url = f"sqlite:///{tmp_path}/uws.sqlite"
+    if authenticator:
+        c.JupyterHub.authenticator_class = authenticator
+    uws_hub.setup(c, config_file=str(tmp_path / "jupyterhub_config.py"))
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "uws-service")
+    assert ("admin:auth_state" in role["scopes"]) is granted
+
+
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("token_client_scopes", {"portal": []}, "must be a non-empty list of scopes"),
+        ("token_client_scopes", {"portal": ["read:users !user"]}, "which is not a scope"),
+        ("token_client_scopes", {"portal": ["custom:uws:jobz!user"]}, "no scope custom:uws:jobz"),
+        ("globus_token_scopes", ["custom:uws:nope"], "c.UWS.globus_token_scopes has"),
+    ],
+)
+def test_token_scope_settings_are_checked(tmp_path, setting, value, message):
+    from traitlets.config import Config
+
+    from uws_hub.config import UWS
+    from uws_hub.errors import ConfigError
+
+    c = Config()
+    c.UWS.root_dir = str(tmp_path)
+    c.UWS.db_url = f"sqlite:///{tmp_path}/uws.sqlite"
+    c.UWS[setting] = value
+    with pytest.raises(ConfigError, match=message):
+        UWS(config=c).validate()

@@ -18,6 +18,7 @@ from ._version import __version__
 from .scopes import (
     ADMIN_TOKENS,
     CUSTOM_SCOPES,
+    SERVICE_GLOBUS_HUB_SCOPES,
     SERVICE_HUB_SCOPES,
     admin_role_scopes,
     user_role_scopes,
@@ -119,7 +120,10 @@ def setup(c, *, config_file: str | None = None) -> None:
     service_role = roles.get(
         "uws-service", {"name": "uws-service", "description": "the uws service"}
     )
-    service_role["scopes"] = sorted(set(service_role.get("scopes", [])) | set(SERVICE_HUB_SCOPES))
+    service_scopes = set(SERVICE_HUB_SCOPES)
+    if _uses_globus(c):  # renews the Globus tokens of running jobs from the people's auth state
+        service_scopes |= set(SERVICE_GLOBUS_HUB_SCOPES)
+    service_role["scopes"] = sorted(set(service_role.get("scopes", [])) | service_scopes)
     service_role["services"] = sorted(set(service_role.get("services", [])) | {name})
     roles["uws-service"] = service_role
     client_role = roles.get(
@@ -155,6 +159,20 @@ def setup(c, *, config_file: str | None = None) -> None:
     # batchspawner's API handler (Slurm jobs report their port to it) must be registered before
     # the hub builds its URL table: import the spawners now, in the hub process
     from . import spawners  # noqa: F401
+
+
+def _uses_globus(c) -> bool:
+    """Whether the hub logs in with Globus (`uws-globus`, `uws-account-api` or a subclass)."""
+    from .config import UWS
+
+    try:
+        cls = UWS(config=c).hub_authenticator_class()
+        if cls is None:
+            return False
+        from .authenticators.globus import UWSGlobusAuthenticator
+    except Exception:  # noqa: BLE001 - an authenticator that cannot load: the hub says so
+        return False
+    return isinstance(cls, type) and issubclass(cls, UWSGlobusAuthenticator)
 
 
 def _validate(c) -> None:

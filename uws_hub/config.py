@@ -326,6 +326,24 @@ class UWS(Configurable):
         default, which may be "never").""",
     ).tag(config=True)
 
+    token_client_scopes = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        help="""Scopes of the tokens ``POST /api/tokens/`` issues for a trusted client, by the
+        client's name (the hub service or user that owns the client token). A client not listed
+        gets only the uws API: ``access:services!service=<service_name>`` and the person's own
+        ``custom:uws:*`` scopes (``uws_hub.scopes.token_api_scopes(service_name)``), nothing of
+        the hub's own API. The person must hold every scope listed, or the exchange is refused;
+        ``["inherit"]`` gives all of the person's permissions. Example:
+        ``{"portal": [*uws_hub.scopes.token_api_scopes("uws"), "read:users!user"]}``.""",
+    ).tag(config=True)
+
+    globus_token_scopes = List(
+        Unicode(),
+        help="""Scopes of the tokens ``POST /api/tokens/`` issues for a Globus access token. Empty
+        (the default): the uws API only, as for a client not listed in `token_client_scopes`.""",
+    ).tag(config=True)
+
     def hub_authenticator_class(self):
         """The hub's authenticator class (``c.JupyterHub.authenticator_class``), or None."""
         value = (
@@ -587,7 +605,19 @@ class UWS(Configurable):
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")
+        self._validate_token_scopes()
         return warnings
+
+    def _validate_token_scopes(self) -> None:
+        from .scopes import check_token_scopes
+
+        try:
+            for client, value in self.token_client_scopes.items():
+                check_token_scopes(f"c.UWS.token_client_scopes[{client!r}]", value)
+            if self.globus_token_scopes:
+                check_token_scopes("c.UWS.globus_token_scopes", self.globus_token_scopes)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def _validate_root_dir(self, warnings: list[str]) -> None:
         root = self.root_dir

@@ -87,6 +87,36 @@ def user_role_scopes(service_name: str) -> list[str]:
     ]
 
 
+def token_api_scopes(service_name: str) -> list[str]:
+    """What a token from ``POST /api/tokens/`` carries unless configured otherwise: the uws API
+    and the person's own ``custom:uws:*`` scopes, nothing of the hub's own API (no servers, no
+    profile, no new tokens). The hub expands ``!user`` to the token owner's name."""
+    return [
+        f"access:services!service={service_name}",
+        *(f"{s}!user" for s in USER_SCOPES),
+        *USER_GLOBAL_SCOPES,
+    ]
+
+
+#: what the uws service needs in addition when the hub logs in with Globus: the people's auth
+#: state (their refresh tokens), to renew the Globus tokens of running jobs
+SERVICE_GLOBUS_HUB_SCOPES = ["admin:auth_state"]
+
+
+def check_token_scopes(where: str, value: object) -> None:
+    """Raise ValueError (naming `where`) unless `value` is a list of scope strings."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{where} must be a non-empty list of scopes")
+    for s in value:
+        if not isinstance(s, str) or not s or s != s.strip() or any(c.isspace() for c in s):
+            raise ValueError(f"{where} has {s!r}, which is not a scope")
+        base = s.split("!", 1)[0]
+        if base.startswith(PREFIX + ":") and base not in CUSTOM_SCOPES:
+            raise ValueError(
+                f"{where} has {s!r}: there is no scope {base} (uws has {', '.join(CUSTOM_SCOPES)})"
+            )
+
+
 def admin_role_scopes(service_name: str) -> list[str]:
     return [f"access:services!service={service_name}", *ADMIN_SCOPES]
 

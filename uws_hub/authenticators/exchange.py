@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +17,21 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from .. import audit, scopes
 from ..errors import BadRequest, HubAPIError, UWSError
 from .mapping import Identity, IdentityRefused, map_identity
+
+#: what a credential sent on to the hub or to Globus may contain (it travels in an HTTP header)
+_CREDENTIAL = re.compile(r"[\x21-\x7e]{1,4096}")
+
+
+def check_credential(value: Any, what: str) -> str:
+    """`value` if it can be a token (visible ASCII, no spaces), else a 400 that says so. A
+    JupyterHub or Globus token never holds anything else; other characters cannot even be put
+    into the HTTP header that carries it."""
+    if not isinstance(value, str) or not _CREDENTIAL.fullmatch(value.strip()):
+        raise BadRequest(
+            f"{what} must be a token: a string of printable ASCII characters (letters, digits "
+            "and punctuation), without spaces or other characters."
+        )
+    return value.strip()
 
 
 class TokenIssuer:
@@ -28,8 +44,8 @@ class TokenIssuer:
 
     # ---- trusted clients ---------------------------------------------------------------------
 
-    async def for_trusted_client(self, client_token: str, user_info: Any) -> tuple[str, str]:
-        client = await self._client(client_token)
+    async def for_trusted_client(self, client_token: Any, user_info: Any) -> tuple[str, str]:
+        client = await self._client(check_credential(client_token, "client_token"))
         if not isinstance(user_info, dict):
             raise BadRequest("user_info must be an object with username and email.")
         username, email = user_info.get("username"), user_info.get("email")
@@ -58,9 +74,25 @@ class TokenIssuer:
         )
         mapped = await self._map(ident, [])
         token = await self._issue(
-            mapped, f"uws token for {client}", self.origin.as_(client, self._client_kind)
+            mapped,
+            f"uws token for {client}",
+            self.origin.as_(client, self._client_kind),
+            self._scopes(client),
+            f"c.UWS.token_client_scopes[{client!r}]",
         )
         return mapped, token
+
+    def _scopes(self, client: str | None) -> list[str]:
+        """The scopes of a token issued for `client` (None: for a Globus token): the uws API
+        only, unless the site configured more (`c.UWS.token_client_scopes`,
+        `c.UWS.globus_token_scopes`)."""
+        if client is None:
+            configured = self.settings.globus_token_scopes or None
+        else:
+            configured = self.settings.token_client_scopes.get(client)
+        if configured is None:
+            return scopes.token_api_scopes(self.settings.service_name)
+        return list(configured)
 
     async def _client(self, client_token: str) -> str:
         """The name of the client token's owner, if it may exchange tokens (else 401/403)."""
@@ -107,7 +139,8 @@ class TokenIssuer:
             )
         return cls(config=self.settings.config)
 
-    async def for_globus_token(self, token: str) -> tuple[str, str]:
+    async def for_globus_token(self, token: Any) -> tuple[str, str]:
+        token = check_credential(token, "auth_token")
         auth = self._globus()
         basic = base64.b64encode(f"{auth.client_id}:{auth.client_secret}".encode()).decode()
         headers = {
@@ -178,7 +211,11 @@ class TokenIssuer:
             raise UWSError(e.log_message or "Refused.", status_code=e.status_code) from None
         mapped = await self._map(ident, also)
         token = await self._issue(
-            mapped, "uws token for a Globus token", self.origin.as_(mapped, "user")
+            mapped,
+            "uws token for a Globus token",
+            self.origin.as_(mapped, "user"),
+            self._scopes(None),
+            "c.UWS.globus_token_scopes",
         )
         return mapped, token
 
@@ -262,9 +299,12 @@ class TokenIssuer:
             raise UWSError(e.message, status_code=e.status_code) from None
         return mapped.name
 
-    async def _issue(self, name: str, note: str, actor: audit.Actor) -> str:
-        """A new hub API token of `name`, recorded in the audit log as created by `actor` (after
-        the hub issued it: the token lives in the hub's database, not in ours)."""
+    async def _issue(
+        self, name: str, note: str, actor: audit.Actor, token_scopes: list[str], setting: str
+    ) -> str:
+        """A new hub API token of `name` with `token_scopes` (from `setting`), recorded in the
+        audit log as created by `actor` (after the hub issued it: the token lives in the hub's
+        database, not in ours)."""
         hub = self.ctx.hub
         try:
             if await hub.get_user(name) is None:
@@ -273,7 +313,7 @@ class TokenIssuer:
                 except HubAPIError as e:
                     if e.status != 409:  # created meanwhile
                         raise
-            body: dict[str, Any] = {"note": note}
+            body: dict[str, Any] = {"note": note, "scopes": token_scopes}
             if self.settings.token_expires_in:
                 body["expires_in"] = int(self.settings.token_expires_in)
             out = await hub.request("POST", f"/users/{name}/tokens", body)
@@ -282,6 +322,19 @@ class TokenIssuer:
                 raise UWSError(
                     f"The hub refused the token's lifetime ({e.message}); an administrator must "
                     "lower c.UWS.token_expires_in to the hub's token_expires_in_max_seconds.",
+                    status_code=500,
+                ) from None
+            if e.status == 400 and "not held by" in e.message:
+                # the hub gives a token only scopes its owner holds
+                raise UWSError(
+                    f"{name} may not get a token with the scopes this hub configures for it "
+                    f"({setting}): {e.message}. Ask an administrator.",
+                    status_code=403,
+                ) from None
+            if e.status == 400 and "does not exist" in e.message:
+                raise UWSError(
+                    f"The hub refused the token's scopes ({e.message}); an administrator must "
+                    f"fix {setting}.",
                     status_code=500,
                 ) from None
             raise UWSError(
@@ -295,7 +348,11 @@ class TokenIssuer:
                 user=name,
                 target_type="token",
                 target_id=out.get("id"),
-                details={"note": note, "expires_at": out.get("expires_at")},
+                details={
+                    "note": note,
+                    "expires_at": out.get("expires_at"),
+                    "scopes": token_scopes,
+                },
                 actor=actor,
             )
             session.commit()

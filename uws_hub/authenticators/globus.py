@@ -10,7 +10,7 @@ from typing import Any
 from oauthenticator.globus import GlobusOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Integer, List, Set, Unicode, default
+from traitlets import Float, Integer, List, Set, Unicode, default
 
 from .mapping import Identity
 from .mixin import UWSIdentityMixin
@@ -36,7 +36,8 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
       included) into each job's environment, where any process — and Slurm's job records —
       can read it. Here a job gets only the access tokens of `job_token_resource_servers`, in a
       file readable only by its owner (``UWS_GLOBUS_TOKENS_FILE`` names it), never on a command
-      line or in the job's environment.
+      line or in the job's environment. The uws service renews them while the job runs
+      (`uws_hub.service.tokenrenew`).
     """
 
     identity_providers = Set(
@@ -51,6 +52,14 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
         ["transfer.api.globus.org"],
         help="""Resource servers whose access tokens a job receives (in a file only its owner can
         read). Empty: jobs get no Globus tokens.""",
+    ).tag(config=True)
+
+    job_token_renew_interval = Float(
+        60.0,
+        help="""Seconds between the uws service's passes over running jobs' Globus token files:
+        a token that expires within `token_refresh_margin` is renewed with the person's refresh
+        token and the file rewritten in place. Keep it well below `token_refresh_margin`. 0:
+        job tokens are not renewed while jobs run.""",
     ).tag(config=True)
 
     @default("identity_source")
@@ -293,16 +302,39 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
 
 
 def job_tokens(state: dict | None, resource_servers: list[str]) -> dict[str, Any]:
-    """The access tokens (never refresh tokens) of `resource_servers` from an auth state."""
+    """The access tokens (never refresh tokens) of `resource_servers` from an auth state, with
+    ``expires_at`` (seconds since the epoch) when it is known."""
     if not state or not resource_servers:
         return {}
     out = {}
     for rs, tok in (state.get("tokens") or {}).items():
         if rs in resource_servers and tok.get("access_token"):
-            out[rs] = {
-                "access_token": tok["access_token"],
-                "expires_in": tok.get("expires_in"),
-                "scope": tok.get("scope"),
-                "token_type": tok.get("token_type") or "Bearer",
-            }
+            entry = token_entry(state, rs) or {}
+            obtained = entry.get("uws_obtained_at")
+            if entry.get("access_token") != tok["access_token"]:
+                obtained = None
+            out[rs] = job_token(tok, obtained)
     return out
+
+
+def job_token(tok: dict, obtained_at: float | None) -> dict[str, Any]:
+    """One resource server's entry of a job's token file."""
+    out = {
+        "access_token": tok["access_token"],
+        "expires_in": tok.get("expires_in"),
+        "scope": tok.get("scope"),
+        "token_type": tok.get("token_type") or "Bearer",
+    }
+    if obtained_at and tok.get("expires_in"):
+        out["expires_at"] = int(obtained_at + int(tok["expires_in"]))
+    return out
+
+
+def token_entry(state: dict | None, resource_server: str) -> dict | None:
+    """The token-response entry (with its refresh token and ``uws_obtained_at``) of one
+    resource server in an auth state, or None."""
+    response = (state or {}).get("token_response") or {}
+    for entry in [response, *(response.get("other_tokens") or [])]:
+        if isinstance(entry, dict) and entry.get("resource_server") == resource_server:
+            return entry
+    return None

@@ -15,18 +15,58 @@ Two ways in, as in UWS:
   Globus login, so the same person gets the same hub user as when they log in.
 
 The answer is ``{"success": true, "message": ..., "token": ...}`` with a JupyterHub API token of
-that user (expiry `c.UWS.token_expires_in`; listed and revocable on the hub's token page).
+that user (expiry `c.UWS.token_expires_in`; listed and revocable on the hub's token page). The
+token is for the uws API only (``access:services!service=<uws>`` and the person's ``custom:uws:*``
+scopes) unless `c.UWS.token_client_scopes` / `c.UWS.globus_token_scopes` say otherwise: it cannot
+use the hub's own API, reach the person's servers or mint more tokens. A credential that cannot
+be a token (e.g. non-ASCII characters) is a 400.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet
+
 from ...authenticators.exchange import TokenIssuer
-from ...errors import BadRequest
+from ...errors import BadRequest, UWSError
 from .base import BaseHandler
 
 
 class TokensHandler(BaseHandler):
     auth_required = False  # the credential is in the body (UWS's contract)
+    idempotent_routes = {"POST": "POST /tokens/"}
+
+    def _exchange_credential(self) -> bytes:
+        try:
+            body = self.json_body()
+        except UWSError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        credential = body.get("auth_token") or body.get("client_token") or self._header_token()
+        return str(credential).encode("utf-8", "replace")
+
+    def idempotency_scope(self) -> str:
+        """Whose keys: the credential presented (a portal's client token, or a Globus token)."""
+        return "credential:" + hashlib.sha256(self._exchange_credential()).hexdigest()
+
+    def _fernet(self) -> Fernet:
+        # the issued token is kept for replays encrypted with a key only a client presenting
+        # the same credential and Idempotency-Key can derive (neither is stored)
+        secret = hashlib.sha256(
+            b"uws-idempotency-v1\0"
+            + self._exchange_credential()
+            + b"\0"
+            + self.request.headers.get("Idempotency-Key", "").encode()
+        ).digest()
+        return Fernet(base64.urlsafe_b64encode(secret))
+
+    def seal_answer(self, body: bytes) -> bytes:
+        return self._fernet().encrypt(body)
+
+    def unseal_answer(self, kept: bytes) -> bytes:
+        return self._fernet().decrypt(kept)
 
     async def post(self) -> None:
         body = self.json_body()
@@ -47,7 +87,7 @@ class TokensHandler(BaseHandler):
                 )
             if "user_info" not in body:
                 raise BadRequest("Missing user_info. Please provide user_info to get user_token.")
-            name, token = await issuer.for_trusted_client(str(client_token), body["user_info"])
+            name, token = await issuer.for_trusted_client(client_token, body["user_info"])
         self.ok(f"Token for {name}.", {"username": name}, token=token)
 
     def _header_token(self) -> str | None:
