@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from uws_hub import idempotency
+from uws_hub import audit, idempotency
 from uws_hub.db import migrate
 from uws_hub.db.models import IdempotencyKey
 from uws_hub.db.session import make_engine, make_sessionmaker
@@ -47,7 +47,7 @@ def test_server_errors_keep_no_answer(store):
 def test_a_dead_process_row_is_taken_over(store, monkeypatch):
     row = store.begin("user:a", "POST /workspaces/", "k", "h")
     monkeypatch.setattr(idempotency, "BOOT", "a-new-process")  # the service restarted
-    assert store.begin("user:a", "POST /workspaces/", "k", "h") == row
+    assert store.begin("user:a", "POST /workspaces/", "k", "h") == idempotency.Takeover(row, [])
     with pytest.raises(UWSError) as e:  # now it runs in this process
         store.begin("user:a", "POST /workspaces/", "k", "h")
     assert e.value.status_code == 409
@@ -76,3 +76,44 @@ def test_keys_are_checked(store, bad):
     with pytest.raises(UWSError) as e:
         store.begin("user:a", "POST /workspaces/", bad, "h")
     assert e.value.status_code == 400
+
+
+def test_a_cut_short_call_is_answered_from_what_it_changed(store, monkeypatch):
+    row = store.begin("user:a", "POST /workspaces/", "k", "h")
+    with store.db() as session:
+        idempotency.track(session, row)
+        audit.record(session, "workspace.create", user="a", target_type="workspace", target_id=7)
+        session.commit()  # the change and its record: one transaction
+        # a later transaction of the same call adds to it
+        audit.record(session, "workspace.update", user="a", target_type="workspace", target_id=7)
+        session.commit()
+    monkeypatch.setattr(idempotency, "BOOT", "after-a-crash")
+    taken = store.begin("user:a", "POST /workspaces/", "k", "h")
+    assert taken == idempotency.Takeover(
+        row,
+        [
+            {"action": "workspace.create", "target_type": "workspace", "target_id": "7"},
+            {"action": "workspace.update", "target_type": "workspace", "target_id": "7"},
+        ],
+    )
+
+
+def test_a_rolled_back_change_is_no_effect(store, monkeypatch):
+    row = store.begin("user:a", "POST /workspaces/", "k", "h")
+    with store.db() as session:
+        idempotency.track(session, row)
+        audit.record(session, "workspace.create", user="a", target_type="workspace", target_id=8)
+        session.flush()
+        session.rollback()
+    monkeypatch.setattr(idempotency, "BOOT", "after-a-crash")
+    assert store.begin("user:a", "POST /workspaces/", "k", "h") == idempotency.Takeover(row, [])
+    with store.db() as session:  # and a later commit of the same call does not bring it back
+        idempotency.track(session, row)
+        audit.record(session, "workspace.create", user="a", target_type="workspace", target_id=9)
+        session.flush()
+        session.rollback()
+        audit.record(session, "workspace.update", user="a", target_type="workspace", target_id=3)
+        session.commit()
+    monkeypatch.setattr(idempotency, "BOOT", "after-another-crash")
+    taken = store.begin("user:a", "POST /workspaces/", "k", "h")
+    assert [e["target_id"] for e in taken.effect] == ["3"]

@@ -500,7 +500,7 @@ def test_idempotent_upload_start_share_and_token(hub, alice, bob, make_workspace
     assert [j["id"] for j in jobs] == [job_id]
     alice.put(f"jobs/{job_id}/stop/")
     # a share: one invitation
-    bob.get("workspaces/")  # bob is known to the service
+    bob.post("workspaces/", json={"name": "bobs", "description": "d"})  # known to the service
     bob_id = user_id(alice, "uwst-bob")
     k = key()
     body = {"original_workspace_id": ws["id"], "shared_user_ids": [bob_id]}

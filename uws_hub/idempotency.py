@@ -11,7 +11,10 @@ the key, a hash of the request) and its answer is kept once given, in the uws da
 
 A call that ended in a server error (5xx) keeps no answer: its retry runs again. A row left
 running by a service process that died (its `boot` is not this process's) is taken over by the
-next try of the same request. No HTTP here: the service's handlers call `begin`, `finish`.
+next try of the same request — knowing what the cut-short call changed: `track` writes the
+audit events of the call's changes into its row in the same transaction as the changes, so the
+retry answers from what was done instead of doing it again (`Takeover.effect`). No HTTP here:
+the service's handlers call `begin`, `track`, `finish`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .db.models import IdempotencyKey, utcnow
+from .db.models import AuditEvent, IdempotencyKey, utcnow
 from .errors import BadRequest, UWSError, ValidationFailed
 
 #: this service process: rows it leaves running are stale once it is gone
@@ -41,6 +44,52 @@ class Replay:
     body: bytes
 
 
+@dataclass
+class Takeover:
+    """A call left running by a process that died, now this call's: `effect` is what it had
+    changed (audit events ``{action, target_type, target_id}``), empty if nothing."""
+
+    row: int
+    effect: list[dict]
+
+
+_ROW, _EFFECT, _COMMITTED = "uws_idempotency_row", "uws_idempotency_effect", "uws_idempotency_done"
+
+
+def track(session: Session, row: int) -> None:
+    """Record in `row`, within each transaction of `session` that commits changes, the audit
+    events of those changes (see `Takeover`)."""
+    session.info[_ROW] = row
+    session.info[_EFFECT] = []
+    event.listen(session, "after_flush", _collect)
+    event.listen(session, "before_commit", _write)
+    event.listen(session, "after_rollback", _forget)
+
+
+def _collect(session: Session, _context) -> None:
+    for obj in session.new:
+        if isinstance(obj, AuditEvent):
+            session.info[_EFFECT].append(
+                {"action": obj.action, "target_type": obj.target_type, "target_id": obj.target_id}
+            )
+
+
+def _forget(session: Session) -> None:
+    # what was flushed and rolled back did not happen; what was committed is in the row
+    session.info[_EFFECT] = list(session.info.get(_COMMITTED, []))
+
+
+def _write(session: Session) -> None:
+    session.flush()  # the transaction's last changes (and their audit events) first
+    if session.info.get(_EFFECT):
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == session.info[_ROW])
+            .values(effect=list(session.info[_EFFECT]))
+        )
+        session.info[_COMMITTED] = list(session.info[_EFFECT])
+
+
 def check_key(key: str) -> str:
     if not 1 <= len(key) <= MAX_KEY or not all(32 <= ord(c) < 127 for c in key):
         raise BadRequest(
@@ -55,9 +104,10 @@ class IdempotencyStore:
         self.db = db
         self.window = dt.timedelta(hours=window_hours)
 
-    def begin(self, scope: str, route: str, key: str, request_hash: str) -> int | Replay:
-        """Record the start of a call; its row id, or the Replay of its first answer.
-        Raises 409 while the same request runs, 422 for another request with this key."""
+    def begin(self, scope: str, route: str, key: str, request_hash: str) -> int | Replay | Takeover:
+        """Record the start of a call: its row id (a new call), the Replay of its first answer,
+        or a Takeover of a call a dead process left. Raises 409 while the same request runs,
+        422 for another request with this key."""
         check_key(key)
         for _ in range(5):
             with self.db() as session:
@@ -118,7 +168,7 @@ class IdempotencyStore:
                 )
                 session.commit()
                 if taken.rowcount == 1:
-                    return row.id
+                    return Takeover(row.id, list(row.effect or []))
         raise UWSError(
             f"Idempotency-Key {key!r} is contended; retry in a moment.",
             status_code=409,

@@ -315,5 +315,8 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     content_type: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: what the call changed, written in the same transaction as the change: the audit events'
+    #: ``[{action, target_type, target_id}]`` (a call cut short by a crash can be answered)
+    effect: Mapped[list | None] = mapped_column(JSONType)
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

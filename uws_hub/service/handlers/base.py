@@ -15,10 +15,11 @@ import weakref
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
+from sqlalchemy import exc as sa_exc
 from tornado import netutil, web
 from tornado.ioloop import IOLoop
 
-from ... import audit, scopes
+from ... import audit, idempotency, scopes
 from ...db.models import User
 from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
 from .. import jsonbody, ratelimit
@@ -254,7 +255,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         model = self._hub_user or {}
         return f"{model.get('kind', 'user')}:{model.get('name')}"
 
-    def _idempotency_begin(self) -> bool:
+    async def _idempotency_begin(self) -> bool:
         """Record the call under its key, or answer it again from the record (True)."""
         if self._request_hash is None:
             return False
@@ -265,8 +266,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self.request.headers["Idempotency-Key"],
             self._request_hash.hexdigest(),
         )
-        if isinstance(found, int):
-            self._idempotency_row = found
+        if isinstance(found, (int, idempotency.Takeover)):
+            row = found if isinstance(found, int) else found.row
+            self._idempotency_row = row
+            idempotency.track(self.db, row)
+            if isinstance(found, idempotency.Takeover) and found.effect:
+                # the first try changed something, then its process died: answer from that
+                self.set_header("Idempotent-Replayed", "true")
+                return await self.answer_from_effect(found.effect)
             return False
         self.set_status(found.status)
         if found.content_type:
@@ -274,6 +281,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Idempotent-Replayed", "true")
         self.finish(self.unseal_answer(found.body))
         return True
+
+    async def answer_from_effect(self, effect: list[dict]) -> bool:
+        """Answer a call whose first try made the changes `effect` (its audit events) and was
+        cut short: True if answered, False to carry the call out again (handlers whose calls
+        are safe to repeat, such as uploads, which write the same files again)."""
+        return False
 
     def seal_answer(self, body: bytes) -> bytes:
         """The answer as kept for replays; handlers whose answers are secrets encrypt it."""
@@ -461,7 +474,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     # ---- errors ---------------------------------------------------------------------------
 
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, UWSError):
+        if _database_unreachable(value):
+            log.error(
+                "%s %s -> 503: database unreachable: %s",
+                self.request.method,
+                self.request.path,
+                str(value).splitlines()[0][:300],
+            )
+        elif isinstance(value, UWSError):
             log.info(
                 "%s %s -> %s: %s",
                 self.request.method,
@@ -481,6 +501,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             status_code, message = exc.status_code, exc.message
             for name, value in exc.headers.items():
                 self.set_header(name, value)
+        elif _database_unreachable(exc):
+            status_code = 503
+            message = (
+                "The uws database cannot be reached right now; nothing was changed. "
+                "Retry in a few seconds."
+            )
+            self.set_header("Retry-After", "5")
         elif isinstance(exc, web.HTTPError):
             message = exc.log_message or self._reason
             if exc.log_message and exc.args:
@@ -495,6 +522,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(dumps({"success": False, "message": message}))
 
 
+def _database_unreachable(exc: BaseException | None) -> bool:
+    """A database that is down, restarting or busy (not a bad query): worth a retry."""
+    return isinstance(exc, sa_exc.OperationalError) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
 def _deferred(method):
     """Wrap a handler method: answer an error found before the body, now that it is read."""
 
@@ -505,7 +539,7 @@ def _deferred(method):
             raise self._deferred_error
         if self._deferred_redirect is not None:
             return self.redirect(self._deferred_redirect)
-        if self._idempotency_begin():
+        if await self._idempotency_begin():
             return None  # answered again from the first call's record
         return await method(self, *args, **kwargs)
 

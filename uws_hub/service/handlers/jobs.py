@@ -32,6 +32,14 @@ class JobHandlerMixin:
 class StartHandler(JobHandlerMixin, BaseHandler):
     idempotent_routes = {"PUT": "PUT /workspaces/{id}/start/"}
 
+    async def answer_from_effect(self, effect: list[dict]) -> bool:
+        started = [e["target_id"] for e in effect if e["action"] == "job.start"]
+        if not started:
+            return False
+        job = self.ctx.jobs.get(self.db, self.acting_user(scopes.JOBS), started[0])
+        self.ok("Successful start.", {"job": self.job_json(job)})
+        return True
+
     async def put(self, ws_id: str) -> None:
         user = self.acting_user(scopes.JOBS)
         ws = self.ctx.workspaces.get(self.db, user, ws_id)

@@ -49,6 +49,15 @@ def share_json(session, share: SharedWorkspace) -> dict:
 class SharesHandler(BaseHandler):
     idempotent_routes = {"POST": "POST /shared_workspaces/"}
 
+    async def answer_from_effect(self, effect: list[dict]) -> bool:
+        made = [e["target_id"] for e in effect if e["action"] == "share.create"]
+        if not made:
+            return False
+        user = self.acting_user(scopes.SHARES)
+        shares = [self.ctx.shares.get(self.db, user, share_id) for share_id in made]
+        self.ok("Successful.", {"shared_workspaces": [share_json(self.db, s) for s in shares]})
+        return True
+
     async def get(self, share_id: str | None = None) -> None:
         user = self.acting_user(scopes.READ_SHARES)
         mgr = self.ctx.shares

@@ -77,6 +77,21 @@ class WorkspacesHandler(BaseHandler):
         ws = await self.ctx.workspaces.create(self.db, user, self.json_body())
         self.ok("Successful.", {"workspace": with_last_job(self, ws)})
 
+    async def answer_from_effect(self, effect: list[dict]) -> bool:
+        created = [e["target_id"] for e in effect if e["action"] == "workspace.create"]
+        if not created:
+            return False
+        user = self.acting_user(scopes.WORKSPACES)
+        await self.ctx.workspaces.drive(int(created[0]))  # finish it, as the first try would
+        ws = self.ctx.workspaces.get(self.db, user, created[0])
+        self.db.refresh(ws)
+        if ws.status == "error":
+            raise UWSError(
+                f"Workspace {ws.id} could not be created: {ws.status_message}", status_code=500
+            )
+        self.ok("Successful.", {"workspace": with_last_job(self, ws)})
+        return True
+
     async def put(self, ws_id: str | None = None) -> None:
         if ws_id is None:
             raise web.HTTPError(405, "PUT updates a workspace: send it to /workspaces/<id>/.")

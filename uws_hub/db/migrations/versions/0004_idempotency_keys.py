@@ -7,6 +7,7 @@ Create Date: 2026-12-05 20:36:09
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0004"
 down_revision = "0003"
@@ -26,6 +27,13 @@ def upgrade() -> None:
         sa.Column("status", sa.Integer(), nullable=True),
         sa.Column("content_type", sa.String(length=100), nullable=True),
         sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column(
+            "effect",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=True,
+        ),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("expires", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
