@@ -24,6 +24,7 @@ import requests
 from shareutil import user_id, wait_copy
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from conftest import Client, workspace_dir
 from hubtest import REPO, HubProcess
@@ -40,7 +41,8 @@ def fhub():
     env, name = {}, None
     if PG_ADMIN:
         name = f"uws_faults_{secrets.token_hex(4)}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        # no pooled connection: the database is restarted in between
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         env["UWS_TEST_DB_URL"] = (

@@ -103,6 +103,9 @@ class IdempotencyStore:
     def __init__(self, db: sessionmaker[Session], window_hours: float):
         self.db = db
         self.window = dt.timedelta(hours=window_hours)
+        #: rows whose calls this process is carrying out now; a row of this process that is not
+        #: here lost its answer (the database failed while it was being recorded)
+        self.in_flight: set[int] = set()
 
     def begin(self, scope: str, route: str, key: str, request_hash: str) -> int | Replay | Takeover:
         """Record the start of a call: its row id (a new call), the Replay of its first answer,
@@ -135,6 +138,7 @@ class IdempotencyStore:
                     except IntegrityError:  # the same key, at the same moment: look again
                         session.rollback()
                         continue
+                    self.in_flight.add(row.id)
                     return row.id
                 if row.expires <= now:  # the window passed: a new call
                     session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
@@ -149,14 +153,15 @@ class IdempotencyStore:
                     )
                 if row.status is not None:
                     return Replay(row.status, row.content_type, row.body or b"")
-                if row.boot == BOOT:
+                if row.boot == BOOT and row.id in self.in_flight:
                     raise UWSError(
                         f"A request with Idempotency-Key {key!r} is still being carried out; "
                         "retry in a moment to get its answer.",
                         status_code=409,
                         headers={"Retry-After": "1"},
                     )
-                # left running by a process that died: this try takes it over
+                # left running by a process that died (or by a call of this one whose answer
+                # could not be recorded): this try takes it over
                 taken = session.execute(
                     update(IdempotencyKey)
                     .where(
@@ -168,6 +173,7 @@ class IdempotencyStore:
                 )
                 session.commit()
                 if taken.rowcount == 1:
+                    self.in_flight.add(row.id)
                     return Takeover(row.id, list(row.effect or []))
         raise UWSError(
             f"Idempotency-Key {key!r} is contended; retry in a moment.",
@@ -177,6 +183,7 @@ class IdempotencyStore:
 
     def finish(self, row_id: int, status: int, content_type: str | None, body: bytes) -> None:
         """Keep the answer of the call `row_id` (a server error keeps none: it may be retried)."""
+        self.in_flight.discard(row_id)
         with self.db() as session:
             if status >= 500:
                 session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id))

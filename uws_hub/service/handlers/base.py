@@ -299,9 +299,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if self._idempotency_row is not None:
             row, self._idempotency_row = self._idempotency_row, None
             body = chunk.encode() if isinstance(chunk, str) else bytes(chunk or b"")
-            self.ctx.idempotency.finish(
-                row, self.get_status(), self._headers.get("Content-Type"), self.seal_answer(body)
-            )
+            try:
+                self.ctx.idempotency.finish(
+                    row,
+                    self.get_status(),
+                    self._headers.get("Content-Type"),
+                    self.seal_answer(body),
+                )
+            except Exception as e:  # the answer still goes out; a retry carries the call out
+                log.error(
+                    "idempotency key of %s %s not recorded: %s",
+                    self.request.method,
+                    self.request.path,
+                    e,
+                )
         return super().finish(chunk)
 
     async def prepare(self) -> None:
