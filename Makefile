@@ -15,8 +15,10 @@ lint:
 format:
 	@"$$(scripts/bootstrap.sh test)/bin/ruff" format uws_hub tests bench jupyterhub_config.py
 
+# make bench [BENCH=bench_load.py] [BENCH_ARGS="--quick"]   (default: bench_workspaces.py)
+BENCH ?= bench_workspaces.py
 bench:
-	@PATH="$$(scripts/bootstrap.sh test)/bin:$$PATH" python bench/bench_workspaces.py
+	@PATH="$$(scripts/bootstrap.sh test)/bin:$$PATH" python bench/$(BENCH) $(BENCH_ARGS)
 
 clean:
 	rm -rf uws-data .pytest_cache build *.egg-info

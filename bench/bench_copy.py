@@ -17,6 +17,7 @@ Prints the median seconds of each, their ratio (goal <= 1.2) and, with --xfs, th
 speed-up. Needs root.
 
     python bench/bench_copy.py [--files 100000] [--total-mb 2048] [--rounds 3] [--xfs]
+    python bench/bench_copy.py --quick    # short form (tests/test_benches.py)
 """
 
 from __future__ import annotations
@@ -116,7 +117,12 @@ def main() -> None:
     ap.add_argument("--total-mb", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--xfs", action="store_true", help="also on a loop-mounted XFS with reflink")
+    ap.add_argument(
+        "--quick", action="store_true", help="short form (tests): 500 files, 4 MiB, 1 round"
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.files, args.total_mb, args.rounds = 500, 4, 1
     sender, recipient = account(SENDER), account(RECIPIENT)
     with tempfile.TemporaryDirectory(prefix="uws-bench-copy-", dir="/var/tmp") as tmp:
         os.chmod(tmp, 0o755)

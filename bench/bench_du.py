@@ -9,6 +9,7 @@ listing up to c.UWS.max_listed_entries). Checks both report the same bytes.
 Prints the median seconds of each and their ratio (goal <= 1.5).
 
     python bench/bench_du.py [--files 1000000] [--rounds 3] [--list-limit 10000]
+    python bench/bench_du.py --quick    # short form (tests/test_benches.py)
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--list-limit", type=int, default=10_000)
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="short form (tests): 25,000 files (past the du hand-over), 1 round",
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.files, args.rounds = 25_000, 1
     with tempfile.TemporaryDirectory(prefix="uws-bench-du-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()

@@ -13,7 +13,8 @@ Both must give the same answers (checked). Printed for each accounting period (a
 seconds for each and the ratio. SQLite by default; ``--pg-url`` runs on PostgreSQL too
 (in a new database it drops afterwards).
 
-    python bench/bench_quotas.py [--users 2000] [--pg-url $(scripts/pg.sh url)]
+    python bench/bench_quotas.py [--users 2000] [--rounds 3] [--pg-url $(scripts/pg.sh url)]
+    python bench/bench_quotas.py --quick [--pg-url ...]    # short form (tests/test_benches.py)
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def timed(fn, rounds: int = 3):
     return statistics.median(times), result
 
 
-def run(db_url: str, users: int, label: str) -> None:
+def run(db_url: str, users: int, label: str, rounds: int = 3) -> None:
     engine = make_engine(db_url)
     migrate.upgrade(engine)
     Session = make_sessionmaker(engine)
@@ -128,9 +129,9 @@ def run(db_url: str, users: int, label: str) -> None:
         with Session() as s:
             people = s.scalars(select(User).order_by(User.name)).all()
             per_person, a = timed(
-                lambda qm=qm, s=s, people=people: [qm.describe(s, u) for u in people]
+                lambda qm=qm, s=s, people=people: [qm.describe(s, u) for u in people], rounds
             )
-            grouped, b = timed(lambda qm=qm, s=s: qm.describe_all(s))
+            grouped, b = timed(lambda qm=qm, s=s: qm.describe_all(s), rounds)
         assert a == b, "the grouped answers differ from the per-person ones"
         print(
             f"  period {period:<5}  per person {per_person:7.3f} s   grouped {grouped:7.3f} s"
@@ -147,9 +148,13 @@ def main() -> None:
         help="also run on this PostgreSQL server (a URL able to create databases, e.g. "
         "`scripts/pg.sh url`)",
     )
+    p.add_argument("--rounds", type=int, default=3, help="timings per figure (median)")
+    p.add_argument("--quick", action="store_true", help="short form (tests): 50 people, 1 round")
     args = p.parse_args()
+    if args.quick:
+        args.users, args.rounds = 50, 1
     with tempfile.TemporaryDirectory() as d:
-        run(f"sqlite:///{d}/uws.sqlite", args.users, "SQLite")
+        run(f"sqlite:///{d}/uws.sqlite", args.users, "SQLite", args.rounds)
     if args.pg_url:  # a fresh database on that server, dropped afterwards
         name = f"uws_bench_{secrets.token_hex(4)}"
         admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
@@ -157,7 +162,7 @@ def main() -> None:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         try:
             url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-            run(url, args.users, "PostgreSQL")
+            run(url, args.users, "PostgreSQL", args.rounds)
         finally:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

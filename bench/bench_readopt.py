@@ -8,6 +8,9 @@ hub made meanwhile — against the 200 per-job queries batchspawner would make (
 run). Needs root, the project's Slurm and about 10 GB of memory.
 
     python bench/bench_readopt.py [--jobs 200]
+    python bench/bench_readopt.py --quick    # short form (tests/test_benches.py): 3 jobs, Slurm as it is
+
+Slurm is restarted with more CPUs (and back afterwards) only when it has fewer than jobs + 8.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ def slurm(cpus: int | None) -> None:
     else:
         env.pop("UWS_SLURM_CPUS", None)
     subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], env=env, check=True)
+
+
+def slurm_cpus() -> int:
+    """CPUs the project's Slurm node advertises now (0 if it does not answer)."""
+    out = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout
+    return max((int(x.rstrip("+")) for x in out.split() if x.rstrip("+").isdigit()), default=0)
 
 
 def metric(hub: HubProcess, name: str, command: str) -> float:
@@ -69,9 +78,16 @@ async def per_job_queries(ids: list[str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="short form (tests): 3 jobs")
     args = ap.parse_args()
+    if args.quick:
+        args.jobs = 3
     n = args.jobs
-    slurm(cpus=max(256, n + 16))
+    # restart Slurm with more CPUs only when the cluster has too few for n jobs (and some room
+    # for others' tests); the short form runs on the cluster as it is
+    resized = slurm_cpus() < n + 8
+    if resized:
+        slurm(cpus=max(256, n + 16))
     hub = HubProcess(
         name="readopt",
         env={
@@ -144,7 +160,8 @@ def main() -> int:
         subprocess.run(["scancel", "-u", USER])
         hub.stop()
         hub.cleanup()
-        slurm(cpus=None)
+        if resized:
+            slurm(cpus=None)
     print(f"bench P7: hub restart with {n} running Slurm jobs (started in {t_start_all:.0f} s)")
     print(f"  hub answering again after   {t_up:6.2f} s")
     print(

@@ -12,6 +12,7 @@ Printed for N = 1, 100, 1,000: scheduler queries per cycle and CPU time per cycl
 plus the commands it ran). Goal: 1 query per cycle for every N. Needs root and the project's Slurm.
 
     python bench/bench_slurm_monitor.py [--sizes 1,100,1000]
+    python bench/bench_slurm_monitor.py --quick    # short form (tests/test_benches.py)
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ async def main_async(sizes: list[int]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,100,1000")
+    ap.add_argument("--quick", action="store_true", help="short form (tests): sizes 1,10")
     args = ap.parse_args()
+    if args.quick:
+        args.sizes = "1,10"
     asyncio.run(main_async([int(x) for x in args.sizes.split(",")]))
     return 0
 

@@ -10,6 +10,7 @@ Prints median and p95 latency of each, their ratio (goal <= 1.5), and SQL statem
 listing for 10 and 1,000 workspaces (goal: the same number).
 
     python bench/bench_workspaces.py [--workspaces 1000] [--concurrency 50] [--requests 400] [--rounds 5]
+    python bench/bench_workspaces.py --quick    # short form (tests/test_benches.py)
 """
 
 from __future__ import annotations
@@ -109,7 +110,14 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=400, help="per target per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="short form (tests): 30 workspaces, 10 clients, 50 requests, 1 round",
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.workspaces, args.concurrency, args.requests, args.rounds = 30, 10, 50, 1
 
     hub = HubProcess(name="bench", env={"UWS_TEST_TOKEN_CACHE": "300"}).start()
     try:
