@@ -175,6 +175,9 @@ class JobManager:
         self.db = db
         self.hub = hub
         self._stop_sent: dict[int, float] = {}
+        #: jobs whose start request the hub has not answered yet, and when it answered the others
+        self._starting: set[int] = set()
+        self._start_answered: dict[int, dt.datetime] = {}
         self._slurm: SlurmMonitor | None = None
         self.quotas = None  # set by the service: core-hour checks at start
 
@@ -293,8 +296,12 @@ class JobManager:
             },
         )
         session.commit()
+        # while the hub takes the request (seconds, under load), the job is not in its server
+        # list yet: the job sync must not take it for an orphan (see `sync`)
+        self._starting.add(job.id)
         try:
             await self.hub.start_server(user.name, job.server_name, {"job_id": job.id})
+            self._start_answered[job.id] = utcnow()
         except HubAPIError as e:
             if e.status == 429:  # the hub's concurrent_spawn_limit
                 message, status = (
@@ -310,6 +317,8 @@ class JobManager:
             raise UWSError(
                 f"Job {job.id} could not be started: {message}", status_code=status
             ) from None
+        finally:
+            self._starting.discard(job.id)
         session.refresh(job)
         log.info(
             "job %s (%s on %s) requested for %s in workspace %s",
@@ -408,16 +417,19 @@ class JobManager:
         if not live and not leftovers:
             self._settle_all()
             return counts
+        now = utcnow()  # before the hub's answer: what it lists is at least this recent
         try:
             servers = await self.hub.active_servers()
         except HubAPIError as e:
             log.warning("job sync skipped: the hub did not answer (%s)", e.message)
             return counts
-        now = utcnow()
         grace = self.settings.job_orphan_grace
         for job in live:
             if (job.username, job.server_name) not in servers:
-                if (now - job.created).total_seconds() < grace:
+                if job.id in self._starting:
+                    continue  # the hub has not answered the start request yet
+                since = max(job.created, self._start_answered.get(job.id, job.created))
+                if (now - since).total_seconds() < grace:
                     continue  # the hub may not have registered the spawn yet
                 await self._settle_orphan(job, counts)
                 continue
@@ -452,6 +464,7 @@ class JobManager:
                 continue
             self._transition(job_id, ENDED, lambda row: setattr(row, "server_removed", True))
             self._stop_sent.pop(job_id, None)
+            self._start_answered.pop(job_id, None)
             counts["removed"] += 1
         self._settle_all()
         if any(counts.values()):
