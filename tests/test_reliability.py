@@ -481,6 +481,12 @@ def test_idempotent_upload_start_share_and_token(hub, alice, bob, make_workspace
     )
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert (d / "a.txt").read_text() == "changed since"
+    other = alice.put(
+        f"workspaces/{ws['id']}/upload/",
+        files={"f": ("a.txt", b"other content")},
+        headers={"Idempotency-Key": k},
+    )
+    assert other.status_code == 422 and (d / "a.txt").read_text() == "changed since"
     # a start: one job
     k = key()
     s1 = alice.put(

@@ -10,6 +10,7 @@ workspace — a bad name anywhere refuses the whole upload and writes nothing in
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -63,6 +64,9 @@ class UploadReceiver:
         self.usage = None  # the owner's quota usage when the upload began (set by the manager)
         self.received = 0  # body bytes so far
         self.token = secrets.token_hex(12)
+        #: what was uploaded (each part's disposition and bytes), whatever the boundary: a retry
+        #: of the same upload (a new boundary) is the same request (Idempotency-Key)
+        self.digest = hashlib.sha256()
         self.files: list[StagedFile] = []
         self.error: UWSError | None = None
         self._current: StagedFile | None = None
@@ -109,6 +113,7 @@ class UploadReceiver:
         self._header_field = self._header_value = b""
 
     def _headers_finished(self) -> None:
+        self.digest.update(b"\0part\0" + self._headers.get(b"content-disposition", b"") + b"\0")
         _, opts = parse_options_header(self._headers.get(b"content-disposition", b""))
         raw = opts.get(b"filename")
         if raw is None or raw == b"":
@@ -137,6 +142,7 @@ class UploadReceiver:
         self.files.append(staged)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self.digest.update(data[start:end])
         if self._fh is not None:
             self._fh.write(data[start:end])
             self._current.size += end - start
