@@ -18,6 +18,7 @@ from shareutil import user_id
 
 from conftest import workspace_dir
 from hubtest import HubProcess
+from jobutil import wait_job
 from uws_hub.workspaces.fsops import STAGING_DIR, TRASH_PREFIX
 
 BIG = str(2**63)  # one past the largest 64-bit signed integer a database column holds
@@ -549,3 +550,25 @@ def test_idempotency_in_cors_preflight(hub):
     )
     assert r.status_code == 204
     assert "Idempotency-Key" in r.headers["Access-Control-Allow-Headers"]
+
+
+# ---- a slow hub or scheduler never holds up the API ----------------------------------------
+
+
+def test_start_and_stop_answer_while_the_hub_works(hub, alice, make_workspace):
+    ws = make_workspace(name="slow-start")
+    t0 = time.monotonic()
+    r = alice.put(
+        f"workspaces/{ws['id']}/start/", json={"job_type": "slow_job", "resource": "local"}
+    )
+    took = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    j = r.json()["data"]["job"]
+    # slow_job sleeps 6 s before its server starts; the hub would hold the call 3 s
+    assert took < 2.5 and j["status"] == "pending", (took, j)
+    j = wait_job(alice, j["id"], ("running", "failed"), timeout=90)
+    assert j["status"] == "running", j
+    t0 = time.monotonic()
+    r = alice.put(f"jobs/{j['id']}/stop/")
+    assert r.status_code == 200 and time.monotonic() - t0 < 2.5
+    assert wait_job(alice, j["id"], ("complete", "failed"), timeout=90)["status"] == "complete"

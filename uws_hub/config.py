@@ -448,6 +448,15 @@ class UWS(Configurable):
         help="Calls one address without a credential may make at once, above `rate_limit_per_address`.",
     ).tag(config=True)
 
+    hub_answer_wait = Float(
+        1.0,
+        help="""Seconds ``PUT /workspaces/<id>/start/`` and ``PUT /jobs/<id>/stop/`` wait for
+        the hub to carry out a job's start or stop before answering with the job ``pending`` or
+        ``stopping`` (the work goes on; the job's status and event stream say how it ends), so
+        a slow hub or scheduler never holds up the API. The hub's refusals of a start (too many
+        starts at once, a bad request) come sooner and are answered as errors.""",
+    ).tag(config=True)
+
     idempotency_window_hours = Float(
         24,
         help="""How long the answer to a creating call made with an ``Idempotency-Key`` header
@@ -602,6 +611,7 @@ class UWS(Configurable):
             "body_idle_timeout",
             "body_timeout",
             "idempotency_window_hours",
+            "hub_answer_wait",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")

@@ -108,6 +108,12 @@ def begin_stop(
     )
 
 
+def _retrieve_failure(request: asyncio.Future) -> None:
+    """A start request that failed after its caller had its answer: recorded on the job."""
+    if not request.cancelled() and (e := request.exception()) is not None:
+        log.warning("%s", getattr(e, "message", e))
+
+
 def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None) -> None:
     """Record the end of a job (idempotent for ended jobs)."""
     if job.status in ENDED:
@@ -296,29 +302,16 @@ class JobManager:
             },
         )
         session.commit()
-        # while the hub takes the request (seconds, under load), the job is not in its server
-        # list yet: the job sync must not take it for an orphan (see `sync`)
-        self._starting.add(job.id)
+        request = asyncio.ensure_future(
+            self._request_start(user.name, job.id, job.server_name, ws.id)
+        )
         try:
-            await self.hub.start_server(user.name, job.server_name, {"job_id": job.id})
-            self._start_answered[job.id] = utcnow()
-        except HubAPIError as e:
-            if e.status == 429:  # the hub's concurrent_spawn_limit
-                message, status = (
-                    "The hub is starting too many jobs at once right now; try again in a minute.",
-                    429,
-                )
-            else:
-                message, status = e.message, 400 if e.status < 500 else 500
-            session.refresh(job)
-            end_job(job, J.FAILED.value, f"The hub did not start the job: {message}")
-            self._settle_workspace(session, ws.id)
-            session.commit()
-            raise UWSError(
-                f"Job {job.id} could not be started: {message}", status_code=status
-            ) from None
-        finally:
-            self._starting.discard(job.id)
+            # the hub answers once the server is up or its slow_spawn_timeout has passed: a
+            # caller waits at most hub_answer_wait, then has the job pending (the request goes
+            # on; the job record says how it ends). Refusals come at once, and are the caller's.
+            await asyncio.wait_for(asyncio.shield(request), self.settings.hub_answer_wait)
+        except asyncio.TimeoutError:
+            request.add_done_callback(_retrieve_failure)
         session.refresh(job)
         log.info(
             "job %s (%s on %s) requested for %s in workspace %s",
@@ -330,6 +323,38 @@ class JobManager:
         )
         return job
 
+    async def _request_start(self, username: str, job_id: int, name: str, ws_id: int) -> None:
+        """Ask the hub to start the job's server. A refusal ends the job failed, saying why, and
+        is raised (UWSError) for a caller still waiting."""
+        # while the hub takes the request (seconds, under load), the job is not in its server
+        # list yet: the job sync must not take it for an orphan (see `sync`)
+        self._starting.add(job_id)
+        try:
+            await self.hub.start_server(username, name, {"job_id": job_id})
+            self._start_answered[job_id] = utcnow()
+        except HubAPIError as e:
+            if e.status == 429:  # the hub's concurrent_spawn_limit
+                message, status = (
+                    "The hub is starting too many jobs at once right now; try again in a minute.",
+                    429,
+                )
+            else:
+                message, status = e.message, 400 if e.status < 500 else 500
+            if status < 500:  # refused before any spawn: the job ends here
+                with self.db() as session:
+                    job = session.get(Job, job_id)
+                    if job is not None and job.status in RUNNING_OR_PENDING:
+                        end_job(job, J.FAILED.value, f"The hub did not start the job: {message}")
+                        self._settle_workspace(session, ws_id)
+                        session.commit()
+            # a spawn that failed or was stopped (the hub's Stop while it started) is recorded
+            # by the spawner with its reason, and a server the hub lost by the job sync
+            raise UWSError(
+                f"Job {job_id} could not be started: {message}", status_code=status
+            ) from None
+        finally:
+            self._starting.discard(job_id)
+
     # ---- stop -----------------------------------------------------------------------------
 
     async def stop(self, session: Session, user: User, job: Job) -> Job:
@@ -337,7 +362,12 @@ class JobManager:
             raise BadRequest("This job is not running or pending.")
         begin_stop(session, job, user.name, "Stopping.")
         session.commit()
-        await self._send_stop(user.name, job.id, job.server_name)
+        # the job is `stopping` until the hub confirms; a failed request is retried by the sync
+        request = asyncio.ensure_future(self._send_stop(user.name, job.id, job.server_name))
+        try:
+            await asyncio.wait_for(asyncio.shield(request), self.settings.hub_answer_wait)
+        except asyncio.TimeoutError:
+            pass
         return job
 
     # ---- live shares (JupyterHub's shares of the job's server) ---------------------------------
