@@ -16,7 +16,7 @@ import pytest
 import requests
 from shareutil import user_id
 
-from conftest import workspace_dir
+from conftest import Client, workspace_dir
 from hubtest import HubProcess
 from jobutil import wait_job
 from uws_hub.workspaces.fsops import STAGING_DIR, TRASH_PREFIX
@@ -572,3 +572,30 @@ def test_start_and_stop_answer_while_the_hub_works(hub, alice, make_workspace):
     r = alice.put(f"jobs/{j['id']}/stop/")
     assert r.status_code == 200 and time.monotonic() - t0 < 2.5
     assert wait_job(alice, j["id"], ("complete", "failed"), timeout=90)["status"] == "complete"
+
+
+def test_acting_for_nobody_is_404_and_records_nothing(hub, admin):
+    portal = Client(hub, hub.admin_token[::-1], name="test-portal")  # the uws-admin service
+    for client in (portal, admin):
+        for method, path, body in [
+            ("GET", "users/me/quota/", None),
+            ("PUT", "users/me/quota/", {"disk_limit": 5}),
+            ("POST", "workspaces/", {"name": "n", "description": "d"}),
+            ("GET", "workspaces/", None),
+            ("GET", "jobs/", None),
+        ]:
+            r = client.session.request(
+                method,
+                api_url(hub, path),
+                params={"user": "uwst-nobody-at-all"},
+                json=body,
+                timeout=30,
+            )
+            assert r.status_code == 404, (method, path, r.text)
+            assert r.json()["message"] == "User uwst-nobody-at-all not found."
+    found = admin.get("users/", params={"search": "uwst-nobody"}).json()["data"]["users"]
+    assert found == []
+    # a person the hub knows (not yet seen by uws) can be acted for
+    hub.ensure_user("uwst-newcomer")
+    r = portal.get("workspaces/", params={"user": "uwst-newcomer"})
+    assert r.status_code == 200 and r.json()["data"]["workspaces"] == []

@@ -79,6 +79,8 @@ class ServiceContext:
         self.engine = make_engine(settings.db_url, **settings.db_kwargs)
         self.db = make_sessionmaker(self.engine)
         self.idempotency = IdempotencyStore(self.db, settings.idempotency_window_hours)
+        #: hub users a service or operator has named with ?user= and the hub confirmed
+        self.known_users: set[str] = set()
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.workspaces = WorkspaceManager(settings, self.db, self.executor)
         self.listings = ListingCache()

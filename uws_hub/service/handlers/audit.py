@@ -9,6 +9,7 @@ from .base import BaseHandler
 
 
 class AuditHandler(BaseHandler):
+    user_arg_names_person = False  # ?user= filters whose events are read
     """Filters: ``user`` (whose resource), ``actor``, ``action`` (a prefix), ``from``
     (inclusive), ``to`` (exclusive). Pages: ``limit`` (at most 1000), then ``before`` (the
     ``next_before`` of the previous page) or ``offset``."""

@@ -13,15 +13,25 @@ import re
 import secrets
 import weakref
 from typing import Any
+from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed, check_scopes
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from tornado import netutil, web
 from tornado.ioloop import IOLoop
 
 from ... import audit, idempotency, scopes
 from ...db.models import User
-from ...errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UWSError
+from ...errors import (
+    BadRequest,
+    Forbidden,
+    HubAPIError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UWSError,
+)
 from .. import jsonbody, ratelimit
 from ..serialize import dumps
 
@@ -340,6 +350,29 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if self.request.method == "OPTIONS" or not self.auth_required:
             return
         await self.authenticate()
+        await self.check_named_user()
+
+    #: False where ``?user=`` filters what is read (the audit log) rather than naming whose
+    #: resources a call is about
+    user_arg_names_person = True
+
+    async def check_named_user(self) -> None:
+        """``?user=<name>`` (a service or operator acting for someone) must name a person the
+        hub knows: a name that is nobody is a 404, and no record is made for it."""
+        name = self.get_query_argument("user", None)
+        if not name or not self.user_arg_names_person or name == self._hub_user.get("name"):
+            return
+        known = self.ctx.known_users
+        if name in known or self.db.scalar(select(User.id).where(User.name == name)):
+            known.add(name)
+            return
+        try:
+            await self.ctx.hub.request("GET", f"/users/{quote(name, safe='')}")
+        except HubAPIError as e:
+            if e.status == 404:
+                raise NotFound(f"User {name} not found.") from None
+            raise
+        known.add(name)
 
     async def authenticate(self) -> dict:
         """Identify the caller (token, UWS-Authorization, or OAuth cookie) or raise 401/403."""

@@ -141,6 +141,7 @@ class UploadHandler(BaseHandler):
         if self.request.method != "PUT":
             raise web.HTTPError(405, "Upload with PUT /workspaces/<id>/upload/.")
         await self.authenticate()
+        await self.check_named_user()
         user = self.acting_user(scopes.WORKSPACES)
         mgr = self.ctx.workspaces
         self.workspace = mgr.get(self.db, user, self.path_args[0])
