@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ... import scopes
 from ...db.models import User
-from ...errors import NotFound
+from ...errors import BadRequest, NotFound
 from ...quotas import report_csv, search_users
 from ...times import parse_range
 from .base import BaseHandler
@@ -77,6 +77,9 @@ class UsageHandler(BaseHandler):
 
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
+        fmt = self.get_query_argument("format", "") or "json"
+        if fmt not in ("json", "csv"):
+            raise BadRequest(f"format must be json or csv, not {fmt!r}.")
         start, end = parse_range(
             self.get_query_argument("from", None), self.get_query_argument("to", None)
         )
@@ -86,7 +89,7 @@ class UsageHandler(BaseHandler):
             if user is None:
                 raise NotFound(f"User {name} not found.")
         rows = self.ctx.quotas.report(self.db, start, end, user)
-        if self.get_query_argument("format", "") == "csv":
+        if fmt == "csv":
             self.set_header("Content-Type", "text/csv; charset=UTF-8")
             self.set_header("Content-Disposition", 'attachment; filename="uws-usage.csv"')
             self.finish(report_csv(rows))
