@@ -177,9 +177,12 @@ def test_update_rename_description_job_type_and_files(hub, alice, make_workspace
     assert got["datetime_last_modified"] >= ws["datetime_last_modified"]
     assert (d / "archive/old.txt").read_text() == "o" and not (d / "old.txt").exists()
     assert owner_of(d / "notes/today.md") == owner_of(d / "archive") == "uwst-alice"
-    # clearing the default job type
+    # clearing the default job type: null, or "" as UWS clients send
     r = alice.put(f"workspaces/{ws['id']}", json={"default_job_type": None})
     assert r.json()["data"]["workspace"]["default_job_type"] is None
+    alice.put(f"workspaces/{ws['id']}", json={"default_job_type": "test_job"})
+    r = alice.put(f"workspaces/{ws['id']}", json={"default_job_type": ""})
+    assert r.status_code == 200 and r.json()["data"]["workspace"]["default_job_type"] is None
     # overwriting a file replaces its content
     alice.put(
         f"workspaces/{ws['id']}",

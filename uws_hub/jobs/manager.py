@@ -340,15 +340,18 @@ class JobManager:
                 )
             else:
                 message, status = e.message, 400 if e.status < 500 else 500
-            if status < 500:  # refused before any spawn: the job ends here
-                with self.db() as session:
-                    job = session.get(Job, job_id)
-                    if job is not None and job.status in RUNNING_OR_PENDING:
-                        end_job(job, J.FAILED.value, f"The hub did not start the job: {message}")
-                        self._settle_workspace(session, ws_id)
-                        session.commit()
-            # a spawn that failed or was stopped (the hub's Stop while it started) is recorded
-            # by the spawner with its reason, and a server the hub lost by the job sync
+            if status >= 500:
+                # the spawn began and failed (or the hub's Stop interrupted it): the spawner
+                # records why on the job, which the caller gets (as UWS, a start is answered
+                # with its job; a server the hub lost is settled by the job sync)
+                log.info("job %s: the hub's start ended with %s: %s", job_id, e.status, message)
+                return
+            with self.db() as session:  # refused before any spawn: the job ends here
+                job = session.get(Job, job_id)
+                if job is not None and job.status in RUNNING_OR_PENDING:
+                    end_job(job, J.FAILED.value, f"The hub did not start the job: {message}")
+                    self._settle_workspace(session, ws_id)
+                    session.commit()
             raise UWSError(
                 f"Job {job_id} could not be started: {message}", status_code=status
             ) from None

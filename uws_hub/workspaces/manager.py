@@ -321,7 +321,7 @@ class WorkspaceManager:
     # ---- create ------------------------------------------------------------------------
 
     def _check_job_type(self, job_type: Any) -> str | None:
-        if job_type is None:
+        if job_type is None or job_type == "":  # "" is none, as in UWS
             return None
         if not isinstance(job_type, str) or job_type not in self.settings.job_type_map:
             raise BadRequest(f"{job_type} is not in the list of available job types.")

@@ -318,6 +318,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if self._idempotency_row is not None:
             row, self._idempotency_row = self._idempotency_row, None
             body = chunk.encode() if isinstance(chunk, str) else bytes(chunk or b"")
+            if hasattr(self, "_db"):
+                # whatever this request left uncommitted (a refused call) is dropped now rather
+                # than at close: on SQLite its write lock would hold up the record's own session
+                self._db.rollback()
             try:
                 self.ctx.idempotency.finish(
                     row,
