@@ -375,14 +375,30 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         except HubAPIError as e:
             if e.status == 404:
                 raise NotFound(f"User {name} not found.") from None
-            raise
+            raise UWSError(
+                f"The hub cannot be reached to look up user {name} right now; nothing was "
+                "changed. Retry in a few seconds.",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            ) from None
         known.add(name)
 
     async def authenticate(self) -> dict:
         """Identify the caller (token, UWS-Authorization, or OAuth cookie) or raise 401/403."""
         if getattr(self, "_hub_user", None) is not None:
             return self._hub_user
-        model = await self.hub_auth.get_user(self, sync=False)
+        try:
+            model = await self.hub_auth.get_user(self, sync=False)
+        except web.HTTPError as e:
+            if e.status_code < 500:
+                raise
+            # the hub could not be asked about the token (restarting, overloaded)
+            raise UWSError(
+                "The hub cannot be reached to check your token right now; nothing was changed. "
+                "Retry in a few seconds.",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            ) from None
         if model:
             self._limit("token", self._credential())
         elif self._credential():  # a refused credential: its sender's address pays

@@ -13,7 +13,7 @@ from .base import BaseHandler
 def share_json(session, share: SharedWorkspace) -> dict:
     def ws_json(ws_id):
         ws = session.get(Workspace, ws_id) if ws_id else None
-        if ws is None:
+        if ws is None or ws.status == "deleted":  # gone (its row is kept for history only)
             return None
         out = serialize.workspace(ws)
         owner = session.get(User, ws.user_id)
