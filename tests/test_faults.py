@@ -208,11 +208,19 @@ def test_service_frozen_under_load(fhub, operator):
 
 
 def test_service_killed_under_load(fhub, operator):
+    alice = Client(fhub, fhub.token_for("uwst-alice"), name="uwst-alice")
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"name": "before-the-kill", "description": "d"}
+    first = alice.post("workspaces/", json=body, headers=key)
+    assert first.status_code == 200, first.text
     with Load(fhub, "killed") as load:
         time.sleep(2)
         kill_service(fhub)
         time.sleep(3)
     load.check(operator)
+    # the key outlived the process: the retry is answered, not carried out again
+    again = alice.post("workspaces/", json=body, headers=key)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_hub_restarted_under_load(fhub, operator):
