@@ -126,8 +126,9 @@ class Load:
             if n % 3 == 0 and r is not None and r.status_code == 200:
                 ws_id = self.created[name]
                 d = caller.call("DELETE", f"workspaces/{ws_id}/")
+                # a retry may find it being deleted, or gone, by the try whose answer was lost
                 if d is not None and (
-                    d.status_code == 200 or "already being deleted" in d.json()["message"]
+                    d.status_code in (200, 404) or "already being deleted" in d.json()["message"]
                 ):
                     self.deleted.add(ws_id)
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from shareutil import user_id
+from shareutil import user_id, wait_copy
 
 from conftest import Client, workspace_dir
 from hubtest import HubProcess
@@ -595,3 +595,22 @@ def test_acting_for_nobody_is_404_and_records_nothing(hub, admin):
     hub.ensure_user("uwst-newcomer")
     r = portal.get("workspaces/", params={"user": "uwst-newcomer"})
     assert r.status_code == 200 and r.json()["data"]["workspaces"] == []
+
+
+def test_invitation_of_a_deleted_workspace_shows_it_as_null(hub, alice, bob, make_workspace):
+    bob.post("workspaces/", json={"name": "bobs", "description": "d"})  # known to the service
+    ws = make_workspace(name="to-delete")
+    r = alice.post(
+        "shared_workspaces/",
+        json={"original_workspace_id": ws["id"], "shared_user_ids": [user_id(alice, "uwst-bob")]},
+    )
+    (share,) = r.json()["data"]["shared_workspaces"]
+    wait_copy(bob, share["id"])
+    assert bob.put(f"shared_workspaces/{share['id']}/accept/").status_code == 200
+    assert alice.delete(f"workspaces/{ws['id']}/").status_code == 200
+    deadline = time.monotonic() + 30
+    while not gone(alice, f"workspaces/{ws['id']}/") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    sent = alice.get(f"shared_workspaces/{share['id']}/").json()["data"]["original_workspaces"]
+    assert sent[0]["original_workspace_id"] is None  # (its row says 'deleted': no API status)
+    assert sent[0]["shared_workspace_id"]["id"] == share["shared_workspace_id"]["id"]

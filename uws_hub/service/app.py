@@ -52,6 +52,9 @@ from .tokenrenew import JobTokenRenewer
 
 log = logging.getLogger("uws_hub.service")
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+#: on SIGTERM, how long requests being served may take to finish (the hub kills a service that
+#: has not exited 5 s after SIGTERM)
+DRAIN_SECONDS = 4.0
 
 
 def _build_id() -> str:
@@ -79,6 +82,9 @@ class ServiceContext:
         self.engine = make_engine(settings.db_url, **settings.db_kwargs)
         self.db = make_sessionmaker(self.engine)
         self.idempotency = IdempotencyStore(self.db, settings.idempotency_window_hours)
+        #: requests being served now (a stop lets them finish), and whether it is stopping
+        self.in_flight = 0
+        self.stopping = False
         #: hub users a service or operator has named with ?user= and the hub confirmed
         self.known_users: set[str] = set()
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
@@ -280,7 +286,17 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("uws service stopping")
+    ctx.stopping = True  # requests arriving on open connections from now on: 503, retry
     server.stop()
+    # requests already being served finish first (their answers go out); they may need the
+    # file-system threads and the database that are shut down next
+    deadline = loop.time() + DRAIN_SECONDS
+    while ctx.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if ctx.in_flight:
+        log.warning(
+            "%d request(s) still running after %gs; stopping anyway", ctx.in_flight, DRAIN_SECONDS
+        )
     await ctx.reconciler.stop()
     if renewer is not None:
         await renewer.stop()

@@ -152,11 +152,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         )
 
     def on_finish(self) -> None:
+        self._done()
         self._stop_body_watch()
         if hasattr(self, "_db"):
             self._db.close()
 
     def on_connection_close(self) -> None:
+        self._done()
         self._stop_body_watch()
         super().on_connection_close()
 
@@ -338,7 +340,26 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 )
         return super().finish(chunk)
 
+    _counted = False
+
+    def _done(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.ctx.in_flight -= 1
+
     async def prepare(self) -> None:
+        self._counted = True
+        self.ctx.in_flight += 1
+        if self.ctx.stopping:
+            # the proxy still sends on connections it holds open: tell it to retry elsewhere
+            self._deferred_error = UWSError(
+                "The uws service is restarting; nothing was changed. Retry in a few seconds.",
+                status_code=503,
+                headers={"Retry-After": "2", "Connection": "close"},
+            )
+            self._chunks = None
+            self._watch_body()
+            return
         self._start_request_hash()
         try:
             if not self._credential() or not self.auth_required:
