@@ -177,8 +177,9 @@ def test_service_on_postgresql(pg_hub):
     assert sorted(os.listdir(d)) == ["a.txt", "b.txt"]
     assert [w["name"] for w in alice.get("workspaces/").json()["data"]["workspaces"]] == ["pg2"]
     assert alice.delete(f"workspaces/{ws['id']}").status_code == 200
+    # (the directory goes first, then the record: wait for the record)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and d.exists():
+    while time.monotonic() < deadline and alice.get(f"workspaces/{ws['id']}").status_code != 404:
         time.sleep(0.1)
-    assert not d.exists()
     assert alice.get(f"workspaces/{ws['id']}").status_code == 404
+    assert not d.exists()
