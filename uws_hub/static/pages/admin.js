@@ -13,16 +13,21 @@ function limitInput(id, value, placeholder, label) {
   return el("input", { class: "form-control form-control-sm", type: "number", min: 0, step: "any", id, value: value ?? "", placeholder, "aria-label": label, "aria-describedby": "limits-help", dataset: { focusKey: id, initial: value ?? "" } });
 }
 
+/** GET `path` for the table body `body`: its answer, or null once `failed(error)` shows there. */
+async function fetchFor(body, path, failed) {
+  try {
+    return await api("GET", path);
+  } catch (e) {
+    clear(body, failed(e));
+    return null;
+  }
+}
+
 async function loadQuotas() {
   const body = document.getElementById("quotas-body");
-  let quotas;
-  try {
-    ({ quotas } = await api("GET", "quotas/"));
-  } catch (e) {
-    clear(body, noteRow(6, errorText(e), "danger"));
-    return;
-  }
-  const rows = quotas.map((q) => {
+  const data = await fetchFor(body, "quotas/", (e) => noteRow(6, errorText(e), "danger"));
+  if (!data) return;
+  const rows = data.quotas.map((q) => {
     const u = q.username;
     const own = q.overrides || {};
     const dflt = q.defaults || {};
@@ -95,6 +100,11 @@ async function loadEveryone() {
   }
 }
 
+/** A small table with column headings `headers` and body rows `rows`. */
+function smallTable(headers, rows) {
+  return el("div", { class: "table-responsive" }, el("table", { class: "table table-sm" }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
+}
+
 async function showPerson(u) {
   const section = document.getElementById("person-section");
   const box = document.getElementById("person-detail");
@@ -107,27 +117,12 @@ async function showPerson(u) {
     clear(
       box,
       el("h3", { class: "h6" }, "Workspaces"),
-      el(
-        "div",
-        { class: "table-responsive" },
-        el(
-          "table",
-          { class: "table table-sm" },
-          el("thead", {}, el("tr", {}, ["Id", "Name", "Status", "Size", "Modified"].map((h) => el("th", { scope: "col" }, h)))),
-          el("tbody", {}, (workspaces || []).map((w) => el("tr", {}, el("td", {}, String(w.id)), el("td", {}, w.name), el("td", {}, badge(w.status)), el("td", {}, bytes(w.disk_space)), el("td", { class: "small" }, when(w.datetime_last_modified))))),
-        ),
+      smallTable(
+        ["Id", "Name", "Status", "Size", "Modified"],
+        (workspaces || []).map((w) => el("tr", {}, el("td", {}, String(w.id)), el("td", {}, w.name), el("td", {}, badge(w.status)), el("td", {}, bytes(w.disk_space)), el("td", { class: "small" }, when(w.datetime_last_modified)))),
       ),
       el("h3", { class: "h6" }, "Jobs"),
-      el(
-        "div",
-        { class: "table-responsive" },
-        el(
-          "table",
-          { class: "table table-sm" },
-          el("thead", {}, el("tr", {}, ["Job", "Workspace", "Type", "Status", "Started", "Core-hours"].map((h) => el("th", { scope: "col" }, h)))),
-          el("tbody", {}, jobsTable((jobs || []).sort((a, b) => b.id - a.id), false)),
-        ),
-      ),
+      smallTable(["Job", "Workspace", "Type", "Status", "Started", "Core-hours"], jobsTable((jobs || []).sort((a, b) => b.id - a.id), false)),
     );
     document.getElementById("person-title").setAttribute("tabindex", "-1");
     document.getElementById("person-title").focus();
@@ -193,13 +188,9 @@ function what(a) {
 
 async function loadAudit() {
   const body = document.getElementById("audit-body");
-  let events;
-  try {
-    ({ events } = await api("GET", "audit/?limit=50"));
-  } catch (e) {
-    clear(body, noteRow(5, `Audit log not available: ${errorText(e)}`));
-    return;
-  }
+  const data = await fetchFor(body, "audit/?limit=50", (e) => noteRow(5, `Audit log not available: ${errorText(e)}`));
+  if (!data) return;
+  const { events } = data;
   clear(
     body,
     events.length
