@@ -1,13 +1,18 @@
 # uws_hub — the two commands (see README.md):
 #   make run    set up what is missing, run the hub on http://127.0.0.1:8000 (SQLite, local spawner, dev login)
 #   make test   set up what is missing, start the services the tests need, run the whole suite
-.PHONY: run test lint format bench clean
+#               (tests/unit first, then tests/e2e; `make test PYTEST_ARGS=tests/e2e/test_jobs.py`)
+#   make unit   only the fast unit tests (tests/unit): seconds, any user, no services
+.PHONY: run test unit lint format bench clean
 
 run:
 	@scripts/run.sh
 
 test:
 	@scripts/test.sh $(PYTEST_ARGS)
+
+unit:
+	@scripts/test.sh --unit $(PYTEST_ARGS)
 
 lint:
 	@"$$(scripts/bootstrap.sh test)/bin/ruff" check uws_hub tests bench jupyterhub_config.py

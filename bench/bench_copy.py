@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P5: a share copy (the service's copier, sender → recipient account) against `cp -a`.
+"""bench P5, share copy: the service's copier (sender → recipient account) against `cp -a`.
 
 Builds a tree of N files (default 100,000 files, 2 GiB in all, in directories of 1,000) owned by
 one real account, then copies it into another account's directory three times each way,
@@ -17,7 +17,7 @@ Prints the median seconds of each, their ratio (goal <= 1.2) and, with --xfs, th
 speed-up. Needs root.
 
     python bench/bench_copy.py [--files 100000] [--total-mb 2048] [--rounds 3] [--xfs]
-    python bench/bench_copy.py --quick    # short form (tests/test_benches.py)
+    python bench/bench_copy.py --quick    # short form (tests/e2e/test_benches.py)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchnames import heading  # noqa: E402
 from uws_hub.shares import copier  # noqa: E402
 from uws_hub.workspaces import fsops  # noqa: E402
 
@@ -124,6 +125,13 @@ def main() -> None:
     if args.quick:
         args.files, args.total_mb, args.rounds = 500, 4, 1
     sender, recipient = account(SENDER), account(RECIPIENT)
+    print(
+        heading(
+            "P5",
+            f"{args.files} files, {args.total_mb} MiB, copier against cp -a, {args.rounds} rounds",
+        ),
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="uws-bench-copy-", dir="/var/tmp") as tmp:
         os.chmod(tmp, 0o755)
         cp_m, cop_m = run(Path(tmp), args, sender, recipient, "ext4")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P4: disk usage of a 1M-file workspace (the service's scan) against GNU `du -s`.
+"""bench P4, disk usage: a 1M-file workspace (the service's scan) against GNU `du -s`.
 
 Builds a tree of N small files (default 1,000,000, in directories of 1,000), then times, warm
 cache, alternating, `du -s --block-size=1 TREE` and `fsops.scan` as the service runs it (the
@@ -9,7 +9,7 @@ listing up to c.UWS.max_listed_entries). Checks both report the same bytes.
 Prints the median seconds of each and their ratio (goal <= 1.5).
 
     python bench/bench_du.py [--files 1000000] [--rounds 3] [--list-limit 10000]
-    python bench/bench_du.py --quick    # short form (tests/test_benches.py)
+    python bench/bench_du.py --quick    # short form (tests/e2e/test_benches.py)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchnames import heading  # noqa: E402
 from uws_hub.workspaces import fsops  # noqa: E402
 
 
@@ -62,6 +63,10 @@ def main() -> None:
         t0 = time.perf_counter()
         build(root, args.files)
         print(f"built {args.files} files in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            heading("P4", f"{args.files} files, scan against du -s, {args.rounds} rounds"),
+            flush=True,
+        )
         du_t, scan_t = [], []
         du_bytes = scan_bytes = 0
         subprocess.run(["du", "-s", str(root)], capture_output=True, check=True)  # warm the cache

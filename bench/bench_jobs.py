@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P1 / P2: starting JupyterLab as a uws job, against starting it bare, in the same run.
+"""bench P1 / P2, local and Slurm job start: JupyterLab as a uws job against it started bare.
 
 P1 (local): ``PUT /workspaces/<id>/start/`` until the API (``GET /jobs/<id>/``) says ``running``
 with ``job_details.current_job_details.connection_details`` (what a UWS client waits for),
@@ -11,7 +11,7 @@ P2 (Slurm): the same through a real Slurm job, against ``sbatch`` of a script th
 server (``sbatch`` -> RUNNING + server start) until it answers. Goal <= 1.2x.
 
 Rounds alternate uws and bare starts so both see the same machine. Needs root and, for P2, the
-project's Slurm (scripts/slurm.sh start). Short form (tests/test_benches.py): ``--quick`` (one round,
+project's Slurm (scripts/slurm.sh start). Short form (tests/e2e/test_benches.py): ``--quick`` (one round,
 no warm-up start; with ``--only local`` where there is no Slurm).
 
     python bench/bench_jobs.py [--rounds 5] [--only local|slurm]
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from benchnames import heading  # noqa: E402
 from hubtest import HubProcess, free_port  # noqa: E402
 
 USER = "uwst-bench"
@@ -263,18 +264,18 @@ def main() -> int:
         hub.stop()
         hub.cleanup()
     names = {
-        "local": ("P1", "local job", "bare jupyterhub-singleuser", 1.3),
-        "slurm": ("P2", "Slurm job", "sbatch + jupyterhub-singleuser", 1.2),
+        "local": ("P1", "bare jupyterhub-singleuser", 1.3),
+        "slurm": ("P2", "sbatch + jupyterhub-singleuser", 1.2),
     }
 
     def row(values: list[float]) -> str:
         return f"median {statistics.median(values):6.2f} s   (all: {', '.join(f'{x:.2f}' for x in values)})"
 
     for resource, (a, p, b) in results.items():
-        name, what, base, goal = names[resource]
+        number, base, goal = names[resource]
         ma, mp, mb = statistics.median(a), statistics.median(p), statistics.median(b)
         note = " (short form: no warm-up, figures indicative only)" if args.quick else ""
-        print(f"bench {name}: {what} start, {args.rounds} rounds{note}")
+        print(heading(number, f"{args.rounds} rounds{note}"))
         print(f"  uws, API says running with connection details : {row(a)}")
         print(f"  uws, JupyterLab answering through the proxy    : {row(p)}")
         print(f"  bare, JupyterLab answering ({base}): {row(b)}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P12: N clients for T seconds against the uws API, against the hub's own GET /hub/api/user.
+"""bench P12, mixed load: N clients for T s on the uws API against the hub's GET /hub/api/user.
 
 A real hub (npm proxy, uws service on SQLite, the production token cache of 60 s) is started.
 N clients (default 200), each with its own token, spread over U users (default 20), run a mix of
@@ -23,14 +23,14 @@ connection error or timeout, a job that failed or ended unasked; 429s are also c
 own), per-operation latencies for uws, the CPU time the hub, the uws service, the proxy and this
 script spent per request in each phase, and the ratio p99(uws) / p99(hub) (goal <= 1.5; goal:
 0 errors). Exits 1 if there were errors. Jobs still live after the uws phase are stopped and
-awaited outside the timed figures. Otherwise the hub runs tests/hub_config.py's settings (e.g.
+awaited outside the timed figures. Otherwise the hub runs tests/e2e/hub_config.py's settings (e.g.
 ``job_orphan_grace`` 5 s). Traffic goes to 127.0.0.1 only; the number of clients, the duration
 and the live jobs are bounded.
 
     python bench/bench_load.py [--clients 200] [--users 20] [--duration 60] [--rounds 1]
                                [--max-jobs 20] [--hold 2] [--mix job=0,...] [--quick]
 
-``--quick`` (tests/test_benches.py): 20 clients, 5 users, 5 s, 4 jobs.
+``--quick`` (tests/e2e/test_benches.py): 20 clients, 5 users, 5 s, 4 jobs.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ from pathlib import Path
 import requests
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from benchnames import heading  # noqa: E402
 from hubtest import HubProcess  # noqa: E402
 
 API = "/services/uws/api"
@@ -395,9 +396,12 @@ def main() -> int:
         hub.cleanup()
 
     print(
-        f"bench P12: {args.clients} clients ({args.users} users, a token each) for "
-        f"{args.duration:g} s per target x {args.rounds} round(s), through the proxy "
-        f"(setup {t_setup:.1f} s)"
+        heading(
+            "P12",
+            f"{args.clients} clients ({args.users} users, a token each) for "
+            f"{args.duration:g} s per target x {args.rounds} round(s), through the proxy "
+            f"(setup {t_setup:.1f} s)",
+        )
     )
     print(describe("uws mix          ", uws))
     print(describe("hub GET /api/user", hubp))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""bench P8: everyone's quotas (the admin page, ``GET /api/quotas/``), one person at a time
-against grouped queries.
+"""bench P8, everyone's quotas: the admin page's answer, one person at a time against grouped.
+
+The admin page's *Usage and limits* is ``GET /api/quotas/``.
 
 A uws database with N people, each with 3 workspaces (one deleted), 25 ended jobs over the
 last 90 days, a pending job for every tenth person and an own limit for every fifth. Timed:
@@ -14,7 +15,7 @@ seconds for each and the ratio. SQLite by default; ``--pg-url`` runs on PostgreS
 (in a new database it drops afterwards).
 
     python bench/bench_quotas.py [--users 2000] [--rounds 3] [--pg-url $(scripts/pg.sh url)]
-    python bench/bench_quotas.py --quick [--pg-url ...]    # short form (tests/test_benches.py)
+    python bench/bench_quotas.py --quick [--pg-url ...]    # short form (tests/e2e/test_benches.py)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from sqlalchemy import create_engine, make_url, select, text
 from traitlets.config import Config
 
+from benchnames import heading
 from uws_hub.config import UWS
 from uws_hub.db import migrate
 from uws_hub.db.models import Job, User, UserQuota, Workspace, utcnow
@@ -153,6 +155,9 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.users, args.rounds = 50, 1
+    print(
+        heading("P8", f"{args.users} people, per person against grouped, median of {args.rounds}")
+    )
     with tempfile.TemporaryDirectory() as d:
         run(f"sqlite:///{d}/uws.sqlite", args.users, "SQLite", args.rounds)
     if args.pg_url:  # a fresh database on that server, dropped afterwards

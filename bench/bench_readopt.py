@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P7: restarting the hub while 200 Slurm jobs run; time and scheduler queries to re-adopt.
+"""bench P7, re-adoption after a hub restart: time and scheduler queries with 200 Slurm jobs.
 
 200 ``test_job`` jobs run on the project's Slurm cluster (restarted with enough CPUs). The hub is
 stopped (jobs keep running: ``cleanup_servers = False``) and started again. Printed: time until
@@ -8,7 +8,7 @@ hub made meanwhile — against the 200 per-job queries batchspawner would make (
 run). Needs root, the project's Slurm and about 10 GB of memory.
 
     python bench/bench_readopt.py [--jobs 200]
-    python bench/bench_readopt.py --quick    # short form (tests/test_benches.py): 3 jobs, Slurm as it is
+    python bench/bench_readopt.py --quick    # short form (tests/e2e/test_benches.py): 3 jobs, Slurm as it is
 
 Slurm is restarted with more CPUs (and back afterwards) only when it has fewer than jobs + 8.
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from benchnames import heading  # noqa: E402
 from hubtest import REPO, HubProcess  # noqa: E402
 
 USER = "uwst-bench"
@@ -162,7 +163,7 @@ def main() -> int:
         hub.cleanup()
         if resized:
             slurm(cpus=None)
-    print(f"bench P7: hub restart with {n} running Slurm jobs (started in {t_start_all:.0f} s)")
+    print(heading("P7", f"{n} running Slurm jobs (started in {t_start_all:.0f} s)"))
     print(f"  hub answering again after   {t_up:6.2f} s")
     print(
         f"  all {n} jobs re-adopted after {t_adopted:6.2f} s ({statuses.count('running')} still running in the uws API)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P3: scheduler queries and CPU per poll cycle, uws's shared monitor against batchspawner.
+"""bench P3, scheduler queries per cycle: uws's shared monitor against batchspawner, and CPU.
 
 N real Slurm jobs (held, so they stay pending) are tracked. One poll cycle asks the status of
 every one of them:
@@ -12,7 +12,7 @@ Printed for N = 1, 100, 1,000: scheduler queries per cycle and CPU time per cycl
 plus the commands it ran). Goal: 1 query per cycle for every N. Needs root and the project's Slurm.
 
     python bench/bench_slurm_monitor.py [--sizes 1,100,1000]
-    python bench/bench_slurm_monitor.py --quick    # short form (tests/test_benches.py)
+    python bench/bench_slurm_monitor.py --quick    # short form (tests/e2e/test_benches.py)
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from benchnames import heading  # noqa: E402
 from hubtest import ensure_system_user  # noqa: E402
-from uws_hub.spawners.monitor import SLURM_QUERIES, SlurmMonitor  # noqa: E402
+from uws_hub.slurm.monitor import SLURM_QUERIES, SlurmMonitor  # noqa: E402
 
 USER = "uwst-bench"
 
@@ -106,7 +107,7 @@ async def main_async(sizes: list[int]) -> None:
     ids = await submit_held(max(sizes))
     print(f"(submitted {len(ids)} held jobs in {time.perf_counter() - t0:.1f} s)")
     try:
-        print("bench P3: one poll cycle over N tracked Slurm jobs")
+        print(heading("P3", "one poll cycle over N tracked Slurm jobs"))
         print(
             f"  {'N':>6}  {'uws queries':>11}  {'uws CPU ms':>10}  {'batchspawner queries':>20}  {'batchspawner CPU ms':>19}  {'CPU ratio':>9}"
         )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench P1: listing workspaces against the hub's own user endpoint, in the same run.
+"""bench P6, workspace listing: workspaces listed against the hub's own user endpoint, same run.
 
 A real hub (npm proxy, uws service on SQLite) is started; one user gets 1,000 workspaces (each
 with a file), another gets 10. Then 50 concurrent clients call, through the proxy,
@@ -10,7 +10,7 @@ Prints median and p95 latency of each, their ratio (goal <= 1.5), and SQL statem
 listing for 10 and 1,000 workspaces (goal: the same number).
 
     python bench/bench_workspaces.py [--workspaces 1000] [--concurrency 50] [--requests 400] [--rounds 5]
-    python bench/bench_workspaces.py --quick    # short form (tests/test_benches.py)
+    python bench/bench_workspaces.py --quick    # short form (tests/e2e/test_benches.py)
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pathlib import Path
 import requests
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from benchnames import heading  # noqa: E402
 from hubtest import HubProcess  # noqa: E402
 
 
@@ -184,8 +185,11 @@ def main() -> int:
         hub.cleanup()
 
     print(
-        f"bench P1: GET /services/uws/api/workspaces ({args.workspaces} workspaces, {res['response_bytes']} bytes) "
-        f"vs GET /hub/api/users/<name>, {args.concurrency} concurrent clients, {res['requests_each']} requests each"
+        heading(
+            "P6",
+            f"GET /services/uws/api/workspaces ({args.workspaces} workspaces, {res['response_bytes']} bytes) "
+            f"vs GET /hub/api/users/<name>, {args.concurrency} concurrent clients, {res['requests_each']} requests each",
+        )
     )
     print(f"  uws  : median {res['uws_median_ms']:7.1f} ms   p95 {res['uws_p95_ms']:7.1f} ms")
     print(f"  hub  : median {res['hub_median_ms']:7.1f} ms   p95 {res['hub_p95_ms']:7.1f} ms")

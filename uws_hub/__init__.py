@@ -62,8 +62,20 @@ def setup(c, *, config_file: str | None = None) -> None:
 
     uws = _section(c, "UWS")
     name = uws.get("service_name", "uws")
-    url = uws.get("service_url", "http://127.0.0.1:10101")
+    _register_service(c, name, uws.get("service_url", "http://127.0.0.1:10101"), config_file)
+    custom = dict(c.JupyterHub.get("custom_scopes", {}))
+    custom.update(CUSTOM_SCOPES)
+    c.JupyterHub.custom_scopes = custom
+    _load_roles(c, uws, name)
+    _hub_settings(c, name)
+    # batchspawner's API handler (Slurm jobs report their port to it) must be registered before
+    # the hub builds its URL table: import the spawners now, in the hub process
+    from . import spawners  # noqa: F401
 
+
+def _register_service(c, name: str, url: str, config_file: str) -> None:
+    """The hub-managed uws service `name` at `url`, started on `config_file` (replacing a
+    service of that name the config already has)."""
     env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES) or k in _ENV_KEEP}
     services = [s for s in c.JupyterHub.get("services", []) if s.get("name") != name]
     services.append(
@@ -99,44 +111,49 @@ def setup(c, *, config_file: str | None = None) -> None:
     )
     c.JupyterHub.services = services
 
-    custom = dict(c.JupyterHub.get("custom_scopes", {}))
-    custom.update(CUSTOM_SCOPES)
-    c.JupyterHub.custom_scopes = custom
 
+def _load_roles(c, uws, name: str) -> None:
+    """Extend (or add) the ``user``, ``uws-admin``, ``uws-service`` and ``uws-token-client``
+    roles of ``c.JupyterHub.load_roles``; what the config already gives them stays."""
     admins = set(uws.get("admin_users", set()))
     if uws.get("hub_admins_are_uws_admins", True):
         admins |= set(_section(c, "Authenticator").get("admin_users", set()))
-    roles = {r["name"]: dict(r) for r in c.JupyterHub.get("load_roles", [])}
-    user_role = roles.get("user", {"name": "user", "description": "Standard user privileges"})
-    user_role["scopes"] = sorted(set(user_role.get("scopes", [])) | set(user_role_scopes(name)))
-    roles["user"] = user_role
-    admin_role = roles.get("uws-admin", {"name": "uws-admin", "description": "uws operators"})
-    admin_role["scopes"] = sorted(set(admin_role.get("scopes", [])) | set(admin_role_scopes(name)))
-    admin_role["users"] = sorted(set(admin_role.get("users", [])) | admins)
-    admin_role["groups"] = sorted(
-        set(admin_role.get("groups", [])) | set(uws.get("admin_groups", set()))
-    )
-    roles["uws-admin"] = admin_role
-    service_role = roles.get(
-        "uws-service", {"name": "uws-service", "description": "the uws service"}
-    )
     service_scopes = set(SERVICE_HUB_SCOPES)
     if _uses_globus(c):  # renews the Globus tokens of running jobs from the people's auth state
         service_scopes |= set(SERVICE_GLOBUS_HUB_SCOPES)
-    service_role["scopes"] = sorted(set(service_role.get("scopes", [])) | service_scopes)
-    service_role["services"] = sorted(set(service_role.get("services", [])) | {name})
-    roles["uws-service"] = service_role
-    client_role = roles.get(
+    roles = {r["name"]: dict(r) for r in c.JupyterHub.get("load_roles", [])}
+    _merge_role(roles, "user", "Standard user privileges", scopes=user_role_scopes(name))
+    _merge_role(
+        roles,
+        "uws-admin",
+        "uws operators",
+        scopes=admin_role_scopes(name),
+        users=admins,
+        groups=uws.get("admin_groups", set()),
+    )
+    _merge_role(roles, "uws-service", "the uws service", scopes=service_scopes, services={name})
+    _merge_role(
+        roles,
         "uws-token-client",
-        {"name": "uws-token-client", "description": "portals that obtain API tokens for users"},
+        "portals that obtain API tokens for users",
+        scopes={ADMIN_TOKENS},
+        services=uws.get("token_client_services", set()),
     )
-    client_role["scopes"] = sorted(set(client_role.get("scopes", [])) | {ADMIN_TOKENS})
-    client_role["services"] = sorted(
-        set(client_role.get("services", [])) | set(uws.get("token_client_services", set()))
-    )
-    roles["uws-token-client"] = client_role
     c.JupyterHub.load_roles = list(roles.values())
 
+
+def _merge_role(roles: dict[str, dict], name: str, description: str, **members) -> None:
+    """Add `members` (``scopes=``, ``users=``, ``groups=``, ``services=``) to role `name` in
+    `roles`, which is created (with `description`) if missing; each list ends up sorted."""
+    role = roles.get(name, {"name": name, "description": description})
+    for key, values in members.items():
+        role[key] = sorted(set(role.get(key, [])) | set(values))
+    roles[name] = role
+
+
+def _hub_settings(c, name: str) -> None:
+    """Named servers kept across hub restarts, uws's templates and spawner, a short
+    slow-spawn timeout, and the workspaces page of service `name` as the landing page."""
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.cleanup_servers = False
     paths = list(c.JupyterHub.get("template_paths", []))
@@ -156,23 +173,18 @@ def setup(c, *, config_file: str | None = None) -> None:
     if "default_url" not in c.JupyterHub:  # people land on their workspaces after login
         base = c.JupyterHub.get("base_url", "/").rstrip("/")
         c.JupyterHub.default_url = f"{base}/services/{name}/"
-    # batchspawner's API handler (Slurm jobs report their port to it) must be registered before
-    # the hub builds its URL table: import the spawners now, in the hub process
-    from . import spawners  # noqa: F401
 
 
 def _uses_globus(c) -> bool:
     """Whether the hub logs in with Globus (`uws-globus`, `uws-account-api` or a subclass)."""
     from .config import UWS
+    from .globus_tokens import is_globus_login
 
     try:
         cls = UWS(config=c).hub_authenticator_class()
-        if cls is None:
-            return False
-        from .authenticators.globus import UWSGlobusAuthenticator
     except Exception:  # noqa: BLE001 - an authenticator that cannot load: the hub says so
         return False
-    return isinstance(cls, type) and issubclass(cls, UWSGlobusAuthenticator)
+    return is_globus_login(cls)
 
 
 def _validate(c) -> None:
@@ -190,15 +202,13 @@ def _validate(c) -> None:
             if "is not set" in str(e)
             else ""
         )
-        raise SystemExit(f"uws_hub: configuration error: {e}{hint}") from None
+        raise SystemExit(f"uws_hub: configuration error: {e}{hint}") from e
     except TraitError as e:
-        raise SystemExit(f"uws_hub: configuration error: {str(e).splitlines()[0]}") from None
+        raise SystemExit(f"uws_hub: configuration error: {str(e).splitlines()[0]}") from e
 
 
 def load_config(config_file: str):
     """Read a jupyterhub_config.py the way the hub does; return the traitlets Config."""
-    from traitlets.config.loader import PyFileConfigLoader
+    from .config import load_config_file
 
-    path = os.path.abspath(config_file)
-    loader = PyFileConfigLoader(os.path.basename(path), path=os.path.dirname(path))
-    return loader.load_config()
+    return load_config_file(config_file)

@@ -72,7 +72,8 @@ def record(
 ) -> AuditEvent:
     """Add an event to `session` (the caller's commit writes it with the change).
 
-    `user` is whose resource it is (a hub user name); `actor` defaults to the session's."""
+    `user` is whose resource it is (a hub user name); the target's type is the action's
+    first part (``job`` of ``job.start``) unless given; `actor` defaults to the session's."""
     who = actor or actor_of(session)
     event = AuditEvent(
         time=utcnow(),
@@ -80,7 +81,7 @@ def record(
         actor_kind=who.kind,
         username=user,
         action=action,
-        target_type=target_type,
+        target_type=target_type or action.partition(".")[0],
         target_id=None if target_id is None else str(target_id)[:64],
         details=details or None,
         ip=(who.ip or None) and who.ip[:64],

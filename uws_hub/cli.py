@@ -31,8 +31,8 @@ def _sections():
     from .authenticators.accountapi import AccountAPIMixin
     from .authenticators.globus import UWSGlobusAuthenticator
     from .authenticators.ldap import UWSLDAPAuthenticator
-    from .authenticators.mapping import AccountMapping
     from .authenticators.mixin import UWSIdentityMixin
+    from .users.mapping import AccountMapping
 
     return [
         ("UWS", UWS, UWS.class_traits(config=True), "the service, workspaces and jobs"),
@@ -42,31 +42,32 @@ def _sections():
             AccountMapping.class_traits(config=True),
             "how logins become POSIX accounts (every login method)",
         ),
-        (
+        _own_section(
             "UWSDevAuthenticator",  # any uws authenticator; the dev one stands for them
             UWSIdentityMixin,
-            UWSIdentityMixin.class_own_traits(config=True),
             "every uws authenticator (``c.UWSLDAPAuthenticator.identity_source`` etc.)",
         ),
-        (
+        _own_section(
             "UWSLDAPAuthenticator",
             UWSLDAPAuthenticator,
-            UWSLDAPAuthenticator.class_own_traits(config=True),
             "LDAP login, in addition to ldapauthenticator's settings",
         ),
-        (
+        _own_section(
             "UWSGlobusAuthenticator",
             UWSGlobusAuthenticator,
-            UWSGlobusAuthenticator.class_own_traits(config=True),
             "Globus login, in addition to oauthenticator's GlobusOAuthenticator settings",
         ),
-        (
+        _own_section(
             "UWSAccountAPIAuthenticator",
             AccountAPIMixin,
-            AccountAPIMixin.class_own_traits(config=True),
             "the account service, in addition to the Globus login's settings",
         ),
     ]
+
+
+def _own_section(section: str, cls, what: str):
+    """A section of the reference holding the settings `cls` adds to its base classes."""
+    return (section, cls, cls.class_own_traits(config=True), what)
 
 
 def config_reference() -> str:
@@ -104,48 +105,9 @@ def config_reference() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="uws-hub", description="uws_hub operator commands")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("check-config", help="validate the configuration")
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    p = sub.add_parser("db", help="database schema")
-    p.add_argument("action", choices=["upgrade", "current"])
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    p = sub.add_parser("config-help", help="print every c.UWS setting")
-    p.add_argument("--markdown", action="store_true", help="as the Markdown reference in docs/")
-    p = sub.add_parser("quota", help="show or set disk and core-hour limits")
-    p.add_argument("action", choices=["show", "set"])
-    p.add_argument("user", nargs="?")
-    p.add_argument(
-        "--disk", help="limit in bytes, with K/M/G/T suffixes (powers of 1024), or 'default'"
-    )
-    p.add_argument("--core-hours", help="limit in core-hours, or 'default'")
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    p = sub.add_parser("usage", help="core-hours per user and workspace over a date range")
-    p.add_argument("--from", dest="start")
-    p.add_argument("--to", dest="end")
-    p.add_argument("--user")
-    p.add_argument("--csv", action="store_true")
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    p = sub.add_parser("audit", help="read the audit log (the most recent events)")
-    p.add_argument("--user", help="whose resources")
-    p.add_argument("--actor", help="who acted (hub user or service name)")
-    p.add_argument("--action", help="an action or its prefix, e.g. workspace or share.accept")
-    p.add_argument("--since", help="date (YYYY-MM-DD) or ISO-8601 time, inclusive")
-    p.add_argument("--until", help="date (YYYY-MM-DD) or ISO-8601 time, exclusive")
-    p.add_argument("--limit", type=int, default=100, help="at most this many (newest), <= 1000")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    p = sub.add_parser(
-        "audit-prune",
-        help="delete audit events older than a date (recorded as an audit.prune event)",
-    )
-    p.add_argument(
-        "--before", required=True, help="date (YYYY-MM-DD) or ISO-8601 time: older events go"
-    )
-    p.add_argument("-f", "--config", default="jupyterhub_config.py")
-    args = parser.parse_args(argv)
-
+    """Run one ``uws-hub`` command (see the module docs); return the exit status: 0, or 2 for
+    a configuration error or a bad argument."""
+    args = _parser().parse_args(argv)
     if args.cmd == "config-help":
         sys.stdout.write(config_reference() if args.markdown else UWS.class_get_help() + "\n")
         return 0
@@ -177,6 +139,59 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uws-hub", description="uws_hub operator commands")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("check-config", help="validate the configuration")
+    _config_option(p)
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade", "current"])
+    _config_option(p)
+    p = sub.add_parser("config-help", help="print every c.UWS setting")
+    p.add_argument("--markdown", action="store_true", help="as the Markdown reference in docs/")
+    p = sub.add_parser("quota", help="show or set disk and core-hour limits")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("user", nargs="?")
+    p.add_argument(
+        "--disk", help="limit in bytes, with K/M/G/T suffixes (powers of 1024), or 'default'"
+    )
+    p.add_argument("--core-hours", help="limit in core-hours, or 'default'")
+    _config_option(p)
+    p = sub.add_parser("usage", help="core-hours per user and workspace over a date range")
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--user")
+    p.add_argument("--csv", action="store_true")
+    _config_option(p)
+    _add_audit_parsers(sub)
+    return parser
+
+
+def _add_audit_parsers(sub) -> None:
+    p = sub.add_parser("audit", help="read the audit log (the most recent events)")
+    p.add_argument("--user", help="whose resources")
+    p.add_argument("--actor", help="who acted (hub user or service name)")
+    p.add_argument("--action", help="an action or its prefix, e.g. workspace or share.accept")
+    p.add_argument("--since", help="date (YYYY-MM-DD) or ISO-8601 time, inclusive")
+    p.add_argument("--until", help="date (YYYY-MM-DD) or ISO-8601 time, exclusive")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (newest), <= 1000")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    _config_option(p)
+    p = sub.add_parser(
+        "audit-prune",
+        help="delete audit events older than a date (recorded as an audit.prune event)",
+    )
+    p.add_argument(
+        "--before", required=True, help="date (YYYY-MM-DD) or ISO-8601 time: older events go"
+    )
+    _config_option(p)
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    """The ``-f/--config`` option of every command that reads the configuration."""
+    p.add_argument("-f", "--config", default="jupyterhub_config.py")
+
+
 def parse_size(text: str) -> int:
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
     t = text.strip().upper().removesuffix("B").removesuffix("I")
@@ -188,78 +203,104 @@ def parse_size(text: str) -> int:
 
 
 def _quota_cmd(args, settings, engine) -> int:
-    import json
-
-    from sqlalchemy import select
-
+    """``uws-hub quota show|set`` and ``uws-hub usage``; return the exit status."""
     from . import audit
-    from .db.models import User
     from .db.session import make_sessionmaker
-    from .errors import BadRequest
-    from .quotas import QuotaManager, report_csv
-    from .times import parse_range
+    from .quotas import QuotaManager
 
     quotas = QuotaManager(settings)
     with make_sessionmaker(engine)() as session:
         audit.bind(session, _cli_actor())  # changes made here are the operator's
-
-        def find(name):
-            user = session.scalar(select(User).where(User.name == name))
-            if user is None:
-                print(
-                    f"uws-hub: no user {name!r} (users appear after their first login)",
-                    file=sys.stderr,
-                )
-                raise SystemExit(2)
-            return user
-
         if args.cmd == "usage":
-            try:
-                start, end = parse_range(args.start, args.end, ("--from", "--to"))
-            except BadRequest as e:
-                print(f"uws-hub: {e.message}", file=sys.stderr)
-                return 2
-            rows = quotas.report(session, start, end, find(args.user) if args.user else None)
-            if args.csv:
-                sys.stdout.write(report_csv(rows))
-            else:
-                for r in rows:
-                    print(
-                        f"{r['user']:<24} ws {r['workspace_id']:<6} {r['jobs']:>4} jobs {r['core_hours']:>10} core-h  {r['workspace_name']}"
-                    )
-            return 0
+            return _usage_report(args, session, quotas)
         if args.action == "set":
-            if not args.user or (args.disk is None and args.core_hours is None):
-                print(
-                    "uws-hub quota set USER --disk SIZE|default and/or --core-hours H|default",
-                    file=sys.stderr,
-                )
-                return 2
-            changes = {}
-            try:
-                if args.disk is not None:
-                    changes["disk_limit"] = (
-                        None if args.disk == "default" else parse_size(args.disk)
-                    )
-                if args.core_hours is not None:
-                    changes["core_hours_limit"] = (
-                        None if args.core_hours == "default" else float(args.core_hours)
-                    )
-                    if changes["core_hours_limit"] is not None and changes["core_hours_limit"] < 0:
-                        raise ValueError(args.core_hours)
-            except ValueError as e:
-                print(f"uws-hub: not a valid limit: {e}", file=sys.stderr)
-                return 2
-            quotas.set_limits(session, find(args.user), changes)
-            session.commit()
-        users = (
-            [find(args.user)]
-            if args.user
-            else session.scalars(select(User).order_by(User.name)).all()
-        )
-        for u in users:
-            print(json.dumps({"username": u.name, **quotas.usage(session, u).as_dict()}))
+            status = _quota_set(args, session, quotas)
+            if status:
+                return status
+        _quota_show(args, session, quotas)
     return 0
+
+
+def _find_user(session, name: str):
+    """The uws user `name`; exit 2 (saying so) when there is none."""
+    from sqlalchemy import select
+
+    from .db.models import User
+
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        print(f"uws-hub: no user {name!r} (users appear after their first login)", file=sys.stderr)
+        raise SystemExit(2)
+    return user
+
+
+def _usage_report(args, session, quotas) -> int:
+    from .errors import BadRequest
+    from .quotas import report_csv
+    from .times import parse_range
+
+    try:
+        start, end = parse_range(args.start, args.end, ("--from", "--to"))
+    except BadRequest as e:
+        print(f"uws-hub: {e.message}", file=sys.stderr)
+        return 2
+    rows = quotas.report(session, start, end, _find_user(session, args.user) if args.user else None)
+    if args.csv:
+        sys.stdout.write(report_csv(rows))
+    else:
+        for r in rows:
+            print(
+                f"{r['user']:<24} ws {r['workspace_id']:<6} {r['jobs']:>4} jobs {r['core_hours']:>10} core-h  {r['workspace_name']}"
+            )
+    return 0
+
+
+def _quota_set(args, session, quotas) -> int:
+    """Set the limits `args` give; 0, or 2 when they are missing or not valid."""
+    if not args.user or (args.disk is None and args.core_hours is None):
+        print(
+            "uws-hub quota set USER --disk SIZE|default and/or --core-hours H|default",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        changes = _limit_changes(args)
+    except ValueError as e:
+        print(f"uws-hub: not a valid limit: {e}", file=sys.stderr)
+        return 2
+    quotas.set_limits(session, _find_user(session, args.user), changes)
+    session.commit()
+    return 0
+
+
+def _limit_changes(args) -> dict:
+    """The limits `--disk` and `--core-hours` set (None: back to the default); ValueError."""
+    changes = {}
+    if args.disk is not None:
+        changes["disk_limit"] = None if args.disk == "default" else parse_size(args.disk)
+    if args.core_hours is not None:
+        hours = None if args.core_hours == "default" else float(args.core_hours)
+        if hours is not None and hours < 0:
+            raise ValueError(args.core_hours)
+        changes["core_hours_limit"] = hours
+    return changes
+
+
+def _quota_show(args, session, quotas) -> None:
+    """One JSON line of usage and limits for `args.user`, or for everyone."""
+    import json
+
+    from sqlalchemy import select
+
+    from .db.models import User
+
+    users = (
+        [_find_user(session, args.user)]
+        if args.user
+        else session.scalars(select(User).order_by(User.name)).all()
+    )
+    for u in users:
+        print(json.dumps({"username": u.name, **quotas.usage(session, u).as_dict()}))
 
 
 def _cli_actor():

@@ -21,36 +21,70 @@ from .jobs.params import Parameter, parse_parameters
 from .jobs.types import JobType, Resource, parse_job_types, parse_resources
 from .times import PERIODS
 
+
+def _int_parameter(
+    display_name: str, description: str, variable_name: str, *, default: int, lo: int, hi: int
+) -> dict:
+    """An optional integer launch parameter in the UWS shape, `lo` to `hi` inclusive."""
+    return {
+        "display_name": display_name,
+        "description": description,
+        "variable_name": variable_name,
+        "default_value": default,
+        "validation": {"type": "int", "min": lo, "max": hi, "required": False},
+    }
+
+
 DEFAULT_PARAMETERS = [
-    {
-        "display_name": "CPUs",
-        "description": "Number of CPU cores for the job.",
-        "variable_name": "num_cpus",
-        "default_value": 1,
-        "validation": {"type": "int", "min": 1, "max": 16, "required": False},
-    },
-    {
-        "display_name": "Memory (MB)",
-        "description": "Memory for the job, in megabytes.",
-        "variable_name": "memory_mb",
-        "default_value": 2048,
-        "validation": {"type": "int", "min": 256, "max": 262144, "required": False},
-    },
-    {
-        "display_name": "Time limit (minutes)",
-        "description": "How long the job may run before it is stopped.",
-        "variable_name": "time_limit_min",
-        "default_value": 240,
-        "validation": {"type": "int", "min": 5, "max": 10080, "required": False},
-    },
-    {
-        "display_name": "GPUs",
-        "description": "Number of GPUs (Slurm resources with GPUs only).",
-        "variable_name": "gpus",
-        "default_value": 0,
-        "validation": {"type": "int", "min": 0, "max": 8, "required": False},
-    },
+    _int_parameter("CPUs", "Number of CPU cores for the job.", "num_cpus", default=1, lo=1, hi=16),
+    _int_parameter(
+        "Memory (MB)",
+        "Memory for the job, in megabytes.",
+        "memory_mb",
+        default=2048,
+        lo=256,
+        hi=262144,
+    ),
+    _int_parameter(
+        "Time limit (minutes)",
+        "How long the job may run before it is stopped.",
+        "time_limit_min",
+        default=240,
+        lo=5,
+        hi=10080,
+    ),
+    _int_parameter(
+        "GPUs",
+        "Number of GPUs (Slurm resources with GPUs only).",
+        "gpus",
+        default=0,
+        lo=0,
+        hi=8,
+    ),
 ]
+
+
+#: settings that must be positive (counts and sizes), checked by `UWS.validate`
+_POSITIVE_COUNTS = (
+    "max_upload_size",
+    "max_json_body_size",
+    "max_listed_entries",
+    "fs_workers",
+    "max_jobs_per_workspace",
+)
+#: settings that must be a positive duration
+_POSITIVE_DURATIONS = (
+    "reconcile_interval",
+    "job_sync_interval",
+    "job_orphan_grace",
+    "slurm_poll_interval",
+    "slurm_command_timeout",
+    "header_timeout",
+    "body_idle_timeout",
+    "body_timeout",
+    "idempotency_window_hours",
+    "hub_answer_wait",
+)
 
 
 class UWS(Configurable):
@@ -530,7 +564,12 @@ class UWS(Configurable):
     # ---- validation --------------------------------------------------------------------------
 
     def validate(self) -> list[str]:
-        """Raise ConfigError for a setting that cannot work; return warnings worth logging."""
+        """Raise ConfigError for a setting that cannot work; return warnings worth logging.
+
+        Checks, in this order: the account mode, the root directory, the database URL, job
+        types, resources and parameters, symlink roots, URLs, directory modes, sizes and
+        counts, accounting periods, durations, and the scopes of issued tokens.
+        """
         warnings: list[str] = []
         if self.single_account and os.geteuid() == 0:
             raise ConfigError(
@@ -539,6 +578,17 @@ class UWS(Configurable):
             )
         self._validate_root_dir(warnings)
         self._validate_db_url()
+        self._validate_jobs()
+        self._validate_symlink_roots()
+        self._validate_urls()
+        self._validate_modes()
+        self._validate_positive(_POSITIVE_COUNTS, "must be positive")
+        self._validate_accounting()
+        self._validate_positive(_POSITIVE_DURATIONS, "must be a positive number of seconds")
+        self._validate_token_scopes()
+        return warnings
+
+    def _validate_jobs(self) -> None:
         self.resource_map  # noqa: B018 - parses and raises ConfigError
         self.job_type_map  # noqa: B018
         if self.default_job_type is not None and self.default_job_type not in self.job_type_map:
@@ -547,6 +597,8 @@ class UWS(Configurable):
                 f"use one of {sorted(self.job_type_map)} or add it to c.UWS.job_types"
             )
         self.parameter_list  # noqa: B018
+
+    def _validate_symlink_roots(self) -> None:
         for i, root in enumerate(self.symlink_roots):
             where = f"c.UWS.symlink_roots[{i}] = {root!r}"
             if not os.path.isabs(root):
@@ -557,6 +609,8 @@ class UWS(Configurable):
                 )
             if not os.path.isdir(root):
                 raise ConfigError(f"{where} is not an existing directory; create it or remove it")
+
+    def _validate_urls(self) -> None:
         url = urlparse(self.service_url)
         if url.scheme not in ("http", "https") or not url.hostname or not url.port:
             raise ConfigError(
@@ -573,21 +627,21 @@ class UWS(Configurable):
                 raise ConfigError(
                     f"c.UWS.cors_allowed_origins entry {origin!r} must be an origin like https://portal.example.org (no wildcard)"
                 )
+
+    def _validate_modes(self) -> None:
         for name in ("user_dir_mode", "workspace_dir_mode"):
             mode = getattr(self, name)
             if mode & ~0o7777 or not mode & stat.S_IRWXU == stat.S_IRWXU:
                 raise ConfigError(
                     f"c.UWS.{name} = {oct(mode)} must be a mode like 0o700 that lets the owner rwx"
                 )
-        for name in (
-            "max_upload_size",
-            "max_json_body_size",
-            "max_listed_entries",
-            "fs_workers",
-            "max_jobs_per_workspace",
-        ):
+
+    def _validate_positive(self, names: tuple[str, ...], must: str) -> None:
+        for name in names:
             if getattr(self, name) <= 0:
-                raise ConfigError(f"c.UWS.{name} must be positive")
+                raise ConfigError(f"c.UWS.{name} {must}")
+
+    def _validate_accounting(self) -> None:
         if self.core_hours_period not in PERIODS:
             raise ConfigError(
                 f"c.UWS.core_hours_period = {self.core_hours_period!r} must be one of "
@@ -601,22 +655,6 @@ class UWS(Configurable):
             raise ConfigError(
                 "c.UWS.audit_retention_days must be 0 (keep every event) or a number of days"
             )
-        for name in (
-            "reconcile_interval",
-            "job_sync_interval",
-            "job_orphan_grace",
-            "slurm_poll_interval",
-            "slurm_command_timeout",
-            "header_timeout",
-            "body_idle_timeout",
-            "body_timeout",
-            "idempotency_window_hours",
-            "hub_answer_wait",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"c.UWS.{name} must be a positive number of seconds")
-        self._validate_token_scopes()
-        return warnings
 
     def _validate_token_scopes(self) -> None:
         from .scopes import check_token_scopes
@@ -627,7 +665,7 @@ class UWS(Configurable):
             if self.globus_token_scopes:
                 check_token_scopes("c.UWS.globus_token_scopes", self.globus_token_scopes)
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(str(e)) from e
 
     def _validate_root_dir(self, warnings: list[str]) -> None:
         root = self.root_dir
@@ -663,13 +701,22 @@ class UWS(Configurable):
 
         try:
             url = make_url(self.db_url)
-        except ArgumentError:
+        except ArgumentError as e:
             raise ConfigError(
                 f"c.UWS.db_url = {self.db_url!r} is not a SQLAlchemy URL (e.g. sqlite:////srv/uws/uws.sqlite)"
-            ) from None
+            ) from e
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             parent = os.path.dirname(os.path.abspath(url.database)) or "."
             if not os.path.isdir(parent):
                 raise ConfigError(
                     f"c.UWS.db_url = {self.db_url!r}: directory {parent} does not exist; create it or fix the URL"
                 )
+
+
+def load_config_file(config_file: str):
+    """Read a jupyterhub_config.py the way the hub does; return the traitlets Config."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = os.path.abspath(config_file)
+    loader = PyFileConfigLoader(os.path.basename(path), path=os.path.dirname(path))
+    return loader.load_config()

@@ -99,6 +99,11 @@ def check_key(key: str) -> str:
     return key
 
 
+def _conflict(message: str) -> UWSError:
+    """409 with ``Retry-After``: the key is busy now, a retry in a moment will do."""
+    return UWSError(message, status_code=409, headers={"Retry-After": "1"})
+
+
 class IdempotencyStore:
     def __init__(self, db: sessionmaker[Session], window_hours: float):
         self.db = db
@@ -123,63 +128,76 @@ class IdempotencyStore:
                 )
                 now = utcnow()
                 if row is None:
-                    row = IdempotencyKey(
-                        scope=scope,
-                        route=route,
-                        key=key,
-                        request_hash=request_hash,
-                        boot=BOOT,
-                        created=now,
-                        expires=now + self.window,
-                    )
-                    session.add(row)
-                    try:
-                        session.commit()
-                    except IntegrityError:  # the same key, at the same moment: look again
-                        session.rollback()
-                        continue
-                    self.in_flight.add(row.id)
-                    return row.id
-                if row.expires <= now:  # the window passed: a new call
-                    session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
-                    session.commit()
-                    continue
-                if row.request_hash != request_hash:
-                    raise ValidationFailed(
-                        f"Idempotency-Key {key!r} was used for a different request (another "
-                        "body, path or query) within the last "
-                        f"{self.window.total_seconds() / 3600:g} hours; use a new key for a new "
-                        "request."
-                    )
-                if row.status is not None:
-                    return Replay(row.status, row.content_type, row.body or b"")
-                if row.boot == BOOT and row.id in self.in_flight:
-                    raise UWSError(
-                        f"A request with Idempotency-Key {key!r} is still being carried out; "
-                        "retry in a moment to get its answer.",
-                        status_code=409,
-                        headers={"Retry-After": "1"},
-                    )
-                # left running by a process that died (or by a call of this one whose answer
-                # could not be recorded): this try takes it over
-                taken = session.execute(
-                    update(IdempotencyKey)
-                    .where(
-                        IdempotencyKey.id == row.id,
-                        IdempotencyKey.boot == row.boot,
-                        IdempotencyKey.status.is_(None),
-                    )
-                    .values(boot=BOOT, created=now, expires=now + self.window)
-                )
-                session.commit()
-                if taken.rowcount == 1:
-                    self.in_flight.add(row.id)
-                    return Takeover(row.id, list(row.effect or []))
-        raise UWSError(
-            f"Idempotency-Key {key!r} is contended; retry in a moment.",
-            status_code=409,
-            headers={"Retry-After": "1"},
+                    found = self._insert(session, scope, route, key, request_hash, now)
+                else:
+                    found = self._resume(session, row, key, request_hash, now)
+                if found is not None:
+                    return found
+        raise _conflict(f"Idempotency-Key {key!r} is contended; retry in a moment.")
+
+    def _insert(
+        self, session: Session, scope: str, route: str, key: str, request_hash: str, now
+    ) -> int | None:
+        """The id of a new row for the call, or None when another call inserted the same key
+        at the same moment (look again)."""
+        row = IdempotencyKey(
+            scope=scope,
+            route=route,
+            key=key,
+            request_hash=request_hash,
+            boot=BOOT,
+            created=now,
+            expires=now + self.window,
         )
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return None
+        self.in_flight.add(row.id)
+        return row.id
+
+    def _resume(
+        self, session: Session, row: IdempotencyKey, key: str, request_hash: str, now
+    ) -> Replay | Takeover | None:
+        """What a call with the key of `row` gets: the first answer again, or the takeover of
+        a call left running; None when the row expired (now deleted) or another call took it
+        over first (look again)."""
+        if row.expires <= now:  # the window passed: a new call
+            session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
+            session.commit()
+            return None
+        if row.request_hash != request_hash:
+            raise ValidationFailed(
+                f"Idempotency-Key {key!r} was used for a different request (another "
+                "body, path or query) within the last "
+                f"{self.window.total_seconds() / 3600:g} hours; use a new key for a new "
+                "request."
+            )
+        if row.status is not None:
+            return Replay(row.status, row.content_type, row.body or b"")
+        if row.boot == BOOT and row.id in self.in_flight:
+            raise _conflict(
+                f"A request with Idempotency-Key {key!r} is still being carried out; "
+                "retry in a moment to get its answer."
+            )
+        # left running by a process that died (or by a call of this one whose answer
+        # could not be recorded): this try takes it over
+        taken = session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == row.id,
+                IdempotencyKey.boot == row.boot,
+                IdempotencyKey.status.is_(None),
+            )
+            .values(boot=BOOT, created=now, expires=now + self.window)
+        )
+        session.commit()
+        if taken.rowcount != 1:
+            return None
+        self.in_flight.add(row.id)
+        return Takeover(row.id, list(row.effect or []))
 
     def finish(self, row_id: int, status: int, content_type: str | None, body: bytes) -> None:
         """Keep the answer of the call `row_id` (a server error keeps none: it may be retried)."""

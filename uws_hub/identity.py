@@ -28,11 +28,11 @@ class PosixAccount:
 def system_account(name: str) -> PosixAccount:
     try:
         pw = pwd.getpwnam(name)
-    except KeyError:
+    except KeyError as e:
         raise AccountMissing(
             f"There is no POSIX account {name!r} on this system to own your workspaces. "
             "Ask an administrator to create it (or to enable account creation at login)."
-        ) from None
+        ) from e
     return PosixAccount(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
 
 

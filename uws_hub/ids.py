@@ -25,8 +25,8 @@ def parse_id(value: Any, field: str) -> int | None:
             return None
         try:
             value = int(value)
-        except ValueError:  # more digits than Python converts: surely out of range
-            raise BadRequest(out_of_range(field)) from None
+        except ValueError as e:  # more digits than Python converts: surely out of range
+            raise BadRequest(out_of_range(field)) from e
     if not isinstance(value, int):
         return None
     if not -MAX_ID - 1 <= value <= MAX_ID:

@@ -26,6 +26,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from .db.models import Notification, User, utcnow
+from .periodic import Periodic, Wakeup
 
 log = logging.getLogger("uws_hub.notify")
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates", "email")
@@ -44,8 +45,10 @@ class Notifier:
         )
         self.sent = 0
         self.failures = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._wake = Wakeup()
+        self._sender = Periodic(
+            self.send_due, settings.smtp_poll_interval, "mailer pass", wake=self._wake
+        )
 
     @property
     def enabled(self) -> bool:
@@ -98,29 +101,11 @@ class Notifier:
     # ---- sending (the service's loop) -----------------------------------------------------------
 
     def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop())
+        if self.enabled:
+            self._sender.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.send_due()
-            except Exception:
-                log.exception("mailer pass failed; will retry")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.smtp_poll_interval)
-            except asyncio.TimeoutError:
-                pass
+        await self._sender.stop()
 
     async def send_due(self) -> int:
         """Send every message that is due; returns how many were sent."""

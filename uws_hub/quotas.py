@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from prometheus_client import Counter
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -55,6 +55,7 @@ class QuotaExceeded(UWSError):
 
 
 def human_bytes(n: int | None) -> str:
+    """`n` bytes as people read them ("1.5 GiB"); None is "unlimited"."""
     if n is None:
         return "unlimited"
     value = float(n)
@@ -66,6 +67,7 @@ def human_bytes(n: int | None) -> str:
 
 
 def hours(core_seconds: int | float) -> str:
+    """Core-seconds as hours with at most two decimals ("1.5", "0")."""
     h = Decimal(core_seconds) / Decimal(3600)
     text = f"{h:.2f}".rstrip("0").rstrip(".")
     return text or "0"
@@ -147,6 +149,86 @@ class Usage:
         }
 
 
+def _of_users(q, column, user_ids: list[int] | None):
+    """`q` limited to rows whose `column` is one of `user_ids` (None: everyone's)."""
+    return q if user_ids is None else q.where(column.in_(user_ids))
+
+
+def _disk_used(session: Session, user_ids: list[int] | None) -> dict[int, int]:
+    """Bytes in each user's workspaces as last scanned (not deleted; shared copies once
+    accepted)."""
+    unaccepted = select(SharedWorkspace.shared_workspace_id).where(
+        SharedWorkspace.is_accepted.is_(False)
+    )
+    q = (
+        select(Workspace.user_id, func.coalesce(func.sum(Workspace.disk_space), 0))
+        .where(
+            Workspace.status != WorkspaceStatus.DELETED.value,
+            Workspace.id.not_in(unaccepted),
+        )
+        .group_by(Workspace.user_id)
+    )
+    disk: dict[int, int] = defaultdict(int)
+    for uid, used in session.execute(_of_users(q, Workspace.user_id, user_ids)):
+        disk[uid] = int(used)
+    return disk
+
+
+def _finished_core_seconds(
+    session: Session,
+    user_ids: list[int] | None,
+    p_start: dt.datetime | None,
+    now: dt.datetime,
+) -> dict[int, int]:
+    """Core-seconds of each user's ended jobs: all of them (`p_start` None), else what they
+    spent since the accounting period began."""
+    finished: dict[int, int] = defaultdict(int)
+    if p_start is None:
+        q = (
+            select(Job.user_id, func.coalesce(func.sum(Job.core_seconds), 0))
+            .where(Job.status.not_in(LIVE_JOB_STATUSES))
+            .group_by(Job.user_id)
+        )
+        for uid, spent in session.execute(_of_users(q, Job.user_id, user_ids)):
+            finished[uid] = int(spent)
+        return finished
+    q = select(Job.user_id, Job.datetime_start, Job.datetime_end, Job.cpus, Job.core_seconds).where(
+        Job.status.not_in(LIVE_JOB_STATUSES), Job.datetime_end >= p_start
+    )
+    for uid, start, end, cpus, recorded in session.execute(_of_users(q, Job.user_id, user_ids)):
+        finished[uid] += core_seconds_within(start, end, cpus, recorded, p_start, now, now)
+    return finished
+
+
+def _live_core_seconds(
+    session: Session,
+    user_ids: list[int] | None,
+    p_start: dt.datetime | None,
+    now: dt.datetime,
+    exclude_job_id: int | None,
+) -> tuple[dict[int, int], dict[int, int]]:
+    """(running, reserved) per user: what live jobs have burnt so far (within the period) and
+    the rest of their time limits; `exclude_job_id` is left out."""
+    running: dict[int, int] = defaultdict(int)
+    reserved: dict[int, int] = defaultdict(int)
+    q = select(Job.user_id, Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
+        Job.status.in_(LIVE_JOB_STATUSES)
+    )
+    for uid, job_id, start, cpus, limit_s in session.execute(_of_users(q, Job.user_id, user_ids)):
+        if job_id == exclude_job_id:
+            continue
+        cores = max(1, cpus or 1)
+        burnt = max(0, int((now - start).total_seconds())) * cores if start else 0
+        running[uid] += (
+            burnt
+            if p_start is None
+            else core_seconds_within(start, None, cpus, None, p_start, now, now)
+        )
+        if limit_s:
+            reserved[uid] += max(0, int(limit_s) * cores - burnt)
+    return running, reserved
+
+
 class QuotaManager:
     def __init__(self, settings):
         self.settings = settings
@@ -154,6 +236,7 @@ class QuotaManager:
     # ---- limits ----------------------------------------------------------------------
 
     def limits(self, session: Session, user: User) -> tuple[int | None, int | None]:
+        """(disk bytes, core-seconds) in force for `user`; None is unlimited."""
         return self._effective(session.get(UserQuota, user.id))
 
     def _effective(self, row: UserQuota | None) -> tuple[int | None, int | None]:
@@ -230,10 +313,10 @@ class QuotaManager:
                     d = Decimal(str(v))
                     if d < 0 or not d.is_finite() or d > Decimal(10**9):
                         raise InvalidOperation
-                except InvalidOperation:
+                except InvalidOperation as e:
                     raise BadRequest(
                         "core_hours_limit must be a number of hours (0 or more) or null for the default."
-                    ) from None
+                    ) from e
             changes["core_hours_limit"] = v
         return changes
 
@@ -258,14 +341,7 @@ class QuotaManager:
             details["core_hours_limit"] = [
                 None if v is None else hours(v) for v in (before[1], row.core_seconds_limit)
             ]
-        audit.record(
-            session,
-            "quota.update",
-            user=user.name,
-            target_type="quota",
-            target_id=user.name,
-            details=details,
-        )
+        audit.record(session, "quota.update", user=user.name, target_id=user.name, details=details)
 
     # ---- usage -----------------------------------------------------------------------
 
@@ -276,6 +352,7 @@ class QuotaManager:
         now: dt.datetime | None = None,
         exclude_job_id: int | None = None,
     ) -> Usage:
+        """`usages` of one user."""
         return self.usages(session, [user.id], now, exclude_job_id)[user.id]
 
     def usages(
@@ -288,77 +365,14 @@ class QuotaManager:
         """Usage of the users `user_ids` (None: everyone), by user id: one query per figure
         (disk, ended jobs, live jobs, limits) whatever the number of users."""
         now = now or utcnow()
-
-        def of_users(q, column):
-            return q if user_ids is None else q.where(column.in_(user_ids))
-
-        unaccepted = select(SharedWorkspace.shared_workspace_id).where(
-            SharedWorkspace.is_accepted.is_(False)
-        )
-        disk: dict[int, int] = defaultdict(int)
-        for uid, used in session.execute(
-            of_users(
-                select(Workspace.user_id, func.coalesce(func.sum(Workspace.disk_space), 0))
-                .where(
-                    Workspace.status != WorkspaceStatus.DELETED.value,
-                    Workspace.id.not_in(unaccepted),
-                )
-                .group_by(Workspace.user_id),
-                Workspace.user_id,
-            )
-        ):
-            disk[uid] = int(used)
         period = self.settings.core_hours_period
         p_start, p_end = accounting_period(period, self.settings.core_hours_year_start, now)
-        finished: dict[int, int] = defaultdict(int)
-        if p_start is None:
-            for uid, spent in session.execute(
-                of_users(
-                    select(Job.user_id, func.coalesce(func.sum(Job.core_seconds), 0))
-                    .where(Job.status.not_in(LIVE_JOB_STATUSES))
-                    .group_by(Job.user_id),
-                    Job.user_id,
-                )
-            ):
-                finished[uid] = int(spent)
-        else:  # what ended jobs spent since the period began
-            for uid, start, end, cpus, recorded in session.execute(
-                of_users(
-                    select(
-                        Job.user_id,
-                        Job.datetime_start,
-                        Job.datetime_end,
-                        Job.cpus,
-                        Job.core_seconds,
-                    ).where(Job.status.not_in(LIVE_JOB_STATUSES), Job.datetime_end >= p_start),
-                    Job.user_id,
-                )
-            ):
-                finished[uid] += core_seconds_within(start, end, cpus, recorded, p_start, now, now)
-        running: dict[int, int] = defaultdict(int)
-        reserved: dict[int, int] = defaultdict(int)
-        for uid, job_id, start, cpus, limit_s in session.execute(
-            of_users(
-                select(Job.user_id, Job.id, Job.datetime_start, Job.cpus, Job.time_limit_s).where(
-                    Job.status.in_(LIVE_JOB_STATUSES)
-                ),
-                Job.user_id,
-            )
-        ):
-            if job_id == exclude_job_id:
-                continue
-            cores = max(1, cpus or 1)
-            burnt = max(0, int((now - start).total_seconds())) * cores if start else 0
-            running[uid] += (
-                burnt
-                if p_start is None
-                else core_seconds_within(start, None, cpus, None, p_start, now, now)
-            )
-            if limit_s:
-                reserved[uid] += max(0, int(limit_s) * cores - burnt)
+        disk = _disk_used(session, user_ids)
+        finished = _finished_core_seconds(session, user_ids, p_start, now)
+        running, reserved = _live_core_seconds(session, user_ids, p_start, now, exclude_job_id)
         rows = {
             row.user_id: row
-            for row in session.scalars(of_users(select(UserQuota), UserQuota.user_id))
+            for row in session.scalars(_of_users(select(UserQuota), UserQuota.user_id, user_ids))
         }
         ids = user_ids if user_ids is not None else session.scalars(select(User.id)).all()
         out = {}
@@ -380,6 +394,8 @@ class QuotaManager:
     # ---- enforcement -------------------------------------------------------------------
 
     def check_disk(self, session: Session, user: User, *, adding: int, doing: str) -> None:
+        """Refuse (QuotaExceeded, naming the numbers) `doing` what adds `adding` bytes past
+        the user's disk limit."""
         self.check_disk_usage(self.usage(session, user), adding=adding, doing=doing)
 
     def check_disk_usage(self, u: Usage, *, adding: int, doing: str) -> None:
@@ -444,26 +460,11 @@ class QuotaManager:
         with each workspace's current disk usage."""
         start = start or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
         end = end or utcnow()
-        q = (
-            select(Job, User.name, Workspace.name, Workspace.disk_space)
-            .join(User, User.id == Job.user_id)
-            .join(Workspace, Workspace.id == Job.workspace_id)
-            .where(
-                Job.datetime_start.is_not(None),
-                Job.datetime_start < end,
-                and_(
-                    (Job.datetime_end.is_(None)) | (Job.datetime_end >= start),
-                ),
-            )
-        )
-        if user is not None:
-            q = q.where(Job.user_id == user.id)
         rows: dict[tuple[str, int], dict] = {}
         now = utcnow()
-        for job, uname, wname, disk in session.execute(q):
-            key = (uname, job.workspace_id)
+        for job, uname, wname, disk in session.execute(_report_query(start, end, user)):
             r = rows.setdefault(
-                key,
+                (uname, job.workspace_id),
                 {
                     "user": uname,
                     "workspace_id": job.workspace_id,
@@ -474,20 +475,45 @@ class QuotaManager:
                 },
             )
             r["jobs"] += 1
-            ended = job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
-            r["core_seconds"] += core_seconds_within(
-                job.datetime_start,
-                job.datetime_end if ended else None,
-                job.cpus,
-                job.core_seconds if ended else None,
-                start,
-                end,
-                now,
-            )
+            r["core_seconds"] += _job_core_seconds_within(job, start, end, now)
         out = sorted(rows.values(), key=lambda r: (r["user"], r["workspace_id"]))
         for r in out:
             r["core_hours"] = hours(r.pop("core_seconds"))
         return out
+
+
+def _report_query(start: dt.datetime, end: dt.datetime, user: User | None):
+    """(job, user name, workspace name, workspace disk) of the jobs that ran within [start, end),
+    of `user` (None: everyone's)."""
+    q = (
+        select(Job, User.name, Workspace.name, Workspace.disk_space)
+        .join(User, User.id == Job.user_id)
+        .join(Workspace, Workspace.id == Job.workspace_id)
+        .where(
+            Job.datetime_start.is_not(None),
+            Job.datetime_start < end,
+            and_(
+                (Job.datetime_end.is_(None)) | (Job.datetime_end >= start),
+            ),
+        )
+    )
+    return q if user is None else q.where(Job.user_id == user.id)
+
+
+def _job_core_seconds_within(
+    job: Job, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> int:
+    """`core_seconds_within` for a job row: its end and recorded figure count once it ended."""
+    ended = job.status in (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
+    return core_seconds_within(
+        job.datetime_start,
+        job.datetime_end if ended else None,
+        job.cpus,
+        job.core_seconds if ended else None,
+        start,
+        end,
+        now,
+    )
 
 
 REPORT_FIELDS = ["user", "workspace_id", "workspace_name", "jobs", "core_hours", "disk_space"]
@@ -500,22 +526,3 @@ def report_csv(rows: list[dict]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-def search_users(session: Session, term: str, limit: int) -> list[User]:
-    """People whose name or first/last name contains `term` (case-insensitive), at most `limit`."""
-    like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return list(
-        session.scalars(
-            select(User)
-            .where(
-                or_(
-                    func.lower(User.name).like(like, escape="\\"),
-                    func.lower(User.first_name).like(like, escape="\\"),
-                    func.lower(User.last_name).like(like, escape="\\"),
-                )
-            )
-            .order_by(User.name)
-            .limit(limit)
-        )
-    )

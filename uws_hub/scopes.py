@@ -78,13 +78,9 @@ SERVICE_HUB_SCOPES = [
 
 
 def user_role_scopes(service_name: str) -> list[str]:
-    """Scopes added to the hub's default ``user`` role."""
-    return [
-        "self",
-        f"access:services!service={service_name}",
-        *(f"{s}!user" for s in USER_SCOPES),
-        *USER_GLOBAL_SCOPES,
-    ]
+    """Scopes added to the hub's default ``user`` role: the person's own hub resources and
+    everything a token of theirs carries by default (`token_api_scopes`)."""
+    return ["self", *token_api_scopes(service_name)]
 
 
 def token_api_scopes(service_name: str) -> list[str]:

@@ -15,8 +15,8 @@ def parse_time(value: str | None, name: str) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from None
+    except ValueError as e:
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time.") from e
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 

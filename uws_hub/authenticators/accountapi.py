@@ -20,8 +20,8 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Float, HasTraits, Integer, Unicode
 
+from ..users.mapping import Identity
 from .globus import UWSGlobusAuthenticator
-from .mapping import Identity
 
 USER_QUERY = """query GetUserAndAllocationUsers($pscId: String, $username: String, $email: String) {
   user(pscId: $pscId, username: $username, email: $email) {
@@ -146,39 +146,18 @@ class AccountAPIMixin(HasTraits):
     # ---- the HTTP contract ---------------------------------------------------------------------
 
     async def _graphql(self, operation: str, query: str, variables: dict) -> dict:
-        token = self.account_api_token or self._default_token()
+        """The ``data`` of one GraphQL operation. Network errors, timeouts, 5xx and answers that
+        are not JSON are retried (`account_api_retries`); AccountServiceError when the service
+        refuses, answers with errors, or every try failed."""
         body = json.dumps({"operationName": operation, "query": query, "variables": variables})
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            self.account_api_auth_header: self.account_api_auth_format.format(token=token),
-        }
         last = ""
         for attempt in range(self.account_api_retries + 1):
             if attempt:
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 5))
             try:
-                resp = await AsyncHTTPClient().fetch(
-                    HTTPRequest(
-                        self.account_api_url,
-                        method="POST",
-                        body=body,
-                        headers=headers,
-                        request_timeout=self.account_api_timeout,
-                        connect_timeout=self.account_api_timeout,
-                    )
-                )
+                resp = await self._post(body)
             except HTTPClientError as e:
-                if e.code in (401, 403):
-                    self.log.error("%s refused our credential (%s)", self.account_api_name, e.code)
-                    raise AccountServiceError(
-                        f"This hub cannot reach {self.account_api_name} right now (it refused the "
-                        "hub's credential); the administrators have been told in the hub log."
-                    ) from None
-                if e.code != 599 and e.code < 500:
-                    raise AccountServiceError(
-                        f"{self.account_api_name} rejected a request ({e.code}); tell the administrators."
-                    ) from None
+                self._raise_unless_retryable(e)
                 last = f"{e.code} {e.message}"
             except OSError as e:
                 last = str(e)
@@ -188,12 +167,7 @@ class AccountAPIMixin(HasTraits):
                 except ValueError:
                     last = "an answer that is not JSON"
                     continue
-                if data.get("errors"):
-                    messages = "; ".join(str(x.get("message", x)) for x in data["errors"])
-                    raise AccountServiceError(
-                        f"{self.account_api_name} said: {messages}", status=403
-                    )
-                return data.get("data") or {}
+                return self._graphql_data(data)
             self.log.warning(
                 "%s %s failed (attempt %s): %s", self.account_api_name, operation, attempt + 1, last
             )
@@ -201,12 +175,48 @@ class AccountAPIMixin(HasTraits):
             f"{self.account_api_name} did not answer ({last}); try again in a few minutes."
         )
 
+    async def _post(self, body: str):
+        token = self.account_api_token or self._default_token()
+        return await AsyncHTTPClient().fetch(
+            HTTPRequest(
+                self.account_api_url,
+                method="POST",
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    self.account_api_auth_header: self.account_api_auth_format.format(token=token),
+                },
+                request_timeout=self.account_api_timeout,
+                connect_timeout=self.account_api_timeout,
+            )
+        )
+
+    def _raise_unless_retryable(self, e: HTTPClientError) -> None:
+        """AccountServiceError for an HTTP error that a retry cannot mend (a 4xx)."""
+        if e.code in (401, 403):
+            self.log.error("%s refused our credential (%s)", self.account_api_name, e.code)
+            raise AccountServiceError(
+                f"This hub cannot reach {self.account_api_name} right now (it refused the "
+                "hub's credential); the administrators have been told in the hub log."
+            ) from e
+        if e.code != 599 and e.code < 500:
+            raise AccountServiceError(
+                f"{self.account_api_name} rejected a request ({e.code}); tell the administrators."
+            ) from e
+
+    def _graphql_data(self, answer: dict) -> dict:
+        if answer.get("errors"):
+            messages = "; ".join(str(x.get("message", x)) for x in answer["errors"])
+            raise AccountServiceError(f"{self.account_api_name} said: {messages}", status=403)
+        return answer.get("data") or {}
+
     async def _find_user(self, **by: str) -> dict | None:
         data = await self._graphql("GetUserAndAllocationUsers", self.user_query, by)
         return data.get("user") or None
 
     def _home_domains(self) -> set[str]:
-        from .mapping import AccountMapping
+        from ..users.mapping import AccountMapping
 
         return {d.lower() for d in AccountMapping(config=self.config).home_domains}
 
@@ -245,86 +255,103 @@ class AccountAPIMixin(HasTraits):
     # ---- the flow ------------------------------------------------------------------------------------
 
     async def account_for(self, primary: Identity) -> dict:
-        """The account-service user for the person behind `primary` (on the allocation)."""
-        login = primary.external_username or ""
-        local, _, domain = login.partition("@")
-        mode = self.lookup_username_from
-        if mode == "full":
-            name = login
-        elif mode == "local" or (
-            mode == "home" and (not domain or domain.lower() in self._home_domains())
-        ):
-            name = local
-        else:
-            name = ""
+        """The account-service user for the person behind `primary` (on the allocation).
+
+        Looked up by login name (`lookup_username_from`), then by e-mail; created when
+        `create_api_accounts` allows; added to the allocation when missing from it and
+        `add_to_allocation` allows. AccountServiceError says why there is none.
+        """
+        name = self._lookup_name(primary)
         user = await self._find_user(username=name) if name else None
         if user is None and primary.email:
             user = await self._find_user(email=primary.email)
         if user is None:
-            if not self.create_api_accounts:
-                where = (
-                    f" Apply at {self.account_api_signup_url}."
-                    if self.account_api_signup_url
-                    else ""
-                )
-                raise AccountServiceError(
-                    f"You have no account at {self.account_api_name} (looked up as {name!r}"
-                    + (f" and {primary.email}" if primary.email else "")
-                    + f").{where} Ask the administrators if you think you have one.",
-                    status=403,
-                )
-            if not primary.email:
-                raise AccountServiceError(
-                    "An account can only be created for you with an e-mail address; share your "
-                    "e-mail with this hub (it is part of the login consent) and log in again.",
-                    status=403,
-                )
-            alloc = await self._allocation()
-            data = await self._graphql(
-                "AddUserWithAllocations",
-                self.add_user_query,
-                {
-                    "input": {
-                        "name": {
-                            "first": primary.first_name or name,
-                            "last": primary.last_name or name,
-                        },
-                        "affiliation": {"affiliationCode": self.affiliation_code},
-                        "email": {"primary": primary.email},
-                        "allocations": [{"allocation": {"id": str(alloc.get("id"))}}],
-                    }
-                },
-            )
-            user = (data.get("addUser") or {}).get("user")
-            if not user:
-                raise AccountServiceError(
-                    f"{self.account_api_name} did not create your account; tell the administrators."
-                )
-            self.log.info("created account %s at %s", user.get("username"), self.account_api_name)
+            user = await self._create_account(primary, name)
         if self._gid_on_grant(user) is None:
-            if not self.add_to_allocation:
-                raise AccountServiceError(
-                    f"Your account {user.get('username')!r} is not on the allocation for grant "
-                    f"{self.grant_number}; ask the grant's PI to add you.",
-                    status=403,
-                )
-            await self._graphql(
-                "AddUserToAllocation",
-                self.add_to_allocation_query,
-                {
-                    "input": {
-                        "user": {"username": user["username"]},
-                        "allocation": {"components": self._components()},
-                    }
-                },
+            user = await self._add_to_allocation(user)
+        return user
+
+    def _lookup_name(self, primary: Identity) -> str:
+        """The name `primary` is looked up by before the e-mail ("": by e-mail only)."""
+        login = primary.external_username or ""
+        local, _, domain = login.partition("@")
+        mode = self.lookup_username_from
+        if mode == "full":
+            return login
+        if mode == "local" or (
+            mode == "home" and (not domain or domain.lower() in self._home_domains())
+        ):
+            return local
+        return ""
+
+    async def _create_account(self, primary: Identity, name: str) -> dict:
+        """Create the person's account on the allocation, if this hub may."""
+        if not self.create_api_accounts:
+            where = (
+                f" Apply at {self.account_api_signup_url}." if self.account_api_signup_url else ""
             )
-            user = await self._find_user(username=user["username"]) or user
-            if self._gid_on_grant(user) is None:
-                raise AccountServiceError(
-                    f"Your account {user.get('username')!r} could not be added to the allocation for "
-                    f"grant {self.grant_number}; ask the grant's PI or the administrators.",
-                    status=403,
-                )
+            raise AccountServiceError(
+                f"You have no account at {self.account_api_name} (looked up as {name!r}"
+                + (f" and {primary.email}" if primary.email else "")
+                + f").{where} Ask the administrators if you think you have one.",
+                status=403,
+            )
+        if not primary.email:
+            raise AccountServiceError(
+                "An account can only be created for you with an e-mail address; share your "
+                "e-mail with this hub (it is part of the login consent) and log in again.",
+                status=403,
+            )
+        alloc = await self._allocation()
+        data = await self._graphql(
+            "AddUserWithAllocations",
+            self.add_user_query,
+            {
+                "input": {
+                    "name": {
+                        "first": primary.first_name or name,
+                        "last": primary.last_name or name,
+                    },
+                    "affiliation": {"affiliationCode": self.affiliation_code},
+                    "email": {"primary": primary.email},
+                    "allocations": [{"allocation": {"id": str(alloc.get("id"))}}],
+                }
+            },
+        )
+        user = (data.get("addUser") or {}).get("user")
+        if not user:
+            raise AccountServiceError(
+                f"{self.account_api_name} did not create your account; tell the administrators."
+            )
+        self.log.info("created account %s at %s", user.get("username"), self.account_api_name)
+        return user
+
+    async def _add_to_allocation(self, user: dict) -> dict:
+        """Add `user`, who is not on the allocation, to it, if this hub may; the user as the
+        account service then describes them."""
+        if not self.add_to_allocation:
+            raise AccountServiceError(
+                f"Your account {user.get('username')!r} is not on the allocation for grant "
+                f"{self.grant_number}; ask the grant's PI to add you.",
+                status=403,
+            )
+        await self._graphql(
+            "AddUserToAllocation",
+            self.add_to_allocation_query,
+            {
+                "input": {
+                    "user": {"username": user["username"]},
+                    "allocation": {"components": self._components()},
+                }
+            },
+        )
+        user = await self._find_user(username=user["username"]) or user
+        if self._gid_on_grant(user) is None:
+            raise AccountServiceError(
+                f"Your account {user.get('username')!r} could not be added to the allocation for "
+                f"grant {self.grant_number}; ask the grant's PI or the administrators.",
+                status=403,
+            )
         return user
 
     async def confirm_in_ldap(self, uid: int, username: str) -> None:
@@ -345,13 +372,19 @@ class AccountAPIMixin(HasTraits):
                 conn.search(self.confirm_ldap_base, f"(uidNumber={int(uid)})", attributes=["uid"])
                 return bool(conn.entries)
 
+        from ldap3.core.exceptions import LDAPException
+
         try:
             found = await asyncio.wait_for(asyncio.to_thread(search), self.account_api_timeout + 1)
         except Exception as e:
-            self.log.warning("LDAP confirmation of %s failed: %s", username, e)
+            # a directory that is down or slow is expected; anything else gets its traceback
+            expected = isinstance(e, (asyncio.TimeoutError, OSError, LDAPException))
+            self.log.warning(
+                "LDAP confirmation of %s failed: %s", username, e, exc_info=not expected
+            )
             raise AccountServiceError(
                 "The cluster's directory did not answer; try again in a few minutes."
-            ) from None
+            ) from e
         if not found:
             raise AccountServiceError(
                 f"Your account {username!r} is not on the cluster yet (new accounts take a few "
@@ -367,7 +400,7 @@ class AccountAPIMixin(HasTraits):
             await self.confirm_in_ldap(int(user["uid"]), user["username"])
         except AccountServiceError as e:
             self.log.warning("account lookup for %s: %s", primary.external_username, e.message)
-            raise web.HTTPError(e.status, e.message) from None
+            raise web.HTTPError(e.status, e.message) from e
         name = user.get("name") or {}
         ident = Identity(
             "account-api",

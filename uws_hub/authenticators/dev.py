@@ -16,7 +16,7 @@ from jupyterhub.auth import Authenticator, LocalAuthenticator
 from traitlets import Bool, Unicode, default
 
 from ..identity import MIN_UID
-from .mapping import Identity
+from ..users.mapping import Identity
 from .mixin import UWSIdentityMixin
 
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")

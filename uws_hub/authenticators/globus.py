@@ -12,7 +12,8 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Float, Integer, List, Set, Unicode, default
 
-from .mapping import Identity
+from ..globus_tokens import job_tokens
+from ..users.mapping import Identity
 from .mixin import UWSIdentityMixin
 
 
@@ -39,6 +40,9 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
       line or in the job's environment. The uws service renews them while the job runs
       (`uws_hub.service.tokenrenew`).
     """
+
+    #: how the service recognises this login without importing it (`globus_tokens.is_globus_login`)
+    uws_globus_login = True
 
     identity_providers = Set(
         Unicode(),
@@ -134,7 +138,7 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
                 503,
                 "Globus did not tell us your group memberships just now, so your access cannot "
                 "be checked; try again in a few minutes.",
-            ) from None
+            ) from e
         state = auth_model["auth_state"]
         token_info = state.get("token_response") or {}
         if token_info.get("refresh_token"):
@@ -284,6 +288,31 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
             },
         ), []
 
+    async def check_token_login(
+        self, authenticated: dict[str, Any], groups: list[str]
+    ) -> tuple[Identity, list[Identity]]:
+        """Apply this login's rules to a person who presents a Globus access token instead of
+        logging in (the service's token exchange, `users.tokens`): the same account name, the
+        same block, allow and admin lists. `authenticated` is built from the token's
+        introspection; its name and admin flag are filled in here. A refusal is an HTTPError,
+        as at login."""
+        # the allow/block/admin lists name accounts: the first identity's, before any
+        # subclass (the account API) looks further
+        first, _ = await UWSGlobusAuthenticator.identities_for(self, None, authenticated)
+        authenticated["name"] = await self.predicted_name(first)
+        is_admin = authenticated["name"] in self.admin_users or bool(
+            set(groups) & self.admin_globus_groups
+        )
+        authenticated["admin"] = True if is_admin else None
+        if not await self.check_blocked_users(authenticated["name"], authenticated):
+            raise web.HTTPError(403, "This Globus identity is blocked on this hub.")
+        allowed = self.allow_all or await self.check_allowed(authenticated["name"], authenticated)
+        if not allowed:
+            raise web.HTTPError(
+                403, "This Globus identity may not use this hub; ask the administrators."
+            )
+        return await self.identities_for(None, authenticated)
+
     # ---- what a job gets ---------------------------------------------------------------------------
 
     async def pre_spawn_start(self, user, spawner):
@@ -299,42 +328,3 @@ class UWSGlobusAuthenticator(UWSIdentityMixin, GlobusOAuthenticator):
                     json.dumps(tokens, indent=1).encode(),
                 )
             }
-
-
-def job_tokens(state: dict | None, resource_servers: list[str]) -> dict[str, Any]:
-    """The access tokens (never refresh tokens) of `resource_servers` from an auth state, with
-    ``expires_at`` (seconds since the epoch) when it is known."""
-    if not state or not resource_servers:
-        return {}
-    out = {}
-    for rs, tok in (state.get("tokens") or {}).items():
-        if rs in resource_servers and tok.get("access_token"):
-            entry = token_entry(state, rs) or {}
-            obtained = entry.get("uws_obtained_at")
-            if entry.get("access_token") != tok["access_token"]:
-                obtained = None
-            out[rs] = job_token(tok, obtained)
-    return out
-
-
-def job_token(tok: dict, obtained_at: float | None) -> dict[str, Any]:
-    """One resource server's entry of a job's token file."""
-    out = {
-        "access_token": tok["access_token"],
-        "expires_in": tok.get("expires_in"),
-        "scope": tok.get("scope"),
-        "token_type": tok.get("token_type") or "Bearer",
-    }
-    if obtained_at and tok.get("expires_in"):
-        out["expires_at"] = int(obtained_at + int(tok["expires_in"]))
-    return out
-
-
-def token_entry(state: dict | None, resource_server: str) -> dict | None:
-    """The token-response entry (with its refresh token and ``uws_obtained_at``) of one
-    resource server in an auth state, or None."""
-    response = (state or {}).get("token_response") or {}
-    for entry in [response, *(response.get("other_tokens") or [])]:
-        if isinstance(entry, dict) and entry.get("resource_server") == resource_server:
-            return entry
-    return None

@@ -11,7 +11,7 @@ from ldapauthenticator import LDAPAuthenticator
 from tornado import web
 from traitlets import Float, List, Unicode, default
 
-from .mapping import Identity
+from ..users.mapping import Identity
 from .mixin import UWSIdentityMixin
 
 
@@ -96,7 +96,7 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
                 503,
                 "The directory (LDAP) did not answer in time; try again in a few minutes. If it "
                 "keeps happening, tell the administrators.",
-            ) from None
+            ) from e
 
     async def _authenticate_blocking(self, parent, data):
         result = await parent(None, data)
@@ -125,13 +125,7 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
                 if auto_bind == ldap3.AUTO_BIND_TLS_BEFORE_BIND
                 else ldap3.AUTO_BIND_NO_TLS
             )
-        with ldap3.Connection(
-            self._server(use_ssl),
-            user=user,
-            password=password,
-            auto_bind=auto_bind,
-            receive_timeout=self._receive_timeout,
-        ) as conn:
+        with self._connection(use_ssl, auto_bind, user, password) as conn:
             conn.search(
                 self.group_search_base,
                 self.group_member_filter.format(
@@ -165,6 +159,17 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
             connect_timeout=self.ldap_timeout,
         )
 
+    def _connection(self, use_ssl: bool, auto_bind, user, password) -> ldap3.Connection:
+        """A connection to the directory, bound as `user` (None: anonymously) per `auto_bind`,
+        with connect and receive timeouts."""
+        return ldap3.Connection(
+            self._server(use_ssl),
+            user=user,
+            password=password,
+            auto_bind=auto_bind,
+            receive_timeout=self._receive_timeout,
+        )
+
     def get_connection(self, userdn, password):
         """Upstream's bind, with connect and receive timeouts (upstream has none: an unreachable
         or hanging server holds the login forever). None when the bind is refused."""
@@ -172,13 +177,7 @@ class UWSLDAPAuthenticator(UWSIdentityMixin, LDAPAuthenticator):
 
         use_ssl, auto_bind = self._tls_mode()
         try:
-            return ldap3.Connection(
-                self._server(use_ssl),
-                user=userdn,
-                password=password,
-                auto_bind=auto_bind,
-                receive_timeout=self._receive_timeout,
-            )
+            return self._connection(use_ssl, auto_bind, userdn, password)
         except LDAPBindError:
             self.log.debug("LDAP bind of %s refused", userdn)
             return None

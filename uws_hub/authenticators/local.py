@@ -8,7 +8,7 @@ import pwd
 from jupyterhub.auth import PAMAuthenticator
 from traitlets import default
 
-from .mapping import Identity
+from ..users.mapping import Identity
 from .mixin import UWSIdentityMixin
 
 

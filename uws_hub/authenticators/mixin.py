@@ -18,7 +18,15 @@ from tornado import web
 from traitlets import HasTraits, Unicode
 
 from ..config import UWS
-from .mapping import AccountMapping, Identity, IdentityRefused, MappedUser, map_identity
+from ..db.session import shared_sessions
+from ..users.mapping import (
+    AccountMapping,
+    Identity,
+    IdentityRefused,
+    MappedUser,
+    map_identity,
+    predict_name,
+)
 
 
 class UWSIdentityMixin(HasTraits):
@@ -56,20 +64,12 @@ class UWSIdentityMixin(HasTraits):
 
     # ---- the mapping -----------------------------------------------------------------------------
 
-    async def map_identities(
-        self, ident: Identity, also: list[Identity] | None = None
-    ) -> MappedUser:
-        from ..spawners.jobctx import sessions
-
+    async def _in_db(self, fn, ident: Identity, **kwargs: Any):
+        """Run mapping function `fn` on the uws database off the event loop; a refusal is
+        the HTTP error the login page shows."""
+        db = shared_sessions(self.uws.db_url, self.uws.db_kwargs)
         try:
-            return await asyncio.to_thread(
-                map_identity,
-                sessions(self.uws),
-                self.accounts,
-                ident,
-                also=also or [],
-                single_account=self.uws.single_account,
-            )
+            return await asyncio.to_thread(fn, db, self.accounts, ident, **kwargs)
         except IdentityRefused as e:
             self.log.warning(
                 "login of %s identity %r refused: %s",
@@ -77,17 +77,19 @@ class UWSIdentityMixin(HasTraits):
                 ident.external_username or ident.external_id,
                 e.message,
             )
-            raise web.HTTPError(e.status_code, e.message) from None
+            raise web.HTTPError(e.status_code, e.message) from e
+
+    async def map_identities(
+        self, ident: Identity, also: list[Identity] | None = None
+    ) -> MappedUser:
+        """The hub user (and POSIX account) of this identity, created or linked as needed."""
+        return await self._in_db(
+            map_identity, ident, also=also or [], single_account=self.uws.single_account
+        )
 
     async def predicted_name(self, ident: Identity) -> str:
         """The account name this identity maps to (nothing is created)."""
-        from ..spawners.jobctx import sessions
-        from .mapping import predict_name
-
-        try:
-            return await asyncio.to_thread(predict_name, sessions(self.uws), self.accounts, ident)
-        except IdentityRefused as e:
-            raise web.HTTPError(e.status_code, e.message) from None
+        return await self._in_db(predict_name, ident)
 
     async def run_post_auth_hook(self, handler, authenticated):
         ident, also = await self.identities_for(handler, authenticated)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -13,6 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from .models import Job, SharedWorkspace, User, Workspace
 
 SQL_QUERIES = Counter("uws_db_queries", "SQL statements executed by the uws service")
+
+
+@lru_cache(maxsize=8)
+def _shared(db_url: str, kwargs_key: tuple) -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(db_url, **dict(kwargs_key)))
+
+
+def shared_sessions(db_url: str, db_kwargs: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """One session factory (and engine, with its pool) per database for the whole process: the
+    hub's spawners and authenticators share it instead of opening an engine per call."""
+    return _shared(db_url, tuple(sorted((db_kwargs or {}).items())))
 
 
 def make_engine(db_url: str, **kwargs: Any) -> Engine:

@@ -56,6 +56,34 @@ def _fail(errors: dict[str, list[str]]) -> ValidationFailed:
     return ValidationFailed(f"Invalid resource options found: {errors}")
 
 
+def _check_limits(
+    resource: Resource, cpus: int, memory_mb: int | None, time_limit: int, gpus: int
+) -> None:
+    """Raise 422 naming every number over the resource's limit for it."""
+    limits = (
+        ("num_cpus", cpus, resource.max_cpus),
+        ("memory_mb", memory_mb, resource.max_memory_mb),
+        ("time_limit_min", time_limit, resource.max_time_limit_min),
+        ("gpus", gpus, resource.max_gpus),
+    )
+    errors: dict[str, list[str]] = {}
+    for name, value, limit in limits:
+        if value is not None and limit is not None and value > limit:
+            errors.setdefault(name, []).append(
+                f"Value {value} above maximum of {limit} for resource {resource.id}."
+            )
+    if errors:
+        raise _fail(errors)
+
+
+def slurm_placement(resource: Resource, gpus: int) -> tuple[str | None, str | None]:
+    """(partition, gres) of a job on `resource` with `gpus` GPUs: with GPUs, the resource's GPU
+    partition (if it has one) and ``<gpu_gres>:<gpus>``."""
+    if not gpus:
+        return resource.partition, None
+    return resource.gpu_partition or resource.partition, f"{resource.gpu_gres}:{gpus}"
+
+
 def plan_launch(
     job_type: JobType,
     resource: Resource,
@@ -71,26 +99,8 @@ def plan_launch(
     if "time_limit_min" not in cleaned and job_type.time_limit:
         cleaned["time_limit_min"] = job_type.time_limit
 
-    errors: dict[str, list[str]] = {}
-    limits = (
-        ("num_cpus", cpus, resource.max_cpus),
-        ("memory_mb", memory_mb, resource.max_memory_mb),
-        ("time_limit_min", time_limit, resource.max_time_limit_min),
-        ("gpus", gpus, resource.max_gpus),
-    )
-    for name, value, limit in limits:
-        if value is not None and limit is not None and value > limit:
-            errors.setdefault(name, []).append(
-                f"Value {value} above maximum of {limit} for resource {resource.id}."
-            )
-    if errors:
-        raise _fail(errors)
-
-    partition = resource.partition
-    gres = None
-    if gpus:
-        gres = f"{resource.gpu_gres}:{gpus}"
-        partition = resource.gpu_partition or partition
+    _check_limits(resource, cpus, memory_mb, time_limit, gpus)
+    partition, gres = slurm_placement(resource, gpus)
     extra_env = {
         f"UWS_PARAM_{re.sub(r'[^A-Z0-9_]', '_', k.upper())}": str(v)
         for k, v in cleaned.items()

@@ -24,7 +24,6 @@ from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
-from ..config import UWS
 from ..db.models import (
     LIVE_JOB_STATUSES,
     Job,
@@ -37,14 +36,23 @@ from ..db.models import (
 from ..errors import BadRequest, HubAPIError, NotFound, UWSError
 from ..ids import parse_id
 from .launch import LaunchPlan, plan_launch
+from .specs import StartSpec
+from .state import (
+    ENDED,
+    RUNNING_OR_PENDING,
+    begin_stop,
+    end_job,
+    server_name,
+    set_current,
+)
 
 if TYPE_CHECKING:
-    from ..spawners.monitor import SlurmMonitor
+    from ..config import UWS
+    from ..quotas import QuotaManager
+    from ..slurm.monitor import SlurmMonitor
 
 log = logging.getLogger("uws_hub.jobs")
 J = JobStatus
-RUNNING_OR_PENDING = (J.PENDING.value, J.RUNNING.value)
-ENDED = (J.COMPLETE.value, J.FAILED.value)
 
 #: a job's start in two parts, counted once per job when the service sees it running
 JOB_QUEUE_WAIT = Histogram(
@@ -61,68 +69,10 @@ JOB_SERVER_START = Histogram(
 )
 
 
-def server_name(job_id: int) -> str:
-    return f"job-{job_id}"
-
-
-def core_seconds(start: dt.datetime | None, end: dt.datetime | None, cpus: int) -> int:
-    if not start or not end:
-        return 0
-    return max(0, int((end - start).total_seconds())) * max(1, cpus)
-
-
-def set_current(job: Job, **fields: Any) -> None:
-    """Update job_details.current_job_details (reassigned, so the JSON change is saved)."""
-    details = dict(job.job_details or {})
-    current = dict(details.get("current_job_details") or {})
-    current.update(fields)
-    details["current_job_details"] = current
-    job.job_details = details
-
-
-def begin_stop(
-    session: Session,
-    job: Job,
-    owner: str | None,
-    message: str,
-    *,
-    via: str | None = None,
-    actor: audit.Actor | None = None,
-) -> None:
-    """A stop someone asked for: the job becomes ``stopping`` with `message`, and ``job.stop``
-    is audited (by the session's actor, or `actor`) in the caller's transaction. Used by the
-    API's stop and by the spawner for stops asked through the hub (``via="hub"``)."""
-    job.status = J.STOPPING.value
-    set_current(job, message=message)
-    details: dict[str, Any] = {"workspace_id": job.workspace_id}
-    if via:
-        details["via"] = via
-    audit.record(
-        session,
-        "job.stop",
-        user=owner,
-        target_type="job",
-        target_id=job.id,
-        details=details,
-        actor=actor,
-    )
-
-
 def _retrieve_failure(request: asyncio.Future) -> None:
     """A start request that failed after its caller had its answer: recorded on the job."""
     if not request.cancelled() and (e := request.exception()) is not None:
         log.warning("%s", getattr(e, "message", e))
-
-
-def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None) -> None:
-    """Record the end of a job (idempotent for ended jobs)."""
-    if job.status in ENDED:
-        return
-    job.status = status
-    job.datetime_end = when or utcnow()
-    job.core_seconds = core_seconds(job.datetime_start, job.datetime_end, job.cpus)
-    job.status_message = message if status == J.FAILED.value else None
-    set_current(job, message=message, time_left=None)
 
 
 @dataclass
@@ -175,17 +125,34 @@ def _signal_local_job(pid: int, job_id: int) -> bool:
     return True
 
 
+def _end_orphan(row: Job, core: int | None) -> None:
+    """End a live row the hub no longer runs, saying what happened to it."""
+    now = utcnow()
+    orphaned = (row.job_details or {}).get("current_job_details", {}).get("orphaned")
+    if row.status == J.STOPPING.value and orphaned:
+        message = f"The hub no longer ran this job's server; its {orphaned} was stopped."
+        end_job(row, J.FAILED.value, message, now)
+    elif row.status == J.STOPPING.value:
+        end_job(row, J.COMPLETE.value, "Stopped.", now)
+    elif row.status == J.PENDING.value:
+        end_job(row, J.FAILED.value, "The server did not start; the hub has no record of it.", now)
+    else:
+        end_job(row, J.FAILED.value, "The server is gone; the hub no longer runs it.", now)
+    if core is not None:
+        row.core_seconds = core
+
+
 class JobManager:
-    def __init__(self, settings: UWS, db: sessionmaker[Session], hub):
+    def __init__(self, settings: UWS, db: sessionmaker[Session], hub, *, quotas: QuotaManager):
         self.settings = settings
         self.db = db
-        self.hub = hub
+        self.hub = hub  # the hub's REST API (`service.hubclient.HubClient`)
+        self.quotas = quotas  # core-hour checks at start
         self._stop_sent: dict[int, float] = {}
         #: jobs whose start request the hub has not answered yet, and when it answered the others
         self._starting: set[int] = set()
         self._start_answered: dict[int, dt.datetime] = {}
         self._slurm: SlurmMonitor | None = None
-        self.quotas = None  # set by the service: core-hour checks at start
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -220,38 +187,52 @@ class JobManager:
 
     # ---- start ----------------------------------------------------------------------------
 
-    def plan(self, ws: Workspace, body: Any) -> tuple[LaunchPlan, dict]:
-        """Validate a start request (400 / 422); return the plan and the client's job_details."""
-        if not isinstance(body, dict):
-            raise BadRequest("Request body must be a JSON object.")
+    def plan(self, ws: Workspace, request: StartSpec) -> LaunchPlan:
+        """Resolve a start request against the workspace's default job type and this hub's
+        job types, resources and parameters (400 / 422)."""
         s = self.settings
-        job_type_id = body.get("job_type") or ws.default_job_type or s.default_job_type
+        job_type_id = request.job_type or ws.default_job_type or s.default_job_type
         if not job_type_id:
             raise BadRequest("Missing job_type and no default job type set on workspace.")
-        if not isinstance(job_type_id, str) or job_type_id not in s.job_type_map:
+        if job_type_id not in s.job_type_map:
             raise BadRequest(f"{job_type_id} is not in the list of available job types.")
         job_type = s.job_type_map[job_type_id]
-        job_details = body.get("job_details", {})
-        if job_details is None:
-            job_details = {}
-        if not isinstance(job_details, dict):
-            raise BadRequest("Job details not JSON.")
-        resource_id = body.get("resource") or job_type.resources[0]
+        resource_id = request.resource or job_type.resources[0]
         if resource_id not in job_type.resources:
             raise BadRequest(
                 f"Resource {resource_id!r} cannot run job type {job_type_id!r}; choose one of {list(job_type.resources)}."
             )
-        plan = plan_launch(
-            job_type, s.resource_map[resource_id], s.parameter_list, body.get("resource_options")
+        return plan_launch(
+            job_type, s.resource_map[resource_id], s.parameter_list, request.resource_options
         )
-        return plan, job_details
 
-    async def start(self, session: Session, user: User, ws: Workspace, body: Any) -> Job:
+    async def start(self, session: Session, user: User, ws: Workspace, spec: StartSpec) -> Job:
+        """Start a job in `ws`: check the request, the workspace's running jobs and the
+        core-hour quota, record the Job (``pending``) and ask the hub to start its server.
+        Answers within ``c.UWS.hub_answer_wait`` (the start goes on; the job row says how it
+        ends); a refusal by the hub at once is raised."""
         if ws.status not in (WorkspaceStatus.IDLE.value, WorkspaceStatus.ACTIVE.value):
             raise BadRequest(
                 f"Workspace {ws.id} is {ws.status}; jobs start in idle or active workspaces."
             )
-        plan, job_details = self.plan(ws, body)
+        plan = self.plan(ws, spec)
+        self._check_room(session, user, ws, plan)
+        job = self._record_start(session, user, ws, plan, spec.job_details)
+        session.commit()
+        await self._ask_hub(user.name, job, ws.id)
+        session.refresh(job)
+        log.info(
+            "job %s (%s on %s) requested for %s in workspace %s",
+            job.id,
+            plan.job_type,
+            plan.resource,
+            user.name,
+            ws.id,
+        )
+        return job
+
+    def _check_room(self, session: Session, user: User, ws: Workspace, plan: LaunchPlan) -> None:
+        """At most c.UWS.max_jobs_per_workspace live jobs, and the core-hours to run this one."""
         live = session.scalars(
             select(Job.id)
             .where(Job.workspace_id == ws.id, Job.status.in_(RUNNING_OR_PENDING))
@@ -261,8 +242,13 @@ class JobManager:
             raise BadRequest(
                 f"Workspace {ws.id} already has a running job (job {live[0]}); stop it first or wait for it to end."
             )
-        if self.quotas is not None:
-            self.quotas.check_core_hours(session, user, plan.cpus, plan.time_limit_min * 60)
+        self.quotas.check_core_hours(session, user, plan.cpus, plan.time_limit_min * 60)
+
+    @staticmethod
+    def _record_start(
+        session: Session, user: User, ws: Workspace, plan: LaunchPlan, job_details: dict
+    ) -> Job:
+        """The pending Job row, the workspace active, ``job.start`` audited (not committed)."""
         now = utcnow()
         job = Job(
             user_id=user.id,
@@ -291,7 +277,6 @@ class JobManager:
             session,
             "job.start",
             user=user.name,
-            target_type="job",
             target_id=job.id,
             details={
                 "workspace_id": ws.id,
@@ -301,9 +286,12 @@ class JobManager:
                 "time_limit_min": plan.time_limit_min,
             },
         )
-        session.commit()
+        return job
+
+    async def _ask_hub(self, username: str, job: Job, ws_id: int) -> None:
+        """Ask the hub to start the job's server; wait at most c.UWS.hub_answer_wait."""
         request = asyncio.ensure_future(
-            self._request_start(user.name, job.id, job.server_name, ws.id)
+            self._request_start(username, job.id, job.server_name, ws_id)
         )
         try:
             # the hub answers once the server is up or its slow_spawn_timeout has passed: a
@@ -312,16 +300,6 @@ class JobManager:
             await asyncio.wait_for(asyncio.shield(request), self.settings.hub_answer_wait)
         except asyncio.TimeoutError:
             request.add_done_callback(_retrieve_failure)
-        session.refresh(job)
-        log.info(
-            "job %s (%s on %s) requested for %s in workspace %s",
-            job.id,
-            plan.job_type,
-            plan.resource,
-            user.name,
-            ws.id,
-        )
-        return job
 
     async def _request_start(self, username: str, job_id: int, name: str, ws_id: int) -> None:
         """Ask the hub to start the job's server. A refusal ends the job failed, saying why, and
@@ -354,7 +332,7 @@ class JobManager:
                     session.commit()
             raise UWSError(
                 f"Job {job_id} could not be started: {message}", status_code=status
-            ) from None
+            ) from e
         finally:
             self._starting.discard(job_id)
 
@@ -380,28 +358,14 @@ class JobManager:
         the hub; the hub's errors (HubAPIError) are the caller's to explain."""
         session.commit()  # hold no database connection while the hub works
         share = await self.hub.grant_share(user.name, job.server_name, target)
-        audit.record(
-            session,
-            "job.share",
-            user=user.name,
-            target_type="job",
-            target_id=job.id,
-            details=target,
-        )
+        audit.record(session, "job.share", user=user.name, target_id=job.id, details=target)
         session.commit()
         return share
 
     async def revoke_live_share(self, session: Session, user: User, job: Job, target: dict) -> None:
         session.commit()
         await self.hub.revoke_share(user.name, job.server_name, target)
-        audit.record(
-            session,
-            "job.unshare",
-            user=user.name,
-            target_type="job",
-            target_id=job.id,
-            details=target,
-        )
+        audit.record(session, "job.unshare", user=user.name, target_id=job.id, details=target)
         session.commit()
 
     async def _send_stop(self, username: str, job_id: int, name: str) -> None:
@@ -425,6 +389,29 @@ class JobManager:
         scheduler errors skip what depends on them (nothing is concluded from a silent hub)."""
         counts = {"settled": 0, "stops": 0, "removed": 0, "timeouts": 0, "orphans": 0}
         self.observe_starts()
+        live, leftovers = self._read_for_sync()
+        if not live and not leftovers:
+            self._settle_all()
+            return counts
+        now = utcnow()  # before the hub's answer: what it lists is at least this recent
+        try:
+            servers = await self.hub.active_servers()
+        except HubAPIError as e:
+            log.warning("job sync skipped: the hub did not answer (%s)", e.message)
+            return counts
+        for job in live:
+            await self._sync_live(job, servers, now, counts)
+        for job_id, username, name in leftovers:
+            if (username, name) not in servers:  # else the hub is still stopping it
+                await self._remove_server(job_id, username, name, counts)
+        self._settle_all()
+        if any(counts.values()):
+            log.info("job sync: %s", counts)
+        return counts
+
+    def _read_for_sync(self) -> tuple[list[LiveJob], list[tuple[int, str, str]]]:
+        """In one short transaction: the live jobs, and ended jobs whose named server is
+        still to be removed (job id, user, server name; 200 at a time)."""
         with self.db() as session:
             live = [
                 LiveJob.of(job, name, self.settings)
@@ -447,62 +434,57 @@ class JobManager:
                     .limit(200)
                 ).all()
             ]
-        if not live and not leftovers:
-            self._settle_all()
-            return counts
-        now = utcnow()  # before the hub's answer: what it lists is at least this recent
-        try:
-            servers = await self.hub.active_servers()
-        except HubAPIError as e:
-            log.warning("job sync skipped: the hub did not answer (%s)", e.message)
-            return counts
+        return live, leftovers
+
+    async def _sync_live(
+        self, job: LiveJob, servers: set, now: dt.datetime, counts: dict[str, int]
+    ) -> None:
+        """One live job against the hub's servers: settle it if the hub has none (after the
+        grace), retry its stop, or stop it at its time limit (local jobs; Slurm enforces its
+        own)."""
         grace = self.settings.job_orphan_grace
-        for job in live:
-            if (job.username, job.server_name) not in servers:
-                if job.id in self._starting:
-                    continue  # the hub has not answered the start request yet
-                since = max(job.created, self._start_answered.get(job.id, job.created))
-                if (now - since).total_seconds() < grace:
-                    continue  # the hub may not have registered the spawn yet
+        if (job.username, job.server_name) not in servers:
+            if job.id in self._starting:
+                return  # the hub has not answered the start request yet
+            since = max(job.created, self._start_answered.get(job.id, job.created))
+            if (now - since).total_seconds() >= grace:  # else the hub may not have it yet
                 await self._settle_orphan(job, counts)
-                continue
-            if job.status == J.STOPPING.value:
-                if now.timestamp() - self._stop_sent.get(job.id, 0) > grace:
-                    await self._send_stop(job.username, job.id, job.server_name)
-                    counts["stops"] += 1
-            elif (
-                job.status == J.RUNNING.value
-                and job.kind == "local"
-                and job.started
-                and job.time_limit_s
-                and (now - job.started).total_seconds() > job.time_limit_s
-            ):
-                message = f"Time limit of {job.time_limit_s // 60} minutes reached; stopping."
+            return
+        if job.status == J.STOPPING.value:
+            if now.timestamp() - self._stop_sent.get(job.id, 0) > grace:
+                await self._send_stop(job.username, job.id, job.server_name)
+                counts["stops"] += 1
+        elif (
+            job.status == J.RUNNING.value
+            and job.kind == "local"
+            and job.started
+            and job.time_limit_s
+            and (now - job.started).total_seconds() > job.time_limit_s
+        ):
+            message = f"Time limit of {job.time_limit_s // 60} minutes reached; stopping."
 
-                def to_stopping(row: Job, message=message) -> None:
-                    row.status = J.STOPPING.value
-                    set_current(row, message=message)
+            def to_stopping(row: Job) -> None:
+                row.status = J.STOPPING.value
+                set_current(row, message=message)
 
-                if self._transition(job.id, (J.RUNNING.value,), to_stopping):
-                    await self._send_stop(job.username, job.id, job.server_name)
-                    counts["timeouts"] += 1
-        for job_id, username, name in leftovers:
-            if (username, name) in servers:
-                continue  # the hub is still stopping it
-            try:
-                await self.hub.stop_server(username, name, remove=True)
-            except HubAPIError as e:
-                if e.status != 400:  # 400: still stopping; next pass
-                    log.warning("job %s: removing its named server failed: %s", job_id, e.message)
-                continue
-            self._transition(job_id, ENDED, lambda row: setattr(row, "server_removed", True))
-            self._stop_sent.pop(job_id, None)
-            self._start_answered.pop(job_id, None)
-            counts["removed"] += 1
-        self._settle_all()
-        if any(counts.values()):
-            log.info("job sync: %s", counts)
-        return counts
+            if self._transition(job.id, (J.RUNNING.value,), to_stopping):
+                await self._send_stop(job.username, job.id, job.server_name)
+                counts["timeouts"] += 1
+
+    async def _remove_server(
+        self, job_id: int, username: str, name: str, counts: dict[str, int]
+    ) -> None:
+        """Remove an ended job's named server from the hub (a 400: still stopping; next pass)."""
+        try:
+            await self.hub.stop_server(username, name, remove=True)
+        except HubAPIError as e:
+            if e.status != 400:
+                log.warning("job %s: removing its named server failed: %s", job_id, e.message)
+            return
+        self._transition(job_id, ENDED, lambda row: setattr(row, "server_removed", True))
+        self._stop_sent.pop(job_id, None)
+        self._start_answered.pop(job_id, None)
+        counts["removed"] += 1
 
     def observe_starts(self) -> int:
         """Count the start of every job that reached running since the last pass (also while
@@ -557,68 +539,62 @@ class JobManager:
         """A live row the hub has no server for. If its Slurm job or local process still runs,
         cancel it (it would burn core-hours nobody can reach) and wait for the next pass;
         once nothing runs, end the row."""
-        from ..spawners.monitor import UNKNOWN
-        from ..spawners.monitor import run as slurm_run
-
-        core: int | None = None
         if job.kind == "slurm" and job.resource_job_id:
-            info = await self.slurm.status(str(job.resource_job_id))
-            if info.state == UNKNOWN:
-                return  # the scheduler did not answer: conclude nothing
-            if info.live:
-                code, _, err = await slurm_run(
-                    ["scancel", str(job.resource_job_id)],
-                    self.settings.slurm_command_timeout,
-                    self.slurm.env,
-                )
-                message = (
-                    f"The hub no longer runs this job's server; cancelling Slurm job "
-                    f"{job.resource_job_id}."
-                )
-                if code != 0:
-                    log.warning("job %s: scancel %s: %s", job.id, job.resource_job_id, err)
-                self.slurm.forget(str(job.resource_job_id))
-                self._mark_orphan_stopping(job.id, message, f"Slurm job {job.resource_job_id}")
-                counts["orphans"] += 1
-                return
-            if info.elapsed_s is not None:
-                core = info.elapsed_s * (info.cpus or job.cpus or 1)
+            running, core = await self._orphan_slurm_job(job)
         elif job.kind == "local" and job.resource_job_id:
-            if await asyncio.to_thread(_signal_local_job, job.resource_job_id, job.id):
-                self._mark_orphan_stopping(
-                    job.id,
-                    f"The hub no longer runs this job's server; stopping process {job.resource_job_id}.",
-                    f"process {job.resource_job_id}",
-                )
-                counts["orphans"] += 1
-                return
-
-        def settle(row: Job) -> None:
-            now = utcnow()
-            orphaned = (row.job_details or {}).get("current_job_details", {}).get("orphaned")
-            if row.status == J.STOPPING.value and orphaned:
-                end_job(
-                    row,
-                    J.FAILED.value,
-                    f"The hub no longer ran this job's server; its {orphaned} was stopped.",
-                    now,
-                )
-            elif row.status == J.STOPPING.value:
-                end_job(row, J.COMPLETE.value, "Stopped.", now)
-            elif row.status == J.PENDING.value:
-                end_job(
-                    row,
-                    J.FAILED.value,
-                    "The server did not start; the hub has no record of it.",
-                    now,
-                )
-            else:
-                end_job(row, J.FAILED.value, "The server is gone; the hub no longer runs it.", now)
-            if core is not None:
-                row.core_seconds = core
-
-        if self._transition(job.id, LIVE_JOB_STATUSES, settle):
+            running, core = await self._orphan_process(job), None
+        else:
+            running, core = False, None
+        if running is None:
+            return  # the scheduler did not answer: conclude nothing
+        if running:
+            counts["orphans"] += 1
+            return
+        if self._transition(job.id, LIVE_JOB_STATUSES, lambda row: _end_orphan(row, core)):
             counts["settled"] += 1
+
+    async def _orphan_slurm_job(self, job: LiveJob) -> tuple[bool | None, int | None]:
+        """(whether the orphan's Slurm job still ran and is being cancelled — None if the
+        scheduler did not answer, its core-seconds if it has ended)."""
+        # imported here: the monitor's metrics belong in the registry only where Slurm is used
+        from ..slurm.monitor import UNKNOWN
+        from ..slurm.monitor import run as slurm_run
+
+        info = await self.slurm.status(str(job.resource_job_id))
+        if info.state == UNKNOWN:
+            return None, None
+        if not info.live:
+            core = (
+                info.elapsed_s * (info.cpus or job.cpus or 1)
+                if info.elapsed_s is not None
+                else None
+            )
+            return False, core
+        code, _, err = await slurm_run(
+            ["scancel", str(job.resource_job_id)],
+            self.settings.slurm_command_timeout,
+            self.slurm.env,
+        )
+        if code != 0:
+            log.warning("job %s: scancel %s: %s", job.id, job.resource_job_id, err)
+        self.slurm.forget(str(job.resource_job_id))
+        self._mark_orphan_stopping(
+            job.id,
+            f"The hub no longer runs this job's server; cancelling Slurm job {job.resource_job_id}.",
+            f"Slurm job {job.resource_job_id}",
+        )
+        return True, None
+
+    async def _orphan_process(self, job: LiveJob) -> bool:
+        """Whether the orphan's local process still ran (it is signalled to stop)."""
+        if not await asyncio.to_thread(_signal_local_job, job.resource_job_id, job.id):
+            return False
+        self._mark_orphan_stopping(
+            job.id,
+            f"The hub no longer runs this job's server; stopping process {job.resource_job_id}.",
+            f"process {job.resource_job_id}",
+        )
+        return True
 
     def _mark_orphan_stopping(self, job_id: int, message: str, what: str) -> None:
         def change(row: Job) -> None:
@@ -631,7 +607,7 @@ class JobManager:
     def slurm(self) -> SlurmMonitor:
         """The service's own view of the Slurm queue (one squeue per poll interval)."""
         if self._slurm is None:
-            from ..spawners.monitor import SlurmMonitor
+            from ..slurm.monitor import SlurmMonitor
 
             s = self.settings
             self._slurm = SlurmMonitor(s.slurm_poll_interval, s.slurm_command_timeout, s.job_path)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, ValidationFailed
+from .configcheck import check_keys
 
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -82,70 +83,64 @@ def parse_parameters(specs: Any, setting: str = "c.UWS.parameters") -> list[Para
         raise ConfigError(
             f"{setting} must be a list of parameter dicts, got {type(specs).__name__}"
         )
-    out: list[Parameter] = []
     seen: set[str] = set()
-    for i, spec in enumerate(specs):
-        where = f"{setting}[{i}]"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a dict, got {type(spec).__name__}")
-        unknown = set(spec) - _ALLOWED_KEYS
-        if unknown:
-            raise ConfigError(
-                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_ALLOWED_KEYS)}"
-            )
-        name = spec.get("variable_name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(
-                f"{where}: 'variable_name' must be an identifier like 'num_cpus', got {name!r}"
-            )
-        if name in seen:
-            raise ConfigError(f"{where}: variable_name {name!r} appears twice")
-        seen.add(name)
-        for key in ("display_name", "description"):
-            if not isinstance(spec.get(key, ""), str):
-                raise ConfigError(f"{where}: {key!r} must be a string")
-        validation = spec.get("validation", {}) or {}
-        if not isinstance(validation, dict):
-            raise ConfigError(f"{where}: 'validation' must be a dict")
-        unknown = set(validation) - _ALLOWED_VALIDATION_KEYS
-        if unknown:
-            raise ConfigError(
-                f"{where}: 'validation' has unknown key(s) {sorted(unknown)}; allowed: {sorted(_ALLOWED_VALIDATION_KEYS)}"
-            )
-        vtype = validation.get("type")
-        if vtype is not None and vtype not in TYPES:
-            raise ConfigError(
-                f"{where}: 'validation.type' must be one of {', '.join(TYPES)} (got {vtype!r})"
-            )
-        for bound in ("min", "max"):
-            b = validation.get(bound)
-            if b is not None and not _comparable(b):
-                raise ConfigError(f"{where}: 'validation.{bound}' must be a number, got {b!r}")
-        lo, hi = validation.get("min"), validation.get("max")
-        if lo is not None and hi is not None and lo > hi:
-            raise ConfigError(
-                f"{where}: 'validation.min' ({lo}) is greater than 'validation.max' ({hi})"
-            )
-        required = validation.get("required", False)
-        if not isinstance(required, bool):
-            raise ConfigError(f"{where}: 'validation.required' must be true or false")
-        param = Parameter(
-            display_name=spec.get("display_name", name),
-            description=spec.get("description", ""),
-            variable_name=name,
-            default_value=spec.get("default_value"),
-            type=vtype,
-            min=lo,
-            max=hi,
-            required=required,
-            raw=dict(spec),
+    return [_parse_parameter(spec, f"{setting}[{i}]", seen) for i, spec in enumerate(specs)]
+
+
+def _parse_parameter(spec: Any, where: str, seen: set[str]) -> Parameter:
+    """One entry of the list; `seen`: the variable names of the entries before it."""
+    check_keys(spec, _ALLOWED_KEYS, where, f"must be a dict, got {type(spec).__name__}")
+    name = spec.get("variable_name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"{where}: 'variable_name' must be an identifier like 'num_cpus', got {name!r}"
         )
-        if param.default_value is not None:
-            problems = param.check(param.default_value)
-            if problems:
-                raise ConfigError(f"{where}: 'default_value' is invalid: {problems[0]}")
-        out.append(param)
-    return out
+    if name in seen:
+        raise ConfigError(f"{where}: variable_name {name!r} appears twice")
+    seen.add(name)
+    for key in ("display_name", "description"):
+        if not isinstance(spec.get(key, ""), str):
+            raise ConfigError(f"{where}: {key!r} must be a string")
+    vtype, lo, hi, required = _parse_validation(spec.get("validation", {}) or {}, where)
+    param = Parameter(
+        display_name=spec.get("display_name", name),
+        description=spec.get("description", ""),
+        variable_name=name,
+        default_value=spec.get("default_value"),
+        type=vtype,
+        min=lo,
+        max=hi,
+        required=required,
+        raw=dict(spec),
+    )
+    if param.default_value is not None:
+        problems = param.check(param.default_value)
+        if problems:
+            raise ConfigError(f"{where}: 'default_value' is invalid: {problems[0]}")
+    return param
+
+
+def _parse_validation(validation: Any, where: str) -> tuple[str | None, Any, Any, bool]:
+    """A parameter's ``validation``: (type, min, max, required)."""
+    check_keys(validation, _ALLOWED_VALIDATION_KEYS, f"{where}: 'validation'", "must be a dict")
+    vtype = validation.get("type")
+    if vtype is not None and vtype not in TYPES:
+        raise ConfigError(
+            f"{where}: 'validation.type' must be one of {', '.join(TYPES)} (got {vtype!r})"
+        )
+    for bound in ("min", "max"):
+        b = validation.get(bound)
+        if b is not None and not _comparable(b):
+            raise ConfigError(f"{where}: 'validation.{bound}' must be a number, got {b!r}")
+    lo, hi = validation.get("min"), validation.get("max")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(
+            f"{where}: 'validation.min' ({lo}) is greater than 'validation.max' ({hi})"
+        )
+    required = validation.get("required", False)
+    if not isinstance(required, bool):
+        raise ConfigError(f"{where}: 'validation.required' must be true or false")
+    return vtype, lo, hi, required
 
 
 def validate_options(params: list[Parameter], options: Any) -> dict:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from .configcheck import check_keys, nonempty_string
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_JOB_TYPE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: a Slurm name (partition, account, qos, reservation, gres type)
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(=[^\s'\"\\$`;|&<>]+)?$")
@@ -98,6 +100,7 @@ class Resource:
     enforce_memory: bool = False  # local: cap each process's address space at the job's memory
 
     def as_dict(self) -> dict:
+        """The UWS representation served by ``GET /resources`` (with its limits)."""
         return {
             "id": self.id,
             "kind": self.kind,
@@ -137,135 +140,151 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_resources(specs: Any, setting: str = "c.UWS.resources") -> dict[str, Resource]:
+    """Validate `c.UWS.resources` (id -> settings); raise ConfigError naming the bad entry."""
     if not isinstance(specs, dict) or not specs:
         raise ConfigError(f"{setting} must be a non-empty dict of resource id -> settings")
-    out: dict[str, Resource] = {}
-    for rid, spec in specs.items():
-        where = f"{setting}[{rid!r}]"
-        if not isinstance(rid, str) or not _ID.match(rid):
-            raise ConfigError(
-                f"{setting}: resource id {rid!r} must be lower-case letters, digits, '_' and '-'"
-            )
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a dict with at least 'kind' (local or slurm)")
-        unknown = set(spec) - RESOURCE_KEYS
-        if unknown:
-            raise ConfigError(
-                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(RESOURCE_KEYS)}"
-            )
-        kind = spec.get("kind")
-        if kind not in ("local", "slurm"):
-            raise ConfigError(f"{where}: 'kind' must be 'local' or 'slurm', got {kind!r}")
-        for key in ("partition", "account", "qos", "reservation", "gpu_gres", "gpu_partition"):
-            val = spec.get(key)
-            if val is not None and (not isinstance(val, str) or not _SLURM_NAME.match(val)):
-                raise ConfigError(
-                    f"{where}: {key!r} must be a Slurm name (letters, digits, _ . : -), got {val!r}"
-                )
-            if val is not None and kind == "local":
-                raise ConfigError(f"{where}: {key!r} is a Slurm setting; this resource is local")
-        directives = _strings(spec.get("extra_directives"), f"{where}: 'extra_directives'")
-        for d in directives:
-            if not _DIRECTIVE.match(d):
-                raise ConfigError(
-                    f"{where}: extra directive {d!r} must look like --name=value (no spaces or shell characters)"
-                )
-        max_gpus = (
-            _positive_int(spec.get("max_gpus", 0), f"{where}: 'max_gpus'", allow_zero=True) or 0
+    return {rid: _parse_resource(rid, spec, setting) for rid, spec in specs.items()}
+
+
+def _parse_resource(rid: Any, spec: Any, setting: str) -> Resource:
+    where = f"{setting}[{rid!r}]"
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise ConfigError(
+            f"{setting}: resource id {rid!r} must be lower-case letters, digits, '_' and '-'"
         )
-        if kind == "local" and max_gpus:
-            raise ConfigError(f"{where}: local resources cannot offer GPUs (max_gpus must be 0)")
-        name = spec.get("name", rid)
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}: 'name' must be a non-empty string")
-        out[rid] = Resource(
-            id=rid,
-            kind=kind,
-            name=name,
-            description=spec.get("description", "") or "",
-            max_cpus=_positive_int(spec.get("max_cpus"), f"{where}: 'max_cpus'"),
-            max_memory_mb=_positive_int(spec.get("max_memory_mb"), f"{where}: 'max_memory_mb'"),
-            max_time_limit_min=_positive_int(
-                spec.get("max_time_limit_min"), f"{where}: 'max_time_limit_min'"
-            ),
-            max_gpus=max_gpus,
-            partition=spec.get("partition"),
-            account=spec.get("account"),
-            qos=spec.get("qos"),
-            reservation=spec.get("reservation"),
-            gpu_gres=spec.get("gpu_gres", "gpu") or "gpu",
-            gpu_partition=spec.get("gpu_partition"),
-            extra_directives=directives,
-            start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
-            enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
-        )
-    return out
+    check_keys(spec, RESOURCE_KEYS, where, "must be a dict with at least 'kind' (local or slurm)")
+    kind = spec.get("kind")
+    if kind not in ("local", "slurm"):
+        raise ConfigError(f"{where}: 'kind' must be 'local' or 'slurm', got {kind!r}")
+    _check_slurm_names(spec, kind, where)
+    directives = _extra_directives(spec, where)
+    max_gpus = _positive_int(spec.get("max_gpus", 0), f"{where}: 'max_gpus'", allow_zero=True) or 0
+    if kind == "local" and max_gpus:
+        raise ConfigError(f"{where}: local resources cannot offer GPUs (max_gpus must be 0)")
+    return Resource(
+        id=rid,
+        kind=kind,
+        name=nonempty_string(spec.get("name", rid), where, "'name'"),
+        description=spec.get("description", "") or "",
+        max_cpus=_positive_int(spec.get("max_cpus"), f"{where}: 'max_cpus'"),
+        max_memory_mb=_positive_int(spec.get("max_memory_mb"), f"{where}: 'max_memory_mb'"),
+        max_time_limit_min=_positive_int(
+            spec.get("max_time_limit_min"), f"{where}: 'max_time_limit_min'"
+        ),
+        max_gpus=max_gpus,
+        partition=spec.get("partition"),
+        account=spec.get("account"),
+        qos=spec.get("qos"),
+        reservation=spec.get("reservation"),
+        gpu_gres=spec.get("gpu_gres", "gpu") or "gpu",
+        gpu_partition=spec.get("gpu_partition"),
+        extra_directives=directives,
+        start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
+        enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
+    )
+
+
+def _check_slurm_names(spec: dict, kind: str, where: str) -> None:
+    """The Slurm settings (partition, account, ...): Slurm names, and only on Slurm resources."""
+    for key in ("partition", "account", "qos", "reservation", "gpu_gres", "gpu_partition"):
+        val = spec.get(key)
+        if val is None:
+            continue
+        if not isinstance(val, str) or not _SLURM_NAME.match(val):
+            raise ConfigError(
+                f"{where}: {key!r} must be a Slurm name (letters, digits, _ . : -), got {val!r}"
+            )
+        if kind == "local":
+            raise ConfigError(f"{where}: {key!r} is a Slurm setting; this resource is local")
+
+
+def _extra_directives(spec: dict, where: str) -> tuple[str, ...]:
+    directives = _strings(spec.get("extra_directives"), f"{where}: 'extra_directives'")
+    for d in directives:
+        if not _DIRECTIVE.match(d):
+            raise ConfigError(
+                f"{where}: extra directive {d!r} must look like --name=value (no spaces or shell characters)"
+            )
+    return directives
 
 
 def parse_job_types(
     specs: Any, resources: dict[str, Resource] | None = None, setting: str = "c.UWS.job_types"
 ) -> dict[str, JobType]:
+    """Validate `c.UWS.job_types` (id -> settings) against the configured `resources` (None:
+    not checked); raise ConfigError naming the bad entry."""
     if not isinstance(specs, dict) or not specs:
         raise ConfigError(f"{setting} must be a non-empty dict of job type id -> settings")
-    out: dict[str, JobType] = {}
-    for jid, spec in specs.items():
-        where = f"{setting}[{jid!r}]"
-        if not isinstance(jid, str) or not re.match(r"^[a-z][a-z0-9_]{0,63}$", jid):
-            raise ConfigError(
-                f"{setting}: job type id {jid!r} must be lower-case letters, digits and '_' (like 'jupyter_lab')"
-            )
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a dict with at least a 'name'")
-        unknown = set(spec) - JOB_TYPE_KEYS
-        if unknown:
-            raise ConfigError(
-                f"{where} has unknown key(s) {sorted(unknown)}; allowed: {sorted(JOB_TYPE_KEYS)}"
-            )
-        name = spec.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}: 'name' (the display name) must be a non-empty string")
-        cmd = spec.get("command")
-        if cmd is not None and (
-            not isinstance(cmd, (list, tuple))
-            or not cmd
-            or not all(isinstance(a, str) for a in cmd)
-        ):
-            raise ConfigError(f"{where}: 'command' must be a non-empty list of strings")
-        env = spec.get("environment", {}) or {}
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ConfigError(f"{where}: 'environment' must be a dict of variable -> string value")
-        allowed = _strings(spec.get("resources"), f"{where}: 'resources'")
-        if resources is not None:
-            for rid in allowed:
-                if rid not in resources:
-                    raise ConfigError(
-                        f"{where}: unknown resource {rid!r} in 'resources'; configured resources: {sorted(resources)}"
-                    )
-            allowed = allowed or tuple(resources)
-        default_url = spec.get("default_url", "/lab")
-        if not isinstance(default_url, str) or not default_url.startswith("/"):
-            raise ConfigError(f"{where}: 'default_url' must be a path starting with '/'")
-        prologue = spec.get("prologue", "") or ""
-        if not isinstance(prologue, str):
-            raise ConfigError(f"{where}: 'prologue' must be a string of shell lines")
-        modules = _strings(spec.get("modules"), f"{where}: 'modules'")
-        for m in modules:
-            if not _SLURM_NAME.match(m.replace("/", ":")):
-                raise ConfigError(
-                    f"{where}: module name {m!r} has characters a module name cannot have"
-                )
-        out[jid] = JobType(
-            id=jid,
-            name=name,
-            command=tuple(cmd) if cmd else (),
-            environment=dict(env),
-            default_url=default_url,
-            resources=allowed,
-            time_limit=_positive_int(spec.get("time_limit"), f"{where}: 'time_limit' (minutes)"),
-            modules=modules,
-            prologue=prologue,
-            description=spec.get("description", "") or "",
+    return {jid: _parse_job_type(jid, spec, resources, setting) for jid, spec in specs.items()}
+
+
+def _parse_job_type(
+    jid: Any, spec: Any, resources: dict[str, Resource] | None, setting: str
+) -> JobType:
+    where = f"{setting}[{jid!r}]"
+    if not isinstance(jid, str) or not _JOB_TYPE_ID.match(jid):
+        raise ConfigError(
+            f"{setting}: job type id {jid!r} must be lower-case letters, digits and '_' (like 'jupyter_lab')"
         )
-    return out
+    check_keys(spec, JOB_TYPE_KEYS, where, "must be a dict with at least a 'name'")
+    name = nonempty_string(spec.get("name"), where, "'name' (the display name)")
+    cmd = _command(spec.get("command"), where)
+    env = spec.get("environment", {}) or {}
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise ConfigError(f"{where}: 'environment' must be a dict of variable -> string value")
+    allowed = _allowed_resources(spec.get("resources"), resources, where)
+    default_url = spec.get("default_url", "/lab")
+    if not isinstance(default_url, str) or not default_url.startswith("/"):
+        raise ConfigError(f"{where}: 'default_url' must be a path starting with '/'")
+    prologue = spec.get("prologue", "") or ""
+    if not isinstance(prologue, str):
+        raise ConfigError(f"{where}: 'prologue' must be a string of shell lines")
+    modules = _modules(spec.get("modules"), where)
+    return JobType(
+        id=jid,
+        name=name,
+        command=cmd,
+        environment=dict(env),
+        default_url=default_url,
+        resources=allowed,
+        time_limit=_positive_int(spec.get("time_limit"), f"{where}: 'time_limit' (minutes)"),
+        modules=modules,
+        prologue=prologue,
+        description=spec.get("description", "") or "",
+    )
+
+
+def _command(cmd: Any, where: str) -> tuple[str, ...]:
+    """The job type's command (empty: the hub's singleuser command)."""
+    if cmd is None:
+        return ()
+    if not isinstance(cmd, (list, tuple)) or not cmd or not all(isinstance(a, str) for a in cmd):
+        raise ConfigError(f"{where}: 'command' must be a non-empty list of strings")
+    return tuple(cmd)
+
+
+def _allowed_resources(
+    value: Any, resources: dict[str, Resource] | None, where: str
+) -> tuple[str, ...]:
+    """The resources that may run a job type: those named (all configured ones if none are)."""
+    allowed = _strings(value, f"{where}: 'resources'")
+    if resources is None:
+        return allowed
+    for rid in allowed:
+        if rid not in resources:
+            raise ConfigError(
+                f"{where}: unknown resource {rid!r} in 'resources'; configured resources: {sorted(resources)}"
+            )
+    return allowed or tuple(resources)
+
+
+def _modules(value: Any, where: str) -> tuple[str, ...]:
+    modules = _strings(value, f"{where}: 'modules'")
+    for m in modules:
+        if not _SLURM_NAME.match(m.replace("/", ":")):
+            raise ConfigError(
+                f"{where}: module name {m!r} has characters a module name cannot have"
+            )
+    return modules

@@ -29,8 +29,8 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
 
-from .. import __version__, load_config
-from ..config import UWS
+from .._version import __version__
+from ..config import UWS, load_config_file
 from ..db import migrate
 from ..db.session import make_engine, make_sessionmaker
 from ..errors import ConfigError
@@ -38,9 +38,11 @@ from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..notify import Notifier
 from ..quotas import QuotaManager
+from ..shares.copyrun import ShareCopies
 from ..shares.manager import ShareManager
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
+from ..workspaces.work import PendingWork
 from . import metrics
 from .auth import UWSHubAuth
 from .cache import ListingCache
@@ -72,6 +74,18 @@ def _build_id() -> str:
         return "release"
 
 
+def _rate_limits(settings: UWS) -> dict[str, RateLimiter]:
+    """Per-token and per-address request limits (c.UWS.rate_limit_*)."""
+    return {
+        "token": RateLimiter(
+            settings.rate_limit_per_token, settings.rate_limit_token_burst, "token"
+        ),
+        "address": RateLimiter(
+            settings.rate_limit_per_address, settings.rate_limit_address_burst, "address"
+        ),
+    }
+
+
 class ServiceContext:
     """Everything handlers share: settings, database, domain managers, hub access."""
 
@@ -88,19 +102,33 @@ class ServiceContext:
         #: hub users a service or operator has named with ?user= and the hub confirmed
         self.known_users: set[str] = set()
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
-        self.workspaces = WorkspaceManager(settings, self.db, self.executor)
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
-        self.jobs = JobManager(settings, self.db, self.hub)
+        # the domain, each manager given what it uses
         self.quotas = QuotaManager(settings)
         self.notifier = Notifier(settings, self.db)
-        self.shares = ShareManager(
-            settings, self.db, self.workspaces, notifier=self.notifier, quotas=self.quotas
+        self.work = PendingWork()
+        self.share_copies = ShareCopies(settings, self.db, notifier=self.notifier)
+        self.workspaces = WorkspaceManager(
+            settings,
+            self.db,
+            self.executor,
+            quotas=self.quotas,
+            work=self.work,
+            share_copies=self.share_copies,
         )
-        self.jobs.quotas = self.quotas
-        self.workspaces.quotas = self.quotas
+        self.shares = ShareManager(
+            settings,
+            self.db,
+            self.workspaces,
+            quotas=self.quotas,
+            work=self.work,
+            notifier=self.notifier,
+        )
+        self.jobs = JobManager(settings, self.db, self.hub, quotas=self.quotas)
         self.reconciler = Reconciler(
             self.workspaces,
+            self.work,
             settings.reconcile_interval,
             settings.fs_workers,
             jobs=self.jobs,
@@ -110,14 +138,7 @@ class ServiceContext:
             idempotency=self.idempotency,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
-        self.limits = {
-            "token": RateLimiter(
-                settings.rate_limit_per_token, settings.rate_limit_token_burst, "token"
-            ),
-            "address": RateLimiter(
-                settings.rate_limit_per_address, settings.rate_limit_address_burst, "address"
-            ),
-        }
+        self.limits = _rate_limits(settings)
         # workspaces and jobs by status, read from the database at each scrape
         self.metrics = metrics.register(self.db, settings.job_type_map)
         self.build = _build_id()
@@ -189,18 +210,46 @@ class UWSApplication(web.Application):
         return delegate
 
 
-def make_app(ctx: ServiceContext) -> web.Application:
-    prefix = ctx.prefix
-    handlers = [
-        *info.routes(prefix),
-        *audit.routes(prefix),
-        *jobs.routes(prefix),
-        *tokens.routes(prefix),
-        *shares.routes(prefix),
-        *users.routes(prefix),
-        *workspaces.routes(prefix),
-        *pages.routes(prefix),
+def routes(prefix: str) -> list:
+    """Every URL of the service, in one table: the REST API (under ``api/``), the metrics, the
+    pages and their static files. Tornado takes the first pattern that matches."""
+    api = prefix + "api/"
+    return [
+        (rf"{api}job_types/?", info.JobTypesHandler),
+        (rf"{api}parameters/?", info.ParametersHandler),
+        (rf"{api}resources/?", info.ResourcesHandler),
+        (rf"{api}status/?", info.StatusHandler),
+        (rf"{api}openapi\.(json|yaml)", info.OpenAPIHandler),
+        (rf"{prefix}metrics", info.MetricsHandler),
+        (rf"{api}audit/?", audit.AuditHandler),
+        (rf"{api}jobs/([^/]+)/shares/?", jobs.JobSharesHandler),
+        (rf"{api}workspaces/([^/]+)/start/?", jobs.StartHandler),
+        (rf"{api}jobs/?", jobs.JobsHandler),
+        (rf"{api}jobs/([^/]+)/stop/?", jobs.StopHandler),
+        (rf"{api}jobs/([^/]+)/events/?", jobs.EventsHandler),
+        (rf"{api}jobs/([^/]+)/?", jobs.JobsHandler),
+        (rf"{api}tokens/?", tokens.TokensHandler),
+        (rf"{api}shared_workspaces/([^/]+)/accept/?", shares.AcceptHandler),
+        (rf"{api}shared_workspaces/?", shares.SharesHandler),
+        (rf"{api}shared_workspaces/([^/]+)/?", shares.SharesHandler),
+        (rf"{api}users/?", users.UserSearchHandler),
+        (rf"{api}users/([^/]+)/quota/?", users.QuotaHandler),
+        (rf"{api}quotas/?", users.QuotasHandler),
+        (rf"{api}usage/?", users.UsageHandler),
+        (rf"{api}workspaces/?", workspaces.WorkspacesHandler),
+        (rf"{api}workspaces/([^/]+)/upload/?", workspaces.UploadHandler),
+        (rf"{api}workspaces/([^/]+)/?", workspaces.WorkspacesHandler),
+        (rf"{prefix}?", pages.HomeHandler),
+        (rf"{prefix}workspaces/([^/]+)/?", pages.WorkspacePageHandler),
+        (rf"{prefix}shares/?", pages.SharesPageHandler),
+        (rf"{prefix}admin/?", pages.AdminPageHandler),
+        (rf"{prefix}static/(.*)", pages.StaticHandler, {"path": pages.STATIC}),
+        (rf"{prefix}oauth_callback", pages.OAuthCallbackHandler),
     ]
+
+
+def make_app(ctx: ServiceContext) -> web.Application:
+    handlers = routes(ctx.prefix)
     return UWSApplication(
         handlers,
         uws=ctx,
@@ -227,36 +276,56 @@ def _setup_logging(debug: bool) -> None:
 def load_settings(config_file: str) -> tuple[UWS, list[str]]:
     """Load and validate the c.UWS section of `config_file`; raise ConfigError."""
     try:
-        cfg = load_config(config_file)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {config_file} not found") from None
+        cfg = load_config_file(config_file)
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {config_file} not found") from e
     except SystemExit as e:  # uws_hub.setup(c) in the file found a bad setting
-        raise ConfigError(str(e.code).removeprefix("uws_hub: configuration error: ")) from None
+        raise ConfigError(str(e.code).removeprefix("uws_hub: configuration error: ")) from e
     settings = UWS(config=cfg)
     try:
         warnings = settings.validate()
     except ConfigError:
         raise
     except Exception as e:  # a trait error while reading a setting
-        raise ConfigError(str(e).splitlines()[0]) from None
+        raise ConfigError(str(e).splitlines()[0]) from e
     return settings, warnings
 
 
+def _check_schema(engine, *, upgrade: bool) -> None:
+    """Bring the database to this version's schema (c.UWS.upgrade_db), or refuse to start."""
+    if upgrade:
+        migrate.upgrade(engine)
+        return
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the uws database is at schema {current}, this version needs {head}: run `uws-hub db upgrade -f <config>`"
+        )
+
+
+async def _drain(ctx: ServiceContext) -> None:
+    """Let requests already being served finish (their answers go out) before the
+    file-system threads and the database they may need are shut down; at most DRAIN_SECONDS."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    while ctx.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if ctx.in_flight:
+        log.warning(
+            "%d request(s) still running after %gs; stopping anyway", ctx.in_flight, DRAIN_SECONDS
+        )
+
+
 async def serve(settings: UWS, warnings: list[str]) -> None:
+    """Run the service until SIGTERM/SIGINT: check the schema, listen, start the
+    reconciler, token renewal and mail outbox; on a stop, drain and shut down in order."""
     for w in warnings:
         log.warning("config: %s", w)
     name = settings.service_name
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{name}/")
     hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
     ctx = ServiceContext(settings, prefix, hub_prefix)
-    if settings.upgrade_db:
-        migrate.upgrade(ctx.engine)
-    else:
-        current, head = migrate.current_revision(ctx.engine), migrate.head_revision()
-        if current != head:
-            raise ConfigError(
-                f"the uws database is at schema {current}, this version needs {head}: run `uws-hub db upgrade -f <config>`"
-            )
+    _check_schema(ctx.engine, upgrade=settings.upgrade_db)
     _raise_open_file_limit()
     clear_staging(settings.root_dir)
     app = make_app(ctx)
@@ -288,15 +357,7 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     log.info("uws service stopping")
     ctx.stopping = True  # requests arriving on open connections from now on: 503, retry
     server.stop()
-    # requests already being served finish first (their answers go out); they may need the
-    # file-system threads and the database that are shut down next
-    deadline = loop.time() + DRAIN_SECONDS
-    while ctx.in_flight and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    if ctx.in_flight:
-        log.warning(
-            "%d request(s) still running after %gs; stopping anyway", ctx.in_flight, DRAIN_SECONDS
-        )
+    await _drain(ctx)
     await ctx.reconciler.stop()
     if renewer is not None:
         await renewer.stop()

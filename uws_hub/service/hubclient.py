@@ -51,7 +51,7 @@ class HubClient:
         try:
             resp = await self.http.fetch(req)
         except OSError as e:  # connection refused: the hub is restarting
-            raise HubAPIError(599, f"cannot reach the hub: {e}") from None
+            raise HubAPIError(599, f"cannot reach the hub: {e}") from e
         except HTTPClientError as e:
             msg = ""
             if e.response is not None and e.response.body:
@@ -59,7 +59,7 @@ class HubClient:
                     msg = json.loads(e.response.body).get("message", "")
                 except ValueError:
                     msg = e.response.body[:200].decode("utf-8", "replace")
-            raise HubAPIError(e.code, msg or str(e)) from None
+            raise HubAPIError(e.code, msg or str(e)) from e
         return json.loads(resp.body) if resp.body else None
 
     async def info(self) -> dict:

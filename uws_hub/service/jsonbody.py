@@ -23,10 +23,10 @@ def parse(body: bytes) -> Any:
         return {}
     try:
         value = json.loads(body)
-    except RecursionError:
-        raise BadRequest(too_deep()) from None
+    except RecursionError as e:
+        raise BadRequest(too_deep()) from e
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"Invalid JSON: {e}") from None
+        raise BadRequest(f"Invalid JSON: {e}") from e
     check(value)
     return value
 
@@ -64,4 +64,4 @@ def _check_text(text: str, where: str) -> None:
         raise BadRequest(
             f"Invalid JSON: text{field} is not valid Unicode (a lone surrogate "
             f"\\u{ord(bad):04x}); send UTF-8 text."
-        ) from None
+        ) from e

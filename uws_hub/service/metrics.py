@@ -2,7 +2,7 @@
 
 Counters and histograms of events live with the code that counts them (quota refusals in
 `uws_hub.quotas`, copies in `uws_hub.shares.manager`, job starts in `uws_hub.jobs.manager`,
-scheduler commands in `uws_hub.spawners.monitor`). What is a *state* — how many workspaces and
+scheduler commands in `uws_hub.slurm.monitor`). What is a *state* — how many workspaces and
 jobs there are in each status — is computed when Prometheus scrapes, by one grouped query per
 table, so it is always right, survives restarts, and costs nothing between scrapes.
 """

@@ -17,7 +17,9 @@ from .. import audit
 from ..db.models import utcnow
 from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
+from ..periodic import Periodic
 from ..workspaces.manager import WorkspaceManager
+from ..workspaces.work import PendingWork
 
 log = logging.getLogger("uws_hub.reconciler")
 
@@ -29,6 +31,7 @@ class Reconciler:
     def __init__(
         self,
         workspaces: WorkspaceManager,
+        work: PendingWork,
         interval: float,
         concurrency: int = 4,
         *,
@@ -41,14 +44,12 @@ class Reconciler:
         self.workspaces = workspaces
         self.jobs = jobs
         self.job_interval = job_interval
-        self._job_task: asyncio.Task | None = None
         self.audit_retention_days = audit_retention_days
         self.db = db or workspaces.db
-        self._prune_task: asyncio.Task | None = None
         self.idempotency = idempotency
         self.interval = interval
-        self._kicked = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.work = work  # requests signal recorded work here: a pass runs at once
+        self._loops: list[Periodic] = []
         self._running: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
         # at most this many items at once (each holds a thread and a database connection)
@@ -56,12 +57,13 @@ class Reconciler:
         self.passes = 0
 
     def start(self) -> None:
-        self.workspaces.on_work = lambda _ws_id: self.kick()
-        self._task = asyncio.create_task(self._loop())
+        self._loops = [Periodic(self._pass, self.interval, "reconciler pass", wake=self.work)]
         if self.jobs is not None:
-            self._job_task = asyncio.create_task(self._job_loop())
+            self._loops.append(Periodic(self.jobs.sync, self.job_interval, "job sync"))
         if self.audit_retention_days > 0 or self.idempotency is not None:
-            self._prune_task = asyncio.create_task(self._prune_loop())
+            self._loops.append(Periodic(self._prune, PRUNE_INTERVAL, "pruning"))
+        for loop in self._loops:
+            loop.start()
 
     def prune_audit(self) -> int:
         """Delete audit events older than the retention (blocking; see audit.prune)."""
@@ -76,56 +78,33 @@ class Reconciler:
             )
         return deleted
 
-    async def _prune_loop(self) -> None:
+    async def _prune(self) -> None:
         """Keep the audit log within c.UWS.audit_retention_days and drop idempotency keys past
         their window: at start, then hourly."""
-        while True:
-            if self.audit_retention_days > 0:
-                try:
-                    await asyncio.to_thread(self.prune_audit)
-                except Exception:
-                    log.exception("pruning the audit log failed; retrying in an hour")
-            if self.idempotency is not None:
-                try:
-                    await asyncio.to_thread(self.idempotency.prune)
-                except Exception:
-                    log.exception("pruning idempotency keys failed; retrying in an hour")
-            await asyncio.sleep(PRUNE_INTERVAL)
-
-    async def _job_loop(self) -> None:
-        """Keep job records in line with the hub (see JobManager.sync), every job_interval."""
-        while True:
+        if self.audit_retention_days > 0:
             try:
-                await self.jobs.sync()
+                await asyncio.to_thread(self.prune_audit)
             except Exception:
-                log.exception("job sync failed; retrying in %.0fs", self.job_interval)
-            await asyncio.sleep(self.job_interval)
+                log.exception("pruning the audit log failed; retrying in an hour")
+        if self.idempotency is not None:
+            await asyncio.to_thread(self.idempotency.prune)
 
     async def stop(self) -> None:
-        for task in [self._task, self._job_task, self._prune_task, *self._tasks]:
-            if task:
-                task.cancel()
-        for task in [self._task, self._job_task, self._prune_task, *self._tasks]:
-            if task:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        for loop in self._loops:
+            await loop.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     def kick(self) -> None:
-        self._kicked.set()
+        self.work.recorded()
 
-    async def _loop(self) -> None:
-        while True:
-            self._kicked.clear()
-            try:
-                await self.run_pass()
-            except Exception:
-                log.exception("reconciler pass failed; retrying in %.0fs", self.interval)
-            try:
-                await asyncio.wait_for(self._kicked.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
+    async def _pass(self) -> None:
+        await self.run_pass()
 
     async def run_pass(self) -> int:
         """Start driving every unfinished item not already in progress; returns how many.

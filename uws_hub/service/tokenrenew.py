@@ -33,10 +33,12 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..authenticators.globus import job_token, token_entry
 from ..db.models import Job, JobStatus, User, Workspace
 from ..errors import HubAPIError, UWSError
-from ..identity import PosixAccount, resolve_account
+from ..globus_tokens import is_globus_login, job_token, token_entry
+from ..identity import PosixAccount
+from ..periodic import Periodic
+from ..users.accounts import account_for
 
 log = logging.getLogger("uws_hub.service")
 
@@ -71,18 +73,16 @@ class JobTokenRenewer:
         self.interval = float(auth.job_token_renew_interval)
         self.margin = float(auth.token_refresh_margin)
         self.resource_servers = set(auth.job_token_resource_servers)
-        self._task: asyncio.Task | None = None
+        self._renewal = Periodic(self._renew_pass, self.interval, "job token renewal pass")
 
     @classmethod
     def for_service(cls, settings, db, hub) -> JobTokenRenewer | None:
         """A renewer if the hub logs in with Globus and hands tokens to jobs, else None."""
-        from ..authenticators.globus import UWSGlobusAuthenticator
-
         try:
             auth_class = settings.hub_authenticator_class()
         except Exception:  # noqa: BLE001 - not ours to judge: the hub reports it
             return None
-        if not (isinstance(auth_class, type) and issubclass(auth_class, UWSGlobusAuthenticator)):
+        if not is_globus_login(auth_class):
             return None
         try:
             auth = auth_class(config=settings.config)
@@ -96,29 +96,15 @@ class JobTokenRenewer:
     # ---- the loop -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
+        self._renewal.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._renewal.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                renewed = await self.run_once()
-                if renewed:
-                    log.info("renewed the Globus tokens of %d job(s)", renewed)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job token renewal pass failed; retrying in %ss", self.interval)
-            await asyncio.sleep(self.interval)
+    async def _renew_pass(self) -> None:
+        renewed = await self.run_once()
+        if renewed:
+            log.info("renewed the Globus tokens of %d job(s)", renewed)
 
     async def run_once(self) -> int:
         """One pass; the number of token files rewritten."""
@@ -181,13 +167,7 @@ class JobTokenRenewer:
             ).all()
             for job_id, owner, file_path in rows:
                 try:
-                    account = resolve_account(
-                        owner.name,
-                        posix_name=owner.posix_name,
-                        uid=owner.uid,
-                        gid=owner.gid,
-                        single_account=self.settings.single_account,
-                    )
+                    account = account_for(owner, single_account=self.settings.single_account)
                 except UWSError:
                     continue
                 # as the spawner checks it: the workspace lies in <root>/<account>/

@@ -218,73 +218,113 @@ def copy_tree(
     progress: Callable[[CopyStats], bool] | None = None,
     report_every: int = 200,
 ) -> CopyStats:
-    """Copy the visible contents of directory `src_fd` into the empty directory `dst_fd`."""
-    stats = CopyStats()
-    since_report = 0
-    # (source dir fd, destination dir fd, entries with their lstat, read as the sender)
-    stack: list[tuple[int, int, list[tuple[str, os.stat_result]]]] = []
-    with acting_as(sender):
-        first = os.dup(src_fd)
-        entries = _listing(first)
-    stack.append((first, os.dup(dst_fd), entries))
-    try:
-        while stack:
-            sfd, dfd, pending = stack[-1]
-            if not pending:
-                stack.pop()
+    """Copy the visible contents of directory `src_fd` into the empty directory `dst_fd`.
+
+    Reads as `sender`, writes as `recipient` (see the module docs): directories keep their
+    modes (plus the owner's rwx), links are kept only when `allowed_link`, FIFOs, sockets and
+    devices are skipped, regular files are copied in batches. `progress` is called every
+    `report_every` files and at the end; CopyCancelled when it returns False.
+    """
+    return _TreeCopy(sender, recipient, symlink_roots, progress, report_every).run(src_fd, dst_fd)
+
+
+class _TreeCopy:
+    """One `copy_tree`: depth-first, one (source, copy) descriptor pair per level."""
+
+    def __init__(
+        self,
+        sender: Owner,
+        recipient: Owner,
+        symlink_roots: list[str],
+        progress: Callable[[CopyStats], bool] | None,
+        report_every: int,
+    ):
+        self.sender, self.recipient = sender, recipient
+        self.symlink_roots = symlink_roots
+        self.progress, self.report_every = progress, report_every
+        self.stats = CopyStats()
+        self.since_report = 0
+
+    def run(self, src_fd: int, dst_fd: int) -> CopyStats:
+        # (source dir fd, destination dir fd, entries with their lstat, read as the sender)
+        stack: list[tuple[int, int, list[tuple[str, os.stat_result]]]] = []
+        with acting_as(self.sender):
+            first = os.dup(src_fd)
+            entries = _listing(first)
+        stack.append((first, os.dup(dst_fd), entries))
+        try:
+            while stack:
+                sfd, dfd, pending = stack[-1]
+                if not pending:
+                    stack.pop()
+                    os.close(sfd)
+                    os.close(dfd)
+                    continue
+                name, st = pending.pop()
+                if stat.S_ISDIR(st.st_mode):
+                    sub = self._directory(sfd, dfd, name, st.st_mode, len(stack))
+                    if sub is not None:
+                        stack.append(sub)
+                elif stat.S_ISLNK(st.st_mode):
+                    self._link(sfd, dfd, name)
+                elif stat.S_ISREG(st.st_mode):
+                    self._files(sfd, dfd, (name, st), pending)
+                else:
+                    self.stats.skipped_special += 1
+        finally:
+            for sfd, dfd, _ in stack:
                 os.close(sfd)
                 os.close(dfd)
-                continue
-            name, st = pending.pop()
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                if len(stack) >= fsops.MAX_SCAN_DEPTH:
-                    raise fsops.StorageError(
-                        f"The workspace is nested deeper than {fsops.MAX_SCAN_DEPTH} levels."
-                    )
-                with acting_as(sender):
-                    try:
-                        sub = open_dir(sfd, name)
-                    except (PermissionError, FileNotFoundError, NotADirectoryError):
-                        continue
-                    children = _listing(sub)
-                with acting_as(recipient):
-                    os.mkdir(name, 0o700, dir_fd=dfd)
-                    dsub = open_dir(dfd, name)
-                    os.fchmod(dsub, (stat.S_IMODE(mode) & 0o777) | 0o700)
-                stack.append((sub, dsub, children))
-                continue
-            if stat.S_ISLNK(mode):
-                with acting_as(sender):
-                    try:
-                        target = allowed_link(os.readlink(name, dir_fd=sfd), symlink_roots)
-                    except OSError:
-                        target = None
-                if target is not None:
-                    with acting_as(recipient):
-                        os.symlink(target, name, dir_fd=dfd)
-                else:
-                    stats.skipped_links += 1
-                continue
-            if not stat.S_ISREG(mode):
-                stats.skipped_special += 1
-                continue
-            # regular files in batches: one switch to the sender to open them all, one to the
-            # recipient to write them all (two identity switches per batch, not per file)
-            batch = [(name, st)]
-            while pending and len(batch) < BATCH and stat.S_ISREG(pending[-1][1].st_mode):
-                batch.append(pending.pop())
-            before = stats.files
-            _copy_files(sfd, dfd, batch, sender, recipient, stats)
-            since_report += stats.files - before
-            if progress is not None and since_report >= report_every:
-                since_report = 0
-                if progress(stats) is False:
-                    raise CopyCancelled()
-    finally:
-        for sfd, dfd, _ in stack:
-            os.close(sfd)
-            os.close(dfd)
-    if progress is not None and progress(stats) is False:
-        raise CopyCancelled()
-    return stats
+        if self.progress is not None:
+            self._report()
+        return self.stats
+
+    def _directory(self, sfd: int, dfd: int, name: str, mode: int, depth: int):
+        """Create the copy of directory `name`; (source fd, copy fd, its entries) to walk next,
+        or None when the sender cannot open it."""
+        if depth >= fsops.MAX_SCAN_DEPTH:
+            raise fsops.StorageError(
+                f"The workspace is nested deeper than {fsops.MAX_SCAN_DEPTH} levels."
+            )
+        with acting_as(self.sender):
+            try:
+                sub = open_dir(sfd, name)
+            except (PermissionError, FileNotFoundError, NotADirectoryError):
+                return None
+            children = _listing(sub)
+        with acting_as(self.recipient):
+            os.mkdir(name, 0o700, dir_fd=dfd)
+            dsub = open_dir(dfd, name)
+            os.fchmod(dsub, (stat.S_IMODE(mode) & 0o777) | 0o700)
+        return sub, dsub, children
+
+    def _link(self, sfd: int, dfd: int, name: str) -> None:
+        """Copy symlink `name` if its target is allowed (see `allowed_link`), else skip it."""
+        with acting_as(self.sender):
+            try:
+                target = allowed_link(os.readlink(name, dir_fd=sfd), self.symlink_roots)
+            except OSError:
+                target = None
+        if target is None:
+            self.stats.skipped_links += 1
+            return
+        with acting_as(self.recipient):
+            os.symlink(target, name, dir_fd=dfd)
+
+    def _files(self, sfd: int, dfd: int, first, pending: list) -> None:
+        """Copy regular file `first` with the regular files next in `pending`, as one batch:
+        one switch to the sender to open them all, one to the recipient to write them all
+        (two identity switches per batch, not per file)."""
+        batch = [first]
+        while pending and len(batch) < BATCH and stat.S_ISREG(pending[-1][1].st_mode):
+            batch.append(pending.pop())
+        before = self.stats.files
+        _copy_files(sfd, dfd, batch, self.sender, self.recipient, self.stats)
+        self.since_report += self.stats.files - before
+        if self.progress is not None and self.since_report >= self.report_every:
+            self.since_report = 0
+            self._report()
+
+    def _report(self) -> None:
+        if self.progress(self.stats) is False:
+            raise CopyCancelled()

@@ -69,6 +69,8 @@ class UWSJobSpawner(WrapSpawner):
         return self.slurm_class if kind == "slurm" else self.local_class
 
     async def run_pre_spawn_hook(self):
+        """Load and check the job (refusing a bad or foreign one), pick the child spawner class
+        for its resource and take the resource's timeouts; then a site's own hook."""
         try:
             ctx = await asyncio.to_thread(
                 jobctx.load_job, self.uws, self.user.name, self.name, self.user_options
@@ -88,6 +90,8 @@ class UWSJobSpawner(WrapSpawner):
             await result
 
     def construct_child(self):
+        """The child spawner, built once: the hub's runtime values copied from the wrapper,
+        its own configuration kept, its saved state loaded."""
         if self.child_spawner is None:
             child_traits = self.child_class.class_traits()
             kwargs = {}
@@ -113,6 +117,7 @@ class UWSJobSpawner(WrapSpawner):
         return self.child_spawner
 
     async def start(self):
+        """Start the job with the child spawner, bound to the checked job."""
         child = self.construct_child()
         # the resource's timeouts hold for the child too (it waits for its server itself)
         child.start_timeout, child.http_timeout = self.start_timeout, self.http_timeout

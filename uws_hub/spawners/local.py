@@ -73,6 +73,7 @@ class UWSLocalSpawner(UWSJobMixin, LocalProcessSpawner):
             self.cmd, self.args = ["/bin/bash", "-c", script], []
 
     async def start_job(self) -> str:
+        """Start the server as a local process (output to the job's log); returns its URL."""
         await self.emit("Starting the server on this host.", 30)
         self._command_with_prologue()
         fd = await asyncio.to_thread(self._open_log)

@@ -11,11 +11,12 @@ Subclasses provide `start_job`, `job_alive` and `job_end_facts`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.spawner import SpawnException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -29,7 +30,38 @@ from . import jobctx
 from .jobctx import JobContext
 from .metrics import SPAWNER_ENDS, SPAWNER_START_SECONDS, SPAWNER_STARTS
 
+if TYPE_CHECKING:
+    from jupyterhub.handlers.base import BaseHandler
+
 J = JobStatus
+
+
+def _stop_request_handler() -> BaseHandler | None:
+    """The JupyterHub request handler whose ``stop_single_user`` runs the stop under way, found
+    by walking up the caller's frames; None if there is none — or if the frames are not laid
+    out as expected (this never raises).
+
+    Checked against JupyterHub 6.1.1 (``jupyterhub/handlers/base.py``): ``stop_single_user``
+    defines ``async def stop()``, a closure whose frame has the handler (a ``BaseHandler``) as
+    its local ``self``; it awaits ``user.stop()``, which awaits the spawner's ``stop``. Should a
+    JupyterHub upgrade rename or restructure that closure, hub stops are no longer attributed
+    to who asked (not an error); tests/e2e/test_jobs.py::test_stopped_from_the_hub_admin_side
+    then fails."""
+    try:
+        from jupyterhub.handlers.base import BaseHandler
+
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name == "stop":
+                handler = frame.f_locals.get("self")
+                if isinstance(handler, BaseHandler):
+                    return handler
+            frame = frame.f_back
+    except Exception:  # noqa: BLE001 - an unexpected layout: not attributed, but logged
+        logging.getLogger(__name__).warning(
+            "could not look for the hub request behind a stop", exc_info=True
+        )
+    return None
 
 
 def hub_stop_requester() -> audit.Actor | None:
@@ -39,25 +71,20 @@ def hub_stop_requester() -> audit.Actor | None:
     (which call that API), an idle culler (a service calling it) — in the ``stop`` closure of
     ``BaseHandler.stop_single_user``, whose frame holds the request's handler. The spawner's
     ``stop`` runs inside that closure, so the caller's frames lead to the handler and its
-    ``current_user``. Stops the hub makes by itself (cleaning up after a failed start, shutting
-    down with ``cleanup_servers``) have no such frame: None. Call it before the first ``await``."""
-    from jupyterhub.handlers.base import BaseHandler
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "stop":
-            handler = frame.f_locals.get("self")
-            if isinstance(handler, BaseHandler):
-                try:
-                    who = handler.current_user
-                except Exception:  # noqa: BLE001 - nobody known: not attributed
-                    who = None
-                if who is None:
-                    return None
-                kind = "service" if getattr(who, "kind", "user") == "service" else "user"
-                return audit.Actor(who.name, kind, ip=handler.request.remote_ip)
-        frame = frame.f_back
-    return None
+    ``current_user`` (see `_stop_request_handler`). Stops the hub makes by itself (cleaning up
+    after a failed start, shutting down with ``cleanup_servers``) have no such frame: None.
+    Call it before the first ``await``."""
+    handler = _stop_request_handler()
+    if handler is None:
+        return None
+    try:
+        who = handler.current_user
+    except Exception:  # noqa: BLE001 - nobody known: not attributed
+        who = None
+    if who is None:
+        return None
+    kind = "service" if getattr(who, "kind", "user") == "service" else "user"
+    return audit.Actor(who.name, kind, ip=handler.request.remote_ip)
 
 
 class UWSJobMixin(HasTraits):
@@ -96,6 +123,8 @@ class UWSJobMixin(HasTraits):
             self.mem_limit = ctx.memory_mb * 1024 * 1024
 
     def job_env(self) -> dict[str, str]:
+        """The job's own variables: ``UWS_*``, its parameters, its job type's environment and
+        the paths of its private files."""
         ctx = self._job
         env = {
             "PATH": self.uws.job_path,
@@ -137,15 +166,27 @@ class UWSJobMixin(HasTraits):
 
     # ---- state ----------------------------------------------------------------------------------
 
+    #: traits kept in the spawner's state (the hub's database) across hub restarts; each
+    #: class names its own, and all along the class hierarchy are kept
+    uws_persisted: tuple[str, ...] = ("uws_job_id",)
+
+    def _persisted_traits(self) -> list[str]:
+        names: list[str] = []
+        for cls in type(self).__mro__:
+            names += [n for n in cls.__dict__.get("uws_persisted", ()) if n not in names]
+        return names
+
     def get_state(self):
         state = super().get_state()
-        if self.uws_job_id:
-            state["uws_job_id"] = self.uws_job_id
+        for name in self._persisted_traits():
+            if getattr(self, name):
+                state[name] = getattr(self, name)
         return state
 
     def load_state(self, state):
         super().load_state(state)
-        self.uws_job_id = state.get("uws_job_id", 0)
+        for name in self._persisted_traits():
+            setattr(self, name, state.get(name, self.trait_defaults(name)))
 
     def clear_state(self):
         super().clear_state()
@@ -204,12 +245,15 @@ class UWSJobMixin(HasTraits):
         await self.record(**changes)  # an ended or stopping job is left as it is
 
     async def record(self, **changes: Any) -> None:
+        """Write `changes` to the job's row (see `jobctx.update_job`)."""
         if self.uws_job_id:
             await asyncio.to_thread(jobctx.update_job, self.uws, self.uws_job_id, **changes)
 
     # ---- start ------------------------------------------------------------------------------------
 
     async def start(self):
+        """Start the job's server (`start_job`), wait until it answers and record it running;
+        a start that fails is recorded as failed with a message a person understands."""
         if self._job is None:
             raise SpawnException(
                 "This server was not prepared as a uws job.", reason="no_job", status_code=400
@@ -217,31 +261,7 @@ class UWSJobMixin(HasTraits):
         self._events, self._start_done, self._ended_recorded = [], False, False
         began, outcome = time.monotonic(), "failed"
         try:
-            await asyncio.to_thread(self._prepare_log_dir)
-            if self.uws_private_files:
-                self._private_env = await asyncio.to_thread(self._write_private_files)
-            url = await self.start_job()
-            await self.emit("Waiting for the server to answer.", 80)
-            await self.wait_until_answering(url)
-            now = jobctx.now()
-            running_since = getattr(self, "_running_since", None) or now
-            created = self._job.created or running_since
-            running = dict(
-                status=J.RUNNING.value,
-                datetime_start=running_since,
-                message="Ready.",
-                progress=100,
-                connection_details={"url_path": self.server_url_path()},
-                metrics={
-                    "time_pending": round((running_since - created).total_seconds(), 3),
-                    "time_init": round((now - running_since).total_seconds(), 3),
-                },
-            )
-            if self.uws_spawn_finished is None:
-                await self.record(**running)
-            else:  # once the hub has routed the server (after this method returns)
-                self._running_task = asyncio.ensure_future(self._record_running(running))
-            self._events.append({"message": "Ready.", "progress": 100, "ready": True})
+            url = await self._start_and_wait()
             outcome = "success"
             SPAWNER_START_SECONDS.labels(self.uws_kind).observe(time.monotonic() - began)
             return url
@@ -263,13 +283,47 @@ class UWSJobMixin(HasTraits):
             )
             raise
         except Exception as e:
+            self.log.exception("job %s: the start failed unexpectedly", self.uws_job_id)
             message = str(e) or type(e).__name__
             await self._record_failure(message)
-            raise SpawnException(message, reason="job_failed", status_code=500) from None
+            raise SpawnException(message, reason="job_failed", status_code=500) from e
         finally:
             SPAWNER_STARTS.labels(self.uws_kind, outcome).inc()
             self._start_done = True
             self._wake_progress()
+
+    async def _start_and_wait(self) -> str:
+        """The steps of a start: the log directory and private files, the job, its server
+        answering, the record that it runs. Returns the server's URL."""
+        await asyncio.to_thread(self._prepare_log_dir)
+        if self.uws_private_files:
+            self._private_env = await asyncio.to_thread(self._write_private_files)
+        url = await self.start_job()
+        await self.emit("Waiting for the server to answer.", 80)
+        await self.wait_until_answering(url)
+        running = self._running_changes(jobctx.now())
+        if self.uws_spawn_finished is None:
+            await self.record(**running)
+        else:  # once the hub has routed the server (after start() returns)
+            self._running_task = asyncio.ensure_future(self._record_running(running))
+        self._events.append({"message": "Ready.", "progress": 100, "ready": True})
+        return url
+
+    def _running_changes(self, now) -> dict[str, Any]:
+        """The job row's changes once its server answers, with the start's timings."""
+        running_since = getattr(self, "_running_since", None) or now
+        created = self._job.created or running_since
+        return dict(
+            status=J.RUNNING.value,
+            datetime_start=running_since,
+            message="Ready.",
+            progress=100,
+            connection_details={"url_path": self.server_url_path()},
+            metrics={
+                "time_pending": round((running_since - created).total_seconds(), 3),
+                "time_init": round((now - running_since).total_seconds(), 3),
+            },
+        )
 
     async def _record_failure(self, message: str) -> None:
         """A start that did not succeed: failed — unless it was stopped on purpose meanwhile."""
@@ -287,6 +341,7 @@ class UWSJobMixin(HasTraits):
             self.log.exception("job %s: could not record the failure", self.uws_job_id)
 
     def server_url_path(self) -> str:
+        """The path of the job's server on the hub (its base URL and default URL)."""
         return self.server.base_url.rstrip("/") + self.default_url if self.server else ""
 
     def _prepare_log_dir(self) -> None:
@@ -332,6 +387,7 @@ class UWSJobMixin(HasTraits):
                     pass
 
     def log_path(self) -> str:
+        """``<workspace>/.jobs/job-<id>.log``: the job's output."""
         return os.path.join(self._job.log_dir, f"job-{self._job.job_id}.log")
 
     async def log_tail(self, lines: int = 12) -> str:

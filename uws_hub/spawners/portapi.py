@@ -19,6 +19,7 @@ ROUTE = r"/api/batchspawner"
 class PortReportHandler(APIHandler):
     @web.authenticated
     def post(self):
+        """Record the port of the starting server whose token made the request."""
         token = self.get_auth_token()
         spawner = next(
             (
@@ -34,8 +35,8 @@ class PortReportHandler(APIHandler):
             raise web.HTTPError(409, "The server is not starting; its port cannot change now.")
         try:
             data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, 'Body must be JSON like {"port": 8888}.') from None
+        except ValueError as e:
+            raise web.HTTPError(400, 'Body must be JSON like {"port": 8888}.') from e
         port = data.get("port") if isinstance(data, dict) else None
         if (
             set(data) != {"port"}

@@ -20,9 +20,9 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Float, Unicode, default
 
 from ..db.models import JobStatus
+from ..slurm.monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
 from . import jobctx
 from .mixin import UWSJobMixin
-from .monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
 
 J = JobStatus
 
@@ -71,6 +71,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     uws_account = Unicode(
         "", help="POSIX account the job runs as (kept in the state, for scancel after a restart)."
     )
+    uws_persisted = ("uws_account",)
 
     @default("req_username")
     def _uws_req_username(self):
@@ -81,16 +82,6 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         if self._job:
             return self._job.account.home or self._job.workspace_path
         return "/"
-
-    def get_state(self):
-        state = super().get_state()
-        if self.uws_account:
-            state["uws_account"] = self.uws_account
-        return state
-
-    def load_state(self, state):
-        super().load_state(state)
-        self.uws_account = state.get("uws_account", "")
 
     def bind_job(self, ctx):
         super().bind_job(ctx)
@@ -104,11 +95,14 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     # ---- the batch script -----------------------------------------------------------------------
 
     def get_req_subvars(self):
+        """The batch script's variables: batchspawner's, plus the job's account, log,
+        workspace, ``#SBATCH`` directives, modules and prologue."""
         subvars = super().get_req_subvars()
         ctx = self._job
         if ctx is not None:
-            from ..jobs.launch import LaunchPlan
+            from ..jobs.launch import LaunchPlan, slurm_placement
 
+            partition, gres = slurm_placement(ctx.resource, ctx.gpus)
             plan = LaunchPlan(
                 job_type=ctx.job_type.id,
                 resource=ctx.resource.id,
@@ -117,10 +111,8 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                 memory_mb=ctx.memory_mb,
                 time_limit_min=max(1, ctx.time_limit_s // 60),
                 gpus=ctx.gpus,
-                partition=(ctx.resource.gpu_partition or ctx.resource.partition)
-                if ctx.gpus
-                else ctx.resource.partition,
-                gres=f"{ctx.resource.gpu_gres}:{ctx.gpus}" if ctx.gpus else None,
+                partition=partition,
+                gres=gres,
             )
             subvars.update(
                 username=ctx.account.name,
@@ -162,8 +154,20 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     # ---- start ----------------------------------------------------------------------------------
 
     async def start_job(self) -> str:
+        """Submit the batch job, wait in the queue until it runs, then until the server in it
+        reports its port; returns the server's URL."""
         self.ip = "0.0.0.0"
         self.port = 0
+        await self._submit()
+        info = await self._wait_until_running()
+        self._running_since = jobctx.now()
+        self.ip = info.node.split(",")[0]
+        await self.record(host=self.ip)
+        await self.emit(f"Running on {self.ip}; starting the server.", 50)
+        await self._wait_for_port()
+        return f"http://{self.ip}:{self.port}"
+
+    async def _submit(self) -> None:
         ctx = self._job
         where = (
             f"partition {ctx.resource.partition}"
@@ -178,44 +182,48 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                 f"Slurm refused the job: {str(e).strip() or 'sbatch failed'}",
                 reason="sbatch",
                 status_code=500,
-            ) from None
+            ) from e
         if not self.job_id:
             raise SpawnException("Slurm did not return a job id.", reason="sbatch", status_code=500)
         await self.record(resource_job_id=int(self.job_id))
         await self.emit(f"Submitted Slurm job {self.job_id}.", 20)
+
+    async def _wait_until_running(self) -> SlurmJob:
+        """Wait while the job is queued, telling why; fail if it ends before it runs."""
         last, wait = None, self.startup_poll_interval
         while True:
             # soon after submission check often; a job that stays queued, less and less often
             info = await self.monitor.status(self.job_id, max_age=wait)
             if info.running:
-                break
+                return info
             if info.ended:
                 raise await self._ended_early(info, "before it started")
-            if info.state == UNKNOWN:
-                text = "The scheduler is not answering; still waiting."
-            else:
-                why = [info.reason] if info.reason and info.reason != "None" else []
-                if info.position:
-                    why.append(f"position {info.position} in {info.partition}")
-                text = "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
+            text = self._queue_message(info)
             if text != last:
                 await self.emit(text, 30)
                 last = text
             await asyncio.sleep(wait)
             wait = min(wait * 1.5, max(self.startup_poll_interval, min(self.monitor.interval, 5.0)))
-        self._running_since = jobctx.now()
-        self.ip = info.node.split(",")[0]
-        await self.record(host=self.ip)
-        await self.emit(f"Running on {self.ip}; starting the server.", 50)
+
+    @staticmethod
+    def _queue_message(info: SlurmJob) -> str:
+        if info.state == UNKNOWN:
+            return "The scheduler is not answering; still waiting."
+        why = [info.reason] if info.reason and info.reason != "None" else []
+        if info.position:
+            why.append(f"position {info.position} in {info.partition}")
+        return "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
+
+    async def _wait_for_port(self) -> None:
+        """Until the job reports its port (batchspawner's hub API sets it); fail if it ends."""
         checked = time.monotonic()
-        while self.port == 0:  # set when the job reports its port (batchspawner's hub API)
+        while self.port == 0:
             if time.monotonic() - checked >= 1.0:
                 info = await self.monitor.status(self.job_id, max_age=1.0)
                 if info.ended:
                     raise await self._ended_early(info, "before the server reported its port")
                 checked = time.monotonic()
             await asyncio.sleep(0.05)
-        return f"http://{self.ip}:{self.port}"
 
     async def _ended_early(self, info: SlurmJob, when: str) -> SpawnException:
         tail = await self.log_tail()

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import secrets
 import shutil
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -44,6 +45,8 @@ MAX_SCAN_DEPTH = 512
 #: after this many entries a scan leaves the byte count to GNU ``du`` (see `scan`)
 DU_AFTER_ENTRIES = 20_000
 _DU = shutil.which("du", path="/usr/bin:/bin")
+
+log = logging.getLogger("uws_hub.workspaces")
 
 
 class StorageError(UWSError):
@@ -119,6 +122,8 @@ def storage_error(exc: OSError, doing: str) -> UWSError:
         return StorageError(server[exc.errno].format(doing))
     if exc.errno in client:
         return BadRequest(client[exc.errno].format(doing))
+    # not one of the answers above: the person reads strerror, the log keeps the whole error
+    log.warning("storage error %s", doing, exc_info=exc)
     return StorageError(f"Storage error ({doing}): {exc.strerror}.")
 
 
@@ -188,8 +193,8 @@ def open_workspace(root_dir: str, file_path: str) -> int:
             if e.errno == errno.ENOENT:
                 raise StorageError(
                     f"The workspace directory {file_path} is missing on disk; ask an administrator to check the storage."
-                ) from None
-            raise storage_error(e, "opening the workspace") from None
+                ) from e
+            raise storage_error(e, "opening the workspace") from e
 
 
 # ---- the user's directory and whole workspaces -----------------------------------------------
@@ -243,7 +248,7 @@ def create_workspace_dir(
                     if os.fstat(wdir).st_uid != owner.uid:
                         raise StorageError(f"{rel} exists but does not belong to uid {owner.uid}.")
     except OSError as e:
-        raise storage_error(e, "creating the workspace directory") from None
+        raise storage_error(e, "creating the workspace directory") from e
     return rel
 
 
@@ -262,24 +267,22 @@ def delete_workspace_dir(root_dir: str, file_path: str, owner: Owner) -> None:
         or user_part in (".", "..")
     ):
         raise StorageError(f"Refusing to delete unexpected workspace path {file_path!r}.")
-    trash = TRASH_PREFIX + ws_part
     try:
-        with closing_fd(open_root(root_dir)) as root:
-            try:
-                udir = open_dir(root, user_part)
-            except FileNotFoundError:
-                return
-            with closing_fd(udir), acting_as(owner):
-                st = lstat_at(udir, ws_part)
-                if st is not None:
-                    if stat.S_ISDIR(st.st_mode):
-                        remove_tree(udir, trash)  # whatever was planted under our trash name
-                        os.rename(ws_part, trash, src_dir_fd=udir, dst_dir_fd=udir)
-                    else:  # a link or file where the workspace was: remove the entry itself only
-                        os.unlink(ws_part, dir_fd=udir)
-                remove_tree(udir, trash)
+        _in_user_dir(root_dir, user_part, owner, lambda udir: _remove_workspace(udir, ws_part))
     except OSError as e:
-        raise storage_error(e, "deleting the workspace") from None
+        raise storage_error(e, "deleting the workspace") from e
+
+
+def _remove_workspace(udir: int, ws_part: str) -> None:
+    trash = TRASH_PREFIX + ws_part
+    st = lstat_at(udir, ws_part)
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            remove_tree(udir, trash)  # whatever was planted under our trash name
+            os.rename(ws_part, trash, src_dir_fd=udir, dst_dir_fd=udir)
+        else:  # a link or file where the workspace was: remove the entry itself only
+            os.unlink(ws_part, dir_fd=udir)
+    remove_tree(udir, trash)
 
 
 def remove_user_entry(root_dir: str, user_part: str, name: str, owner: Owner) -> None:
@@ -287,15 +290,21 @@ def remove_user_entry(root_dir: str, user_part: str, name: str, owner: Owner) ->
     if "/" in user_part or user_part in ("", ".", "..") or "/" in name or name in ("", ".", ".."):
         raise StorageError(f"Refusing to remove unexpected path {user_part}/{name}.")
     try:
-        with closing_fd(open_root(root_dir)) as root:
-            try:
-                udir = open_dir(root, user_part)
-            except FileNotFoundError:
-                return
-            with closing_fd(udir), acting_as(owner):
-                remove_tree(udir, name)
+        _in_user_dir(root_dir, user_part, owner, lambda udir: remove_tree(udir, name))
     except OSError as e:
-        raise storage_error(e, f"removing {name}") from None
+        raise storage_error(e, f"removing {name}") from e
+
+
+def _in_user_dir(root_dir: str, user_part: str, owner: Owner, work: Callable[[int], None]):
+    """Run `work` on the descriptor of <root>/<user_part>/, as `owner`; nothing when that
+    directory does not exist."""
+    with closing_fd(open_root(root_dir)) as root:
+        try:
+            udir = open_dir(root, user_part)
+        except FileNotFoundError:
+            return
+        with closing_fd(udir), acting_as(owner):
+            work(udir)
 
 
 def remove_tree(parent: int, name: str) -> None:
@@ -373,36 +382,13 @@ def preflight(
     regular file (it is replaced); an existing symlink target must be a symlink (it is replaced);
     a rename's source must exist and its destination must not.
     """
-
-    def parent_and_stat(parts: tuple[str, ...], what: str) -> os.stat_result | None:
-        shown = "/".join(parts)
-        cur = os.dup(ws_fd)
-        try:
-            for i, part in enumerate(parts[:-1]):
-                st = lstat_at(cur, part)
-                if st is None:
-                    return None
-                if not stat.S_ISDIR(st.st_mode):
-                    kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
-                    raise BadRequest(
-                        f"Cannot {what} {shown!r}: {'/'.join(parts[: i + 1])!r} is {kind}."
-                    )
-                nxt = open_dir(cur, part)
-                os.close(cur)
-                cur = nxt
-            return lstat_at(cur, parts[-1])
-        except OSError as e:
-            raise storage_error(e, f"checking {shown!r}") from None
-        finally:
-            os.close(cur)
-
     for parts in files:
-        st = parent_and_stat(parts, "write file")
+        st = _lstat_target(ws_fd, parts, "write file")
         if st is not None and not stat.S_ISREG(st.st_mode):
             kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a directory or special file"
             raise BadRequest(f"Cannot write file {'/'.join(parts)!r}: it exists as {kind}.")
     for parts in symlinks:
-        st = parent_and_stat(parts, "create symlink")
+        st = _lstat_target(ws_fd, parts, "create symlink")
         if st is not None and not stat.S_ISLNK(st.st_mode):
             raise BadRequest(
                 f"Cannot create symlink {'/'.join(parts)!r}: a file or directory of that name exists."
@@ -410,12 +396,37 @@ def preflight(
     for src, dst in renames:
         if dst[: len(src)] == src:
             raise BadRequest(f"Cannot move {'/'.join(src)!r} into itself ({'/'.join(dst)!r}).")
-        if parent_and_stat(src, "rename") is None:
+        if _lstat_target(ws_fd, src, "rename") is None:
             raise BadRequest(f"Cannot rename {'/'.join(src)!r}: it does not exist.")
-        if parent_and_stat(dst, "rename to") is not None:
+        if _lstat_target(ws_fd, dst, "rename to") is not None:
             raise BadRequest(
                 f"Cannot rename {'/'.join(src)!r} to {'/'.join(dst)!r}: the destination exists."
             )
+
+
+def _lstat_target(ws_fd: int, parts: tuple[str, ...], what: str) -> os.stat_result | None:
+    """The lstat of ws_fd/parts, or None when it (or a parent) does not exist; BadRequest (saying
+    "Cannot `what` ...") when a parent component is a link or not a directory."""
+    shown = "/".join(parts)
+    cur = os.dup(ws_fd)
+    try:
+        for i, part in enumerate(parts[:-1]):
+            st = lstat_at(cur, part)
+            if st is None:
+                return None
+            if not stat.S_ISDIR(st.st_mode):
+                kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise BadRequest(
+                    f"Cannot {what} {shown!r}: {'/'.join(parts[: i + 1])!r} is {kind}."
+                )
+            nxt = open_dir(cur, part)
+            os.close(cur)
+            cur = nxt
+        return lstat_at(cur, parts[-1])
+    except OSError as e:
+        raise storage_error(e, f"checking {shown!r}") from e
+    finally:
+        os.close(cur)
 
 
 def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes]) -> int:
@@ -431,7 +442,7 @@ def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes]) -> i
                 dir_fd=dfd,
             )
             size = 0
-            try:
+            with _removed_on_failure(dfd, tmp):
                 with open(fd, "wb", closefd=True) as f:
                     for chunk in chunks:
                         f.write(chunk)
@@ -439,21 +450,16 @@ def write_file(ws_fd: int, parts: tuple[str, ...], chunks: Iterable[bytes]) -> i
                     f.flush()
                     os.fchmod(f.fileno(), FILE_MODE)
                     os.fsync(f.fileno())
-                st = lstat_at(dfd, parts[-1])
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    raise BadRequest(
-                        f"Cannot write file {shown!r}: it exists and is not a regular file."
-                    )
-                os.rename(tmp, parts[-1], src_dir_fd=dfd, dst_dir_fd=dfd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                raise
+                _rename_over(
+                    dfd,
+                    tmp,
+                    parts[-1],
+                    stat.S_ISREG,
+                    f"Cannot write file {shown!r}: it exists and is not a regular file.",
+                )
             return size
     except OSError as e:
-        raise storage_error(e, f"writing {shown!r}") from None
+        raise storage_error(e, f"writing {shown!r}") from e
 
 
 def make_symlink(ws_fd: int, parts: tuple[str, ...], target: str) -> None:
@@ -463,21 +469,38 @@ def make_symlink(ws_fd: int, parts: tuple[str, ...], target: str) -> None:
         with closing_fd(walk_dirs(ws_fd, parts[:-1], create=True)) as dfd:
             tmp = TMP_PREFIX + secrets.token_hex(8)
             os.symlink(target, tmp, dir_fd=dfd)
-            try:
-                st = lstat_at(dfd, parts[-1])
-                if st is not None and not stat.S_ISLNK(st.st_mode):
-                    raise BadRequest(
-                        f"Cannot create symlink {shown!r}: a file or directory of that name exists."
-                    )
-                os.rename(tmp, parts[-1], src_dir_fd=dfd, dst_dir_fd=dfd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                raise
+            with _removed_on_failure(dfd, tmp):
+                _rename_over(
+                    dfd,
+                    tmp,
+                    parts[-1],
+                    stat.S_ISLNK,
+                    f"Cannot create symlink {shown!r}: a file or directory of that name exists.",
+                )
     except OSError as e:
-        raise storage_error(e, f"creating symlink {shown!r}") from None
+        raise storage_error(e, f"creating symlink {shown!r}") from e
+
+
+@contextmanager
+def _removed_on_failure(dfd: int, tmp: str) -> Iterator[None]:
+    """Remove the temporary entry `tmp` of `dfd` if the block fails (then re-raise)."""
+    try:
+        yield
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        raise
+
+
+def _rename_over(dfd: int, tmp: str, name: str, same_kind: Callable[[int], bool], refusal: str):
+    """Rename `tmp` to `name` in `dfd`, replacing an existing `name` only if `same_kind` holds
+    for its mode (else BadRequest `refusal`)."""
+    st = lstat_at(dfd, name)
+    if st is not None and not same_kind(st.st_mode):
+        raise BadRequest(refusal)
+    os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
 
 def rename_entry(ws_fd: int, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
@@ -495,10 +518,10 @@ def rename_entry(ws_fd: int, src: tuple[str, ...], dst: tuple[str, ...]) -> None
                         f"Cannot rename {s_shown!r} to {d_shown!r}: the destination exists."
                     )
                 os.rename(src[-1], dst[-1], src_dir_fd=sdir, dst_dir_fd=ddir)
-    except FileNotFoundError:
-        raise BadRequest(f"Cannot rename {s_shown!r}: it does not exist.") from None
+    except FileNotFoundError as e:
+        raise BadRequest(f"Cannot rename {s_shown!r}: it does not exist.") from e
     except OSError as e:
-        raise storage_error(e, f"renaming {s_shown!r}") from None
+        raise storage_error(e, f"renaming {s_shown!r}") from e
 
 
 def remove_stale_temp(ws_fd: int) -> None:
@@ -585,119 +608,178 @@ def scan(
     counts (hidden or foreign subtrees, a full listing): file types come from the directory
     entries. If du gives no total the tree is walked again the slow way.
     """
-    res = ScanResult()
-    du: _Du | None = None
-    walked = 0
-    seen_inodes: set[tuple[int, int]] = set()
-    root_st = os.fstat(ws_fd)
-    disk = root_st.st_blocks * 512
-    file_count = 0
-    listed = 0
-    S_ISDIR, S_ISLNK = stat.S_ISDIR, stat.S_ISLNK
-    root = os.dup(ws_fd)
-    # depth-first with one open descriptor per level (not per pending directory). A frame's
-    # prefix is None once nothing below it can be listed (hidden, foreign, or the listing is
-    # full): then names are not even decoded — the walk only counts.
-    shown_root = owner_uid is None or root_st.st_uid == owner_uid
-    frames: list[tuple[int, Iterator[os.DirEntry], str | None]] = [
-        (root, _entries(root), "" if shown_root else None)
-    ]
+    walk = _ScanWalk(list_limit, owner_uid, du_after)
     try:
+        walk.run(ws_fd)
+        if not walk.take_du_total():
+            return scan(ws_fd, list_limit, owner_uid, du_after=None)
+    finally:
+        walk.close()
+    return walk.result()
+
+
+class _ScanWalk:
+    """One `scan`: depth-first, with one open descriptor per level (not per pending directory).
+
+    A frame is (directory descriptor, its remaining entries, prefix). The prefix is None once
+    nothing below it can be listed (hidden, foreign, or the listing is full): then names are
+    not even decoded — the walk only counts.
+    """
+
+    def __init__(self, list_limit: int, owner_uid: int | None, du_after: int | None):
+        self.list_limit = list_limit
+        self.owner_uid = owner_uid
+        self.du_after = du_after
+        self.res = ScanResult()
+        self.du: _Du | None = None
+        self.root = -1
+        self.frames: list[tuple[int, Iterator[os.DirEntry], str | None]] = []
+        self.seen_inodes: set[tuple[int, int]] = set()
+        self.disk = 0
+        self.file_count = 0
+        self.listed = 0
+        self.walked = 0
+
+    def run(self, ws_fd: int) -> None:
+        """Walk the whole tree below `ws_fd`."""
+        root_st = os.fstat(ws_fd)
+        self.disk = root_st.st_blocks * 512
+        self.root = os.dup(ws_fd)
+        self.frames.append((self.root, iter(()), None))  # from here on, `close` closes it
+        shown_root = self.owner_uid is None or root_st.st_uid == self.owner_uid
+        self.frames[0] = (self.root, _entries(self.root), "" if shown_root else None)
+        frames = self.frames
         while frames:
             dfd, it, prefix = frames[-1]
-            for entry in it:
-                if du is not None and (prefix is None or listed >= list_limit):
-                    # du counts the bytes: only the number of files is needed here
-                    name = entry.name
-                    if prefix is not None and not name.startswith("."):
-                        res.truncated = True
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if not is_dir:
-                        file_count += 1
-                        continue
-                    if len(frames) >= MAX_SCAN_DEPTH:
-                        res.incomplete = True
-                        continue
-                    try:
-                        sub = open_dir(dfd, name)
-                    except OSError:
-                        res.incomplete = True
-                        continue
-                    frames.append((sub, _entries(sub), None))
-                    break
-                walked += 1
-                if walked == du_after and _DU is not None:
-                    du = _Du(root)
-                try:
-                    est = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                mode = est.st_mode
-                if est.st_nlink > 1 and not S_ISDIR(mode):
-                    key = (est.st_dev, est.st_ino)
-                    if key not in seen_inodes:  # a hard-linked file's blocks count once, like du
-                        seen_inodes.add(key)
-                        disk += est.st_blocks * 512
-                else:
-                    disk += est.st_blocks * 512
-                name = entry.name
-                if S_ISDIR(mode):
-                    if len(frames) >= MAX_SCAN_DEPTH:
-                        res.incomplete = True
-                        continue
-                    try:
-                        sub = open_dir(dfd, name)
-                    except OSError:
-                        res.incomplete = True
-                        continue
-                    sub_prefix = None  # only counted, unless listed below
-                    if (
-                        prefix is not None
-                        and not name.startswith(".")
-                        and (owner_uid is None or est.st_uid == owner_uid)
-                    ):
-                        if listed < list_limit:
-                            sub_prefix = prefix + display_name(name) + "/"
-                        else:  # visible, but the listing is full: only counted
-                            res.truncated = True
-                    frames.append((sub, _entries(sub), sub_prefix))
-                    break  # descend now; this directory's iterator resumes afterwards
-                file_count += 1
-                if prefix is None or name.startswith("."):
-                    continue
-                if listed >= list_limit:
-                    res.truncated = True
-                    continue
-                listed += 1
-                rel = prefix + display_name(name)
-                if S_ISLNK(mode):
-                    try:
-                        target = display_name(os.readlink(name, dir_fd=dfd))
-                    except OSError:
-                        target = None
-                    res.symlinks.append({"name": rel, "source_path": target})
-                else:
-                    res.files.append({"name": rel, "size": est.st_size})
+            if self._counting_only(prefix):
+                descended = self._count_entries(dfd, it, prefix)
             else:
+                descended = self._walk_entries(dfd, it, prefix)
+            if not descended:  # this directory is done
                 os.close(dfd)
                 frames.pop()
-        if du is not None:
-            total, errors = du.total()
-            du = None
-            if total is None:
-                return scan(ws_fd, list_limit, owner_uid, du_after=None)
-            disk = total
-            res.incomplete = res.incomplete or errors
-    finally:
-        if du is not None:
-            du.kill()
-        for dfd, *_ in frames:
+
+    def _counting_only(self, prefix: str | None) -> bool:
+        """Whether du counts the bytes and nothing more is listed here: only files are counted."""
+        return self.du is not None and (prefix is None or self.listed >= self.list_limit)
+
+    def _walk_entries(self, dfd: int, it: Iterator[os.DirEntry], prefix: str | None) -> bool:
+        """Count (with a stat each) and list `dfd`'s entries; True once it descends into a
+        subdirectory (this directory's iterator resumes afterwards), False when it is done."""
+        for entry in it:
+            if self._visit(dfd, entry, prefix):
+                return True
+            if self._counting_only(prefix):  # du took over the bytes: the rest only counts
+                return self._count_entries(dfd, it, prefix)
+        return False
+
+    def _count_entries(self, dfd: int, it: Iterator[os.DirEntry], prefix: str | None) -> bool:
+        """Count `dfd`'s remaining entries without a stat (du counts the bytes); True once it
+        descends into a subdirectory, False when it is done."""
+        files = 0
+        try:
+            for entry in it:
+                name = entry.name
+                if prefix is not None and not name.startswith("."):
+                    self.res.truncated = True
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not is_dir:
+                    files += 1
+                elif self._descend(dfd, name, None):
+                    return True
+            return False
+        finally:
+            self.file_count += files
+
+    def _visit(self, dfd: int, entry: os.DirEntry, prefix: str | None) -> bool:
+        """Count one entry by its stat and list it if shown; True when it is a directory the
+        walk descends into now."""
+        self.walked += 1
+        if self.walked == self.du_after and _DU is not None:
+            self.du = _Du(self.root)
+        try:
+            est = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if est.st_nlink > 1 and not stat.S_ISDIR(est.st_mode):
+            key = (est.st_dev, est.st_ino)
+            if key not in self.seen_inodes:  # a hard-linked file's blocks count once, like du
+                self.seen_inodes.add(key)
+                self.disk += est.st_blocks * 512
+        else:
+            self.disk += est.st_blocks * 512
+        name = entry.name
+        shown = prefix is not None and not name.startswith(".")
+        if stat.S_ISDIR(est.st_mode):
+            owned = self.owner_uid is None or est.st_uid == self.owner_uid
+            return self._descend(dfd, name, prefix if shown and owned else None)
+        self.file_count += 1
+        if shown:
+            self._list(dfd, name, prefix, est)
+        return False
+
+    def _descend(self, dfd: int, name: str, prefix: str | None) -> bool:
+        """Make subdirectory `name` of `dfd` the next frame: listed under `prefix` while the
+        listing has room, only counted when `prefix` is None. False (and the result is
+        incomplete) when it is too deep or cannot be opened."""
+        if len(self.frames) >= MAX_SCAN_DEPTH:
+            self.res.incomplete = True
+            return False
+        try:
+            sub = open_dir(dfd, name)
+        except OSError:
+            self.res.incomplete = True
+            return False
+        sub_prefix = None
+        if prefix is not None:
+            if self.listed < self.list_limit:
+                sub_prefix = prefix + display_name(name) + "/"
+            else:  # visible, but the listing is full: only counted
+                self.res.truncated = True
+        self.frames.append((sub, _entries(sub), sub_prefix))
+        return True
+
+    def _list(self, dfd: int, name: str, prefix: str, est: os.stat_result) -> None:
+        if self.listed >= self.list_limit:
+            self.res.truncated = True
+            return
+        self.listed += 1
+        rel = prefix + display_name(name)
+        if stat.S_ISLNK(est.st_mode):
+            try:
+                target = display_name(os.readlink(name, dir_fd=dfd))
+            except OSError:
+                target = None
+            self.res.symlinks.append({"name": rel, "source_path": target})
+        else:
+            self.res.files.append({"name": rel, "size": est.st_size})
+
+    def take_du_total(self) -> bool:
+        """Take the byte count from du, if it ran; False when it gave no total."""
+        if self.du is None:
+            return True
+        total, errors = self.du.total()
+        self.du = None
+        if total is None:
+            return False
+        self.disk = total
+        self.res.incomplete = self.res.incomplete or errors
+        return True
+
+    def close(self) -> None:
+        if self.du is not None:
+            self.du.kill()
+        for dfd, *_ in self.frames:
             os.close(dfd)
-    res.disk_space = disk
-    res.file_count = file_count
-    res.files.sort(key=lambda f: f["name"])
-    res.symlinks.sort(key=lambda f: f["name"])
-    return res
+        self.frames.clear()
+
+    def result(self) -> ScanResult:
+        res = self.res
+        res.disk_space = self.disk
+        res.file_count = self.file_count
+        res.files.sort(key=lambda f: f["name"])
+        res.symlinks.sort(key=lambda f: f["name"])
+        return res

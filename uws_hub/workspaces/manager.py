@@ -10,14 +10,11 @@ idempotently. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,11 +32,16 @@ from ..db.models import (
 )
 from ..db.session import bump_listing_version
 from ..errors import BadRequest, NotFound, UWSError
-from ..identity import PosixAccount, resolve_account
+from ..identity import PosixAccount
 from ..ids import parse_id
+from ..users.accounts import account_for
 from . import fsops
-from .paths import check_distinct_targets, check_symlink_source, split_relpath
+from .specs import DetailsSpec, WorkspaceSpec, spec_counts
 from .upload import UploadReceiver
+
+if TYPE_CHECKING:
+    from ..quotas import QuotaManager
+    from .work import PendingWork
 
 log = logging.getLogger("uws_hub.workspaces")
 T = TypeVar("T")
@@ -51,197 +53,52 @@ CHANGEABLE = (S.IDLE.value, S.ACTIVE.value)
 HIDDEN = (S.DELETED.value,)
 
 
-@dataclass
-class FileSpec:
-    parts: tuple[str, ...]
-    data: bytes
-
-    @property
-    def name(self) -> str:
-        return "/".join(self.parts)
+def workspace_owner(
+    session: Session, ws: Workspace, *, single_account: bool = False
+) -> tuple[PosixAccount, fsops.Owner]:
+    """The POSIX account that owns `ws` and the (uid, gid) its files are written as."""
+    account = account_for(session.get(User, ws.user_id), single_account=single_account)
+    return account, fsops.Owner(account.uid, account.gid)
 
 
-@dataclass
-class SymlinkSpec:
-    parts: tuple[str, ...]
-    source: str  # resolved, checked against symlink_roots
-
-    @property
-    def name(self) -> str:
-        return "/".join(self.parts)
-
-
-@dataclass
-class DetailsSpec:
-    files: list[FileSpec] = field(default_factory=list)
-    symlinks: list[SymlinkSpec] = field(default_factory=list)
-    renames: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.files or self.symlinks or self.renames)
-
-    def size(self) -> int:
-        return sum(len(f.data) for f in self.files)
-
-    def request_record(self) -> dict:
-        """What UWS stores as request_workspace_details (names, not contents)."""
-        return {
-            "files": [{"name": f.name} for f in self.files],
-            "symlinks": [{"name": s.name, "source_path": s.source} for s in self.symlinks],
-        }
-
-    def pending_record(self) -> dict:
-        """Everything initialization needs to (re)do the writes after a restart."""
-        return {
-            "files": [
-                {"name": f.name, "content_b64": base64.b64encode(f.data).decode()}
-                for f in self.files
-            ],
-            "symlinks": [{"name": s.name, "source_path": s.source} for s in self.symlinks],
-        }
-
-    @classmethod
-    def from_pending(cls, rec: dict | None) -> DetailsSpec:
-        rec = rec or {}
-        return cls(
-            files=[
-                FileSpec(tuple(f["name"].split("/")), base64.b64decode(f["content_b64"]))
-                for f in rec.get("files", [])
-            ],
-            symlinks=[
-                SymlinkSpec(tuple(s["name"].split("/")), s["source_path"])
-                for s in rec.get("symlinks", [])
-            ],
-        )
+def apply_scan(ws: Workspace, result: fsops.ScanResult) -> None:
+    """Record what a scan of the workspace's directory found (size, files, listing)."""
+    details = dict(ws.workspace_details or {})
+    details["current_workspace_details"] = result.details()
+    ws.workspace_details = details
+    ws.disk_space = result.disk_space
+    ws.file_count = result.file_count
+    ws.datetime_scanned = utcnow()
 
 
-def parse_details(details: Any, symlink_roots: list[str]) -> DetailsSpec:
-    """Validate ``workspace_details`` from a request (files, symlinks, renames); raise 400."""
-    if details is None:
-        return DetailsSpec()
-    if not isinstance(details, dict):
-        raise BadRequest("Workspace details not JSON.")
-    spec = DetailsSpec()
-    files = details.get("files", []) or []
-    symlinks = details.get("symlinks", []) or []
-    renames = details.get("renames", []) or []
-    for key, val in (("files", files), ("symlinks", symlinks), ("renames", renames)):
-        if not isinstance(val, list):
-            raise BadRequest(f"workspace_details.{key} must be a list.")
-    for i, f in enumerate(files):
-        if not isinstance(f, dict):
-            raise BadRequest(
-                f"workspace_details.files[{i}] must be an object with 'name' and 'content'."
-            )
-        parts = split_relpath(f.get("name"), "file name")
-        content = f.get("content", "")
-        encoding = f.get("encoding", "utf-8")
-        if not isinstance(content, str):
-            raise BadRequest(f"workspace_details.files[{i}].content must be a string.")
-        if encoding == "utf-8":
-            data = content.encode("utf-8", "surrogatepass")
-        elif encoding == "base64":
-            try:
-                data = base64.b64decode(content, validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest(
-                    f"workspace_details.files[{i}].content is not valid base64."
-                ) from None
-        else:
-            raise BadRequest(f"workspace_details.files[{i}].encoding must be 'utf-8' or 'base64'.")
-        spec.files.append(FileSpec(parts, data))
-    for i, s in enumerate(symlinks):
-        if not isinstance(s, dict):
-            raise BadRequest(
-                f"workspace_details.symlinks[{i}] must be an object with 'name' and 'source_path'."
-            )
-        parts = split_relpath(s.get("name"), "symlink name")
-        spec.symlinks.append(
-            SymlinkSpec(parts, check_symlink_source(s.get("source_path"), symlink_roots))
-        )
-    for i, r in enumerate(renames):
-        if not isinstance(r, dict):
-            raise BadRequest(
-                f"workspace_details.renames[{i}] must be an object with 'name' and 'new_name'."
-            )
-        spec.renames.append(
-            (
-                split_relpath(r.get("name"), "file name"),
-                split_relpath(r.get("new_name"), "new file name"),
-            )
-        )
-    check_distinct_targets(
-        [f.parts for f in spec.files]
-        + [s.parts for s in spec.symlinks]
-        + [d for _, d in spec.renames]
-    )
-    return spec
-
-
-def _spec_counts(spec: DetailsSpec) -> dict[str, int]:
-    """What a request wrote, as counts (for the audit log: names and contents are not copied)."""
-    counts = {
-        "files": len(spec.files),
-        "symlinks": len(spec.symlinks),
-        "renames": len(spec.renames),
-    }
-    return {k: v for k, v in counts.items() if v}
-
-
-def _str_field(body: dict, key: str, *, required: bool, max_len: int | None = None) -> str | None:
-    val = body.get(key)
-    if val is None:
-        if required:
-            raise BadRequest("Missing required fields.")
-        return None
-    if not isinstance(val, str):
-        raise BadRequest(f"'{key}' must be a string.")
-    if max_len and len(val) > max_len:
-        raise BadRequest(f"'{key}' is longer than {max_len} characters.")
-    if "\x00" in val:
-        raise BadRequest(f"'{key}' contains a NUL character.")
-    return val
+class ShareCopier(Protocol):
+    async def run(self, session: Session, ws: Workspace) -> None: ...
 
 
 class WorkspaceManager:
     """Workspace operations for the service. One instance per service process."""
 
-    NAME_MAX = 255
-    DESCRIPTION_MAX = 10000
-
-    def __init__(self, settings: UWS, db: sessionmaker[Session], executor: Executor):
+    def __init__(
+        self,
+        settings: UWS,
+        db: sessionmaker[Session],
+        executor: Executor,
+        *,
+        quotas: QuotaManager,
+        work: PendingWork,
+        share_copies: ShareCopier | None = None,
+    ):
         self.settings = settings
         self.db = db
-        self.executor = executor
+        self.executor = executor  # the filesystem threads
+        self.quotas = quotas  # disk checks on create, update and upload
+        self.work = work  # told whenever durable work is recorded (the reconciler's kick)
+        #: makes the copy of a share's copy workspace that is initializing (`shares.copyrun`)
+        self.share_copies = share_copies
         self._locks: dict[int, list] = {}  # ws id -> [lock, users]
-        #: called with a workspace id whenever durable work is recorded (the reconciler's kick)
-        self.on_work: Callable[[int], None] = lambda ws_id: None
-        #: set by the share manager: copies the original into a share copy that is initializing
-        self.share_copier: Callable[[Session, Workspace], Any] | None = None
-        self.quotas = None  # set by the service: disk checks on create and upload
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    # ---- users -------------------------------------------------------------------------
-
-    def user_for(self, session: Session, name: str) -> User:
-        """The uws user row for hub user `name`, created on first sight."""
-        user = session.scalar(select(User).where(User.name == name))
-        if user is None:
-            user = User(name=name, created=utcnow())
-            session.add(user)
-            session.flush()
-        return user
-
-    def account_for(self, user: User) -> PosixAccount:
-        return resolve_account(
-            user.name,
-            posix_name=user.posix_name,
-            uid=user.uid,
-            gid=user.gid,
-            single_account=self.settings.single_account,
-        )
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -320,25 +177,14 @@ class WorkspaceManager:
 
     # ---- create ------------------------------------------------------------------------
 
-    def _check_job_type(self, job_type: Any) -> str | None:
-        if job_type is None or job_type == "":  # "" is none, as in UWS
-            return None
-        if not isinstance(job_type, str) or job_type not in self.settings.job_type_map:
-            raise BadRequest(f"{job_type} is not in the list of available job types.")
-        return job_type
-
-    async def create(self, session: Session, user: User, body: Any) -> Workspace:
-        if not isinstance(body, dict):
-            raise BadRequest("Request body must be a JSON object.")
-        name = _str_field(body, "name", required=True, max_len=self.NAME_MAX)
-        description = _str_field(body, "description", required=True, max_len=self.DESCRIPTION_MAX)
-        default_job_type = self._check_job_type(body.get("default_job_type"))
-        spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
-        if spec.renames:
-            raise BadRequest("renames are only valid when updating a workspace.")
-        account = self.account_for(user)
-        if self.quotas is not None:
-            self.quotas.check_disk(session, user, adding=spec.size(), doing="create this workspace")
+    async def create(self, session: Session, user: User, request: WorkspaceSpec) -> Workspace:
+        """Create a workspace of `user` from a checked request: the row (``initializing``,
+        its files kept as pending work) and then its directory, driven to the end here or,
+        after a crash, by the reconciler. Disk quota is checked first."""
+        name, description = request.name, request.description
+        default_job_type, spec = request.default_job_type, request.details
+        account = account_for(user, single_account=self.settings.single_account)
+        self.quotas.check_disk(session, user, adding=spec.size(), doing="create this workspace")
         user.posix_name, user.uid, user.gid = account.name, account.uid, account.gid
         now = utcnow()
         ws = Workspace(
@@ -361,9 +207,8 @@ class WorkspaceManager:
             session,
             "workspace.create",
             user=user.name,
-            target_type="workspace",
             target_id=ws.id,
-            details={"name": name, **_spec_counts(spec)},
+            details={"name": name, **spec_counts(spec)},
         )
         session.commit()
         await self.drive(ws.id)
@@ -401,8 +246,8 @@ class WorkspaceManager:
                         select(exists().where(SharedWorkspace.shared_workspace_id == ws.id))
                     )
                     if is_copy:
-                        if self.share_copier is not None:
-                            await self.share_copier(session, ws)
+                        if self.share_copies is not None:
+                            await self.share_copies.run(session, ws)
                     else:
                         await self._initialize(session, ws)
                 elif ws.status == S.DELETING.value:
@@ -413,13 +258,11 @@ class WorkspaceManager:
         owner = session.get(User, ws.user_id)
         return owner.name if owner is not None else None
 
-    def _owner(self, session: Session, ws: Workspace) -> tuple[PosixAccount, fsops.Owner]:
-        account = self.account_for(session.get(User, ws.user_id))
-        return account, fsops.Owner(account.uid, account.gid)
-
     async def _initialize(self, session: Session, ws: Workspace) -> None:
         try:
-            account, owner = self._owner(session, ws)
+            account, owner = workspace_owner(
+                session, ws, single_account=self.settings.single_account
+            )
         except UWSError as e:
             ws.status, ws.status_message, ws.pending_details = S.ERROR.value, e.message, None
             session.commit()
@@ -433,7 +276,7 @@ class WorkspaceManager:
         except UWSError as e:
             result, error = None, e
         if result is not None:
-            self._apply_scan(ws, result)
+            apply_scan(ws, result)
         ws.pending_details = None
         if error is not None:
             log.warning("workspace %s: initialization failed: %s", ws.id, error.message)
@@ -501,18 +344,10 @@ class WorkspaceManager:
                 error = e
             return fsops.scan(wfd, self.settings.max_listed_entries, owner.uid), error
 
-    def _apply_scan(self, ws: Workspace, result: fsops.ScanResult) -> None:
-        details = dict(ws.workspace_details or {})
-        details["current_workspace_details"] = result.details()
-        ws.workspace_details = details
-        ws.disk_space = result.disk_space
-        ws.file_count = result.file_count
-        ws.datetime_scanned = utcnow()
-
     async def _delete(self, session: Session, ws: Workspace) -> None:
         if ws.file_path:
             try:
-                _, owner = self._owner(session, ws)
+                _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
                 session.commit()
                 await self._run(
                     fsops.delete_workspace_dir, self.settings.root_dir, ws.file_path, owner
@@ -562,12 +397,12 @@ class WorkspaceManager:
         `on_success` adds to the scan's transaction when the change succeeded (its audit event)."""
         session.refresh(ws)
         self._require_changeable(ws)
-        _, owner = self._owner(session, ws)
+        _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
         session.commit()  # release the connection while the filesystem works
         result, error = await self._run(self._change_fs, ws.file_path, owner, change, check)
         if result is not None:
             session.refresh(ws)
-            self._apply_scan(ws, result)
+            apply_scan(ws, result)
             ws.datetime_last_modified = utcnow()
             if error is None:
                 self._claim_changeable(session, ws)
@@ -594,17 +429,15 @@ class WorkspaceManager:
             self._require_changeable(ws)
             raise BadRequest(f"Workspace {ws.id} cannot be changed now; try again.")
 
-    async def update(self, session: Session, ws: Workspace, body: Any) -> Workspace:
-        if not isinstance(body, dict):
-            raise BadRequest("Request body must be a JSON object.")
-        name = _str_field(body, "name", required=False, max_len=self.NAME_MAX)
-        description = _str_field(body, "description", required=False, max_len=self.DESCRIPTION_MAX)
-        job_type_given = "default_job_type" in body
-        default_job_type = self._check_job_type(body.get("default_job_type"))
-        spec = parse_details(body.get("workspace_details"), self.settings.symlink_roots)
+    async def update(self, session: Session, ws: Workspace, request: WorkspaceSpec) -> Workspace:
+        """Change a workspace from a checked request: files, symlinks and renames on disk
+        (under the workspace's lock, only while it is idle or active), then its fields."""
+        name, description = request.name, request.description
+        job_type_given, default_job_type = request.job_type_given, request.default_job_type
+        spec = request.details
         if spec:
             self._require_changeable(ws)
-            if self.quotas is not None and spec.size():
+            if spec.size():
                 owner_row = session.get(User, ws.user_id)
                 self.quotas.check_disk(
                     session, owner_row, adding=spec.size(), doing="add these files"
@@ -646,9 +479,8 @@ class WorkspaceManager:
                     session,
                     "workspace.update",
                     user=self._owner_name(session, ws),
-                    target_type="workspace",
                     target_id=ws.id,
-                    details={**changes, **_spec_counts(spec)},
+                    details={**changes, **spec_counts(spec)},
                 )
             session.commit()
         return ws
@@ -658,12 +490,9 @@ class WorkspaceManager:
     ) -> UploadReceiver:
         """Begin receiving a multipart body for `ws` (into the owner's staging directory)."""
         self._require_changeable(ws)
-        usage = None
-        if self.quotas is not None:
-            owner_row = session.get(User, ws.user_id)
-            usage = self.quotas.usage(session, owner_row)
-            self.quotas.check_disk_usage(usage, adding=expected_size, doing="upload these files")
-        account, owner = self._owner(session, ws)
+        usage = self.quotas.usage(session, session.get(User, ws.user_id))
+        self.quotas.check_disk_usage(usage, adding=expected_size, doing="upload these files")
+        account, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
         session.commit()  # the upload may take long: hold no database connection meanwhile
         receiver = await self._run(
             UploadReceiver, self.settings.root_dir, account.name, owner, content_type
@@ -673,7 +502,7 @@ class WorkspaceManager:
 
     async def feed_upload(self, receiver: UploadReceiver, chunk: bytes) -> None:
         receiver.received += len(chunk)
-        if receiver.usage is not None and self.quotas is not None:
+        if receiver.usage is not None:
             self.quotas.check_disk_usage(
                 receiver.usage, adding=receiver.received, doing="upload these files"
             )
@@ -695,7 +524,6 @@ class WorkspaceManager:
                     session,
                     "workspace.upload",
                     user=self._owner_name(session, ws),
-                    target_type="workspace",
                     target_id=ws.id,
                     details={"files": len(names), "names": names[:20]},
                 )
@@ -766,9 +594,8 @@ class WorkspaceManager:
             session,
             "workspace.delete",
             user=self._owner_name(session, ws),
-            target_type="workspace",
             target_id=ws.id,
             details={"name": ws.name},
         )
         session.commit()
-        self.on_work(ws.id)
+        self.work.recorded(ws.id)

@@ -37,8 +37,8 @@ def split_relpath(name: object, what: str = "file name") -> tuple[str, ...]:
         raise BadRequest(f"Invalid {what} {shown!r}: contains control characters.")
     try:
         encoded = name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest(f"Invalid {what} {shown!r}: not valid UTF-8.") from None
+    except UnicodeEncodeError as e:
+        raise BadRequest(f"Invalid {what} {shown!r}: not valid UTF-8.") from e
     if len(encoded) > MAX_PATH_BYTES:
         raise BadRequest(f"Invalid {what} {shown!r}: longer than {MAX_PATH_BYTES} bytes.")
     if name.startswith("/"):

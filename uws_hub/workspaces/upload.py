@@ -82,7 +82,7 @@ class UploadReceiver:
                 os.mkdir(self.token, 0o700, dir_fd=self._staging)
                 self._dir = fsops.open_dir(self._staging, self.token)
             except OSError as e:
-                raise fsops.storage_error(e, "preparing the upload") from None
+                raise fsops.storage_error(e, "preparing the upload") from e
         self._parser = MultipartParser(
             boundary,
             {
@@ -158,15 +158,15 @@ class UploadReceiver:
             try:
                 self._parser.write(chunk)
             except OSError as e:
-                raise fsops.storage_error(e, "receiving the upload") from None
+                raise fsops.storage_error(e, "receiving the upload") from e
             except Exception as e:  # malformed multipart
-                raise BadRequest(f"Malformed multipart upload: {e}") from None
+                raise BadRequest(f"Malformed multipart upload: {e}") from e
 
     def finish(self) -> None:
         try:
             self._parser.finalize()
         except Exception as e:
-            raise BadRequest(f"Malformed multipart upload: {e}") from None
+            raise BadRequest(f"Malformed multipart upload: {e}") from e
         if self._fh is not None:
             raise BadRequest("Malformed multipart upload: the body ended inside a file part.")
         if self.error:
@@ -214,7 +214,7 @@ class UploadReceiver:
                                     ws_fd, f.parts, iter(lambda fh=fh: fh.read(1 << 20), b"")
                                 )
                 except OSError as e:
-                    raise fsops.storage_error(e, f"writing {shown!r}") from None
+                    raise fsops.storage_error(e, f"writing {shown!r}") from e
         return self.files
 
     def cleanup(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ... import audit, scopes
 from ...errors import BadRequest
 from ...times import parse_range
-from .base import BaseHandler
+from .base import BaseHandler, endpoint
 
 
 class AuditHandler(BaseHandler):
@@ -20,9 +20,10 @@ class AuditHandler(BaseHandler):
             return None
         try:
             return int(value)
-        except ValueError:
-            raise BadRequest(f"before must be a whole number, not {value!r}.") from None
+        except ValueError as e:
+            raise BadRequest(f"before must be a whole number, not {value!r}.") from e
 
+    @endpoint
     async def get(self) -> None:
         user = self.get_query_argument("user", None) or None
         # a grant filtered to some users (custom:uws:read:audit!user=alice) reads theirs only
@@ -49,7 +50,3 @@ class AuditHandler(BaseHandler):
                 "next_before": events[-1].id if len(events) == limit else None,
             },
         )
-
-
-def routes(prefix: str) -> list:
-    return [(rf"{prefix}api/audit/?", AuditHandler)]

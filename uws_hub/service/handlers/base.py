@@ -32,6 +32,7 @@ from ...errors import (
     Unauthorized,
     UWSError,
 )
+from ...users.accounts import user_for
 from .. import jsonbody, ratelimit
 from ..serialize import dumps
 
@@ -47,18 +48,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     answers before the request is fully read — even a GET — and the proxy, still writing, gets
     a reset and answers a bare 503. So an error found before the body (no token, oversized
     upload) is kept, the body is read and dropped, and the error is answered once the request
-    has arrived (see `_deferred`). Nothing answers from `prepare`.
+    has arrived (see `endpoint`, which every HTTP method carries). Nothing answers from
+    `prepare`.
     """
 
     _deferred_error: Exception | None = None
     _deferred_redirect: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, at import, a handler whose HTTP methods are not marked `endpoint`."""
         super().__init_subclass__(**kwargs)
         for name in ("get", "post", "put", "delete", "patch"):
             fn = cls.__dict__.get(name)
-            if fn is not None and not getattr(fn, "_uws_deferred", False):
-                setattr(cls, name, _deferred(fn))
+            if fn is not None and not getattr(fn, "_uws_endpoint", False):
+                raise TypeError(
+                    f"{cls.__name__}.{name} must be decorated with @endpoint "
+                    "(uws_hub.service.handlers.base): it answers errors found before the body "
+                    "and replays idempotent calls."
+                )
 
     #: set False on handlers anyone may call (job_types, parameters, status)
     auth_required = True
@@ -395,13 +402,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             await self.ctx.hub.request("GET", f"/users/{quote(name, safe='')}")
         except HubAPIError as e:
             if e.status == 404:
-                raise NotFound(f"User {name} not found.") from None
+                raise NotFound(f"User {name} not found.") from e
             raise UWSError(
                 f"The hub cannot be reached to look up user {name} right now; nothing was "
                 "changed. Retry in a few seconds.",
                 status_code=503,
                 headers={"Retry-After": "5"},
-            ) from None
+            ) from e
         known.add(name)
 
     async def authenticate(self) -> dict:
@@ -419,7 +426,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 "Retry in a few seconds.",
                 status_code=503,
                 headers={"Retry-After": "5"},
-            ) from None
+            ) from e
         if model:
             self._limit("token", self._credential())
         elif self._credential():  # a refused credential: its sender's address pays
@@ -433,11 +440,11 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             )
         try:
             self.check_hub_user(model)
-        except UserNotAllowed:
+        except UserNotAllowed as e:
             raise Forbidden(
                 f"{model.get('kind', 'user')} {model['name']} may not use this service: the token lacks "
                 f"access:services!service={self.ctx.settings.service_name}."
-            ) from None
+            ) from e
         self._hub_user = model
         return model
 
@@ -526,8 +533,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         try:
             limit = int(self.get_query_argument("limit", str(default)))
             offset = int(self.get_query_argument("offset", "0"))
-        except ValueError:
-            raise BadRequest("limit and offset must be whole numbers.") from None
+        except ValueError as e:
+            raise BadRequest("limit and offset must be whole numbers.") from e
         if not 1 <= limit <= most or offset < 0:
             raise BadRequest(f"limit must be 1 to {most} and offset 0 or more.")
         return limit, offset
@@ -536,7 +543,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         """The uws user row whose resources are read or changed, after checking `scope` for them."""
         name = self.acting_username()
         self.require_scope(scope, name)
-        return self.ctx.workspaces.user_for(self.db, name)
+        return user_for(self.db, name)
 
     # ---- request bodies and responses ---------------------------------------------------
 
@@ -623,8 +630,13 @@ def _database_unreachable(exc: BaseException | None) -> bool:
     )
 
 
-def _deferred(method):
-    """Wrap a handler method: answer an error found before the body, now that it is read."""
+def endpoint(method):
+    """Mark a handler's HTTP method (``get``, ``post``…); every one must carry it.
+
+    Runs before the method, once the request body has arrived: answers an error found
+    before the body (no token, an oversized upload: see `BaseHandler`), follows a deferred
+    redirect, and answers a repeated ``Idempotency-Key`` from the first call's record instead
+    of running the method again."""
 
     @functools.wraps(method)
     async def wrapper(self, *args: Any, **kwargs: Any) -> Any:
@@ -637,7 +649,7 @@ def _deferred(method):
             return None  # answered again from the first call's record
         return await method(self, *args, **kwargs)
 
-    wrapper._uws_deferred = True
+    wrapper._uws_endpoint = True
     return wrapper
 
 
@@ -683,6 +695,7 @@ class NotFoundHandler(BaseHandler):
 
     auth_required = False
 
+    @endpoint
     async def get(self, *args: Any) -> None:
         raise web.HTTPError(404, f"Not found: {self.request.path}")
 

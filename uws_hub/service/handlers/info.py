@@ -6,33 +6,50 @@ import asyncio
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ... import __version__, scopes
-from .base import BaseHandler
+from ... import scopes
+from ..._version import __version__
+from .base import BaseHandler, endpoint
 
 
-class JobTypesHandler(BaseHandler):
+class _CatalogHandler(BaseHandler):
+    """What this hub offers, public: ``{"<key>": items}``."""
+
     auth_required = False
+    key = ""
 
+    def items(self):
+        raise NotImplementedError
+
+    @endpoint
     async def get(self) -> None:
-        types = {jid: jt.as_dict() for jid, jt in self.ctx.settings.job_type_map.items()}
-        self.ok("Successful.", {"job_types": types})
+        self.ok("Successful.", {self.key: self.items()})
 
 
-class ResourcesHandler(BaseHandler):
+class JobTypesHandler(_CatalogHandler):
+    key = "job_types"
+
+    def items(self) -> dict:
+        return {jid: jt.as_dict() for jid, jt in self.ctx.settings.job_type_map.items()}
+
+
+class ResourcesHandler(_CatalogHandler):
     """Where jobs can run (uws_hub extension): id -> {id, kind, name, description, limits}."""
 
-    auth_required = False
+    key = "resources"
 
+    def items(self) -> dict:
+        return {rid: r.as_dict() for rid, r in self.ctx.settings.resource_map.items()}
+
+
+class ParametersHandler(_CatalogHandler):
+    key = "parameters"
+
+    def items(self) -> list:
+        return [p.as_dict() for p in self.ctx.settings.parameter_list]
+
+    @endpoint
     async def get(self) -> None:
-        resources = {rid: r.as_dict() for rid, r in self.ctx.settings.resource_map.items()}
-        self.ok("Successful.", {"resources": resources})
-
-
-class ParametersHandler(BaseHandler):
-    auth_required = False
-
-    async def get(self) -> None:
-        params = [p.as_dict() for p in self.ctx.settings.parameter_list]
+        params = self.items()
         # UWS answered {"parameters": [...]}; the envelope carries the same list under data
         self.ok("Successful.", {"parameters": params}, parameters=params)
 
@@ -40,6 +57,7 @@ class ParametersHandler(BaseHandler):
 class StatusHandler(BaseHandler):
     auth_required = False
 
+    @endpoint
     async def get(self) -> None:
         database, storage, hub = await asyncio.gather(
             self.ctx.check_database(), self.ctx.check_storage(), self.ctx.check_hub()
@@ -62,6 +80,7 @@ class StatusHandler(BaseHandler):
 class OpenAPIHandler(BaseHandler):
     auth_required = False
 
+    @endpoint
     async def get(self, fmt: str) -> None:
         if fmt == "yaml":
             self.set_header("Content-Type", "application/yaml; charset=UTF-8")
@@ -74,19 +93,9 @@ class MetricsHandler(BaseHandler):
     """Prometheus metrics (needs custom:uws:read:metrics, held by the uws-admin role); see
     docs/metrics.md. Generated in a thread: the database gauges query at scrape time."""
 
+    @endpoint
     async def get(self) -> None:
         self.require_scope(scopes.READ_METRICS)
         body = await asyncio.to_thread(generate_latest)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)
-
-
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}api/job_types/?", JobTypesHandler),
-        (rf"{prefix}api/parameters/?", ParametersHandler),
-        (rf"{prefix}api/resources/?", ResourcesHandler),
-        (rf"{prefix}api/status/?", StatusHandler),
-        (rf"{prefix}api/openapi\.(json|yaml)", OpenAPIHandler),
-        (rf"{prefix}metrics", MetricsHandler),
-    ]

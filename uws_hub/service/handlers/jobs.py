@@ -11,8 +11,9 @@ from tornado.iostream import StreamClosedError
 from ... import scopes
 from ...db.models import Job, JobStatus
 from ...errors import BadRequest, HubAPIError, UWSError
+from ...jobs.specs import StartSpec
 from .. import serialize
-from .base import BaseHandler
+from .base import BaseHandler, endpoint
 
 NOT_FOUND_LIST = "Job matching given parameters could not be found."
 ENDED = (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
@@ -40,14 +41,16 @@ class StartHandler(JobHandlerMixin, BaseHandler):
         self.ok("Successful start.", {"job": self.job_json(job)})
         return True
 
+    @endpoint
     async def put(self, ws_id: str) -> None:
         user = self.acting_user(scopes.JOBS)
         ws = self.ctx.workspaces.get(self.db, user, ws_id)
-        job = await self.ctx.jobs.start(self.db, user, ws, self.json_body())
+        job = await self.ctx.jobs.start(self.db, user, ws, StartSpec.parse(self.json_body()))
         self.ok("Successful start.", {"job": self.job_json(job)})
 
 
 class JobsHandler(JobHandlerMixin, BaseHandler):
+    @endpoint
     async def get(self, job_id: str | None = None) -> None:
         mgr = self.ctx.jobs
         if job_id is None and self.everyone(scopes.READ_JOBS):
@@ -67,6 +70,7 @@ class JobsHandler(JobHandlerMixin, BaseHandler):
 
 
 class StopHandler(JobHandlerMixin, BaseHandler):
+    @endpoint
     async def put(self, job_id: str) -> None:
         user = self.acting_user(scopes.JOBS)
         mgr = self.ctx.jobs
@@ -105,6 +109,7 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
                 self._open.pop(self._counted, None)
             self._counted = None
 
+    @endpoint
     async def get(self, job_id: str) -> None:
         user = self.acting_user(scopes.READ_JOBS)
         job_id = self.ctx.jobs.get(self.db, user, job_id).id
@@ -189,17 +194,17 @@ class JobSharesHandler(JobHandlerMixin, BaseHandler):
             "created_at": share.get("created_at"),
         }
 
+    @endpoint
     async def get(self, job_id: str) -> None:
         user, job = self._live_job(job_id, scopes.READ_JOBS)
         self.db.commit()
         try:
             items = await self.ctx.hub.list_shares(user.name, job.server_name)
         except HubAPIError as e:
-            raise UWSError(
-                f"The hub did not list the shares: {e.message}", status_code=502
-            ) from None
+            raise UWSError(f"The hub did not list the shares: {e.message}", status_code=502) from e
         self.ok("Successful.", {"shares": [self._model(s) for s in items]})
 
+    @endpoint
     async def post(self, job_id: str) -> None:
         user, job = self._live_job(job_id, scopes.JOBS)
         target = self._target()
@@ -209,32 +214,20 @@ class JobSharesHandler(JobHandlerMixin, BaseHandler):
             share = await self.ctx.jobs.grant_live_share(self.db, user, job, target)
         except HubAPIError as e:
             if e.status in (400, 404):
-                raise BadRequest(f"Cannot share job {job.id}: {e.message}") from None
+                raise BadRequest(f"Cannot share job {job.id}: {e.message}") from e
             raise UWSError(
                 f"The hub did not share job {job.id}: {e.message}", status_code=502
-            ) from None
+            ) from e
         who = target.get("user") or f"group {target.get('group')}"
         self.ok(f"Job {job.id} shared with {who}.", {"share": self._model(share)})
 
+    @endpoint
     async def delete(self, job_id: str) -> None:
         user, job = self._live_job(job_id, scopes.JOBS)
         target = self._target()
         try:
             await self.ctx.jobs.revoke_live_share(self.db, user, job, target)
         except HubAPIError as e:
-            raise UWSError(
-                f"The hub did not revoke the share: {e.message}", status_code=502
-            ) from None
+            raise UWSError(f"The hub did not revoke the share: {e.message}", status_code=502) from e
         who = target.get("user") or f"group {target.get('group')}"
         self.ok(f"{who} no longer has access to job {job.id}.")
-
-
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}api/jobs/([^/]+)/shares/?", JobSharesHandler),
-        (rf"{prefix}api/workspaces/([^/]+)/start/?", StartHandler),
-        (rf"{prefix}api/jobs/?", JobsHandler),
-        (rf"{prefix}api/jobs/([^/]+)/stop/?", StopHandler),
-        (rf"{prefix}api/jobs/([^/]+)/events/?", EventsHandler),
-        (rf"{prefix}api/jobs/([^/]+)/?", JobsHandler),
-    ]

@@ -19,9 +19,10 @@ from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
-from ... import __version__, scopes
+from ... import scopes
+from ..._version import __version__
 from ...errors import Forbidden, Unauthorized, UWSError
-from .base import BaseHandler
+from .base import BaseHandler, endpoint
 
 HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = os.path.join(HERE, "templates")
@@ -156,11 +157,13 @@ class PageHandler(BaseHandler):
 class HomeHandler(PageHandler):
     """The workspaces list: the service's home and where people land after logging in."""
 
+    @endpoint
     async def get(self) -> None:
         self.page("workspaces", "Workspaces")
 
 
 class WorkspacePageHandler(PageHandler):
+    @endpoint
     async def get(self, ws_id: str) -> None:
         if not ws_id.isdigit():
             raise web.HTTPError(404, "No such workspace.")
@@ -168,6 +171,7 @@ class WorkspacePageHandler(PageHandler):
 
 
 class SharesPageHandler(PageHandler):
+    @endpoint
     async def get(self) -> None:
         self.page("shares", "Invitations")
 
@@ -175,6 +179,7 @@ class SharesPageHandler(PageHandler):
 class AdminPageHandler(PageHandler):
     page_scope = scopes.ADMIN_QUOTAS
 
+    @endpoint
     async def get(self) -> None:
         self.page("admin", "Workspace admin")
 
@@ -194,15 +199,4 @@ class OAuthCallbackHandler(HubOAuthCallbackHandler):
         return self.settings["uws"].hub_auth
 
 
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}?", HomeHandler),
-        (rf"{prefix}workspaces/([^/]+)/?", WorkspacePageHandler),
-        (rf"{prefix}shares/?", SharesPageHandler),
-        (rf"{prefix}admin/?", AdminPageHandler),
-        (rf"{prefix}static/(.*)", StaticHandler, {"path": STATIC}),
-        (rf"{prefix}oauth_callback", OAuthCallbackHandler),
-    ]
-
-
-__all__ = ["routes", "web"]
+__all__ = ["web"]

@@ -6,8 +6,9 @@ from tornado import web
 
 from ... import scopes
 from ...db.models import SharedWorkspace, User, Workspace
+from ...shares.specs import ShareSpec
 from .. import serialize
-from .base import BaseHandler
+from .base import BaseHandler, endpoint
 
 
 def share_json(session, share: SharedWorkspace) -> dict:
@@ -58,6 +59,7 @@ class SharesHandler(BaseHandler):
         self.ok("Successful.", {"shared_workspaces": [share_json(self.db, s) for s in shares]})
         return True
 
+    @endpoint
     async def get(self, share_id: str | None = None) -> None:
         user = self.acting_user(scopes.READ_SHARES)
         mgr = self.ctx.shares
@@ -84,16 +86,18 @@ class SharesHandler(BaseHandler):
     def allowed_methods(cls, path_args: list[str]) -> list[str]:
         return ["GET", "DELETE", "OPTIONS"] if path_args else ["GET", "POST", "OPTIONS"]
 
+    @endpoint
     async def post(self, share_id: str | None = None) -> None:
         if share_id is not None:
             raise web.HTTPError(405, "POST shares a workspace: send it to /shared_workspaces/.")
         user = self.acting_user(scopes.SHARES)
-        shares = self.ctx.shares.create(self.db, user, self.json_body())
+        shares = self.ctx.shares.create(self.db, user, ShareSpec.parse(self.json_body()))
         self.ok(
             "Successful.",
             {"shared_workspaces": [share_json(self.db, s) for s in shares]},
         )
 
+    @endpoint
     async def delete(self, share_id: str | None = None) -> None:
         if share_id is None:
             raise web.HTTPError(405, "DELETE needs an invitation: /shared_workspaces/<id>/.")
@@ -104,16 +108,9 @@ class SharesHandler(BaseHandler):
 
 
 class AcceptHandler(BaseHandler):
+    @endpoint
     async def put(self, share_id: str) -> None:
         user = self.acting_user(scopes.SHARES)
         share = self.ctx.shares.get(self.db, user, share_id)
         share = self.ctx.shares.accept(self.db, user, share)
         self.ok("Successful.", {"shared_workspace": share_json(self.db, share)})
-
-
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}api/shared_workspaces/([^/]+)/accept/?", AcceptHandler),
-        (rf"{prefix}api/shared_workspaces/?", SharesHandler),
-        (rf"{prefix}api/shared_workspaces/([^/]+)/?", SharesHandler),
-    ]

@@ -29,9 +29,9 @@ import hashlib
 
 from cryptography.fernet import Fernet
 
-from ...authenticators.exchange import TokenIssuer
 from ...errors import BadRequest, UWSError
-from .base import BaseHandler
+from ...users.tokens import TokenIssuer
+from .base import BaseHandler, endpoint
 
 
 class TokensHandler(BaseHandler):
@@ -68,6 +68,7 @@ class TokensHandler(BaseHandler):
     def unseal_answer(self, kept: bytes) -> bytes:
         return self._fernet().decrypt(kept)
 
+    @endpoint
     async def post(self) -> None:
         body = self.json_body()
         if not isinstance(body, dict):
@@ -94,7 +95,3 @@ class TokensHandler(BaseHandler):
         auth = self.request.headers.get("Authorization", "")
         kind, _, value = auth.partition(" ")
         return value.strip() if kind.lower() in ("token", "bearer") and value else None
-
-
-def routes(prefix: str) -> list:
-    return [(rf"{prefix}api/tokens/?", TokensHandler)]

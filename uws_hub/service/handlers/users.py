@@ -8,14 +8,16 @@ from sqlalchemy import select
 from ... import scopes
 from ...db.models import User
 from ...errors import BadRequest, NotFound
-from ...quotas import report_csv, search_users
+from ...quotas import report_csv
 from ...times import parse_range
-from .base import BaseHandler
+from ...users.accounts import search_users, user_for
+from .base import BaseHandler, endpoint
 
 SEARCH_LIMIT = 20
 
 
 class UserSearchHandler(BaseHandler):
+    @endpoint
     async def get(self) -> None:
         self.require_scope(scopes.SEARCH_USERS)
         term = (self.get_query_argument("search", "") or "").strip()
@@ -43,7 +45,7 @@ class QuotaHandler(BaseHandler):
             name = self.acting_username()
         self.require_scope(scope, name)
         if own:
-            user = self.ctx.workspaces.user_for(self.db, name)  # known from the first request
+            user = user_for(self.db, name)  # known from the first request
             self.db.commit()
             return user
         user = self.db.scalar(select(User).where(User.name == name))
@@ -51,10 +53,12 @@ class QuotaHandler(BaseHandler):
             raise NotFound(f"User {name} not found.")
         return user
 
+    @endpoint
     async def get(self, name: str) -> None:
         user = self._target(name, scopes.READ_QUOTA)
         self.ok("Successful.", self.ctx.quotas.describe(self.db, user))
 
+    @endpoint
     async def put(self, name: str) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
         user = self._target(name, scopes.ADMIN_QUOTAS)
@@ -67,6 +71,7 @@ class QuotaHandler(BaseHandler):
 class QuotasHandler(BaseHandler):
     """Everyone's usage and limits (operators)."""
 
+    @endpoint
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
         self.ok("Successful.", {"quotas": self.ctx.quotas.describe_all(self.db)})
@@ -75,6 +80,7 @@ class QuotasHandler(BaseHandler):
 class UsageHandler(BaseHandler):
     """Core-hours per user and workspace over a date range (operators); ``format=csv``."""
 
+    @endpoint
     async def get(self) -> None:
         self.require_scope(scopes.ADMIN_QUOTAS)
         fmt = self.get_query_argument("format", "") or "json"
@@ -95,12 +101,3 @@ class UsageHandler(BaseHandler):
             self.finish(report_csv(rows))
             return
         self.ok("Successful.", {"usage": rows})
-
-
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}api/users/?", UserSearchHandler),
-        (rf"{prefix}api/users/([^/]+)/quota/?", QuotaHandler),
-        (rf"{prefix}api/quotas/?", QuotasHandler),
-        (rf"{prefix}api/usage/?", UsageHandler),
-    ]

@@ -8,9 +8,11 @@ import zlib
 from tornado import web
 
 from ... import scopes
+from ...db.models import Workspace
 from ...errors import BadRequest, PayloadTooLarge, UWSError
+from ...workspaces.specs import WorkspaceSpec
 from .. import serialize
-from .base import BaseHandler
+from .base import BaseHandler, endpoint
 
 NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
 
@@ -32,6 +34,7 @@ class WorkspacesHandler(BaseHandler):
     def allowed_methods(cls, path_args: list[str]) -> list[str]:
         return ["GET", "PUT", "DELETE", "OPTIONS"] if path_args else ["GET", "POST", "OPTIONS"]
 
+    @endpoint
     async def get(self, ws_id: str | None = None) -> None:
         mgr = self.ctx.workspaces
         if ws_id is None and self.everyone(scopes.READ_WORKSPACES):
@@ -77,17 +80,27 @@ class WorkspacesHandler(BaseHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(body)
 
+    def workspace_spec(self, *, creating: bool) -> WorkspaceSpec:
+        """The request body as a checked create or update (a 400 says what is wrong)."""
+        return WorkspaceSpec.parse(
+            self.json_body(),
+            creating=creating,
+            job_types=self.ctx.settings.job_type_map,
+            symlink_roots=self.ctx.settings.symlink_roots,
+        )
+
     def compute_etag(self) -> str | None:
         # a version-based tag: no hashing of large bodies on every request
         return getattr(self, "_etag", None)
 
+    @endpoint
     async def post(self, ws_id: str | None = None) -> None:
         if ws_id is not None:
             raise web.HTTPError(
                 405, "POST creates a workspace: send it to /workspaces/ without an id."
             )
         user = self.acting_user(scopes.WORKSPACES)
-        ws = await self.ctx.workspaces.create(self.db, user, self.json_body())
+        ws = await self.ctx.workspaces.create(self.db, user, self.workspace_spec(creating=True))
         self.ok("Successful.", {"workspace": with_last_job(self, ws)})
 
     async def answer_from_effect(self, effect: list[dict]) -> bool:
@@ -105,22 +118,23 @@ class WorkspacesHandler(BaseHandler):
         self.ok("Successful.", {"workspace": with_last_job(self, ws)})
         return True
 
-    async def put(self, ws_id: str | None = None) -> None:
+    def _one(self, ws_id: str | None, without_id: str) -> Workspace:
+        """The caller's workspace `ws_id` to change (405 saying `without_id` if no id)."""
         if ws_id is None:
-            raise web.HTTPError(405, "PUT updates a workspace: send it to /workspaces/<id>/.")
+            raise web.HTTPError(405, without_id)
         user = self.acting_user(scopes.WORKSPACES)
-        mgr = self.ctx.workspaces
-        ws = mgr.get(self.db, user, ws_id)
-        ws = await mgr.update(self.db, ws, self.json_body())
+        return self.ctx.workspaces.get(self.db, user, ws_id)
+
+    @endpoint
+    async def put(self, ws_id: str | None = None) -> None:
+        ws = self._one(ws_id, "PUT updates a workspace: send it to /workspaces/<id>/.")
+        ws = await self.ctx.workspaces.update(self.db, ws, self.workspace_spec(creating=False))
         self.ok("Update successful.", {"workspace": with_last_job(self, ws)})
 
+    @endpoint
     async def delete(self, ws_id: str | None = None) -> None:
-        if ws_id is None:
-            raise web.HTTPError(405, "DELETE removes one workspace: send it to /workspaces/<id>/.")
-        user = self.acting_user(scopes.WORKSPACES)
-        mgr = self.ctx.workspaces
-        ws = mgr.get(self.db, user, ws_id)
-        mgr.request_delete(self.db, ws)
+        ws = self._one(ws_id, "DELETE removes one workspace: send it to /workspaces/<id>/.")
+        self.ctx.workspaces.request_delete(self.db, ws)
         self.ok(f"Workspace {ws.id} queued for deletion.")
 
 
@@ -172,6 +186,7 @@ class UploadHandler(BaseHandler):
         except UWSError as e:
             self._failure = e
 
+    @endpoint
     async def put(self, ws_id: str) -> None:
         if self._failure is not None:
             if self.receiver is not None:
@@ -201,11 +216,3 @@ class UploadHandler(BaseHandler):
         if self.receiver is not None and not self._committing:
             receiver, self.receiver = self.receiver, None
             asyncio.ensure_future(self.ctx.workspaces.abort_upload(receiver))
-
-
-def routes(prefix: str) -> list:
-    return [
-        (rf"{prefix}api/workspaces/?", WorkspacesHandler),
-        (rf"{prefix}api/workspaces/([^/]+)/upload/?", UploadHandler),
-        (rf"{prefix}api/workspaces/([^/]+)/?", WorkspacesHandler),
-    ]

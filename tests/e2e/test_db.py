@@ -1,0 +1,184 @@
+"""The uws database on SQLite and PostgreSQL: migrations build exactly the models' schema, with
+their own version table, and the service runs on PostgreSQL end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import subprocess
+import time
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from conftest import Client, workspace_dir
+from hubtest import REPO
+from uws_hub.db import migrate
+from uws_hub.db.models import Base, User, Workspace
+from uws_hub.db.session import make_engine, make_sessionmaker
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    url = os.environ.get("UWS_TEST_PG_URL")
+    if not url:
+        subprocess.run([str(REPO / "scripts" / "pg.sh"), "start"], check=True)
+        url = subprocess.run(
+            [str(REPO / "scripts" / "pg.sh"), "url"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url):
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"uws_test_{secrets.token_hex(4)}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/uws.sqlite"
+    return request.getfixturevalue("pg_url")
+
+
+def test_migrations_match_models(db_url):
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE}
+        )
+        diff = compare_metadata(ctx, Base.metadata)
+    assert [
+        d for d in diff if not (d[0] == "remove_table" and d[1].name == migrate.VERSION_TABLE)
+    ] == []
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert "uws_alembic_version" in tables and "alembic_version" not in tables
+    assert {t for t in tables if not t.startswith("uws_")} == set()
+    migrate.upgrade(engine)  # idempotent
+    engine.dispose()
+
+
+def test_own_version_table_leaves_the_hubs_alone(db_url):
+    """uws may share a database with JupyterHub: the hub's alembic_version is not touched."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('4621fec11365')"))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "4621fec11365"
+        )
+    engine.dispose()
+
+
+def test_types_round_trip(db_url):
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    Session = make_sessionmaker(engine)
+    when = dt.datetime(2026, 5, 17, 8, 30, 1, 123000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    with Session() as s:
+        u = User(name="round-trip", workspaces_version=2**40)
+        s.add(u)
+        s.flush()
+        w = Workspace(
+            user_id=u.id,
+            name="w",
+            status="idle",
+            disk_space=5 * 2**40,  # 5 TiB: beyond 32 bits
+            datetime_created=when,
+            workspace_details={"current_workspace_details": {"files": [{"name": "ü.txt"}]}},
+            pending_details=None,
+        )
+        s.add(w)
+        s.commit()
+        wid = w.id
+    with Session() as s:
+        w = s.get(Workspace, wid)
+        assert w.disk_space == 5 * 2**40
+        assert w.datetime_created == when and w.datetime_created.tzinfo is not None
+        assert w.workspace_details["current_workspace_details"]["files"][0]["name"] == "ü.txt"
+        assert w.pending_details is None
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM uws_workspaces WHERE pending_details IS NULL")
+            ).scalar()
+            == 1
+        )
+    engine.dispose()
+
+
+def test_downgrade_and_upgrade_again(db_url):
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    from alembic import command
+
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert {t for t in inspect(engine).get_table_names() if t != "uws_alembic_version"} == set()
+    migrate.upgrade(engine)
+    assert "uws_workspaces" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_hub(pg_admin_url, hub_factory):
+    name = f"uws_hub_{secrets.token_hex(4)}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    hub = hub_factory("pg", env={"UWS_TEST_DB_URL": url})
+    yield hub
+    hub_factory.release(hub)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_service_on_postgresql(pg_hub):
+    alice = Client.of(pg_hub, "uwst-alice")
+    status = alice.get("status/").json()
+    assert status["dependencies"]["database"] == {"connected": True, "message": "postgresql"}
+    r = alice.post(
+        "workspaces/",
+        json={
+            "name": "pg",
+            "description": "on postgres",
+            "workspace_details": {"files": [{"name": "a.txt", "content": "A"}]},
+        },
+    )
+    assert r.status_code == 200, r.text
+    ws = r.json()["data"]["workspace"]
+    assert ws["status"] == "idle"
+    r = alice.put(f"workspaces/{ws['id']}/upload/", files={"f": ("b.txt", b"B")})
+    assert r.status_code == 200
+    r = alice.put(f"workspaces/{ws['id']}/", json={"name": "pg2"})
+    assert r.json()["data"]["workspace"]["name"] == "pg2"
+    d = workspace_dir(pg_hub, "uwst-alice", ws["id"])
+    assert sorted(os.listdir(d)) == ["a.txt", "b.txt"]
+    assert [w["name"] for w in alice.get("workspaces/").json()["data"]["workspaces"]] == ["pg2"]
+    assert alice.delete(f"workspaces/{ws['id']}").status_code == 200
+    # (the directory goes first, then the record: wait for the record)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alice.get(f"workspaces/{ws['id']}").status_code != 404:
+        time.sleep(0.1)
+    assert alice.get(f"workspaces/{ws['id']}").status_code == 404
+    assert not d.exists()

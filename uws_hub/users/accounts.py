@@ -1,0 +1,53 @@
+"""The uws user record of a hub user, the POSIX account that owns their files and runs their
+jobs, and finding people by name. Used by the service (workspaces, shares, quotas, the users
+API) and by the hub's spawners, so each question has one answer."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from ..db.models import User, utcnow
+from ..identity import PosixAccount, resolve_account
+
+
+def user_for(session: Session, name: str) -> User:
+    """The uws user row for hub user `name`, created (and flushed) on first sight."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        user = User(name=name, created=utcnow())
+        session.add(user)
+        session.flush()
+    return user
+
+
+def account_for(user: User, *, single_account: bool = False) -> PosixAccount:
+    """The POSIX account of `user`: the one recorded at login by the identity mapping, else the
+    system account of the same name (the service's own in single-account mode). Raises
+    `AccountMissing` (a 403 saying whom to ask) when there is none."""
+    return resolve_account(
+        user.name,
+        posix_name=user.posix_name,
+        uid=user.uid,
+        gid=user.gid,
+        single_account=single_account,
+    )
+
+
+def search_users(session: Session, term: str, limit: int) -> list[User]:
+    """People whose name or first/last name contains `term` (case-insensitive), at most `limit`."""
+    like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                or_(
+                    func.lower(User.name).like(like, escape="\\"),
+                    func.lower(User.first_name).like(like, escape="\\"),
+                    func.lower(User.last_name).like(like, escape="\\"),
+                )
+            )
+            .order_by(User.name)
+            .limit(limit)
+        )
+    )
