@@ -7,11 +7,14 @@ is refused here with a 400 that says the range; anything that is not a number na
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import BadRequest
 
 MAX_ID = 2**63 - 1
+#: a whole number as clients write one: ASCII digits, an optional minus (not "²", "５" or "--5")
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 def parse_id(value: Any, field: str) -> int | None:
@@ -21,7 +24,7 @@ def parse_id(value: Any, field: str) -> int | None:
         return None
     if isinstance(value, str):
         value = value.strip()
-        if not value.lstrip("-").isdigit():
+        if not _WHOLE.fullmatch(value):
             return None
         try:
             value = int(value)

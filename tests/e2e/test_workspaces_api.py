@@ -246,9 +246,13 @@ def test_unknown_and_foreign_workspaces_are_404(hub, alice, bob, make_workspace)
     assert alice.get(f"workspaces/{mine['id']}").json()["data"]["workspaces"][0] == mine
     d = workspace_dir(hub, "uwst-alice", mine["id"])
     assert sorted(os.listdir(d)) == ["s.txt"]
-    for missing in ("999999", "abc", "0", "-1"):
+    for missing in ("999999", "abc", "0", "-1", "--5"):
         r = alice.get(f"workspaces/{missing}/")
         assert r.status_code == 404
+    # digits of other scripts are not ids: the full-width form of her workspace's id names none
+    wide = "".join(chr(0xFF10 + int(c)) for c in str(mine["id"]))
+    r = alice.get(f"workspaces/{wide}/")
+    assert r.status_code == 404, r.text
     # bob cannot list alice's workspaces by naming her
     r = bob.get("workspaces/", params={"user": "uwst-alice"})
     assert r.status_code == 403

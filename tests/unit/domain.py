@@ -4,8 +4,9 @@ the managers — on a temporary directory, with a fake hub instead of the hub's 
 No root, hub, Slurm or network: everyone maps to the account running the tests
 (``c.UWS.single_account``), workspaces live under ``tmp_path``, the database is a SQLite file
 there (a file, not ``sqlite://``: the copy threads open their own connections). Each test
-module makes its own fixture from `Domain` (fixtures defined here would have to be imported
-into every module); the managers' coroutines run with `Domain.run`.
+module makes its own fixture from `Domain` (``with Domain(tmp_path) as d: yield d``; fixtures
+defined here would have to be imported into every module); the managers' coroutines run with
+`Domain.run`.
 
 The fake hub lives only here; tests/e2e/ runs the same behaviours against a real hub.
 """
@@ -24,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from uws_hub.config import UWS
-from uws_hub.db.models import Base, User, Workspace
+from uws_hub.db.models import AuditEvent, Base, User, Workspace
 from uws_hub.db.session import make_engine, make_sessionmaker
 from uws_hub.errors import HubAPIError
+from uws_hub.identity import service_account
 from uws_hub.jobs.manager import JobManager
 from uws_hub.jobs.specs import StartSpec
 from uws_hub.notify import Notifier
@@ -40,11 +42,14 @@ from uws_hub.workspaces.work import PendingWork
 
 T = TypeVar("T")
 
+#: the account every hub user maps to here (c.UWS.single_account)
+ACCOUNT = service_account()
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> UWS:
     """c.UWS of a small site under `tmp_path`: one account for everyone, workspaces in
-    ``tmp_path/root``, a local resource and a (never used) Slurm one, mail "on" (queued in
-    the outbox, never sent: nothing starts the mailer)."""
+    ``tmp_path/root``, a local resource and a (never used) Slurm one, JupyterLab the default
+    job type, mail "on" (queued in the outbox, never sent: nothing starts the mailer)."""
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
     settings: dict[str, Any] = {
@@ -62,6 +67,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> UWS:
             "jupyter_lab": {"name": "JupyterLab", "resources": ["local", "cluster"]},
             "batch": {"name": "Batch", "resources": ["cluster"]},
         },
+        "default_job_type": "jupyter_lab",
     }
     settings.update(overrides)
     return UWS(**settings)
@@ -195,6 +201,12 @@ class Domain:
         self.share_copies.executor.shutdown(wait=True)
         self.engine.dispose()
 
+    def __enter__(self) -> Domain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @staticmethod
     def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
@@ -241,9 +253,7 @@ class Domain:
         with self.db() as session:
             user = session.get(User, owner.id)
             return self.run(
-                self.jobs.start(
-                    session, user, session.get(Workspace, ws.id), StartSpec.parse(body)
-                )
+                self.jobs.start(session, user, session.get(Workspace, ws.id), StartSpec.parse(body))
             )
 
     def fresh(self, model: type[T], key: Any) -> T | None:
@@ -307,6 +317,4 @@ def allocated_bytes(directory: Path) -> int:
 
 def audit_actions(session: Session) -> list[str]:
     """The audit log's actions, oldest first."""
-    from uws_hub.db.models import AuditEvent
-
     return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))

@@ -29,7 +29,8 @@ def test_ids(value, expected):
 
 @pytest.mark.parametrize(
     "value",
-    ["abc", "", " ", "-", "4.2", "1e3", "0x10", 4.2, 7.0, True, False, None, [1], {"id": 1}],
+    ["abc", "", " ", "-", "4.2", "1e3", "0x10", "--5", "\u00b2", "\uff15", "+5"]
+    + [4.2, 7.0, True, False, None, [1], {"id": 1}],
 )
 def test_not_a_whole_number_names_no_record(value):
     assert parse_id(value, "workspace_id") is None

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import signal
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -437,7 +438,11 @@ class JobManager:
         return live, leftovers
 
     async def _sync_live(
-        self, job: LiveJob, servers: set, now: dt.datetime, counts: dict[str, int]
+        self,
+        job: LiveJob,
+        servers: Container[tuple[str, str]],
+        now: dt.datetime,
+        counts: dict[str, int],
     ) -> None:
         """One live job against the hub's servers: settle it if the hub has none (after the
         grace), retry its stop, or stop it at its time limit (local jobs; Slurm enforces its
