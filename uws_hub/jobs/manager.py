@@ -340,6 +340,9 @@ class JobManager:
     # ---- stop -----------------------------------------------------------------------------
 
     async def stop(self, session: Session, user: User, job: Job) -> Job:
+        """Stop a pending or running job: it becomes ``stopping`` (audited) and the hub is
+        asked to stop its server; answers within c.UWS.hub_answer_wait, the job row says how
+        it ends."""
         if job.status not in RUNNING_OR_PENDING:
             raise BadRequest("This job is not running or pending.")
         begin_stop(session, job, user.name, "Stopping.")

@@ -210,6 +210,10 @@ class ShareManager:
         return share
 
     def accept(self, session: Session, user: User, share: SharedWorkspace) -> SharedWorkspace:
+        """The recipient accepts an invitation: the copy becomes theirs and shows in their
+        listing (also while it is still being made); their disk quota is checked for what the
+        copy will hold; the sender is told by e-mail. One conditional update: concurrent
+        accepts, declines and cancels end in one consistent state."""
         if share.recipient_id != user.id:
             raise BadRequest("Only the recipient can accept an invitation.")
         if share.is_accepted:

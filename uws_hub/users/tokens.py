@@ -104,6 +104,9 @@ class TokenIssuer:
     # ---- trusted clients ---------------------------------------------------------------------
 
     async def for_trusted_client(self, client_token: Any, user_info: Any) -> tuple[str, str]:
+        """(hub user, new API token) for a person a trusted portal vouches for: the portal's
+        client token must hold custom:uws:admin:tokens; the person is mapped in the portal's
+        namespace (``alice@<portal>``) like a login."""
         client = await self._client(check_credential(client_token, "client_token"))
         if not isinstance(user_info, dict):
             raise BadRequest("user_info must be an object with username and email.")
