@@ -19,6 +19,7 @@ class UWSError(Exception):
         *,
         status_code: int | None = None,
         headers: dict[str, str] | None = None,
+        detail: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -26,6 +27,9 @@ class UWSError(Exception):
             self.status_code = status_code
         #: HTTP headers the answer carries (``Retry-After``, ``Connection``)
         self.headers = headers or {}
+        #: more than UWS's own `message` says (which limit, what to do next): answered beside
+        #: it as ``detail``, so UWS clients keep the text they expect
+        self.detail = detail
 
 
 class BadRequest(UWSError):

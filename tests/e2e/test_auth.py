@@ -24,7 +24,9 @@ def test_no_token_is_401(anon, alice, make_workspace):
     ]:
         r = anon.request(method, path, json={})
         assert r.status_code == 401, (method, path, r.text)
-        assert "Authorization: token" in r.json()["message"]
+        # UWS's text (UWS-REFERENCE §1.1); what to do next in the detail beside it
+        assert r.json()["message"] == "Authentication credentials were not provided."
+        assert "Authorization: token" in r.json()["detail"]
     assert alice.get(f"workspaces/{ws['id']}").status_code == 200
 
 
@@ -32,6 +34,31 @@ def test_invalid_token_is_401(hub):
     c = Client(hub, "not-a-real-token")
     r = c.get("workspaces/")
     assert r.status_code == 401
+    assert r.json()["message"] == "Invalid token provided."
+    assert "/hub/token" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("value", ["Token", "Token a b", "tokenonly"])
+def test_uws_header_not_two_words_is_401_invalid_format(hub, value):
+    """UWS splits UWS-Authorization on a space and wants exactly two parts (§1.1)."""
+    r = requests.get(
+        f"{hub.url}/services/uws/api/workspaces/",
+        headers={"UWS-Authorization": value},
+        timeout=30,
+    )
+    assert r.status_code == 401, r.text
+    assert r.json()["message"] == "Invalid auth header format."
+    assert "UWS-Authorization: Token <token>" in r.json()["detail"]
+
+
+def test_uws_header_with_an_unknown_token_is_invalid_token(hub):
+    r = requests.get(
+        f"{hub.url}/services/uws/api/workspaces/",
+        headers={"UWS-Authorization": "Token not-a-real-token"},
+        timeout=30,
+    )
+    assert r.status_code == 401
+    assert r.json()["message"] == "Invalid token provided."
 
 
 @pytest.mark.parametrize("header", ["token", "bearer", "uws"])

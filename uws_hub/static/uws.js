@@ -45,12 +45,17 @@ export async function api(method, path, body, { raw = false } = {}) {
     }
   }
   if (!resp.ok || (payload && payload.success === false)) {
-    const message = (payload && payload.message) || `${resp.status} ${resp.statusText}`;
-    throw new ApiError(resp.status, message, payload);
+    throw new ApiError(resp.status, envelopeText(payload, `${resp.status} ${resp.statusText}`), payload);
   }
   const data = (payload && payload.data) || {};
   Object.defineProperty(data, "_message", { value: payload && payload.message, enumerable: false });
   return data;
+}
+
+/** An error answer's words: UWS's `message`, then uws_hub's `detail` (what to do next) if any. */
+function envelopeText(payload, fallback) {
+  const message = (payload && payload.message) || fallback;
+  return payload && payload.detail ? `${message} ${payload.detail}` : message;
 }
 
 /** Upload a FormData with progress (XMLHttpRequest: fetch has no upload progress). */
@@ -72,7 +77,7 @@ export function uploadForm(path, form, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300 && payload && payload.success !== false) {
         resolve(payload.data || {});
       } else {
-        reject(new ApiError(xhr.status, (payload && payload.message) || `${xhr.status} ${xhr.statusText}`, payload));
+        reject(new ApiError(xhr.status, envelopeText(payload, `${xhr.status} ${xhr.statusText}`), payload));
       }
     };
     xhr.onerror = () => reject(new ApiError(0, "The upload was interrupted; check your connection and try again."));

@@ -434,10 +434,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if not model:
             if self._cookie_without_xsrf():
                 self.check_xsrf_cookie()  # raises 403 saying what is missing
-            raise Unauthorized(
-                "Authentication required: send a JupyterHub API token as 'Authorization: token <token>' "
-                "(create one at /hub/token) or log in through the hub."
-            )
+            raise self._unauthenticated()
         try:
             self.check_hub_user(model)
         except UserNotAllowed as e:
@@ -447,6 +444,24 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             ) from e
         self._hub_user = model
         return model
+
+    def _unauthenticated(self) -> Unauthorized:
+        """The 401 of a caller the hub did not recognise, in UWS's words (§1.1): no credential,
+        a ``UWS-Authorization`` header that is not two words, or a token nobody issued."""
+        how = (
+            "Send a JupyterHub API token as 'Authorization: token <token>' or "
+            "'UWS-Authorization: Token <token>' (create one at /hub/token, or exchange a "
+            "credential at POST /api/tokens/), or log in through the hub."
+        )
+        uws_header = self.request.headers.get("UWS-Authorization")
+        if uws_header and len(uws_header.split(" ")) != 2:
+            return Unauthorized("Invalid auth header format.", detail=how)
+        if self.request.headers.get("Authorization") or uws_header:
+            return Unauthorized(
+                "Invalid token provided.",
+                detail="The hub does not know this token (mistyped, expired or revoked). " + how,
+            )
+        return Unauthorized("Authentication credentials were not provided.", detail=how)
 
     def _credential(self) -> str:
         """What identifies the caller for rate limits: the token or login cookie sent ("" if
@@ -598,8 +613,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        detail = None
         if isinstance(exc, UWSError):
-            status_code, message = exc.status_code, exc.message
+            status_code, message, detail = exc.status_code, exc.message, exc.detail
             for name, value in exc.headers.items():
                 self.set_header(name, value)
         elif _database_unreachable(exc):
@@ -620,7 +636,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             self.set_header("Allow", ", ".join(self._allow()))
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps({"success": False, "message": message}))
+        answer = {"success": False, "message": message}
+        if detail:
+            answer["detail"] = detail
+        self.finish(dumps(answer))
 
 
 def _database_unreachable(exc: BaseException | None) -> bool:
