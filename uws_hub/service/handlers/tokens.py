@@ -14,7 +14,7 @@ Two ways in, as in UWS:
   identity-provider restriction, group allow-list and account lookup are those of the hub's
   Globus login, so the same person gets the same hub user as when they log in.
 
-The answer is ``{"success": true, "message": ..., "token": ...}`` with a JupyterHub API token of
+The answer is ``{"success": true, "message": "Successful authentication.", "token": ...}`` (UWS's) with a JupyterHub API token of
 that user (expiry `c.UWS.token_expires_in`; listed and revocable on the hub's token page). The
 token is for the uws API only (``access:services!service=<uws>`` and the person's ``custom:uws:*``
 scopes) unless `c.UWS.token_client_scopes` / `c.UWS.globus_token_scopes` say otherwise: it cannot
@@ -77,19 +77,23 @@ class TokensHandler(BaseHandler):
         if "auth_token" in body:
             token = body["auth_token"]
             if not isinstance(token, str) or not token.strip():
-                raise BadRequest("auth_token must be a Globus access token (a string).")
+                raise BadRequest(
+                    "Missing auth_token.",
+                    detail="auth_token must be a Globus access token (a string).",
+                )
             name, token = await issuer.for_globus_token(token.strip())
         else:
             client_token = body.get("client_token") or self._header_token()
             if not client_token:
                 raise BadRequest(
-                    "Missing client_token. Ask an administrator to give your portal a token "
-                    "with the uws-token-client role."
+                    "Missing client_token. Please have admin generate a token for you.",
+                    detail="Ask an administrator to give your portal a token with the "
+                    "uws-token-client role.",
                 )
             if "user_info" not in body:
                 raise BadRequest("Missing user_info. Please provide user_info to get user_token.")
             name, token = await issuer.for_trusted_client(client_token, body["user_info"])
-        self.ok(f"Token for {name}.", {"username": name}, token=token)
+        self.ok("Successful authentication.", {"username": name}, token=token)
 
     def _header_token(self) -> str | None:
         auth = self.request.headers.get("Authorization", "")
