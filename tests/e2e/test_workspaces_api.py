@@ -445,3 +445,19 @@ def test_operators_list_everyones_workspaces_and_jobs(alice, bob, client_for, ma
     # without all_users nothing changed: an operator's own listing is their own
     mine = admin.get("workspaces/").json()["data"]["workspaces"]
     assert all("username" not in w for w in mine) and a["id"] not in [w["id"] for w in mine]
+
+
+def test_unknown_put_action_is_400_invalid_put_type(alice, anon, make_workspace):
+    """UWS-REFERENCE §1.8: PUT /workspaces/<id>/<other>/ is 400 "Invalid PUT type passed."."""
+    ws = make_workspace()
+    for path in (f"workspaces/{ws['id']}/foo/", f"workspaces/{ws['id']}/stop", "workspaces/9/x/"):
+        r = alice.put(path, json={})
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["message"] == "Invalid PUT type passed."
+        assert "/start/" in r.json()["detail"]
+    assert anon.put(f"workspaces/{ws['id']}/foo/", json={}).status_code == 401
+    # the workspace is untouched, and other methods on such a path are still unknown
+    assert (
+        alice.get(f"workspaces/{ws['id']}/").json()["data"]["workspaces"][0]["name"] == ws["name"]
+    )
+    assert alice.get(f"workspaces/{ws['id']}/foo/").status_code == 404

@@ -238,6 +238,7 @@ def routes(prefix: str) -> list:
         (rf"{api}usage/?", users.UsageHandler),
         (rf"{api}workspaces/?", workspaces.WorkspacesHandler),
         (rf"{api}workspaces/([^/]+)/upload/?", workspaces.UploadHandler),
+        (rf"{api}workspaces/([^/]+)/([^/]+)/?", workspaces.UnknownActionHandler),
         (rf"{api}workspaces/([^/]+)/?", workspaces.WorkspacesHandler),
         (rf"{prefix}?", pages.HomeHandler),
         (rf"{prefix}workspaces/([^/]+)/?", pages.WorkspacePageHandler),

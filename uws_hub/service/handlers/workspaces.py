@@ -12,6 +12,7 @@ from ...db.models import Workspace
 from ...errors import BadRequest, PayloadTooLarge, UWSError
 from ...workspaces.specs import WorkspaceSpec
 from .. import serialize
+from . import base
 from .base import BaseHandler, endpoint
 
 NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
@@ -216,3 +217,20 @@ class UploadHandler(BaseHandler):
         if self.receiver is not None and not self._committing:
             receiver, self.receiver = self.receiver, None
             asyncio.ensure_future(self.ctx.workspaces.abort_upload(receiver))
+
+
+class UnknownActionHandler(base.NotFoundHandler):
+    """``PUT /workspaces/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT
+    type passed." (UWS-REFERENCE §1.8), once the caller is known; other methods: 404."""
+
+    auth_required = True
+
+    @endpoint
+    async def put(self, ws_id: str, action: str) -> None:
+        self.acting_user(scopes.WORKSPACES)
+        raise BadRequest(
+            "Invalid PUT type passed.",
+            detail=f"{action!r} is not an action on a workspace: PUT /workspaces/<id>/start/ "
+            "starts a job, PUT /workspaces/<id>/upload/ uploads files, PUT /workspaces/<id>/ "
+            "updates it.",
+        )
