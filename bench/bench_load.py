@@ -7,7 +7,7 @@ uws requests through the proxy for T seconds (default 60), back to back, no thin
 
 - list their workspaces (``GET /workspaces/``) — weight 40;
 - get their own workspace (``GET /workspaces/<id>/``) — weight 25;
-- get another user's workspace (``GET /workspaces/<id>/``, 404 expected) — weight 5;
+- get another user's workspace (``GET /workspaces/<id>/``, an empty answer expected) — weight 5;
 - create a workspace, then delete it (``POST /workspaces/`` then ``DELETE /workspaces/<id>/``)
   — weight 15;
 - a job cycle on their own workspace (``test_job`` on resource ``local``): start
@@ -79,7 +79,7 @@ class ClientState:
     user: str
     token: str
     home: int  # the client's own workspace id
-    other: int = 0  # a workspace of another user (404 expected)
+    other: int = 0  # a workspace of another user (an empty answer expected)
     job: int | None = None
     job_status: str = ""
     running_since: float = 0.0
@@ -207,7 +207,10 @@ class Load:
         elif op == "get":
             await self.call(phase, c, op, "GET", f"{API}/workspaces/{c.home}/")
         elif op == "get_other":
-            await self.call(phase, c, op, "GET", f"{API}/workspaces/{c.other}/", expect=(404,))
+            # as UWS: 200 with an empty list (nothing of the caller's has that id)
+            ans = await self.call(phase, c, op, "GET", f"{API}/workspaces/{c.other}/")
+            if ans is not None and ans.get("data", {}).get("workspaces"):
+                phase.errors.append(f"GET workspaces/{c.other}/: another user's workspace shown")
         elif op == "create_delete":
             ans = await self.call(
                 phase,

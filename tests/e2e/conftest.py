@@ -190,3 +190,14 @@ def make_workspace(alice):
 
 def workspace_dir(hub: HubProcess, owner: str, ws_id: int) -> Path:
     return hub.root / owner / str(ws_id)
+
+
+def empty_answer(resp: requests.Response, key: str) -> bool:
+    """UWS's answer to a GET of an id that names nothing of the caller's (deleted, someone
+    else's, never made): 200 with an empty list under data[key]."""
+    return (
+        resp.status_code == 200
+        and resp.json()["success"] is True
+        and resp.json()["data"][key] == []
+        and resp.json()["message"].endswith("matching given parameters could not be found.")
+    )

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import Client, workspace_dir
+from conftest import Client, empty_answer, workspace_dir
 from hubtest import REPO, HubProcess
 
 PG_ADMIN = os.environ.get("UWS_TEST_PG_URL")
@@ -321,7 +321,7 @@ def test_kill_during_delete(fhub, operator):
     kill_service(fhub)
     settle_workspaces(operator)
     got = operator.get(f"workspaces/{ws['id']}/", params={"user": "uwst-alice"})
-    assert got.status_code == 404 or got.json()["data"]["workspaces"] == []
+    assert empty_answer(got, "workspaces")
     assert not d.exists()
     assert not [p for p in d.parent.iterdir() if p.name.endswith(f"-{ws['id']}")]
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import workspace_dir
+from conftest import empty_answer, workspace_dir
 
 
 def owner_of(path) -> str:
@@ -230,8 +230,9 @@ def test_unknown_and_foreign_workspaces_are_404(hub, alice, bob, make_workspace)
     mine = make_workspace(
         name="alice-private", workspace_details={"files": [{"name": "s.txt", "content": "secret"}]}
     )
+    # a GET answers as UWS: nothing of bob's has that id
+    assert empty_answer(bob.get(f"workspaces/{mine['id']}/"), "workspaces")
     for method, path, kw in [
-        ("GET", f"workspaces/{mine['id']}/", {}),
         ("PUT", f"workspaces/{mine['id']}/", {"json": {"name": "stolen"}}),
         ("PUT", f"workspaces/{mine['id']}/upload/", {"files": {"f": ("x.txt", b"x")}}),
         ("DELETE", f"workspaces/{mine['id']}/", {}),
@@ -246,7 +247,9 @@ def test_unknown_and_foreign_workspaces_are_404(hub, alice, bob, make_workspace)
     assert alice.get(f"workspaces/{mine['id']}").json()["data"]["workspaces"][0] == mine
     d = workspace_dir(hub, "uwst-alice", mine["id"])
     assert sorted(os.listdir(d)) == ["s.txt"]
-    for missing in ("999999", "abc", "0", "-1", "--5"):
+    # an id that names nothing of hers: UWS's empty answer
+    assert empty_answer(alice.get("workspaces/999999/"), "workspaces")
+    for missing in ("abc", "0", "-1", "--5"):  # not ids at all (ids start at 1)
         r = alice.get(f"workspaces/{missing}/")
         assert r.status_code == 404
     # digits of other scripts are not ids: the full-width form of her workspace's id names none
@@ -267,9 +270,11 @@ def test_delete_is_async_and_removes_directory(hub, alice, make_workspace):
     assert r.status_code == 200
     assert r.json() == {"success": True, "message": f"Workspace {ws['id']} queued for deletion."}
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and alice.get(f"workspaces/{ws['id']}").status_code != 404:
+    while time.monotonic() < deadline and not empty_answer(
+        alice.get(f"workspaces/{ws['id']}"), "workspaces"
+    ):
         time.sleep(0.1)
-    assert alice.get(f"workspaces/{ws['id']}").status_code == 404
+    assert empty_answer(alice.get(f"workspaces/{ws['id']}"), "workspaces")
     assert not d.exists()
     assert ws["id"] not in [w["id"] for w in alice.get("workspaces/").json()["data"]["workspaces"]]
     # a second delete of the same workspace is a 404, not a crash

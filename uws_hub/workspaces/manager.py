@@ -161,6 +161,35 @@ class WorkspaceManager:
             raise NotFound(f"Workspace {ws_id} not found for user.")
         return ws
 
+    def get_to_change(self, session: Session, user: User, ws_id: int | str) -> Workspace:
+        """The user's workspace `ws_id` to change, start a job in or upload to: 404 if it is
+        not theirs; 400 (as UWS) if it is a shared copy they have not accepted yet."""
+        given, ws_id = ws_id, parse_id(ws_id, "Workspace id")
+        if ws_id is None:
+            raise NotFound(f"Workspace {given} not found for user.")
+        ws = session.scalar(
+            select(Workspace).where(
+                Workspace.id == ws_id,
+                Workspace.user_id == user.id,
+                Workspace.status.not_in(HIDDEN),
+            )
+        )
+        if ws is None:
+            raise NotFound(f"Workspace {ws_id} not found for user.")
+        unaccepted = session.scalar(
+            select(SharedWorkspace.id).where(
+                SharedWorkspace.shared_workspace_id == ws.id,
+                SharedWorkspace.is_accepted.is_(False),
+            )
+        )
+        if unaccepted is not None:
+            raise BadRequest(
+                f"Workspace {ws.id} is a shared workspace and has not been accepted.",
+                detail="Accept the invitation first (PUT /shared_workspaces/<id>/accept/, or "
+                "the Shared with me page).",
+            )
+        return ws
+
     def pending_work(self) -> list[int]:
         """Workspaces in a durable transitional state this manager drives."""
         with self.db() as session:

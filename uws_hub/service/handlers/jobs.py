@@ -14,6 +14,7 @@ from ...errors import BadRequest, HubAPIError, UWSError
 from ...jobs.specs import StartSpec
 from .. import serialize
 from .base import BaseHandler, endpoint
+from .workspaces import found_or_none
 
 NOT_FOUND_LIST = "Job matching given parameters could not be found."
 ENDED = (JobStatus.COMPLETE.value, JobStatus.FAILED.value)
@@ -44,7 +45,7 @@ class StartHandler(JobHandlerMixin, BaseHandler):
     @endpoint
     async def put(self, ws_id: str) -> None:
         user = self.acting_user(scopes.JOBS)
-        ws = self.ctx.workspaces.get(self.db, user, ws_id)
+        ws = self.ctx.workspaces.get_to_change(self.db, user, ws_id)
         job = await self.ctx.jobs.start(self.db, user, ws, StartSpec.parse(self.json_body()))
         self.ok("Successful start.", {"job": self.job_json(job)})
 
@@ -60,8 +61,9 @@ class JobsHandler(JobHandlerMixin, BaseHandler):
             self.ok("Successful." if out else NOT_FOUND_LIST, {"jobs": out})
             return
         user = self.acting_user(scopes.READ_JOBS)
-        if job_id is not None:
-            jobs = [mgr.get(self.db, user, job_id)]
+        if job_id is not None:  # as UWS: an id that is not the caller's is an empty answer
+            job = found_or_none(mgr.get, self.db, user, job_id)
+            jobs = [job] if job else []
         else:
             filters = self.query_filters("workspace_id", "resource_job_id", "job_type", "status")
             jobs = list(self.db.scalars(mgr.list_query(user, filters)))

@@ -9,7 +9,8 @@ from tornado import web
 
 from ... import scopes
 from ...db.models import Workspace
-from ...errors import BadRequest, PayloadTooLarge, UWSError
+from ...errors import BadRequest, NotFound, PayloadTooLarge, UWSError
+from ...ids import parse_id
 from ...workspaces.specs import WorkspaceSpec
 from .. import serialize
 from . import base
@@ -26,6 +27,19 @@ def listed(ws, job) -> dict:
 def with_last_job(handler: BaseHandler, ws) -> dict:
     """`listed` for one workspace (the answers of create, update and upload)."""
     return listed(ws, handler.ctx.workspaces.last_jobs(handler.db, ws_ids=[ws.id]).get(ws.id))
+
+
+def found_or_none(get, session, user, raw_id: str):
+    """`get(session, user, raw_id)`, or None when the id names nothing of the caller's: UWS
+    answers a GET of such an id 200 with an empty list (clients poll ids they deleted). A path
+    segment that is not a whole number ≥ 1 (ids start at 1) is not an id at all: still 404."""
+    number = parse_id(raw_id, "id")
+    if number is None or number < 1:
+        return get(session, user, raw_id)  # raises the resource's own 404
+    try:
+        return get(session, user, raw_id)
+    except NotFound:
+        return None
 
 
 class WorkspacesHandler(BaseHandler):
@@ -51,12 +65,13 @@ class WorkspacesHandler(BaseHandler):
             key, version = (user.id, "one", ws_id), user.workspaces_version
             body = self.ctx.listings.get(key, version)
             if body is None:
-                ws = mgr.get(self.db, user, ws_id)
+                # as UWS: an id that names none of the caller's workspaces is an empty answer
+                ws = found_or_none(mgr.get, self.db, user, ws_id)
                 body = serialize.dumps(
                     {
                         "success": True,
-                        "message": "Successful.",
-                        "data": {"workspaces": [with_last_job(self, ws)]},
+                        "message": "Successful." if ws else NOT_FOUND_LIST,
+                        "data": {"workspaces": [with_last_job(self, ws)] if ws else []},
                     }
                 ).encode()
                 self.ctx.listings.put(key, version, body)
@@ -124,7 +139,7 @@ class WorkspacesHandler(BaseHandler):
         if ws_id is None:
             raise web.HTTPError(405, without_id)
         user = self.acting_user(scopes.WORKSPACES)
-        return self.ctx.workspaces.get(self.db, user, ws_id)
+        return self.ctx.workspaces.get_to_change(self.db, user, ws_id)
 
     @endpoint
     async def put(self, ws_id: str | None = None) -> None:
@@ -159,7 +174,7 @@ class UploadHandler(BaseHandler):
         await self.check_named_user()
         user = self.acting_user(scopes.WORKSPACES)
         mgr = self.ctx.workspaces
-        self.workspace = mgr.get(self.db, user, self.path_args[0])
+        self.workspace = mgr.get_to_change(self.db, user, self.path_args[0])
         limit = self.ctx.settings.max_upload_size
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:

@@ -6,17 +6,19 @@ import { showPanel, state, wsId } from "./state.js";
 
 /** Load the workspace and show it; false when there is none to show (the page says why). */
 export async function loadWorkspace() {
+  const missing = () => {
+    clear(document.getElementById("workspace"), el("div", { class: "alert alert-warning", role: "alert" }, "This workspace does not exist or is not yours. ", el("a", { href: page.prefix }, "Back to your workspaces")));
+    return false;
+  };
   try {
     const data = await api("GET", `workspaces/${wsId}/`);
-    state.ws = data.workspaces[0];
+    state.ws = data.workspaces[0]; // none (as UWS: an empty list) when it is not the caller's
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) {
-      clear(document.getElementById("workspace"), el("div", { class: "alert alert-warning", role: "alert" }, "This workspace does not exist or is not yours. ", el("a", { href: page.prefix }, "Back to your workspaces")));
-      return false;
-    }
+    if (e instanceof ApiError && e.status === 404) return missing();
     notify(errorText(e));
     return false;
   }
+  if (!state.ws) return missing();
   const ws = state.ws;
   document.title = `${ws.name} · ${document.title.split(" · ").slice(1).join(" · ")}`;
   document.getElementById("ws-title").textContent = ws.name;

@@ -131,6 +131,10 @@ function follow(jobId) {
 async function poll(jobId) {
   try {
     const { jobs } = await api("GET", `jobs/${jobId}/`);
+    if (!jobs.length) {
+      notify("The job is gone (its workspace was deleted). Reload the page.");
+      return;
+    }
     showJob(jobs[0]);
     if (!LIVE.has(jobs[0].status)) return ended(jobs[0]);
   } catch (e) {
