@@ -225,8 +225,8 @@ def test_scan_matches_du_and_hides_dot_entries(env):
         ).stdout.split()[0]
     )
     assert res.disk_space == du
-    assert [f["name"] for f in res.files] == ["big.bin", "d/small.txt", "hardlink.bin"]
-    assert res.symlinks == [{"name": "d/hostlink", "source_path": "/etc/hostname"}]
+    assert [f["name"] for f in res.files] == ["/big.bin", "/d/small.txt", "/hardlink.bin"]
+    assert res.symlinks == [{"name": "/d/hostlink", "source_path": "/etc/hostname"}]
     assert res.file_count == 6
     limited = fsops.scan(env["fd"], list_limit=1)
     assert limited.truncated and len(limited.files) + len(limited.symlinks) == 1
@@ -240,7 +240,7 @@ def test_scan_counts_but_does_not_list_foreign_directories(env):
     with acting_as(env["owner"]):
         fsops.write_file(env["fd"], ("mine.txt",), [b"m"])
     res = fsops.scan(env["fd"], list_limit=100, owner_uid=env["pw"].pw_uid)
-    assert [f["name"] for f in res.files] == ["mine.txt"]
+    assert [f["name"] for f in res.files] == ["/mine.txt"]
     du = int(
         subprocess.run(
             ["du", "-s", "-B1", str(env["wdir"])], capture_output=True, text=True, check=True
@@ -259,7 +259,7 @@ def test_scan_odd_names_fifos_and_depth(env):
     os.makedirs(deep)
     res = fsops.scan(env["fd"], list_limit=100)  # must not block on the FIFO
     names = [f["name"] for f in res.files]
-    assert "bad-\\xff-name" in names and "pipe" in names
+    assert "/bad-\\xff-name" in names and "/pipe" in names
     assert res.incomplete
     delegated = fsops.scan(env["fd"], list_limit=0, du_after=1)  # du's part: no FIFO read either
     assert delegated.incomplete and delegated.file_count == res.file_count

@@ -91,7 +91,7 @@ def test_service_killed_mid_delete_finishes_after_restart(hub, alice, make_works
     assert wait_for(lambda: ws_row(hub, new_id)["status"] == "idle", 30), hub.log_tail()
     got = alice.get(f"workspaces/{new_id}/").json()["data"]["workspaces"][0]
     assert [f["name"] for f in got["workspace_details"]["current_workspace_details"]["files"]] == [
-        "resumed/hello.txt"
+        "/resumed/hello.txt"
     ]
     nd = workspace_dir(hub, "uwst-alice", new_id)
     assert (nd / "resumed/hello.txt").read_bytes() == b"hi"

@@ -35,7 +35,8 @@ def test_every_file_of_every_field(hub, alice, make_workspace):
             "files"
         ]
     ]
-    assert listed == ["a.csv", "b.csv", "nested/dir/c.txt"]  # dot-entries hidden from the listing
+    # as UWS: a leading "/", dot-entries hidden from the listing
+    assert listed == ["/a.csv", "/b.csv", "/nested/dir/c.txt"]
     d = workspace_dir(hub, "uwst-alice", ws["id"])
     assert (d / "a.csv").read_bytes() == b"1,2\n"
     assert (d / "nested/dir/c.txt").read_bytes() == b"c"

@@ -36,8 +36,11 @@ def test_create_with_files_and_symlinks(hub, alice, make_workspace):
     assert ws["default_job_type"] == "jupyter_lab"
     assert ws["disk_space"] > 0
     cur = ws["workspace_details"]["current_workspace_details"]
-    assert [f["name"] for f in cur["files"]] == ["README.md", "bin.dat", "src/deep/run.py"]
-    assert cur["symlinks"] == [{"name": "data/genome", "source_path": str(hub.datasets / "genome")}]
+    # as UWS lists them: a leading "/"
+    assert [f["name"] for f in cur["files"]] == ["/README.md", "/bin.dat", "/src/deep/run.py"]
+    assert cur["symlinks"] == [
+        {"name": "/data/genome", "source_path": str(hub.datasets / "genome")}
+    ]
     req = ws["workspace_details"]["request_workspace_details"]
     assert req["files"] == [{"name": "README.md"}, {"name": "src/deep/run.py"}, {"name": "bin.dat"}]
     assert ws["datetime_created"].endswith("Z")
@@ -171,9 +174,14 @@ def test_update_rename_description_job_type_and_files(hub, alice, make_workspace
         "test_job",
     )
     assert [f["name"] for f in got["workspace_details"]["current_workspace_details"]["files"]] == [
-        "archive/old.txt",
-        "notes/today.md",
+        "/archive/old.txt",
+        "/notes/today.md",
     ]
+    # as UWS: a PUT leaves request_workspace_details as the create asked for
+    assert (
+        got["workspace_details"]["request_workspace_details"]
+        == (ws["workspace_details"]["request_workspace_details"])
+    )
     assert got["datetime_last_modified"] >= ws["datetime_last_modified"]
     assert (d / "archive/old.txt").read_text() == "o" and not (d / "old.txt").exists()
     assert owner_of(d / "notes/today.md") == owner_of(d / "archive") == "uwst-alice"
@@ -347,7 +355,7 @@ def test_listing_is_never_stale(hub, client_for):
         f["name"]
         for f in listing()[ws["id"]]["workspace_details"]["current_workspace_details"]["files"]
     ]
-    assert "n.txt" in names
+    assert "/n.txt" in names
     assert [
         w["id"] for w in c.get("workspaces/", params={"name": "v2"}).json()["data"]["workspaces"]
     ] == [ws["id"]]

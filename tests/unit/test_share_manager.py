@@ -102,7 +102,7 @@ def test_the_copy_is_made_by_drive_then_accepted(domain, alice, bob, original):
     assert copy.file_path != domain.fresh(Workspace, original.id).file_path
     assert files_on_disk(domain.path(copy)) == {k: v.encode() for k, v in FILES.items()}
     current = copy.workspace_details["current_workspace_details"]["files"]
-    assert sorted(f["name"] for f in current) == ["data/table.csv", "notebook.ipynb"]
+    assert sorted(f["name"] for f in current) == ["/data/table.csv", "/notebook.ipynb"]
     done = domain.fresh(SharedWorkspace, inv.id)
     assert done.copy_status == "done" and done.copy_error is None
     assert (done.copy_files_done, done.copy_files_total) == (2, 2)

@@ -73,7 +73,7 @@ def test_create_writes_the_files_and_records_them(domain, alice):
             "symlinks": [],
         },
         "current_workspace_details": {
-            "files": [{"name": "README.md", "size": 10}, {"name": "data/raw.bin", "size": 256}],
+            "files": [{"name": "/README.md", "size": 10}, {"name": "/data/raw.bin", "size": 256}],
             "symlinks": [],
         },
     }
@@ -103,7 +103,7 @@ def test_symlinks_point_into_the_configured_roots(tmp_path):
         link = domain.path(ws) / "ref" / "genomes"
         assert link.is_symlink() and link.readlink() == datasets / "genomes"
         current = domain.fresh(Workspace, ws.id).workspace_details["current_workspace_details"]
-        assert [s["name"] for s in current["symlinks"]] == ["ref/genomes"]
+        assert [s["name"] for s in current["symlinks"]] == ["/ref/genomes"]
 
 
 def test_a_create_interrupted_before_its_files_is_finished_by_drive(domain, alice, monkeypatch):
@@ -181,9 +181,14 @@ def test_update_renames_a_file_adds_one_and_renames_the_workspace(domain, alice)
     row = domain.fresh(Workspace, ws.id)
     assert (row.name, row.description, row.default_job_type) == ("April runs", "A workspace", None)
     current = row.workspace_details["current_workspace_details"]["files"]
-    assert sorted(f["name"] for f in current) == ["README.md", "data/2026-04.bin", "notes/todo.txt"]
+    assert sorted(f["name"] for f in current) == [
+        "/README.md",
+        "/data/2026-04.bin",
+        "/notes/todo.txt",
+    ]
+    # as UWS: an update leaves what the create asked for as it was
     requested = row.workspace_details["request_workspace_details"]["files"]
-    assert [f["name"] for f in requested] == ["README.md", "data/raw.bin", "notes/todo.txt"]
+    assert [f["name"] for f in requested] == ["README.md", "data/raw.bin"]
     assert row.file_count == 3 and row.disk_space == allocated_bytes(domain.path(ws))
     with domain.db() as session:
         assert audit_actions(session) == ["workspace.create", "workspace.update"]
@@ -213,7 +218,7 @@ def test_files_written_by_a_job_are_found_by_a_rescan(domain, alice):
         domain.run(domain.workspaces.rescan(session, session.get(Workspace, ws.id)))
     row = domain.fresh(Workspace, ws.id)
     listed = row.workspace_details["current_workspace_details"]["files"]
-    assert {f["name"]: f["size"] for f in listed} == {"in.txt": 1, "out.csv": 8}
+    assert {f["name"]: f["size"] for f in listed} == {"/in.txt": 1, "/out.csv": 8}
     assert row.file_count == 2 and row.disk_space == allocated_bytes(domain.path(ws))
 
 

@@ -747,7 +747,7 @@ class _ScanWalk:
             self.res.truncated = True
             return
         self.listed += 1
-        rel = prefix + display_name(name)
+        rel = "/" + prefix + display_name(name)  # as UWS lists them: "/a/b.txt"
         if stat.S_ISLNK(est.st_mode):
             try:
                 target = display_name(os.readlink(name, dir_fd=dfd))

@@ -479,15 +479,8 @@ class WorkspaceManager:
                     lambda wfd: self._write_details(wfd, spec),
                     lambda wfd: self._check_details(wfd, spec),
                 )
-                details = dict(ws.workspace_details)
-                req = dict(
-                    details.get("request_workspace_details") or {"files": [], "symlinks": []}
-                )
-                rec = spec.request_record()
-                req["files"] = list(req.get("files", [])) + rec["files"]
-                req["symlinks"] = list(req.get("symlinks", [])) + rec["symlinks"]
-                details["request_workspace_details"] = req
-                ws.workspace_details = details
+                # as UWS: request_workspace_details stays what the create asked for; the new
+                # names show in current_workspace_details at once (the change rescanned it)
             else:
                 session.refresh(ws)
                 self._require_changeable(ws)
