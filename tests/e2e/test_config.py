@@ -12,7 +12,7 @@ from traitlets.config import Config
 
 from hubtest import BIN, world_dir
 from uws_hub.config import UWS
-from uws_hub.errors import ConfigError, ValidationFailed
+from uws_hub.errors import BadRequest, ConfigError, ValidationFailed
 from uws_hub.jobs.params import parse_parameters, validate_options
 
 
@@ -151,12 +151,11 @@ def test_parameter_validation_messages():
         "ratio": 1,
     }
     cases = [
-        ({"num_cpus": 0, "partition": "p"}, "Value 0 below minimum of 1."),
-        ({"num_cpus": 9, "partition": "p"}, "Value 9 above maximum of 8."),
+        ({"num_cpus": 0, "partition": "p"}, "num_cpus: Value '0' not above minimum of 1."),
+        ({"num_cpus": 9, "partition": "p"}, "num_cpus: Value '9' above maximum of 8."),
         ({"num_cpus": "4", "partition": "p"}, "does not match required type int"),
         ({"num_cpus": True, "partition": "p"}, "does not match required type int"),
-        ({"num_cpus": 2}, "'Missing required': ['partition']"),
-        ("not a dict", "resource_options must be an object"),
+        ({"num_cpus": 2}, "['Missing required: partition']"),
     ]
     for options, message in cases:
         with pytest.raises(ValidationFailed) as e:
@@ -164,6 +163,9 @@ def test_parameter_validation_messages():
         assert e.value.status_code == 422
         assert e.value.message.startswith("Invalid resource options found:")
         assert message in e.value.message
+    with pytest.raises(BadRequest) as e:
+        validate_options(params, "not a dict")
+    assert e.value.message == "Resource options not JSON."
 
 
 BAD_HUB_CONFIGS = [

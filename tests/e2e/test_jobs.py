@@ -135,7 +135,7 @@ def test_jupyterlab_in_the_workspace(hub, alice, ws, resource):
         (
             {"job_type": "test_job", "resource_options": {"num_cpus": 0}},
             422,
-            "Invalid resource options found: {'num_cpus': ['Value 0 below minimum of 1.']}",
+            "Invalid resource options found: [\"num_cpus: Value '0' not above minimum of 1.\"]",
         ),
         (
             {"job_type": "test_job", "resource_options": {"num_cpus": "two"}},
@@ -145,12 +145,12 @@ def test_jupyterlab_in_the_workspace(hub, alice, ws, resource):
         (
             {"job_type": "test_job", "resource": "local", "resource_options": {"num_cpus": 6}},
             422,
-            "Value 6 above maximum of 4 for resource local.",
+            "num_cpus: Value '6' above maximum of 4 for resource local.",
         ),
         (
             {"job_type": "test_job", "resource": "local", "resource_options": {"gpus": 1}},
             422,
-            "Value 1 above maximum of 0 for resource local.",
+            "gpus: Value '1' above maximum of 0 for resource local.",
         ),
         (
             {
@@ -159,7 +159,7 @@ def test_jupyterlab_in_the_workspace(hub, alice, ws, resource):
                 "resource_options": {"time_limit_min": 60},
             },
             422,
-            "Value 60 above maximum of 30 for resource slurm-short.",
+            "time_limit_min: Value '60' above maximum of 30 for resource slurm-short.",
         ),
         ({"job_type": "matlab"}, 400, "matlab is not in the list of available job types."),
         ({}, 400, "Missing job_type and no default job type set on workspace."),
@@ -169,6 +169,7 @@ def test_jupyterlab_in_the_workspace(hub, alice, ws, resource):
             "Resource 'slurm' cannot run job type 'local_only'",
         ),
         ({"job_type": "test_job", "job_details": "x"}, 400, "Job details not JSON."),
+        ({"job_type": "test_job", "resource_options": [1]}, 400, "Resource options not JSON."),
     ],
 )
 def test_refused_starts_create_no_job(alice, ws, body, status, message):

@@ -130,8 +130,8 @@ def test_a_start_uses_the_workspaces_default_job_type_and_the_chosen_options(dom
         (
             {"resource_options": {"num_cpus": 12}},
             ValidationFailed,
-            "Invalid resource options found: {'num_cpus': ['Value 12 above maximum of 8 for "
-            "resource local.']}",
+            "Invalid resource options found: [\"num_cpus: Value '12' above maximum of 8 for "
+            'resource local."]',
         ),
     ],
 )

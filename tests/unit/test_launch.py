@@ -103,26 +103,26 @@ def test_site_parameters_become_environment_variables(job_types, resources):
         (
             "local",
             {"num_cpus": 8},
-            "{'num_cpus': ['Value 8 above maximum of 4 for resource local.']}",
+            "[\"num_cpus: Value '8' above maximum of 4 for resource local.\"]",
         ),
         (
             "local",
             {"memory_mb": 9000},
-            "{'memory_mb': ['Value 9000 above maximum of 8192 for resource local.']}",
+            "[\"memory_mb: Value '9000' above maximum of 8192 for resource local.\"]",
         ),
         (
             "local",
             {"gpus": 1},
-            "{'gpus': ['Value 1 above maximum of 0 for resource local.']}",
+            "[\"gpus: Value '1' above maximum of 0 for resource local.\"]",
         ),
         (
             "cluster",
             {"time_limit_min": 601, "gpus": 3},
-            "{'time_limit_min': ['Value 601 above maximum of 600 for resource cluster.'], "
-            "'gpus': ['Value 3 above maximum of 2 for resource cluster.']}",
+            "[\"time_limit_min: Value '601' above maximum of 600 for resource cluster.\", "
+            "\"gpus: Value '3' above maximum of 2 for resource cluster.\"]",
         ),
         # the parameters' own limits come first
-        ("cluster", {"num_cpus": 17}, "{'num_cpus': ['Value 17 above maximum of 16.']}"),
+        ("cluster", {"num_cpus": 17}, "[\"num_cpus: Value '17' above maximum of 16.\"]"),
         ("cluster", {"num_cpus": "2"}, "does not match required type int"),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from uws_hub.errors import ConfigError, ValidationFailed
+from uws_hub.errors import BadRequest, ConfigError, ValidationFailed
 from uws_hub.jobs.params import parse_parameters, validate_options
 
 
@@ -95,11 +95,11 @@ def test_minimal_parameter():
         ),
         (
             [{"variable_name": "n", "default_value": 0, "validation": {"type": "int", "min": 1}}],
-            "c.UWS.parameters[0]: 'default_value' is invalid: Value 0 below minimum of 1.",
+            "c.UWS.parameters[0]: 'default_value' is invalid: n: Value '0' not above minimum of 1.",
         ),
         (
             [{"variable_name": "n", "default_value": "1", "validation": {"type": "int"}}],
-            "'default_value' is invalid: Value '1' of type str does not match required type int.",
+            "'default_value' is invalid: n: Value '1' of type str does not match required type int.",
         ),
     ],
 )
@@ -146,45 +146,55 @@ def test_types():
     }
     with pytest.raises(ValidationFailed) as e:
         validate_options(params, {"ratio": True, "debug": 0})
-    assert "'ratio': ['Value True of type bool does not match required type float.']" in str(
-        e.value.message
+    # UWS's words (UWS-REFERENCE §1.6, ParamValidator)
+    assert e.value.message == (
+        "Invalid resource options found: ["
+        "\"ratio: Value 'True' of type bool does not match required type float. Skipping further "
+        'validation of parameter ratio.", '
+        "\"debug: Value '0' of type int does not match required type bool. Skipping further "
+        'validation of parameter debug."]'
     )
-    assert "'debug': ['Value 0 of type int does not match required type bool.']" in e.value.message
 
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"num_cpus": 0}, "{'num_cpus': ['Value 0 below minimum of 1.']}"),
-        ({"num_cpus": 17}, "{'num_cpus': ['Value 17 above maximum of 16.']}"),
-        ({"num_cpus": "4"}, "Value '4' of type str does not match required type int."),
+        ({"num_cpus": 0}, "[\"num_cpus: Value '0' not above minimum of 1.\"]"),
+        ({"num_cpus": 17}, "[\"num_cpus: Value '17' above maximum of 16.\"]"),
+        (
+            {"num_cpus": "4"},
+            "num_cpus: Value '4' of type str does not match required type int. Skipping further "
+            "validation of parameter num_cpus.",
+        ),
         (
             {"num_cpus": True},
-            "{'num_cpus': ['Value True of type bool does not match required type int.']}",
+            "num_cpus: Value 'True' of type bool does not match required type int",
         ),
         ({"num_cpus": 2.0}, "does not match required type int"),
-        (
-            {"conda_env": 3},
-            "'conda_env': ['Value 3 of type int does not match required type str.']",
-        ),
-        ("num_cpus=4", "resource_options must be an object."),
-        ([4], "resource_options must be an object."),
+        ({"conda_env": 3}, "conda_env: Value '3' of type int does not match required type str."),
     ],
 )
 def test_refused_options(params, options, message):
     with pytest.raises(ValidationFailed) as e:
         validate_options(params, options)
     assert e.value.status_code == 422
-    assert e.value.message.startswith("Invalid resource options found: ")
+    assert e.value.message.startswith("Invalid resource options found: [")
     assert message in e.value.message
+
+
+@pytest.mark.parametrize("options", ["num_cpus=4", [4], 4])
+def test_options_that_are_not_an_object_are_400(params, options):
+    with pytest.raises(BadRequest) as e:
+        validate_options(params, options)
+    assert (e.value.status_code, e.value.message) == (400, "Resource options not JSON.")
 
 
 def test_every_problem_is_reported_at_once(params):
     with pytest.raises(ValidationFailed) as e:
         validate_options(params, {"num_cpus": 0, "memory_mb": 10**9})
     assert e.value.message == (
-        "Invalid resource options found: {'num_cpus': ['Value 0 below minimum of 1.'], "
-        "'memory_mb': ['Value 1000000000 above maximum of 262144.']}"
+        "Invalid resource options found: [\"num_cpus: Value '0' not above minimum of 1.\", "
+        "\"memory_mb: Value '1000000000' above maximum of 262144.\"]"
     )
 
 
@@ -203,5 +213,5 @@ def test_required_parameters():
         validate_options(params, {})
     assert (
         e.value.message
-        == "Invalid resource options found: {'Missing required': ['project', 'queue']}"
+        == "Invalid resource options found: ['Missing required: project', 'Missing required: queue']"
     )

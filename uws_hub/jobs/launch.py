@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ValidationFailed
-from .params import Parameter, validate_options
+from .params import Parameter, invalid_options, validate_options
 from .types import JobType, Resource
 
 DEFAULT_TIME_LIMIT_MIN = 240
@@ -52,10 +51,6 @@ class LaunchPlan:
         return out
 
 
-def _fail(errors: dict[str, list[str]]) -> ValidationFailed:
-    return ValidationFailed(f"Invalid resource options found: {errors}")
-
-
 def _check_limits(
     resource: Resource, cpus: int, memory_mb: int | None, time_limit: int, gpus: int
 ) -> None:
@@ -66,14 +61,13 @@ def _check_limits(
         ("time_limit_min", time_limit, resource.max_time_limit_min),
         ("gpus", gpus, resource.max_gpus),
     )
-    errors: dict[str, list[str]] = {}
-    for name, value, limit in limits:
-        if value is not None and limit is not None and value > limit:
-            errors.setdefault(name, []).append(
-                f"Value {value} above maximum of {limit} for resource {resource.id}."
-            )
+    errors = [
+        f"{name}: Value '{value}' above maximum of {limit} for resource {resource.id}."
+        for name, value, limit in limits
+        if value is not None and limit is not None and value > limit
+    ]
     if errors:
-        raise _fail(errors)
+        raise invalid_options(errors)
 
 
 def slurm_placement(resource: Resource, gpus: int) -> tuple[str | None, str | None]:

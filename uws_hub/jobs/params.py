@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, ValidationFailed
+from ..errors import BadRequest, ConfigError, ValidationFailed
 from .configcheck import check_keys
 
 TYPES: dict[str, tuple[type, ...]] = {
@@ -57,19 +57,22 @@ class Parameter:
         }
 
     def check(self, value: Any) -> list[str]:
-        """Problems with `value`, as sentences (empty when valid)."""
+        """Problems with `value`, in UWS's words (empty when valid): a wrong type stops the
+        checks of this parameter; bounds are ``value < min`` and ``value > max``."""
+        name = self.variable_name
         if self.type:
             ok_types = TYPES[self.type]
             is_bool = isinstance(value, bool)
             if not isinstance(value, ok_types) or (is_bool and self.type != "bool"):
                 return [
-                    f"Value {value!r} of type {type(value).__name__} does not match required type {self.type}."
+                    f"{name}: Value '{value}' of type {type(value).__name__} does not match "
+                    f"required type {self.type}. Skipping further validation of parameter {name}."
                 ]
         problems = []
         if self.min is not None and _comparable(value) and value < self.min:
-            problems.append(f"Value {value} below minimum of {self.min}.")
+            problems.append(f"{name}: Value '{value}' not above minimum of {self.min}.")
         if self.max is not None and _comparable(value) and value > self.max:
-            problems.append(f"Value {value} above maximum of {self.max}.")
+            problems.append(f"{name}: Value '{value}' above maximum of {self.max}.")
         return problems
 
 
@@ -146,28 +149,33 @@ def _parse_validation(validation: Any, where: str) -> tuple[str | None, Any, Any
 def validate_options(params: list[Parameter], options: Any) -> dict:
     """Check `options` from a client; return the cleaned options with defaults filled in.
 
-    Raises ValidationFailed (422) with the UWS message "Invalid resource options found: ...".
+    Raises ValidationFailed (422) with UWS's message "Invalid resource options found: [...]"
+    (the list of every problem, in UWS's words), BadRequest if `options` is not an object.
     """
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise ValidationFailed(
-            "Invalid resource options found: resource_options must be an object."
-        )
-    errors: dict[str, list[str]] = {}
+        raise BadRequest("Resource options not JSON.")
+    errors: list[str] = []
     cleaned: dict[str, Any] = {}
     for p in params:
         if p.variable_name in options:
             value = options[p.variable_name]
             problems = p.check(value)
             if problems:
-                errors[p.variable_name] = problems
+                errors += problems
             else:
                 cleaned[p.variable_name] = value
         elif p.required:
-            errors.setdefault("Missing required", []).append(p.variable_name)
+            errors.append(f"Missing required: {p.variable_name}")
         elif p.default_value is not None:
             cleaned[p.variable_name] = p.default_value
     if errors:
-        raise ValidationFailed(f"Invalid resource options found: {errors}")
+        raise invalid_options(errors)
     return cleaned
+
+
+def invalid_options(errors: list[str]) -> ValidationFailed:
+    """UWS's 422: "Invalid resource options found: ['<problem>', ...]" (the list as Python
+    writes it, as UWS did)."""
+    return ValidationFailed(f"Invalid resource options found: {errors}")

@@ -33,7 +33,10 @@ class StartSpec:
             job_details = {}
         if not isinstance(job_details, dict):
             raise BadRequest("Job details not JSON.")
+        options = body.get("resource_options")
+        if options is not None and not isinstance(options, dict):
+            raise BadRequest("Resource options not JSON.")
         resource = body.get("resource") or None
         if resource is not None and not isinstance(resource, str):
             raise BadRequest(f"Resource {resource!r} is not a resource id; send one as a string.")
-        return cls(job_type, resource, body.get("resource_options"), job_details)
+        return cls(job_type, resource, options, job_details)
