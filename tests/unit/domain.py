@@ -27,16 +27,11 @@ from sqlalchemy.orm import Session
 from uws_hub.config import UWS
 from uws_hub.db.models import AuditEvent, Base, User, Workspace
 from uws_hub.db.session import make_engine, make_sessionmaker
+from uws_hub.domain import build_domain
 from uws_hub.errors import HubAPIError
 from uws_hub.identity import service_account
-from uws_hub.jobs.manager import JobManager
 from uws_hub.jobs.specs import StartSpec
-from uws_hub.notify import Notifier
-from uws_hub.quotas import QuotaManager
-from uws_hub.shares.copyrun import ShareCopies
-from uws_hub.shares.manager import ShareManager
 from uws_hub.users.accounts import user_for
-from uws_hub.workspaces.manager import WorkspaceManager
 from uws_hub.workspaces.specs import WorkspaceSpec
 from uws_hub.workspaces.work import PendingWork
 
@@ -174,27 +169,10 @@ class Domain:
         self.db = make_sessionmaker(self.engine)
         self.executor = ThreadPoolExecutor(self.settings.fs_workers, thread_name_prefix="t-fs")
         self.hub = FakeHub()
-        self.quotas = QuotaManager(self.settings)
-        self.notifier = Notifier(self.settings, self.db)
-        self.work = RecordedWork()
-        self.share_copies = ShareCopies(self.settings, self.db, notifier=self.notifier)
-        self.workspaces = WorkspaceManager(
-            self.settings,
-            self.db,
-            self.executor,
-            quotas=self.quotas,
-            work=self.work,
-            share_copies=self.share_copies,
-        )
-        self.shares = ShareManager(
-            self.settings,
-            self.db,
-            self.workspaces,
-            quotas=self.quotas,
-            work=self.work,
-            notifier=self.notifier,
-        )
-        self.jobs = JobManager(self.settings, self.db, self.hub, quotas=self.quotas)
+        wired = build_domain(self.settings, self.db, self.executor, self.hub, work=RecordedWork())
+        self.quotas, self.notifier, self.work = wired.quotas, wired.notifier, wired.work
+        self.share_copies, self.workspaces = wired.share_copies, wired.workspaces
+        self.shares, self.jobs = wired.shares, wired.jobs
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -17,6 +17,7 @@ LAYERS: dict[str, set[str]] = {
     "db": {"db"},
     "domain": {
         "config",
+        "domain",
         "audit",
         "idempotency",
         "notify",

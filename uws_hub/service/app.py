@@ -33,16 +33,10 @@ from .._version import __version__
 from ..config import UWS, load_config_file
 from ..db import migrate
 from ..db.session import make_engine, make_sessionmaker
+from ..domain import build_domain
 from ..errors import ConfigError
 from ..idempotency import IdempotencyStore
-from ..jobs.manager import JobManager
-from ..notify import Notifier
-from ..quotas import QuotaManager
-from ..shares.copyrun import ShareCopies
-from ..shares.manager import ShareManager
-from ..workspaces.manager import WorkspaceManager
 from ..workspaces.upload import clear_staging
-from ..workspaces.work import PendingWork
 from . import metrics
 from .auth import UWSHubAuth
 from .cache import ListingCache
@@ -104,28 +98,11 @@ class ServiceContext:
         self.executor = ThreadPoolExecutor(settings.fs_workers, thread_name_prefix="uws-fs")
         self.listings = ListingCache()
         self.hub = HubClient(timeout=settings.hub_api_timeout)
-        # the domain, each manager given what it uses
-        self.quotas = QuotaManager(settings)
-        self.notifier = Notifier(settings, self.db)
-        self.work = PendingWork()
-        self.share_copies = ShareCopies(settings, self.db, notifier=self.notifier)
-        self.workspaces = WorkspaceManager(
-            settings,
-            self.db,
-            self.executor,
-            quotas=self.quotas,
-            work=self.work,
-            share_copies=self.share_copies,
-        )
-        self.shares = ShareManager(
-            settings,
-            self.db,
-            self.workspaces,
-            quotas=self.quotas,
-            work=self.work,
-            notifier=self.notifier,
-        )
-        self.jobs = JobManager(settings, self.db, self.hub, quotas=self.quotas)
+        # the domain, each manager given what it uses (the unit tests build it the same way)
+        domain = build_domain(settings, self.db, self.executor, self.hub)
+        self.quotas, self.notifier, self.work = domain.quotas, domain.notifier, domain.work
+        self.share_copies, self.workspaces = domain.share_copies, domain.workspaces
+        self.shares, self.jobs = domain.shares, domain.jobs
         self.reconciler = Reconciler(
             self.workspaces,
             self.work,

@@ -1,0 +1,52 @@
+"""The domain, wired: every manager built with what it uses, through its constructor. The
+service (`service.app.ServiceContext`) and the unit tests build it the same way, here."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import UWS
+from .jobs.manager import JobManager
+from .notify import Notifier
+from .quotas import QuotaManager
+from .shares.copyrun import ShareCopies
+from .shares.manager import ShareManager
+from .workspaces.manager import WorkspaceManager
+from .workspaces.work import PendingWork
+
+
+@dataclass
+class Domain:
+    quotas: QuotaManager
+    notifier: Notifier
+    work: PendingWork  # the reconciler waits on it; the managers signal recorded work
+    share_copies: ShareCopies
+    workspaces: WorkspaceManager
+    shares: ShareManager
+    jobs: JobManager
+
+
+def build_domain(
+    settings: UWS,
+    db: sessionmaker[Session],
+    executor: Executor,
+    hub: Any,
+    *,
+    work: PendingWork | None = None,
+) -> Domain:
+    """The managers over database `db`, filesystem threads `executor` and the hub's REST API
+    `hub` (`service.hubclient.HubClient` or a stand-in with its methods)."""
+    quotas = QuotaManager(settings)
+    notifier = Notifier(settings, db)
+    work = work or PendingWork()
+    share_copies = ShareCopies(settings, db, notifier=notifier)
+    workspaces = WorkspaceManager(
+        settings, db, executor, quotas=quotas, work=work, share_copies=share_copies
+    )
+    shares = ShareManager(settings, db, workspaces, quotas=quotas, work=work, notifier=notifier)
+    jobs = JobManager(settings, db, hub, quotas=quotas)
+    return Domain(quotas, notifier, work, share_copies, workspaces, shares, jobs)
