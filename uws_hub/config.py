@@ -263,6 +263,13 @@ class UWS(Configurable):
         True, help="Give the uws-admin role to the hub's admin_users as well."
     ).tag(config=True)
 
+    search_shows_email = Bool(
+        True,
+        help="""The people search (GET /users/?search=) answers each person's e-mail address and
+        matches the search term against it, as UWS did (portals show it to tell people apart).
+        False keeps addresses private: `email` is then "" and the search matches names only.""",
+    ).tag(config=True)
+
     # ---- e-mail ----------------------------------------------------------------------------
 
     site_name = Unicode(

@@ -144,7 +144,8 @@ def test_shares_and_acting_services_are_recorded(hub, me, admin, client_for):
         elif len(ids) == 2:
             assert bob.delete(f"shared_workspaces/{ids[1]}/").status_code == 200
     assert me.delete(f"shared_workspaces/{ids[2]}/").status_code == 200
-    assert bob.put(f"shared_workspaces/{ids[0]}/accept/").status_code == 400  # no event
+    # accepting again answers 200 as UWS, but changes nothing: no event
+    assert bob.put(f"shared_workspaces/{ids[0]}/accept/").status_code == 200
     # a service acting for the user (the test-portal holds the uws-admin role)
     portal = Client(hub, hub.admin_token[::-1], name="test-portal")
     r = portal.post(f"workspaces/?user={ME}", json={"name": "by portal", "description": "d"})
@@ -162,7 +163,13 @@ def test_shares_and_acting_services_are_recorded(hub, me, admin, client_for):
     ]
     assert new[1]["details"]["recipient"] == "uwst-bob"
     assert new[1]["details"]["workspace_id"] == ws["id"]
-    assert new[4]["details"] == {"workspace_id": ws["id"], "recipient": "uwst-bob"}
+    # the target is the invitation's address (its copy's id); details keep its old number
+    assert new[1]["details"]["copy_id"] == ids[0]
+    assert new[4]["details"] == {
+        "workspace_id": ws["id"],
+        "recipient": "uwst-bob",
+        "invitation": new[3]["details"]["invitation"],
+    }
     assert new[-1]["actor_kind"] == "service" and new[-1]["user"] == ME
     bobs = list(reversed(events(admin, user="uwst-bob", limit=1000)))[bob_before:]
     assert [(e["action"], e["actor"], e["target_id"]) for e in bobs] == [

@@ -39,7 +39,6 @@ from jobutil import LIVE, wait_job
 
 OWNER, OTHER, THIRD, OPERATOR = "uwst-mxowner", "uwst-mxother", "uwst-mxthird", "uwst-admin"
 SERVICE = "test-portal"
-ISSUE12 = "issue 12: UWS fidelity — "
 SECRET = "mxsecret" + secrets.token_hex(6)  # in every name of the owner's: must not leak
 
 #: callers who must not change the owner's data (their cells run before the snapshot check)
@@ -104,17 +103,8 @@ def empty_list(thing: str, key: str) -> Expect:
 
 WS_404 = Expect(404, "Workspace {workspace_id} not found for user.")
 JOB_404 = Expect(404, "Job {job_id} not found for user.")
-SHARE_404 = Expect(404, "Shared workspace {share_id} not found.").with_gap(
-    f"{ISSUE12}'Shared workspace <id> not found for user.' instead of UWS's "
-    "'Shared workspace <id> not found.'"
-)
-SHARE_DELETE_403 = Expect(
-    403, "User does not have permissions for shared workspace {share_id}."
-).with_gap(
-    f"{ISSUE12}a DELETE of someone else's invitation answers 404, UWS answers 403 'User does not "
-    "have permissions for shared workspace <id>.'",
-    today=404,
-)
+SHARE_404 = Expect(404, "Shared workspace {share_id} not found.")
+SHARE_DELETE_403 = Expect(403, "User does not have permissions for shared workspace {share_id}.")
 OWN_LIST = Expect(200)  # another person's own listing (must not show the owner's)
 SHOWN = Expect(200).showing()  # the owner's listing (shows the owner's data)
 THIRD_SHARE_TEXT = f"Job {{job_id}} shared with {THIRD}."
@@ -206,20 +196,13 @@ ROWS: dict[tuple[str, str], Row] = {
         user_op(
             "read:shares",
             Expect(200, "Successful.").showing(),
-            empty_list("Shared workspace", "shared_workspaces").with_gap(
-                f"{ISSUE12}a GET of an invitation id that is not the caller's answers 404, UWS "
-                "answers 200 with an empty list (invitations are addressed by copy id first)",
-                today=404,
-            ),
+            empty_list("Shared workspace", "shared_workspaces"),
         )
     ),
     ("DELETE", "/shared_workspaces/{share_id}/"): Row(
         user_op(
             "shares",
-            Expect(200, "Shared workspace {share_id} queued for deletion.").with_gap(
-                f"{ISSUE12}a declined invitation answers 'Shared workspace <id> declined.', UWS "
-                "'Shared workspace <id> queued for deletion.'"
-            ),
+            Expect(200, "Shared workspace {share_id} queued for deletion."),
             SHARE_DELETE_403,
         ),
         dedicated=True,
@@ -333,7 +316,9 @@ def _invite(sender: Client, ws_id: int, recipient_id: int) -> tuple[int, int]:
     )
     assert r.status_code == 200, r.text
     share = r.json()["data"]["shared_workspaces"][0]
-    return share["id"], share["shared_workspace_id"]["id"]  # the invitation, the copy
+    # an invitation is addressed by its copy's id (as UWS)
+    assert share["id"] == share["shared_workspace_id"]["id"], share
+    return share["id"], share["shared_workspace_id"]["id"]
 
 
 def _build_world(hub, client_for, made: list) -> World:
@@ -521,11 +506,7 @@ SHARE_ROLES = {
         "third",
         Op("PUT", "/shared_workspaces/{share_id}/accept/", "acceptShare"),
         {},
-        Expect(404, "Shared workspace {share_id} not found.").with_gap(
-            f"{ISSUE12}the sender accepting gets 400 'Only the recipient can accept an "
-            "invitation.', UWS 404 'Shared workspace <id> not found.' (recipient only)",
-            today=400,
-        ),
+        Expect(404, "Shared workspace {share_id} not found."),
     ),
     "recipient-gets-unaccepted-copy": (
         "owner",

@@ -292,6 +292,22 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(item).to_contain_text("Copy ready", timeout=60_000)
     bob.shot("09-invitations")
     assert_labelled(bob.page)
+    # the invitation is addressed by its copy's id; an e-mail's link marks it on the page, also
+    # the links of e-mails sent before (by the invitation's old number)
+    share_id, old_number = (
+        item.get_attribute("data-share-id"),
+        item.get_attribute("data-invitation-id"),
+    )
+    for query in (f"workspace={share_id}", f"invitation={old_number}"):
+        bpg.goto(f"{hub.url}/services/uws/shares?{query}")
+        marked = bpg.locator("#pointed-invitation")
+        expect(marked).to_contain_text("analysis-run7")
+        expect(marked).to_have_attribute("aria-current", "true")
+    bpg.goto(f"{hub.url}/services/uws/shares?invitation=999999")
+    expect(bpg.locator("#uws-alerts")).to_contain_text("no longer open")
+    bpg.goto(f"{hub.url}/services/uws/shares")
+    item = bpg.locator("#received-list li").first
+    expect(item).to_contain_text("Copy ready")
     item.locator("button", has_text="Accept").focus()
     bpg.keyboard.press("Enter")  # by keyboard
     expect(item.locator("a", has_text="Open")).to_be_visible()
@@ -300,6 +316,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(bpg.locator("#files-body")).to_contain_text("notes.txt")
     bob.shot("10-bob-copy")
     copy_id = int(bpg.url.rsplit("/", 1)[1])
+    assert copy_id == int(share_id)
     copy = hub.root / BOB / str(copy_id) / "data.csv"
     assert copy.read_text() == data.read_text()
     assert copy.stat().st_uid == pwd.getpwnam(BOB).pw_uid

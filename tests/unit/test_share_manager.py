@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from uws_hub.db.models import Notification, SharedWorkspace, User, Workspace
-from uws_hub.errors import BadRequest, NotFound
+from uws_hub.errors import BadRequest, Forbidden, NotFound
 from uws_hub.quotas import QuotaExceeded
 from uws_hub.shares.specs import ShareSpec
 
@@ -45,12 +45,12 @@ def share(domain: Domain, sender: User, ws_id: int, *recipients: int) -> list[Sh
         return domain.shares.create(session, session.get(User, sender.id), spec)
 
 
-def answer(domain: Domain, who: User, share_id: int, how: str):
-    """`how`: accept, or withdraw (the recipient declines, the sender cancels)."""
+def answer(domain: Domain, who: User, inv: SharedWorkspace, how: str):
+    """`how`: accept, or withdraw (the recipient declines, the sender cancels) the invitation
+    `inv`, addressed as UWS does by its copy's workspace id."""
     with domain.db() as session:
         user = session.get(User, who.id)
-        row = domain.shares.get(session, user, share_id)
-        return getattr(domain.shares, how)(session, user, row)
+        return getattr(domain.shares, how)(session, user, inv.shared_workspace_id)
 
 
 def refusal(fn, *args) -> BadRequest:
@@ -77,7 +77,8 @@ def test_an_invitation_makes_a_hidden_copy_to_be_made(domain, alice, bob, origin
         original.id,
     )
     assert not inv.is_accepted and inv.copy_status == "pending"
-    assert inv.last_job_type == "batch"  # no job yet: the workspace's default
+    # as UWS: the original's last job, none yet: "" and {}
+    assert (inv.last_job_type, inv.last_resource_options) == ("", {})
     copy = domain.fresh(Workspace, inv.shared_workspace_id)
     assert (copy.user_id, copy.status, copy.name) == (bob.id, "initializing", "Shared analysis")
     # the reconciler is told; bob does not see the copy before accepting it
@@ -109,7 +110,7 @@ def test_the_copy_is_made_by_drive_then_accepted(domain, alice, bob, original):
     assert done.copy_bytes_done == done.copy_bytes_total == sum(len(v) for v in FILES.values())
     assert domain.listed(bob) == []  # still not his until accepted
 
-    accepted = answer(domain, bob, inv.id, "accept")
+    accepted = answer(domain, bob, inv, "accept")
     assert accepted.is_accepted and accepted.datetime_share_accepted is not None
     assert domain.listed(bob) == [copy.id]
     with domain.db() as session:
@@ -127,7 +128,7 @@ def test_the_copy_is_made_by_drive_then_accepted(domain, alice, bob, original):
 
 def test_an_invitation_may_be_accepted_before_the_copy_is_done(domain, alice, bob, original):
     [inv] = share(domain, alice, original.id, bob.id)
-    answer(domain, bob, inv.id, "accept")
+    answer(domain, bob, inv, "accept")
     # listed while the copy is being made, then idle with the files
     assert domain.listed(bob, status="initializing") == [inv.shared_workspace_id]
     domain.run(domain.workspaces.drive(inv.shared_workspace_id))
@@ -142,7 +143,7 @@ def test_decline_or_cancel_removes_the_copy(domain, alice, bob, original, who, o
     copy_dir = domain.path(domain.fresh(Workspace, inv.shared_workspace_id))
     assert copy_dir.is_dir()
 
-    assert answer(domain, {"bob": bob, "alice": alice}[who], inv.id, "withdraw") == outcome
+    assert answer(domain, {"bob": bob, "alice": alice}[who], inv, "withdraw") == outcome
 
     assert domain.fresh(SharedWorkspace, inv.id) is None
     assert domain.fresh(Workspace, inv.shared_workspace_id).status == "deleting"
@@ -161,7 +162,7 @@ def test_decline_or_cancel_removes_the_copy(domain, alice, bob, original, who, o
 
 def test_a_copy_withdrawn_before_it_is_made_is_never_copied(domain, alice, bob, original):
     [inv] = share(domain, alice, original.id, bob.id)
-    answer(domain, bob, inv.id, "withdraw")
+    answer(domain, bob, inv, "withdraw")
     domain.run(domain.workspaces.drive(inv.shared_workspace_id))
     assert domain.fresh(Workspace, inv.shared_workspace_id).status == "deleted"
     # nothing was written but the original's files
@@ -173,19 +174,31 @@ def test_a_copy_withdrawn_before_it_is_made_is_never_copied(domain, alice, bob, 
 def test_answers_only_once_and_only_by_the_right_person(domain, alice, bob, original):
     carol = domain.user("carol")
     [inv] = share(domain, alice, original.id, bob.id)
-    assert refusal(answer, domain, alice, inv.id, "accept").message == (
-        "Only the recipient can accept an invitation."
-    )
-    with pytest.raises(NotFound) as e:
-        answer(domain, carol, inv.id, "accept")
-    assert e.value.message == f"Shared workspace {inv.id} not found for user."
-    answer(domain, bob, inv.id, "accept")
-    assert refusal(answer, domain, bob, inv.id, "accept").message == (
-        f"Shared workspace {inv.id} is already accepted."
-    )
-    assert refusal(answer, domain, alice, inv.id, "withdraw").message == (
-        f"Invitation {inv.id} is already accepted; the copy is the recipient's workspace now."
-    )
+    copy_id = inv.shared_workspace_id
+    # UWS's refusals: only the recipient accepts (404 to anyone else, the sender too)
+    for who in (alice, carol):
+        with pytest.raises(NotFound) as e:
+            answer(domain, who, inv, "accept")
+        assert e.value.message == f"Shared workspace {copy_id} not found."
+    # a third person cannot decline or cancel (403), nor can anyone an invitation that is not
+    with pytest.raises(Forbidden) as e:
+        answer(domain, carol, inv, "withdraw")
+    assert e.value.message == f"User does not have permissions for shared workspace {copy_id}."
+    with domain.db() as session, pytest.raises(NotFound) as e:
+        domain.shares.withdraw(session, session.get(User, bob.id), original.id)
+    assert e.value.message == f"Shared workspace {original.id} not found."
+
+    before = domain.fresh(Workspace, copy_id).datetime_created
+    answer(domain, bob, inv, "accept")
+    # accepting resets the copy's creation time (as UWS); accepting again changes nothing
+    accepted_at = domain.fresh(Workspace, copy_id).datetime_created
+    assert accepted_at > before
+    assert domain.fresh(Workspace, copy_id).datetime_created == accepted_at
+    assert answer(domain, bob, inv, "accept").is_accepted
+    for who in (alice, bob):
+        assert refusal(answer, domain, who, inv, "withdraw").message == (
+            f"Shared workspace {copy_id} has been accepted and cannot be deleted."
+        )
     with domain.db() as session:
         _, received = domain.shares.list_for(
             session, session.get(User, bob.id), {"is_accepted": "false"}
@@ -194,6 +207,13 @@ def test_answers_only_once_and_only_by_the_right_person(domain, alice, bob, orig
         assert refusal(
             domain.shares.list_for, session, session.get(User, bob.id), {"is_accepted": "maybe"}
         ).message == ("is_accepted must be true or false.")
+        # the invitation is found by its copy's id, by sender and recipient only
+        assert domain.shares.get(session, session.get(User, alice.id), copy_id).id == inv.id
+        assert domain.shares.get(session, session.get(User, carol.id), copy_id) is None
+        assert domain.shares.get(session, session.get(User, bob.id), inv.id + 1000) is None
+        # and, for links in e-mails sent before, by its old number
+        assert domain.shares.legacy(session, session.get(User, bob.id), inv.id).id == inv.id
+        assert domain.shares.legacy(session, session.get(User, carol.id), inv.id) is None
 
 
 def test_refused_invitations_change_nothing(domain, alice, bob, original):
@@ -201,7 +221,9 @@ def test_refused_invitations_change_nothing(domain, alice, bob, original):
         "You cannot share a workspace with yourself."
     )
     # one bad recipient refuses the whole invitation
-    assert refusal(share, domain, alice, original.id, bob.id, 999).message == "User 999 not found."
+    assert refusal(share, domain, alice, original.id, bob.id, 999).message == (
+        "Invalid user id provided."
+    )
     with domain.db() as session:
         assert session.scalars(select(SharedWorkspace)).all() == []
         assert session.scalars(select(Workspace.id)).all() == [original.id]
@@ -214,7 +236,7 @@ def test_refused_invitations_change_nothing(domain, alice, bob, original):
 
     share(domain, alice, original.id, bob.id)
     assert refusal(share, domain, alice, original.id, bob.id).message.startswith(
-        f"Workspace {original.id} is already shared with bob (invitation "
+        f"Workspace {original.id} is already shared with bob (shared workspace "
     )
 
 
@@ -229,10 +251,10 @@ def test_unaccepted_copies_are_not_shared_further_and_block_deleting(domain, ali
     with domain.db() as session:
         ws = session.get(Workspace, original.id)
         assert refusal(domain.workspaces.request_delete, session, ws).message == (
-            "Cannot delete workspace, it has share invitations that are not accepted yet; "
-            "cancel them first."
+            f"Workspace {original.id} has shared workspaces associated with it, that have not yet "
+            "been accepted. Please cancel those shares to delete this workspace."
         )
-    answer(domain, bob, inv.id, "accept")
+    answer(domain, bob, inv, "accept")
     [onward] = share(domain, bob, inv.shared_workspace_id, carol.id)
     assert onward.sender_id == bob.id
 
@@ -262,9 +284,9 @@ def test_a_copy_whose_original_is_gone_fails_and_says_so(domain, alice, bob, ori
         "error",
         "The copy failed: the original workspace is no longer available",
     )
-    assert refusal(answer, domain, bob, inv.id, "accept").message == (
-        f"The copy for invitation {inv.id} failed (the original workspace is no longer "
-        "available); decline it and ask the sender to share again."
+    assert refusal(answer, domain, bob, inv, "accept").message == (
+        f"The copy of shared workspace {inv.shared_workspace_id} failed (the original workspace "
+        "is no longer available); decline it and ask the sender to share again."
     )
     assert notifications(domain)[-2:] == [
         ("share_copy_failed", "alice@example.org"),
@@ -280,10 +302,10 @@ def test_accepting_counts_against_the_recipients_disk_quota(domain, alice, bob, 
         domain.quotas.set_limits(session, session.get(User, bob.id), {"disk_limit": size - 1})
         session.commit()
     with pytest.raises(QuotaExceeded) as e:
-        answer(domain, bob, inv.id, "accept")
+        answer(domain, bob, inv, "accept")
     assert e.value.message.startswith("Cannot accept this shared workspace: it needs ")
     assert not domain.fresh(SharedWorkspace, inv.id).is_accepted
     with domain.db() as session:
         domain.quotas.set_limits(session, session.get(User, bob.id), {"disk_limit": size})
         session.commit()
-    assert answer(domain, bob, inv.id, "accept").is_accepted
+    assert answer(domain, bob, inv, "accept").is_accepted

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..db.models import Job, SharedWorkspace, User, Workspace, WorkspaceStatus, utcnow
 from ..db.session import bump_listing_version
-from ..errors import BadRequest, NotFound, UWSError
+from ..errors import BadRequest, Forbidden, NotFound, UWSError
 from ..ids import parse_id
 from ..users.accounts import account_for
 from .copyrun import SHAREABLE, original_of
@@ -76,18 +76,32 @@ class ShareManager:
         ).all()
         return sent, received
 
-    def get(self, session: Session, user: User, share_id: Any) -> SharedWorkspace:
-        given, share_id = share_id, parse_id(share_id, "Shared workspace id")
-        if share_id is None:
-            raise NotFound(f"Shared workspace {given} not found for user.")
-        share = session.scalar(
-            select(SharedWorkspace).where(
-                SharedWorkspace.id == share_id,
-                or_(SharedWorkspace.sender_id == user.id, SharedWorkspace.recipient_id == user.id),
-            )
+    @staticmethod
+    def by_copy(session: Session, copy_id: Any) -> SharedWorkspace | None:
+        """The invitation whose copy is workspace `copy_id` (UWS addresses an invitation by the
+        recipient's copy workspace id), whoever asks; None when there is none."""
+        number = parse_id(copy_id, "Shared workspace id")
+        if number is None:
+            return None
+        return session.scalar(
+            select(SharedWorkspace).where(SharedWorkspace.shared_workspace_id == number)
         )
-        if share is None:
-            raise NotFound(f"Shared workspace {share_id} not found for user.")
+
+    def get(self, session: Session, user: User, copy_id: Any) -> SharedWorkspace | None:
+        """The invitation of copy `copy_id` if `user` sent or received it, else None (a GET
+        answers that 200 with an empty list, as UWS)."""
+        share = self.by_copy(session, copy_id)
+        if share is None or user.id not in (share.sender_id, share.recipient_id):
+            return None
+        return share
+
+    def legacy(self, session: Session, user: User, invitation_id: Any) -> SharedWorkspace | None:
+        """The invitation numbered `invitation_id` in uws_hub before it spoke UWS's ids (links
+        in e-mails sent then), if `user` sent or received it."""
+        number = parse_id(invitation_id, "invitation id")
+        share = session.get(SharedWorkspace, number) if number is not None else None
+        if share is None or user.id not in (share.sender_id, share.recipient_id):
+            return None
         return share
 
     # ---- create -----------------------------------------------------------------------------
@@ -141,9 +155,9 @@ class ShareManager:
             raise BadRequest("You cannot share a workspace with yourself.")
         r = session.get(User, uid)
         if r is None:
-            raise BadRequest(f"User {uid} not found.")
+            raise BadRequest("Invalid user id provided.", detail=f"There is no user with id {uid}.")
         already = session.scalar(
-            select(SharedWorkspace.id).where(
+            select(SharedWorkspace.shared_workspace_id).where(
                 SharedWorkspace.original_workspace_id == ws_id,
                 SharedWorkspace.recipient_id == uid,
                 SharedWorkspace.is_accepted.is_(False),
@@ -151,13 +165,17 @@ class ShareManager:
         )
         if already is not None:
             raise BadRequest(
-                f"Workspace {ws_id} is already shared with {r.name} (invitation {already}, not "
-                "accepted yet)."
+                f"Workspace {ws_id} is already shared with {r.name} (shared workspace {already}, "
+                "not accepted yet)."
             )
         try:
             account_for(r, single_account=self.settings.single_account)
         except UWSError as e:
-            raise BadRequest(f"{r.name} cannot receive workspaces yet: {e.message}") from e
+            who = " ".join(filter(None, (r.first_name, r.last_name))) or r.name
+            raise BadRequest(
+                f"User {who} does not have permission on the file system.",
+                detail=f"{r.name} cannot receive workspaces yet: {e.message}",
+            ) from e
         return r
 
     def _invite(
@@ -187,8 +205,9 @@ class ShareManager:
             recipient_id=r.id,
             is_accepted=False,
             datetime_share_created=now,
-            last_job_type=last.job_type if last else original.default_job_type,
-            last_resource_options=last.resource_options if last else None,
+            # as UWS: the original's latest job, "" and {} when it never ran one
+            last_job_type=last.job_type if last else "",
+            last_resource_options=(last.resource_options or {}) if last else {},
             copy_status="pending",
         )
         session.add(share)
@@ -197,8 +216,13 @@ class ShareManager:
             session,
             "share.create",
             user=sender.name,
-            target_id=share.id,
-            details={"workspace_id": original.id, "recipient": r.name, "copy_id": copy.id},
+            target_id=copy.id,
+            details={
+                "workspace_id": original.id,
+                "recipient": r.name,
+                "copy_id": copy.id,
+                "invitation": share.id,
+            },
         )
         if self.notifier is not None:
             self.notifier.queue(
@@ -209,49 +233,71 @@ class ShareManager:
             )
         return share
 
-    def accept(self, session: Session, user: User, share: SharedWorkspace) -> SharedWorkspace:
-        """The recipient accepts an invitation: the copy becomes theirs and shows in their
-        listing (also while it is still being made); their disk quota is checked for what the
-        copy will hold; the sender is told by e-mail. One conditional update: concurrent
-        accepts, declines and cancels end in one consistent state."""
-        if share.recipient_id != user.id:
-            raise BadRequest("Only the recipient can accept an invitation.")
+    def accept(self, session: Session, user: User, copy_id: Any) -> SharedWorkspace:
+        """The recipient accepts the invitation of copy `copy_id`: the copy becomes theirs (its
+        ``datetime_created`` is the acceptance, as UWS) and shows in their listing, also while
+        it is still being made; their disk quota is checked for what the copy will hold; the
+        sender is told by e-mail. Accepting again is a no-op, as UWS. One conditional update:
+        concurrent accepts, declines and cancels end in one consistent state."""
+        share = self.by_copy(session, copy_id)
+        if share is None or share.recipient_id != user.id:
+            raise NotFound(
+                f"Shared workspace {copy_id} not found.",
+                detail="Only the person a workspace was shared with can accept it.",
+            )
         if share.is_accepted:
-            raise BadRequest(f"Shared workspace {share.id} is already accepted.")
+            return share
         if share.copy_status == "failed":
             raise BadRequest(
-                f"The copy for invitation {share.id} failed ({share.copy_error}); decline it and "
-                "ask the sender to share again."
+                f"The copy of shared workspace {copy_id} failed ({share.copy_error}); decline it "
+                "and ask the sender to share again."
             )
+        self._check_room(session, user, share)
+        now = utcnow()
+        res = session.execute(
+            update(SharedWorkspace)
+            .where(SharedWorkspace.id == share.id, SharedWorkspace.is_accepted.is_(False))
+            .values(is_accepted=True, datetime_share_accepted=now)
+        )
+        if res.rowcount != 1:
+            session.rollback()
+            raise BadRequest(
+                f"Shared workspace {copy_id} was accepted, declined or cancelled meanwhile."
+            )
+        session.execute(
+            update(Workspace)
+            .where(Workspace.id == share.shared_workspace_id)
+            .values(datetime_created=now)
+        )
+        bump_listing_version(session, user.id)
+        self._accepted(session, user, share)
+        session.commit()
+        session.refresh(share)
+        return share
+
+    def _check_room(self, session: Session, user: User, share: SharedWorkspace) -> None:
+        """`user`'s disk quota must hold the copy (before it is done: what the original holds)."""
         copy = session.get(Workspace, share.shared_workspace_id)
         original = original_of(session, share)
-        # before the copy is done, the original's size is what it will cost
         size = max(
             copy.disk_space if copy else 0,
             share.copy_bytes_total,
             original.disk_space if original is not None and share.copy_status != "done" else 0,
         )
         self.quotas.check_disk(session, user, adding=size, doing="accept this shared workspace")
-        res = session.execute(
-            update(SharedWorkspace)
-            .where(SharedWorkspace.id == share.id, SharedWorkspace.is_accepted.is_(False))
-            .values(is_accepted=True, datetime_share_accepted=utcnow())
-        )
-        if res.rowcount != 1:
-            session.rollback()
-            raise BadRequest(
-                f"Invitation {share.id} was accepted, declined or cancelled meanwhile."
-            )
-        bump_listing_version(session, user.id)
+
+    def _accepted(self, session: Session, user: User, share: SharedWorkspace) -> None:
+        """Audit an acceptance and tell the sender."""
         sender = session.get(User, share.sender_id)
         audit.record(
             session,
             "share.accept",
             user=user.name,
-            target_id=share.id,
+            target_id=share.shared_workspace_id,
             details={
                 "workspace_id": share.shared_workspace_id,
                 "sender": sender.name if sender is not None else None,
+                "invitation": share.id,
             },
         )
         if self.notifier is not None and sender is not None:
@@ -266,16 +312,31 @@ class ShareManager:
                     "workspace": original_of(session, share),
                 },
             )
-        session.commit()
-        session.refresh(share)
-        return share
 
-    def withdraw(self, session: Session, user: User, share: SharedWorkspace) -> str:
-        """Decline (recipient) or cancel (sender) an unaccepted invitation; its copy is deleted."""
+    def _withdrawable(self, session: Session, user: User, copy_id: Any) -> SharedWorkspace:
+        """The invitation of copy `copy_id` if `user` may decline or cancel it now."""
+        share = self.by_copy(session, copy_id)
+        if share is None:
+            raise NotFound(f"Shared workspace {copy_id} not found.")
+        if user.id not in (share.sender_id, share.recipient_id):
+            raise Forbidden(
+                f"User does not have permissions for shared workspace {copy_id}.",
+                detail="Only the sender can cancel an invitation and only its recipient can "
+                "decline it.",
+            )
         if share.is_accepted:
             raise BadRequest(
-                f"Invitation {share.id} is already accepted; the copy is the recipient's workspace now."
+                f"Shared workspace {copy_id} has been accepted and cannot be deleted.",
+                detail="The copy is the recipient's own workspace now; they can delete it "
+                "with DELETE /workspaces/<id>/.",
             )
+        return share
+
+    def withdraw(self, session: Session, user: User, copy_id: Any) -> str:
+        """Decline (recipient) or cancel (sender) the unaccepted invitation of copy `copy_id`;
+        the copy is deleted. Refusals as UWS: 404 no such invitation, 403 not yours, 400 once
+        accepted. Answers "declined" or "cancelled"."""
+        share = self._withdrawable(session, user, copy_id)
         declined = share.recipient_id == user.id
         share_id = share.id
         ws_id, sender_id, recipient_id = (
@@ -292,7 +353,7 @@ class ShareManager:
         if res.rowcount != 1:
             session.rollback()
             raise BadRequest(
-                f"Invitation {share.id} was accepted, declined or cancelled meanwhile."
+                f"Shared workspace {copy_id} was accepted, declined or cancelled meanwhile."
             )
         session.execute(
             update(Workspace)
@@ -304,8 +365,9 @@ class ShareManager:
             session,
             "share.decline" if declined else "share.cancel",
             user=user.name,
-            target_id=share_id,
+            target_id=ws_id,
             details={
+                "invitation": share_id,
                 "workspace_id": original.id if original is not None else None,
                 "sender" if declined else "recipient": other.name if other is not None else None,
             },

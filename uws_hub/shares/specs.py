@@ -34,16 +34,23 @@ class ShareSpec:
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object.")
         if "original_workspace_id" not in body or "shared_user_ids" not in body:
-            raise BadRequest("Missing required fields: original_workspace_id and shared_user_ids.")
+            raise BadRequest(
+                "Missing required fields.",
+                detail="Send original_workspace_id and shared_user_ids (a list of user ids).",
+            )
         ws_id = int_id(body["original_workspace_id"], "original_workspace_id")
         ids = body["shared_user_ids"]
-        if not isinstance(ids, list) or not ids:
-            raise BadRequest("shared_user_ids must be a non-empty list of user ids.")
+        if not isinstance(ids, list):
+            raise BadRequest("shared_user_ids is not a list.")
+        if not ids:
+            raise BadRequest("shared_user_ids is empty: name at least one person.")
         if len(ids) > MAX_RECIPIENTS:
             raise BadRequest(f"Share with at most {MAX_RECIPIENTS} people at once.")
         user_ids: list[int] = []
         for raw in ids:
-            uid = int_id(raw, "shared_user_ids")
+            uid = parse_id(raw, "shared_user_ids")
+            if uid is None:
+                raise BadRequest("Invalid user id provided.", detail=f"{raw!r} is not a user id.")
             if uid not in user_ids:
                 user_ids.append(uid)
         return cls(ws_id, tuple(user_ids))

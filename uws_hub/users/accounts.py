@@ -4,7 +4,7 @@ API) and by the hub's spawners, so each question has one answer."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..db.models import User, utcnow
@@ -34,18 +34,30 @@ def account_for(user: User, *, single_account: bool = False) -> PosixAccount:
     )
 
 
-def search_users(session: Session, term: str, limit: int) -> list[User]:
-    """People whose name or first/last name contains `term` (case-insensitive), at most `limit`."""
+def search_users(
+    session: Session,
+    term: str,
+    limit: int,
+    *,
+    exclude: set[str | None] = frozenset(),
+    by_email: bool = True,
+) -> list[User]:
+    """People whose user name, first or last name, "first last" or (`by_email`) e-mail
+    contains `term` (case-insensitive), at most `limit`, without those named in `exclude`."""
     like = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    full = func.lower(func.coalesce(User.first_name, "") + " " + func.coalesce(User.last_name, ""))
     return list(
         session.scalars(
             select(User)
             .where(
                 or_(
                     func.lower(User.name).like(like, escape="\\"),
-                    func.lower(User.first_name).like(like, escape="\\"),
-                    func.lower(User.last_name).like(like, escape="\\"),
-                )
+                    full.like(like, escape="\\"),
+                    func.lower(func.coalesce(User.email, "")).like(like, escape="\\")
+                    if by_email
+                    else false(),
+                ),
+                User.name.not_in([n for n in exclude if n]),
             )
             .order_by(User.name)
             .limit(limit)

@@ -6,6 +6,8 @@ from tornado import web
 
 from ... import scopes
 from ...db.models import SharedWorkspace, User, Workspace
+from ...errors import NotFound
+from ...ids import parse_id
 from ...shares.specs import ShareSpec
 from .. import serialize
 from .base import BaseHandler, endpoint
@@ -28,14 +30,17 @@ def share_json(session, share: SharedWorkspace) -> dict:
         return out
 
     return {
-        "id": share.id,
+        # an invitation is addressed by its copy's id, as in UWS (`invitation_id`: the number
+        # uws_hub used before; old e-mails carry it)
+        "id": share.shared_workspace_id,
+        "invitation_id": share.id,
         "original_workspace_id": ws_json(share.original_workspace_id),
         "shared_workspace_id": ws_json(share.shared_workspace_id),
         "is_accepted": share.is_accepted,
         "datetime_share_created": serialize.isoformat(share.datetime_share_created),
         "datetime_share_accepted": serialize.isoformat(share.datetime_share_accepted),
-        "last_job_type": share.last_job_type,
-        "last_resource_options": share.last_resource_options,
+        "last_job_type": share.last_job_type or "",
+        "last_resource_options": share.last_resource_options or {},
         "copy": {
             "status": share.copy_status,
             "files_done": share.copy_files_done,
@@ -55,7 +60,7 @@ class SharesHandler(BaseHandler):
         if not made:
             return False
         user = self.acting_user(scopes.SHARES)
-        shares = [self.ctx.shares.get(self.db, user, share_id) for share_id in made]
+        shares = [s for s in (self.ctx.shares.get(self.db, user, c) for c in made) if s]
         self.ok("Successful.", {"shared_workspaces": [share_json(self.db, s) for s in shares]})
         return True
 
@@ -64,9 +69,12 @@ class SharesHandler(BaseHandler):
         user = self.acting_user(scopes.READ_SHARES)
         mgr = self.ctx.shares
         if share_id is not None:
-            share = mgr.get(self.db, user, share_id)
-            sent = [share] if share.sender_id == user.id else []
-            received = [share] if share.recipient_id == user.id else []
+            number = parse_id(share_id, "Shared workspace id")
+            if number is None or number < 1:
+                raise NotFound(f"Shared workspace {share_id} not found.")
+            share = mgr.get(self.db, user, number)
+            sent = [share] if share and share.sender_id == user.id else []
+            received = [share] if share and share.recipient_id == user.id else []
         else:
             filters = self.query_filters("is_accepted")
             sent, received = mgr.list_for(self.db, user, filters)
@@ -102,15 +110,16 @@ class SharesHandler(BaseHandler):
         if share_id is None:
             raise web.HTTPError(405, "DELETE needs an invitation: /shared_workspaces/<id>/.")
         user = self.acting_user(scopes.SHARES)
-        share = self.ctx.shares.get(self.db, user, share_id)
-        what = self.ctx.shares.withdraw(self.db, user, share)
-        self.ok(f"Shared workspace {share.id} {what}.")
+        what = self.ctx.shares.withdraw(self.db, user, share_id)
+        self.ok(
+            f"Shared workspace {share_id} queued for deletion.",
+            detail=f"Invitation {what}; its copy is being deleted.",
+        )
 
 
 class AcceptHandler(BaseHandler):
     @endpoint
     async def put(self, share_id: str) -> None:
         user = self.acting_user(scopes.SHARES)
-        share = self.ctx.shares.get(self.db, user, share_id)
-        share = self.ctx.shares.accept(self.db, user, share)
+        share = self.ctx.shares.accept(self.db, user, share_id)
         self.ok("Successful.", {"shared_workspace": share_json(self.db, share)})

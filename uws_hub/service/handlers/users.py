@@ -16,6 +16,9 @@ from .base import BaseHandler, endpoint
 SEARCH_LIMIT = 20
 
 
+NO_USERS = "Users matching given parameters could not be found."
+
+
 class UserSearchHandler(BaseHandler):
     @endpoint
     async def get(self) -> None:
@@ -23,19 +26,23 @@ class UserSearchHandler(BaseHandler):
         term = (self.get_query_argument("search", "") or "").strip()
         if len(term) < 2:
             # the portal's autocomplete first calls with an empty term: an empty answer, not an error
-            self.ok("Type at least 2 characters to search.", {"users": []})
+            self.ok(NO_USERS, {"users": []}, detail="Type at least 2 characters to search.")
             return
-        rows = search_users(self.db, term, SEARCH_LIMIT)
+        # as UWS: never the caller (nor the account named admin)
+        exclude = {self._hub_user.get("name"), "admin"}
+        shows_email = self.ctx.settings.search_shows_email
+        rows = search_users(self.db, term, SEARCH_LIMIT, exclude=exclude, by_email=shows_email)
         users = [
             {
                 "id": u.id,
                 "username": u.name,
                 "first_name": u.first_name or "",
                 "last_name": u.last_name or "",
+                "email": (u.email or "") if shows_email else "",
             }
             for u in rows
         ]
-        self.ok("Successful." if users else "No users match.", {"users": users})
+        self.ok("Successful." if users else NO_USERS, {"users": users})
 
 
 class QuotaHandler(BaseHandler):

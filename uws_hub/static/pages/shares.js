@@ -63,7 +63,7 @@ async function load() {
           }
           return el(
             "li",
-            { class: "list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2", dataset: { shareId: s.id } },
+            { class: "list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2", dataset: { shareId: s.id, invitationId: s.invitation_id } },
             el("div", {}, el("strong", {}, name), ` from ${from}`, el("div", { class: "small text-body-secondary" }, `${s.is_accepted ? `Accepted ${when(s.datetime_share_accepted)}` : `Sent ${when(s.datetime_share_created)}`} · ${copyLine(s.copy)}`)),
             el("div", { class: "d-flex gap-2" }, actions),
           );
@@ -88,7 +88,7 @@ async function load() {
           }
           return el(
             "li",
-            { class: "list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2", dataset: { shareId: s.id } },
+            { class: "list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2", dataset: { shareId: s.id, invitationId: s.invitation_id } },
             el("div", {}, el("strong", {}, name), ` to ${to}`, el("div", { class: "small text-body-secondary" }, `${s.is_accepted ? "accepted" : "waiting for an answer"} · ${copyLine(s.copy)}`)),
             cancel,
           );
@@ -97,6 +97,28 @@ async function load() {
   ));
   clearTimeout(timer);
   if (copying) timer = setTimeout(load, 2000); // follow copy progress
+  if (!pointed) {
+    pointed = true;
+    pointAt();
+  }
+}
+
+// An e-mail's link names one invitation: ?workspace=<copy id> (as the API addresses it), or
+// ?invitation=<number> in e-mails sent before invitations were addressed by their copy.
+let pointed = false;
+function pointAt() {
+  const q = new URLSearchParams(location.search);
+  const key = q.has("workspace") ? ["shareId", q.get("workspace")] : q.has("invitation") ? ["invitationId", q.get("invitation")] : null;
+  if (!key) return;
+  const item = [...document.querySelectorAll("#received-list li, #sent-list li")].find((li) => li.dataset[key[0]] === key[1]);
+  if (!item) {
+    notify("That invitation is no longer open: it was accepted, declined or cancelled. Your workspaces are on the Workspaces page.", "info");
+    return;
+  }
+  item.classList.add("list-group-item-primary");
+  item.setAttribute("aria-current", "true");
+  item.id = "pointed-invitation";
+  item.scrollIntoView({ block: "center" });
 }
 
 showQuota();
