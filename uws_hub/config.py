@@ -132,6 +132,43 @@ class UWS(Configurable):
         """,
     ).tag(config=True)
 
+    dataset_resolver = Unicode(
+        "",
+        help="""How dataset links (symlinks with ``dataset_uuid``) find their dataset's directory.
+
+        ``""`` (the default): dataset links are refused with a 400 saying so. ``"template"``:
+        the directory is `dataset_path_template` with the id filled in (datasets at a fixed
+        place; no token is needed, the filesystem decides who may read them). ``"http"``:
+        one POST per request to `dataset_lookup_url` with all of its ids and the caller's
+        ``globus_groups_token`` as a Bearer token (a lookup service of the kind HuBMAP runs:
+        it answers where each dataset the caller may read lies). Either way the directory
+        must lie under `symlink_roots`. The token is passed on only: never stored or logged.
+        """,
+    ).tag(config=True)
+
+    dataset_path_template = Unicode(
+        "",
+        help="""Where a dataset lies, for dataset_resolver = "template": an absolute path naming
+        ``{uuid}`` once, e.g. ``/data/{uuid}``, under one of `symlink_roots`. An id whose
+        directory does not exist is answered as an unknown dataset.
+        """,
+    ).tag(config=True)
+
+    dataset_lookup_url = Unicode(
+        "",
+        help="""The dataset lookup service, for dataset_resolver = "http", e.g.
+        ``https://ingest.example.org/datasets/file-system-abs-path`` (HuBMAP: its
+        ``<root_url>/datasets/file-system-abs-path``). It receives a POST of a JSON list of
+        dataset ids with ``Authorization: Bearer <globus_groups_token>`` and answers a list of
+        ``{"uuid", "path"}`` or ``{"uuid", "error"}``; redirects are not followed.
+        """,
+    ).tag(config=True)
+
+    dataset_lookup_timeout = Float(
+        30.0,
+        help='Seconds to wait for the dataset lookup service to answer (dataset_resolver = "http").',
+    ).tag(config=True)
+
     job_types = Dict(
         {"jupyter_lab": {"name": "JupyterLab"}},
         help="""Job types: id -> settings.
@@ -587,6 +624,7 @@ class UWS(Configurable):
         self._validate_db_url()
         self._validate_jobs()
         self._validate_symlink_roots()
+        self._validate_datasets()
         self._validate_urls()
         self._validate_modes()
         self._validate_positive(_POSITIVE_COUNTS, "must be positive")
@@ -616,6 +654,56 @@ class UWS(Configurable):
                 )
             if not os.path.isdir(root):
                 raise ConfigError(f"{where} is not an existing directory; create it or remove it")
+
+    def _validate_datasets(self) -> None:
+        """The dataset-link settings (see `workspaces.datasets`)."""
+        kind = self.dataset_resolver
+        if kind not in ("", "template", "http"):
+            raise ConfigError(
+                f"c.UWS.dataset_resolver = {kind!r} must be '' (off), 'template' or 'http'"
+            )
+        if kind and not self.symlink_roots:
+            raise ConfigError(
+                f"c.UWS.dataset_resolver = {kind!r} links datasets, but c.UWS.symlink_roots "
+                "is empty: add the directory the datasets lie under"
+            )
+        if kind == "template":
+            self._validate_dataset_template()
+        elif kind == "http":
+            url = urlparse(self.dataset_lookup_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(
+                    f"c.UWS.dataset_lookup_url = {self.dataset_lookup_url!r} must be the lookup "
+                    "service's URL, e.g. https://ingest.example.org/datasets/file-system-abs-path"
+                )
+            if self.dataset_lookup_timeout <= 0:
+                raise ConfigError(
+                    "c.UWS.dataset_lookup_timeout must be a positive number of seconds"
+                )
+
+    def _validate_dataset_template(self) -> None:
+        from string import Formatter
+
+        template = self.dataset_path_template
+        where = f"c.UWS.dataset_path_template = {template!r}"
+        try:
+            fields = [f for _, f, _, _ in Formatter().parse(template) if f is not None]
+        except ValueError as e:
+            raise ConfigError(f"{where} is not a template like /data/{{uuid}}: {e}") from e
+        if fields != ["uuid"] or "{uuid}" not in template:
+            raise ConfigError(
+                f"{where} must name {{uuid}} once and nothing else, e.g. /data/{{uuid}}"
+            )
+        parent = os.path.dirname(template.format(uuid="0" * 32))
+        if not os.path.isabs(parent):
+            raise ConfigError(f"{where} must be an absolute path")
+        real = os.path.realpath(parent)
+        roots = [os.path.realpath(r) for r in self.symlink_roots]
+        if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots):
+            raise ConfigError(
+                f"{where} is not under c.UWS.symlink_roots ({', '.join(self.symlink_roots)}): "
+                "add the datasets' directory there"
+            )
 
     def _validate_urls(self) -> None:
         url = urlparse(self.service_url)

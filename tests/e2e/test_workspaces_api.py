@@ -120,7 +120,7 @@ def test_create_requires_name_and_description(hub, alice):
         ),
         (
             '{"name": "n", "description": "d", "workspace_details": {"files": {"name": "a"}}}',
-            "must be a list",
+            "'files' index must contain a list.",  # UWS's text (§1.4)
         ),
         (
             '{"name": "n", "description": "d", "workspace_details": {"files": [{"name": "a", "content": 5}]}}',

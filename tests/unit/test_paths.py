@@ -94,9 +94,9 @@ def test_symlink_source_allowed(roots):
         ("{allowed}/../secret", "outside"),
         ("{allowed}/escape", "outside"),  # a link in the root pointing out
         ("{allowed}/escape/x", "outside"),
-        ("{allowed}/missing", "does not exist"),
+        ("{allowed}/missing", "Symlink path not found: {allowed}/missing"),  # UWS's text
         ("relative/path", "absolute"),
-        ("", "non-empty"),
+        ("", "Symlink path not found: "),
         ("{allowed}/a\x00b", "NUL"),
     ],
 )
@@ -104,7 +104,7 @@ def test_symlink_source_refused(roots, source, reason):
     tmp, allowed = roots
     with pytest.raises(BadRequest) as e:
         check_symlink_source(source.format(tmp=tmp, allowed=allowed), [allowed])
-    assert reason in e.value.message
+    assert reason.format(allowed=allowed) in e.value.message
 
 
 def test_symlinks_disabled_without_roots(roots):

@@ -126,7 +126,18 @@ def test_renames_only_on_an_update():
             {"files": ["x.txt"]},
             "workspace_details.files[0] must be an object with 'name' and 'content'.",
         ),
-        ({"files": {"name": "x"}}, "workspace_details.files must be a list."),
+        ({"files": {"name": "x"}}, "'files' index must contain a list."),
+        ({"symlinks": {}}, "'symlinks' index must contain a list."),  # also when empty
+        ({"files": [{"name": "../up", "content": ""}]}, "File name cannot contain double dots."),
+        ({"files": [{"name": "/abs", "content": ""}]}, "Invalid file path specified"),
+        (
+            {"symlinks": [{"name": "a/../b", "source_path": "/x"}]},
+            "Symlink name cannot contain double dots.",
+        ),
+        (
+            {"symlinks": [{"name": "/l", "source_path": "/x"}]},
+            "Invalid symlink destination path specified",
+        ),
         (
             {"files": [{"name": "a/b", "content": ""}, {"name": "a/b", "content": ""}]},
             "'a/b' is named twice in this request.",

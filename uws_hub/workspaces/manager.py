@@ -35,7 +35,7 @@ from ..errors import BadRequest, NotFound, UWSError
 from ..identity import PosixAccount
 from ..ids import parse_id
 from ..users.accounts import account_for
-from . import fsops
+from . import datasets, fsops
 from .specs import DetailsSpec, WorkspaceSpec, spec_counts
 from .upload import UploadReceiver
 
@@ -96,6 +96,8 @@ class WorkspaceManager:
         #: makes the copy of a share's copy workspace that is initializing (`shares.copyrun`)
         self.share_copies = share_copies
         self._locks: dict[int, list] = {}  # ws id -> [lock, users]
+        #: how dataset links find their directories (None: refused); see `datasets`
+        self.datasets = datasets.resolver_for(settings)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -214,6 +216,7 @@ class WorkspaceManager:
         default_job_type, spec = request.default_job_type, request.details
         account = account_for(user, single_account=self.settings.single_account)
         self.quotas.check_disk(session, user, adding=spec.size(), doing="create this workspace")
+        spec = await self._resolve_datasets(session, request)
         user.posix_name, user.uid, user.gid = account.name, account.uid, account.gid
         now = utcnow()
         ws = Workspace(
@@ -247,6 +250,20 @@ class WorkspaceManager:
                 f"Workspace {ws.id} could not be created: {ws.status_message}", status_code=500
             )
         return ws
+
+    async def _resolve_datasets(self, session: Session, request: WorkspaceSpec) -> DetailsSpec:
+        """`request`'s details with its dataset links resolved (one lookup for all; a 400 or
+        a 5xx changes nothing). No database connection is held while the lookup runs."""
+        if not request.details.datasets:
+            return request.details
+        session.commit()
+        return await datasets.resolve_links(
+            request.details,
+            request.dataset_token,
+            self.datasets,
+            list(self.settings.symlink_roots),
+            self._run,
+        )
 
     # ---- the durable steps (request path and reconciler) ------------------------------
 
@@ -471,6 +488,7 @@ class WorkspaceManager:
                 self.quotas.check_disk(
                     session, owner_row, adding=spec.size(), doing="add these files"
                 )
+        spec = await self._resolve_datasets(session, request)
         async with self._lock(ws.id):
             if spec:
                 await self._fs_change(

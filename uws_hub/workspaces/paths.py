@@ -60,6 +60,19 @@ def split_relpath(name: object, what: str = "file name") -> tuple[str, ...]:
     return parts
 
 
+def uws_relpath(name: object, what: str, *, dots: str, absolute: str) -> tuple[str, ...]:
+    """`split_relpath` with UWS's texts where UWS had them: `dots` for a ``..`` component,
+    `absolute` for a name starting with ``/`` (uws_hub's reason in ``detail``)."""
+    try:
+        return split_relpath(name, what)
+    except BadRequest as e:
+        if isinstance(name, str) and name.startswith("/"):
+            raise BadRequest(absolute, detail=e.message) from e
+        if isinstance(name, str) and ".." in name.split("/"):
+            raise BadRequest(dots, detail=e.message) from e
+        raise
+
+
 def check_distinct_targets(targets: Iterable[tuple[str, ...]]) -> None:
     """Refuse a request whose targets collide (same path twice, or a path inside another)."""
     seen: set[tuple[str, ...]] = set()
@@ -81,7 +94,11 @@ def check_symlink_source(source: object, allowed_roots: list[str]) -> str:
     The link is created to the resolved path, so it points where it was checked to point.
     """
     if not isinstance(source, str) or not source:
-        raise BadRequest("Invalid symlink source_path: must be a non-empty string.")
+        # UWS's text (its storage looked the missing path up and found nothing)
+        raise BadRequest(
+            "Symlink path not found: ",
+            detail="A symlink needs 'source_path': an absolute path (or 'dataset_uuid').",
+        )
     if "\x00" in source or _CONTROL.search(source):
         raise BadRequest("Invalid symlink source_path: contains NUL or control characters.")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
@@ -97,7 +114,10 @@ def check_symlink_source(source: object, allowed_roots: list[str]) -> str:
         rroot = os.path.realpath(root)
         if real == rroot or real.startswith(rroot.rstrip("/") + "/"):
             if not os.path.lexists(real):
-                raise BadRequest(f"Symlink source_path {source!r} does not exist.")
+                raise BadRequest(
+                    f"Symlink path not found: {source}",
+                    detail=f"Symlink source_path {source!r} does not exist.",
+                )
             return real
     raise BadRequest(
         f"Symlink source_path {source!r} is outside the allowed locations ({', '.join(allowed_roots)})."
