@@ -13,6 +13,7 @@ import os
 import sys
 
 import uws_hub
+from uws_hub.config import PORTAL_PARAMETER_MAPPING, with_portal_parameters
 
 c = get_config()  # noqa
 
@@ -61,6 +62,13 @@ if os.environ.get("UWS_SLURM") == "1":
         "name": "Slurm (debug partition)",
         "partition": "debug",
     }
+# the launch parameters: uws_hub's own (the default) and the two the HuBMAP portal sends; each
+# resource's parameter_mapping says which it takes and as what (as UWS's did)
+c.UWS.parameters = with_portal_parameters()
+for resource in c.UWS.resources.values():
+    # the portal's time_limit_minutes and gpu_enabled (true: one GPU, refused where a resource
+    # has none) onto the same options as uws_hub's own
+    resource["parameter_mapping"] = dict(PORTAL_PARAMETER_MAPPING)
 c.UWS.job_types = {
     "jupyter_lab": {"name": "JupyterLab"},
     "test_job": {

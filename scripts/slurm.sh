@@ -3,8 +3,11 @@
 #   scripts/slurm.sh start | stop | status
 # Daemons: munged, slurmctld, slurmd on 127.0.0.1 (ports 6817/6818); state, logs and pid files in
 # $UWS_SLURM_DIR (default /tmp/uws-slurm). Writes /etc/slurm/slurm.conf. Partitions: "debug"
-# (default) and "short" (max 30 minutes). The node advertises $UWS_SLURM_CPUS CPUs (default 16,
-# more than the machine has: test jobs are small) so several jobs run at once.
+# (default), "short" (max 30 minutes) and "gpu". The node advertises $UWS_SLURM_CPUS CPUs (default
+# 16, more than the machine has: test jobs are small) so several jobs run at once, and
+# $UWS_SLURM_GPUS stand-in GPUs (default 2): `--gres=gpu:N` is scheduled and counted like real
+# GPUs. Slurm 22.05 drops GPUs without device files, so /etc/slurm/gres.conf names stand-in
+# character devices $UWS_SLURM_DIR/dev/gpu<i> (the null device's numbers; nothing binds them).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 S=${UWS_SLURM_DIR:-/tmp/uws-slurm}
@@ -32,6 +35,8 @@ mkdir -p "$S/state" "$S/spool" "$S/log" /etc/slurm
 
 CPUS=${UWS_SLURM_CPUS:-16}
 MEM=${UWS_SLURM_MEM:-16000}
+GPUS=${UWS_SLURM_GPUS:-2}
+[ "$GPUS" -ge 1 ] 2>/dev/null || die "UWS_SLURM_GPUS must be a whole number of at least 1, got $GPUS"
 conf=$(cat <<CONF
 # written by uws_hub scripts/slurm.sh
 ClusterName=uws
@@ -67,14 +72,28 @@ KillWait=5
 SlurmctldTimeout=30
 SlurmdTimeout=300
 MessageTimeout=10
-NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM} State=UNKNOWN
+GresTypes=gpu
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM} Gres=gpu:${GPUS} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 PartitionName=short Nodes=ALL Default=NO MaxTime=30 State=UP OverSubscribe=NO
+PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 )
 changed=0
 if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
   printf '%s\n' "$conf" > /etc/slurm/slurm.conf
+  changed=1
+fi
+# the GPUs slurmd reports (fewer than the node's Gres=gpu:N: the node is drained). Count-only
+# GPUs (no File=) are dropped by Slurm 22.05, so each gets a stand-in device (as /dev/null)
+mkdir -p "$S/dev"
+for i in $(seq 0 $((GPUS - 1))); do
+  [ -c "$S/dev/gpu$i" ] || { rm -f "$S/dev/gpu$i"; mknod -m 0666 "$S/dev/gpu$i" c 1 3; }
+done
+gres="# written by uws_hub scripts/slurm.sh: stand-in GPUs
+Name=gpu File=$S/dev/gpu[0-$((GPUS - 1))]"
+if [ "$(cat /etc/slurm/gres.conf 2>/dev/null)" != "$gres" ]; then
+  printf '%s\n' "$gres" > /etc/slurm/gres.conf
   changed=1
 fi
 
@@ -97,7 +116,8 @@ fi
 for _ in $(seq 1 60); do
   state=$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)
   case "$state" in idle*|mix*|alloc*) break ;; esac
-  [ "$state" = down ] || [ "$state" = "down*" ] && scontrol update nodename="$HOST" state=resume 2>/dev/null
+  # down, or drained by an earlier configuration (e.g. fewer GPUs than declared): resume it
+  case "$state" in down|down\*|drain*) scontrol update nodename="$HOST" state=resume 2>/dev/null ;; esac
   sleep 0.5
 done
 case "$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)" in

@@ -17,6 +17,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Set, Unicode, default
 from traitlets.config import Configurable
 
 from .errors import ConfigError
+from .jobs.launch import check_parameter_mappings
 from .jobs.params import Parameter, parse_parameters
 from .jobs.types import JobType, Resource, parse_job_types, parse_resources
 from .times import PERIODS
@@ -62,6 +63,39 @@ DEFAULT_PARAMETERS = [
         hi=8,
     ),
 ]
+
+#: the two launch parameters the HuBMAP portal sends (UWS-REFERENCE §1.18), for a site that
+#: serves it: declare them beside DEFAULT_PARAMETERS and map them with PORTAL_PARAMETER_MAPPING
+PORTAL_PARAMETERS = [
+    {
+        "display_name": "Time limit (minutes, portal)",
+        "description": "The time limit under the portal's name; empty: the one above.",
+        "variable_name": "time_limit_minutes",
+        "default_value": None,
+        "validation": {"type": "int", "min": 1, "max": 10080, "required": False},
+    },
+    {
+        "display_name": "GPU",
+        "description": "One GPU for the job (resources with GPUs only).",
+        "variable_name": "gpu_enabled",
+        "default_value": False,
+        "validation": {"type": "bool", "required": False},
+    },
+]
+#: a resource's ``parameter_mapping`` for DEFAULT_PARAMETERS + PORTAL_PARAMETERS: each default
+#: as itself, the portal's names onto the same options (``gpu_enabled: true`` is one GPU)
+PORTAL_PARAMETER_MAPPING = {
+    **{p["variable_name"]: p["variable_name"] for p in DEFAULT_PARAMETERS},
+    "time_limit_minutes": "time_limit_min",
+    "gpu_enabled": "gpus",
+}
+
+
+def with_portal_parameters() -> list[dict]:
+    """A fresh copy of DEFAULT_PARAMETERS + PORTAL_PARAMETERS (for ``c.UWS.parameters``)."""
+    return [
+        dict(p, validation=dict(p["validation"])) for p in DEFAULT_PARAMETERS + PORTAL_PARAMETERS
+    ]
 
 
 #: settings that must be positive (counts and sizes), checked by `UWS.validate`
@@ -195,6 +229,15 @@ class UWS(Configurable):
         ``start_timeout`` (seconds until a job that is not answering is given up). Local:
         ``enforce_memory`` (true: each process of a job gets the job's memory as its address-space
         limit; default false, memory is then advisory as MEM_LIMIT).
+
+        ``parameter_mapping`` (as UWS): c.UWS.parameters name -> the option it sets on this
+        resource, e.g. ``{"num_cpus": "num_cpus", "memory_mb": "memory_mb", "time_limit_minutes":
+        "time_limit_min", "gpu_enabled": "gpus"}``. The options jobs understand are ``num_cpus``,
+        ``memory_mb``, ``time_limit_min`` (whole numbers) and ``gpus`` (a count, or a yes/no
+        parameter: true is one GPU, refused on a resource without GPUs); others reach the job as
+        ``UWS_PARAM_<OPTION>``. Parameters the mapping does not name are dropped on this resource;
+        without a mapping every parameter is taken under its own name. The translated options are
+        stored on the job.
         """,
     ).tag(config=True)
 
@@ -642,6 +685,7 @@ class UWS(Configurable):
                 f"use one of {sorted(self.job_type_map)} or add it to c.UWS.job_types"
             )
         self.parameter_list  # noqa: B018
+        check_parameter_mappings(self.resource_map, self.parameter_list)
 
     def _validate_symlink_roots(self) -> None:
         for i, root in enumerate(self.symlink_roots):

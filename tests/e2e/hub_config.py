@@ -5,6 +5,7 @@ import os
 import sys
 
 import uws_hub
+from uws_hub.config import PORTAL_PARAMETER_MAPPING, with_portal_parameters
 
 c = get_config()  # noqa
 
@@ -65,14 +66,24 @@ c.UWS.resources = {
         "partition": "debug",
         "max_cpus": 8,
         "max_gpus": 2,
+        # GPUs as a generic resource the test cluster lacks: Slurm refuses them in its own
+        # words (test_jobs.py); the cluster's stand-in GPUs are slurm-short's
+        "gpu_gres": "tpu",
     },
     "slurm-short": {
         "kind": "slurm",
         "name": "Cluster (short)",
         "partition": "short",
         "max_time_limit_min": 30,
+        "max_gpus": 1,
+        "gpu_partition": "gpu",
     },
 }
+# the parameters: uws_hub's own and the two the HuBMAP portal sends, which every resource maps
+# to its options (UWS's parameter_mapping; tests/e2e/test_parameter_mapping.py)
+c.UWS.parameters = with_portal_parameters()
+for _res in c.UWS.resources.values():
+    _res["parameter_mapping"] = dict(PORTAL_PARAMETER_MAPPING)
 c.UWS.job_types = {
     "jupyter_lab": {"name": "JupyterLab"},
     "test_job": {

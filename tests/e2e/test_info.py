@@ -40,6 +40,15 @@ def test_job_types_and_resources(anon):
         "name": "This server",
         "description": "",
         "limits": {"max_cpus": 4, "max_memory_mb": 8192, "max_time_limit_min": None, "max_gpus": 0},
+        # the portal's names onto this resource's options (pages show one field per option)
+        "parameter_mapping": {
+            "num_cpus": "num_cpus",
+            "memory_mb": "memory_mb",
+            "time_limit_min": "time_limit_min",
+            "gpus": "gpus",
+            "time_limit_minutes": "time_limit_min",
+            "gpu_enabled": "gpus",
+        },
     }
     assert (
         res["slurm-short"]["kind"] == "slurm"

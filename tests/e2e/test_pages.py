@@ -170,6 +170,11 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     pg.check("#res-local")
     cpus = pg.locator("#param-num_cpus")
     expect(cpus).to_have_attribute("max", "4")  # the resource's limit, not the parameter's 16
+    # one field per option: the portal's aliases (time_limit_minutes, gpu_enabled: the same
+    # options through the resource's parameter_mapping) are not offered twice
+    expect(pg.locator("#param-time_limit_min")).to_be_visible()
+    expect(pg.locator("#param-time_limit_minutes")).to_have_count(0)
+    expect(pg.locator("#param-gpu_enabled")).to_have_count(0)
     cpus.fill("9")
     pg.locator("#start-submit").click()
     expect(cpus).to_have_class(re.compile("is-invalid"))

@@ -37,6 +37,7 @@ def test_resources_as_configured(resources):
         "name": "This server",
         "description": "",
         "limits": {"max_cpus": 4, "max_memory_mb": 8192, "max_time_limit_min": None, "max_gpus": 0},
+        "parameter_mapping": None,  # every parameter as itself
     }
 
 

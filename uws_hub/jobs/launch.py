@@ -1,23 +1,35 @@
 """From a launch request to what a spawner runs: validated numbers only.
 
-The well-known resource parameters are ``num_cpus``, ``memory_mb``, ``time_limit_min`` and ``gpus``
-(any of them may be left out of ``c.UWS.parameters``; other parameters are validated and passed
-to the job as ``UWS_PARAM_<NAME>`` environment variables). The resource sets the partition,
-account, QoS and GPU mapping; the job type sets command and environment. Nothing a user sends
-reaches a batch script except numbers that passed validation.
+A launch's options are validated against ``c.UWS.parameters``, then translated by the resource's
+``parameter_mapping`` (generic name -> option, as UWS): only mapped names survive, and a
+resource without a mapping takes every parameter under its own name. The well-known options are
+``num_cpus``, ``memory_mb``, ``time_limit_min`` and ``gpus`` (a bool parameter mapped to ``gpus``,
+such as the portal's ``gpu_enabled``, asks for one GPU when true); other options reach the job as
+``UWS_PARAM_<NAME>`` environment variables. The translated options are what the job records. The
+resource sets the partition, account, QoS and GPU mapping; the job type sets command and
+environment. Nothing a user sends reaches a batch script except numbers that passed validation.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from .params import Parameter, invalid_options, validate_options
 from .types import JobType, Resource
 
 DEFAULT_TIME_LIMIT_MIN = 240
 WELL_KNOWN = ("num_cpus", "memory_mb", "time_limit_min", "gpus")
+#: the parameter types that may set each well-known option (bool: gpus only, true = one GPU)
+OPTION_TYPES = {
+    "num_cpus": ("int",),
+    "memory_mb": ("int",),
+    "time_limit_min": ("int",),
+    "gpus": ("int", "bool"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,21 +63,78 @@ class LaunchPlan:
         return out
 
 
-def _check_limits(
-    resource: Resource, cpus: int, memory_mb: int | None, time_limit: int, gpus: int
-) -> None:
-    """Raise 422 naming every number over the resource's limit for it."""
-    limits = (
-        ("num_cpus", cpus, resource.max_cpus),
-        ("memory_mb", memory_mb, resource.max_memory_mb),
-        ("time_limit_min", time_limit, resource.max_time_limit_min),
-        ("gpus", gpus, resource.max_gpus),
-    )
-    errors = [
-        f"{name}: Value '{value}' above maximum of {limit} for resource {resource.id}."
-        for name, value, limit in limits
-        if value is not None and limit is not None and value > limit
-    ]
+def option_value(option: str, value: Any) -> Any:
+    """A parameter's value as the option it is mapped to: a bool for ``gpus`` is a count (true:
+    one GPU, false: none); anything else as it is."""
+    if option == "gpus" and isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def translate_options(resource: Resource, cleaned: dict, sent: Container[str]) -> dict[str, tuple]:
+    """The validated options `cleaned` under `resource`'s ``parameter_mapping``: option ->
+    (value, parameter it came from). Unmapped parameters are dropped. When several parameters
+    map to one option, a value the client `sent` beats a parameter's default; two sent values
+    that disagree are a 422 naming both."""
+    mapping = resource.mapping
+    out: dict[str, tuple] = {}
+    errors: list[str] = []
+    for name in sorted(cleaned, key=lambda n: n not in sent):  # sent first, else in order
+        option = name if mapping is None else mapping.get(name)
+        if option is None:
+            continue
+        value = option_value(option, cleaned[name])
+        if option not in out:
+            out[option] = (value, name)
+            continue
+        first_value, first = out[option]
+        if name in sent and first in sent and value != first_value:
+            errors.append(
+                f"{name}: Value '{cleaned[name]}' and {first}: Value '{cleaned[first]}' both set "
+                f"{option} on resource {resource.id}; send only one of them."
+            )
+    if errors:
+        raise invalid_options(errors)
+    order = {name: i for i, name in enumerate(cleaned)}  # the parameters' order
+    return dict(sorted(out.items(), key=lambda item: order[item[1][1]]))
+
+
+def _whole(options: dict[str, tuple], option: str, default: int | None) -> int | None:
+    """A well-known option as a whole number (`default` when absent); 422 if it is not one."""
+    if option not in options:
+        return default
+    value, name = options[option]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid_options([f"{name}: Value '{value}' is not a whole number."]) from None
+
+
+def _check_limits(resource: Resource, numbers: dict[str, Any], asked: dict[str, tuple]) -> None:
+    """Raise 422 naming every number over the resource's limit for it, by the parameter that
+    asked for it (`asked`: option -> (parameter, value as sent)); a yes/no GPU parameter on a
+    resource without GPUs says so."""
+    limits = {
+        "num_cpus": resource.max_cpus,
+        "memory_mb": resource.max_memory_mb,
+        "time_limit_min": resource.max_time_limit_min,
+        "gpus": resource.max_gpus,
+    }
+    errors = []
+    for option, limit in limits.items():
+        value = numbers[option]
+        if value is None or limit is None or value <= limit:
+            continue
+        name, raw = asked.get(option, (option, value))
+        if isinstance(raw, bool):  # true is one GPU: more than a resource without GPUs has
+            errors.append(
+                f"{name}: Resource {resource.id} ({resource.name}) has no GPUs. Set {name} to "
+                "false, or start the job on a resource with GPUs."
+            )
+        else:
+            errors.append(
+                f"{name}: Value '{raw}' above maximum of {limit} for resource {resource.id}."
+            )
     if errors:
         raise invalid_options(errors)
 
@@ -84,32 +153,75 @@ def plan_launch(
     params: list[Parameter],
     options: Any,
 ) -> LaunchPlan:
-    """Validate `options` against the parameters and the resource's limits; raise 422."""
+    """Validate `options` against the parameters, translate them with the resource's
+    ``parameter_mapping`` and check them against its limits; raise 422."""
     cleaned = validate_options(params, options)
-    cpus = int(cleaned.get("num_cpus", 1))
-    memory_mb = cleaned.get("memory_mb")
-    time_limit = int(cleaned.get("time_limit_min") or job_type.time_limit or DEFAULT_TIME_LIMIT_MIN)
-    gpus = int(cleaned.get("gpus", 0))
-    if "time_limit_min" not in cleaned and job_type.time_limit:
-        cleaned["time_limit_min"] = job_type.time_limit
-
-    _check_limits(resource, cpus, memory_mb, time_limit, gpus)
-    partition, gres = slurm_placement(resource, gpus)
+    translated = translate_options(resource, cleaned, options or {})
+    numbers = {
+        "num_cpus": _whole(translated, "num_cpus", 1),
+        "memory_mb": _whole(translated, "memory_mb", None) or None,
+        "time_limit_min": _whole(translated, "time_limit_min", None)
+        or job_type.time_limit
+        or DEFAULT_TIME_LIMIT_MIN,
+        "gpus": _whole(translated, "gpus", 0),
+    }
+    stored = {option: value for option, (value, _) in translated.items()}
+    if "time_limit_min" not in stored and job_type.time_limit:
+        stored["time_limit_min"] = job_type.time_limit  # recorded on the job as used
+    asked = {option: (name, cleaned[name]) for option, (_, name) in translated.items()}
+    _check_limits(resource, numbers, asked)
+    partition, gres = slurm_placement(resource, numbers["gpus"])
     extra_env = {
         f"UWS_PARAM_{re.sub(r'[^A-Z0-9_]', '_', k.upper())}": str(v)
-        for k, v in cleaned.items()
+        for k, v in stored.items()
         if k not in WELL_KNOWN
     }
     return LaunchPlan(
         job_type=job_type.id,
         resource=resource.id,
         kind=resource.kind,
-        cpus=cpus,
-        memory_mb=int(memory_mb) if memory_mb else None,
-        time_limit_min=time_limit,
-        gpus=gpus,
+        cpus=numbers["num_cpus"],
+        memory_mb=numbers["memory_mb"],
+        time_limit_min=numbers["time_limit_min"],
+        gpus=numbers["gpus"],
         partition=partition,
         gres=gres,
-        options=cleaned,
+        options=stored,
         extra_env=extra_env,
     )
+
+
+def check_parameter_mappings(resources: dict[str, Resource], params: list[Parameter]) -> None:
+    """The resources' ``parameter_mapping`` against ``c.UWS.parameters``: every mapped name is a
+    parameter, a well-known option is set only by parameters of a type it takes, and parameters
+    mapped to one option do not have different defaults. Raise ConfigError naming the fix."""
+    by_name = {p.variable_name: p for p in params}
+    for rid, resource in resources.items():
+        mapping = resource.mapping
+        if mapping is None:
+            continue
+        where = f"c.UWS.resources[{rid!r}]: 'parameter_mapping'"
+        defaults: dict[str, tuple[str, Any]] = {}
+        for name, option in mapping.items():
+            param = by_name.get(name)
+            if param is None:
+                raise ConfigError(
+                    f"{where} maps {name!r}, which is not in c.UWS.parameters: declare it there "
+                    "or remove it from the mapping"
+                )
+            ok = OPTION_TYPES.get(option)
+            if ok is not None and param.type not in ok:
+                raise ConfigError(
+                    f"{where} maps {name!r} (validation.type {param.type!r}) to {option!r}, "
+                    f"which takes {' or '.join(repr(t) for t in ok)}: declare {name!r} as such"
+                )
+            if param.default_value is None:
+                continue
+            value = option_value(option, param.default_value)
+            other = defaults.setdefault(option, (name, value))
+            if other[1] != value:
+                raise ConfigError(
+                    f"{where} maps {other[0]!r} and {name!r} to {option!r} and their default "
+                    f"values differ ({by_name[other[0]].default_value!r} vs "
+                    f"{param.default_value!r}): leave out one default_value"
+                )

@@ -7,7 +7,9 @@ environments.
 
 A **resource** (``c.UWS.resources``, id -> settings) is where a job runs: ``kind: local`` (a process
 on the hub host) or ``kind: slurm`` (a batch job in a partition), with the limits a launch may ask
-for. Every string that reaches a batch script comes from this configuration, checked here.
+for. Every string that reaches a batch script comes from this configuration, checked here. A
+resource's ``parameter_mapping`` (generic parameter name -> the option it sets there, as UWS) says
+which of the launch's parameters it takes and under which name (see `uws_hub.jobs.launch`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _JOB_TYPE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: a Slurm name (partition, account, qos, reservation, gres type)
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(=[^\s'\"\\$`;|&<>]+)?$")
+#: a parameter or option name (as c.UWS.parameters' variable_name)
+_OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 JOB_TYPE_KEYS = {
     "name",
@@ -53,6 +57,7 @@ RESOURCE_KEYS = {
     "extra_directives",
     "start_timeout",
     "enforce_memory",
+    "parameter_mapping",
 }
 
 
@@ -98,6 +103,13 @@ class Resource:
     extra_directives: tuple[str, ...] = ()
     start_timeout: int | None = None  # seconds
     enforce_memory: bool = False  # local: cap each process's address space at the job's memory
+    #: (generic parameter, option) pairs, in configuration order; None: every parameter as itself
+    parameter_mapping: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def mapping(self) -> dict[str, str] | None:
+        """The resource's ``parameter_mapping`` (generic name -> option); None: identity."""
+        return None if self.parameter_mapping is None else dict(self.parameter_mapping)
 
     def as_dict(self) -> dict:
         """The UWS representation served by ``GET /resources`` (with its limits)."""
@@ -112,6 +124,7 @@ class Resource:
                 "max_time_limit_min": self.max_time_limit_min,
                 "max_gpus": self.max_gpus,
             },
+            "parameter_mapping": self.mapping,
         }
 
 
@@ -181,7 +194,28 @@ def _parse_resource(rid: Any, spec: Any, setting: str) -> Resource:
         extra_directives=directives,
         start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
         enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
+        parameter_mapping=_parameter_mapping(spec.get("parameter_mapping"), where),
     )
+
+
+def _parameter_mapping(value: Any, where: str) -> tuple[tuple[str, str], ...] | None:
+    """``parameter_mapping``: parameter name -> option name (both identifiers); None if absent."""
+    if value is None:
+        return None
+    where = f"{where}: 'parameter_mapping'"
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where} must be a dict of parameter name -> option, like "
+            "{'time_limit_minutes': 'time_limit_min', 'gpu_enabled': 'gpus'}"
+        )
+    for name, option in value.items():
+        for what, v in (("parameter name", name), ("option", option)):
+            if not isinstance(v, str) or not _OPTION.match(v):
+                raise ConfigError(
+                    f"{where}: {what} {v!r} must be an identifier like 'num_cpus'"
+                    f"{f' (in the entry for {name!r})' if what == 'option' else ''}"
+                )
+    return tuple(value.items())
 
 
 def _check_slurm_names(spec: dict, kind: str, where: str) -> None:

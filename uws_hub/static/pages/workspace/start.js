@@ -50,14 +50,12 @@ export function buildStartForm() {
     const old = Object.fromEntries([...paramBox.querySelectorAll("input")].map((i) => [i.name, i.type === "checkbox" ? i.checked : i.value]));
     clear(
       paramBox,
-      catalog.parameters
-        .filter((p) => !(p.variable_name === "gpus" && !(r.limits && r.limits.max_gpus)))
-        .map((p) => {
+      shownParameters(catalog.parameters, r).map((p) => {
           const v = p.validation || {};
           const type = v.type || "int";
           let max = v.max ?? null;
           const min = v.min ?? null;
-          const lim = r.limits && r.limits[LIMIT_OF[p.variable_name]];
+          const lim = r.limits && r.limits[LIMIT_OF[(r.parameter_mapping || {})[p.variable_name] || p.variable_name]];
           if (lim !== undefined && lim !== null) max = max === null ? lim : Math.min(max, lim);
           const id = `param-${p.variable_name}`;
           const described = `${id}-help ${id}-error`;
@@ -87,6 +85,20 @@ export function buildStartForm() {
 
   typeSel.addEventListener("change", renderResources);
   renderResources();
+}
+
+// One field per option the resource takes: a parameter its parameter_mapping leaves out has no
+// effect there, and of several mapped to one option (the portal's time_limit_minutes beside
+// time_limit_min) the first declared is shown; GPU fields only where the resource has GPUs.
+function shownParameters(parameters, r) {
+  const mapping = r.parameter_mapping || null;
+  const seen = new Set();
+  return parameters.filter((p) => {
+    const option = mapping ? mapping[p.variable_name] : p.variable_name;
+    if (!option || seen.has(option)) return false;
+    seen.add(option);
+    return !(option === "gpus" && !(r.limits && r.limits.max_gpus));
+  });
 }
 
 function updateCost() {
@@ -146,7 +158,8 @@ export function initStartForm() {
         document.getElementById("stop-button")?.focus(); // the start button is gone: focus what follows
       } catch (e) {
         // a message naming a parameter goes next to it; everything else above the button
-        const named = e instanceof ApiError && state.catalog.parameters.find((p) => e.message.includes(p.variable_name) || e.message.includes(p.display_name));
+        const names = (p) => new RegExp(`\\b${p.variable_name}\\b`).test(e.message) || e.message.includes(p.display_name);
+        const named = e instanceof ApiError && state.catalog.parameters.find((p) => names(p) && document.getElementById(`param-${p.variable_name}`));
         const input = named && document.getElementById(`param-${named.variable_name}`);
         if (input) {
           invalid(input, e.message);
