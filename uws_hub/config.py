@@ -118,6 +118,7 @@ _POSITIVE_DURATIONS = (
     "body_timeout",
     "idempotency_window_hours",
     "hub_answer_wait",
+    "status_check_timeout",
 )
 
 
@@ -629,6 +630,20 @@ class UWS(Configurable):
     hub_api_timeout = Float(10.0, help="Timeout in seconds for calls to the hub's REST API.").tag(
         config=True
     )
+
+    status_cache_seconds = Float(
+        5.0,
+        help="""How long ``GET /api/status/`` reuses its last round of dependency checks
+        (database, storage, hub, each resource's scheduler, the login method's servers), so
+        that frequent health probes stay cheap. 0: check on every call (calls arriving
+        while a round runs still share it).""",
+    ).tag(config=True)
+
+    status_check_timeout = Float(
+        5.0,
+        help="""Seconds each dependency check of ``GET /api/status/`` may take; one that takes
+        longer is reported as not connected.""",
+    ).tag(config=True)
 
     # ---- derived ---------------------------------------------------------------------------
 

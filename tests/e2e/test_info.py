@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 import yaml
 from openapi_spec_validator import validate
 
 from conftest import SPEC_PATH, Client
 from hubtest import hub_login
+from jobutil import ensure_slurm, scontrol, started, stop_and_wait
 
 
 def test_job_types_and_resources(anon):
@@ -71,29 +73,224 @@ def test_parameters(anon):
     }
 
 
-def test_status_reports_each_dependency(anon):
-    r = anon.get("status/")
-    assert r.status_code == 200
-    body = r.json()
-    assert body["success"] is True
-    assert body["version"] == "0.1.0"
-    assert body["build"]
+UWS_KEYS = {
+    "main_resource",
+    "api_user_authentication",
+    "resources",
+    "storage_methods",
+    "user_authentication_methods",
+}
+RESOURCE_IDS = {"local", "local-capped", "slurm", "slurm-short"}
+
+
+def fresh_status(client: Client, after: str | None = None, timeout: float = 20) -> dict:
+    """The status from a round of checks run after `after` (a ``checked_at``): answers within
+    c.UWS.status_cache_seconds repeat the last round."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("status/")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if after is None or body["checked_at"] > after or time.monotonic() > deadline:
+            return body
+        time.sleep(0.5)
+
+
+def test_status_shows_anyone_whether_each_part_is_connected(anon, alice, hub):
+    ensure_slurm()
+    body = anon.get("status/").json()
+    assert body["version"] == "0.1.0" and body["build"]
+    deps = body["dependencies"]
+    assert UWS_KEYS | {"database", "storage", "hub"} == set(deps)
+    assert set(deps["resources"]) == RESOURCE_IDS
+    assert set(deps["storage_methods"]) == {"main_storage"}
+    assert set(deps["user_authentication_methods"]) == {"dev"}  # the hub's login: uws-dev
+    assert body["success"] is True, body
+    assert body["message"] == "All dependencies connected."
+    # the booleans only: no hosts, paths, versions or errors for strangers
+    flat = [
+        deps[k]
+        for k in deps
+        if k not in ("resources", "storage_methods", "user_authentication_methods")
+    ]
+    for group in ("resources", "storage_methods", "user_authentication_methods"):
+        flat += deps[group].values()
+    assert all(d == {"connected": True, "message": ""} for d in flat), deps
+    # a person who is not an operator, and a token the hub does not know: the same
+    assert alice.get("status/").json()["dependencies"] == deps
+    stranger = Client(hub, "not-a-token")
+    r = stranger.get("status/")
+    assert r.status_code == 200 and r.json()["dependencies"] == deps
+
+
+def test_status_tells_operators_what_each_check_found(admin):
+    ensure_slurm()
+    body = admin.get("status/").json()
     deps = body["dependencies"]
     assert deps["database"] == {"connected": True, "message": "sqlite"}
     assert deps["storage"]["connected"] and "bytes free" in deps["storage"]["message"]
+    assert deps["storage_methods"] == {"main_storage": deps["storage"]}
     assert deps["hub"] == {"connected": True, "message": "JupyterHub 6.1.1"}
+    assert deps["api_user_authentication"] == deps["hub"]  # POST /tokens/: client tokens
+    res = deps["resources"]
+    assert res["local"]["connected"] and res["local"]["message"].endswith("CPUs on this host")
+    # the Slurm controller answers scontrol ping, and each resource's partition is up
+    assert " is UP" in res["slurm"]["message"] and res["slurm"]["message"].endswith(
+        "partition debug UP"
+    ), res["slurm"]
+    assert res["slurm-short"]["message"].endswith("partition short UP")
+    assert deps["main_resource"] == res["local"]  # where a start naming no resource runs
+    assert deps["user_authentication_methods"] == {
+        "dev": {"connected": True, "message": "development login: no outside service"}
+    }
 
 
-def test_status_when_storage_is_gone(hub, anon):
+def test_status_checks_are_kept_a_few_seconds(anon):
+    first = anon.get("status/").json()
+    second = anon.get("status/").json()
+    assert second["checked_at"] == first["checked_at"]  # the same round of checks
+    time.sleep(5.2)  # c.UWS.status_cache_seconds (5 by default) later: checked again
+    third = anon.get("status/").json()
+    assert third["checked_at"] > first["checked_at"]
+
+
+def test_status_when_storage_is_gone(hub, anon, admin):
+    before = anon.get("status/").json()["checked_at"]
     hub.root.rename(hub.root.with_name("workspaces-away"))
     try:
-        body = anon.get("status").json()
+        body = fresh_status(anon, after=before)
+        operator = fresh_status(admin, after=before)
     finally:
         hub.root.with_name("workspaces-away").rename(hub.root)
     assert body["success"] is False
-    assert body["dependencies"]["storage"]["connected"] is False
-    assert "missing or not writable" in body["dependencies"]["storage"]["message"]
     assert body["message"] == "Not connected: storage."
+    deps = body["dependencies"]
+    assert deps["storage"] == {"connected": False, "message": ""}
+    assert deps["storage_methods"]["main_storage"] == {"connected": False, "message": ""}
+    assert deps["database"]["connected"] is True
+    message = operator["dependencies"]["storage"]["message"]
+    assert message.startswith(f"{hub.root} is missing or not writable")
+
+
+@pytest.fixture(scope="module")
+def broken_hub(hub_factory):
+    """A hub whose LDAP server is not there (a port nobody listens on) and one of whose
+    resources names a Slurm partition the cluster does not have."""
+    ensure_slurm()
+    extra = """
+c.JupyterHub.authenticator_class = "uws-ldap"
+c.UWSLDAPAuthenticator.server_address = "127.0.0.1"
+c.UWSLDAPAuthenticator.server_port = 1
+c.UWSLDAPAuthenticator.tls_strategy = "insecure"
+c.UWSLDAPAuthenticator.bind_dn_template = ["uid={username},ou=people,dc=uws,dc=test"]
+c.UWS.resources = {**c.UWS.resources, "gone": {"kind": "slurm", "name": "Gone", "partition": "nosuch"}}
+"""
+    h = hub_factory("status-down", extra_config=extra)
+    yield h
+    hub_factory.release(h)
+
+
+def test_status_when_the_login_server_and_a_partition_are_down(broken_hub):
+    body = Client(broken_hub).get("status/").json()
+    assert body["success"] is False
+    assert body["message"] == "Not connected: resources.gone, user_authentication_methods.ldap."
+    deps = body["dependencies"]
+    assert deps["user_authentication_methods"] == {"ldap": {"connected": False, "message": ""}}
+    assert deps["resources"]["gone"] == {"connected": False, "message": ""}
+    assert deps["resources"]["slurm"]["connected"] is True
+    assert deps["main_resource"]["connected"] is True  # "local"
+    deps = Client.of(broken_hub, "uwst-admin").get("status/").json()["dependencies"]
+    ldap = deps["user_authentication_methods"]["ldap"]
+    assert ldap["connected"] is False
+    assert ldap["message"].startswith("ldap://127.0.0.1:1: LDAPSocketOpenError"), ldap
+    assert deps["resources"]["gone"]["message"] == "partition nosuch: Partition nosuch not found"
+
+
+@pytest.fixture(scope="module")
+def globus_hub(hub_factory):
+    """A hub logging in with Globus and the account service (both local stand-ins speaking
+    their protocols), whose LDAP confirmation server is not there."""
+    from test_auth_globus import globus_login_settings
+
+    from standins.accountapi import AccountAPIStandin
+    from standins.globus import GlobusStandin
+
+    g = GlobusStandin().start()
+    a = AccountAPIStandin(jwt_token="jwt-status").start()
+    settings = f"""
+c.JupyterHub.authenticator_class = "uws-account-api"
+A = c.UWSAccountAPIAuthenticator
+A.account_api_url = "{a.root_url}"
+A.account_api_token = "jwt-status"
+A.account_api_name = "the cluster's user database"
+A.confirm_ldap_url = "ldap://127.0.0.1:1"
+"""
+    h = hub_factory(
+        "status-globus",
+        auth_state=True,
+        extra_config=lambda h: globus_login_settings(g, h, "UWSAccountAPIAuthenticator") + settings,
+    )
+    yield h, g
+    hub_factory.release(h)
+    g.stop()
+    a.stop()
+
+
+def test_status_of_a_globus_hub_follows_globus(globus_hub):
+    hub, globus = globus_hub
+    operator = Client.of(hub, "uwst-admin")
+    body = operator.get("status/").json()
+    methods = body["dependencies"]["user_authentication_methods"]
+    assert set(methods) == {"globus", "account_api", "account_ldap"}
+    assert methods["globus"] == {
+        "connected": True,
+        "message": f"{globus.url}/.well-known/openid-configuration answered 200",
+    }
+    assert methods["account_api"]["connected"] is True, methods
+    assert methods["account_api"]["message"].startswith("the cluster's user database at http")
+    assert methods["account_ldap"]["connected"] is False
+    assert methods["account_ldap"]["message"].startswith("ldap://127.0.0.1:1: ")
+    assert body["message"] == "Not connected: user_authentication_methods.account_ldap."
+    # POST /tokens/ introspects Globus tokens at Globus: it needs the hub and Globus
+    api = body["dependencies"]["api_user_authentication"]
+    assert api["connected"] is True and api["message"].startswith("hub: JupyterHub ")
+    globus.stop()
+    body = fresh_status(operator, after=body["checked_at"])
+    deps = body["dependencies"]
+    assert deps["user_authentication_methods"]["globus"]["connected"] is False
+    assert deps["api_user_authentication"]["connected"] is False
+    assert "Globus: " in deps["api_user_authentication"]["message"]
+    assert body["message"] == (
+        "Not connected: user_authentication_methods.globus, "
+        "user_authentication_methods.account_ldap."
+    )
+
+
+@pytest.mark.parametrize("resource", ["local", "slurm"])
+def test_a_running_job_has_uws_proxy_details(alice, make_workspace, resource):
+    """UWS's proxy_details: the host and port the job's server listens on, its path."""
+    if resource == "slurm":
+        ensure_slurm()
+    ws = make_workspace(name=f"proxy-{resource}")
+    j = started(alice, ws["id"], job_type="test_job", resource=resource)
+    try:
+        cur = j["job_details"]["current_job_details"]
+        proxy = cur["proxy_details"]
+        assert set(proxy) == {"hostname", "port", "path"}
+        assert proxy["path"] == cur["connection_details"]["url_path"]
+        if resource == "local":
+            assert proxy["hostname"] in ("127.0.0.1", "localhost")
+        else:
+            assert proxy["hostname"] == scontrol(j["resource_job_id"])["NodeList"]
+        # the job's server itself answers there (the hub's proxy routes the path to it)
+        r = requests.get(
+            f"http://{proxy['hostname']}:{proxy['port']}{proxy['path']}",
+            timeout=30,
+            allow_redirects=False,
+        )
+        assert r.status_code < 500
+    finally:
+        stop_and_wait(alice, j["id"])
 
 
 def test_openapi_document_is_valid_and_served(hub):

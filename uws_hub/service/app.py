@@ -122,30 +122,6 @@ class ServiceContext:
         self.openapi_yaml = OPENAPI_PATH.read_text()
         self.openapi = yaml.safe_load(self.openapi_yaml)
 
-    # dependency checks for /api/status
-    async def check_database(self) -> dict:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return {"connected": True, "message": self.engine.dialect.name}
-        except Exception as e:  # report, never raise: this is a health check
-            return {"connected": False, "message": f"{type(e).__name__}: {e}"[:300]}
-
-    async def check_storage(self) -> dict:
-        root = self.settings.root_dir
-        ok = os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK)
-        if not ok:
-            return {"connected": False, "message": f"{root} is missing or not writable"}
-        st = os.statvfs(root)
-        return {"connected": True, "message": f"{st.f_bavail * st.f_frsize} bytes free"}
-
-    async def check_hub(self) -> dict:
-        try:
-            info_ = await self.hub.info()
-            return {"connected": True, "message": f"JupyterHub {info_.get('version')}"}
-        except Exception as e:
-            return {"connected": False, "message": f"{type(e).__name__}: {e}"[:300]}
-
 
 def _cookie_secret(path: str) -> bytes:
     try:

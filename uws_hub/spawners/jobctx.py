@@ -217,7 +217,8 @@ def _workspace_dir(settings: UWS, ws: Workspace, account: PosixAccount, job_id: 
 
 def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
     """Write fields of the job row and, for ``message``/``progress``/``time_left``/
-    ``connection_details``/metrics, its job_details; an ended job is left alone unless ``end`` is given."""
+    ``connection_details``/``proxy_details``/metrics, its job_details; an ended job is left alone
+    unless ``end`` is given."""
     with sessions(settings)() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -226,7 +227,14 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
         metrics = changes.pop("metrics", None)
         current = {
             k: changes.pop(k)
-            for k in ("message", "progress", "time_left", "connection_details", "node")
+            for k in (
+                "message",
+                "progress",
+                "time_left",
+                "connection_details",
+                "proxy_details",
+                "node",
+            )
             if k in changes
         }
         if end is not None:

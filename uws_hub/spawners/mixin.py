@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from jupyterhub.spawner import SpawnException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -85,6 +86,14 @@ def hub_stop_requester() -> audit.Actor | None:
         return None
     kind = "service" if getattr(who, "kind", "user") == "service" else "user"
     return audit.Actor(who.name, kind, ip=handler.request.remote_ip)
+
+
+def proxy_details(url: str, path: str) -> dict[str, Any]:
+    """UWS's ``proxy_details`` of a job whose server answers at `url`: the host (the compute
+    node on Slurm) and port it listens on, and its path on the hub (JupyterHub's proxy routes
+    that path to host:port)."""
+    parts = urlsplit(url)
+    return {"hostname": parts.hostname or "", "port": parts.port or 0, "path": path}
 
 
 class UWSJobMixin(HasTraits):
@@ -301,7 +310,7 @@ class UWSJobMixin(HasTraits):
         url = await self.start_job()
         await self.emit("Waiting for the server to answer.", 80)
         await self.wait_until_answering(url)
-        running = self._running_changes(jobctx.now())
+        running = self._running_changes(jobctx.now(), url)
         if self.uws_spawn_finished is None:
             await self.record(**running)
         else:  # once the hub has routed the server (after start() returns)
@@ -309,8 +318,9 @@ class UWSJobMixin(HasTraits):
         self._events.append({"message": "Ready.", "progress": 100, "ready": True})
         return url
 
-    def _running_changes(self, now) -> dict[str, Any]:
-        """The job row's changes once its server answers, with the start's timings."""
+    def _running_changes(self, now, url: str = "") -> dict[str, Any]:
+        """The job row's changes once its server answers at `url`, with the start's timings
+        and, as UWS had them, the server's ``proxy_details`` (host, port, path)."""
         running_since = getattr(self, "_running_since", None) or now
         created = self._job.created or running_since
         return dict(
@@ -319,6 +329,7 @@ class UWSJobMixin(HasTraits):
             message="Ready.",
             progress=100,
             connection_details={"url_path": self.server_url_path()},
+            proxy_details=proxy_details(url, self.server_url_path()),
             metrics={
                 "time_pending": round((running_since - created).total_seconds(), 3),
                 "time_init": round((now - running_since).total_seconds(), 3),

@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ... import scopes
 from ..._version import __version__
+from .. import health
+from ..health import HealthChecks
 from .base import BaseHandler, endpoint
 
 
@@ -55,15 +57,20 @@ class ParametersHandler(_CatalogHandler):
 
 
 class StatusHandler(BaseHandler):
+    """The health of the service and each part it depends on, in UWS's shape (see
+    `uws_hub.service.health`). Anyone may ask; only operators (a token with
+    custom:uws:read:metrics or custom:uws:read:audit, both in the uws-admin role) get the
+    messages, which name hosts, paths and errors; everyone else gets whether each part is
+    connected."""
+
     auth_required = False
 
     @endpoint
     async def get(self) -> None:
-        database, storage, hub = await asyncio.gather(
-            self.ctx.check_database(), self.ctx.check_storage(), self.ctx.check_hub()
-        )
-        deps = {"database": database, "storage": storage, "hub": hub}
-        down = [name for name, d in deps.items() if not d["connected"]]
+        operator = await self._operator()
+        report = await HealthChecks.of(self.ctx).report()
+        deps = report["dependencies"]
+        down = health.not_connected(deps)
         self.write_json(
             {
                 "success": not down,
@@ -72,9 +79,21 @@ class StatusHandler(BaseHandler):
                 else "All dependencies connected.",
                 "version": __version__,
                 "build": self.ctx.build,
-                "dependencies": deps,
+                "checked_at": report["checked_at"],
+                "dependencies": deps if operator else health.redacted(deps),
             }
         )
+
+    async def _operator(self) -> bool:
+        """Whether the caller is an operator; a caller without a credential, or whose
+        credential the hub refuses (or cannot check now), is answered as anyone."""
+        if not self._credential():
+            return False
+        try:
+            await self.authenticate()
+        except Exception:  # noqa: BLE001 - not an operator, then: the report is public
+            return False
+        return self.has_scope(scopes.READ_METRICS) or self.has_scope(scopes.READ_AUDIT)
 
 
 class OpenAPIHandler(BaseHandler):
