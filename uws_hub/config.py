@@ -466,6 +466,35 @@ class UWS(Configurable):
         (the default): the uws API only, as for a client not listed in `token_client_scopes`.""",
     ).tag(config=True)
 
+    globus_redirect_urls = Set(
+        Unicode(),
+        help="""Portal pages Globus may send people back to in the Globus browser mode of
+        ``POST /api/tokens/`` (UWS's ``authentication_type: oauth``): ``{"redirect_url"}``
+        answers ``{"auth_uri"}``, the hub's Globus authorize URL; Globus sends the person back to
+        ``redirect_url`` with a ``code``, which the portal exchanges (``{"redirect_url",
+        "code"}``) for a hub token. Exact URLs, compared as written; each must also be
+        registered as a redirect URL of the hub's Globus app. Empty (the default): the browser
+        mode is off (only Globus access tokens, ``auth_token``, are exchanged). Needs the
+        ``uws-globus`` or ``uws-account-api`` login.""",
+    ).tag(config=True)
+
+    globus_oauth_scopes = List(
+        Unicode(),
+        [
+            "openid",
+            "profile",
+            "email",
+            "urn:globus:auth:scope:transfer.api.globus.org:all",
+            "urn:globus:auth:scope:auth.globus.org:view_identities",
+            "urn:globus:auth:scope:groups.api.globus.org:all",
+        ],
+        help="""Scopes the Globus browser mode of ``POST /api/tokens/`` asks for (default: UWS's).
+        The hub keeps none of the Globus tokens: ``openid``, ``profile`` and ``email`` say who
+        the person is, and a groups scope (``...groups.api.globus.org:all`` or
+        ``:view_my_groups_and_memberships``) is needed when the hub checks Globus groups; the
+        others only make the consent page ask what UWS asked.""",
+    ).tag(config=True)
+
     def hub_authenticator_class(self):
         """The hub's authenticator class (``c.JupyterHub.authenticator_class``), or None."""
         value = (

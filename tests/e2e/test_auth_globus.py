@@ -12,12 +12,13 @@ import sqlite3
 import stat
 import subprocess
 import uuid
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
 from shareutil import user_id
 
-from conftest import Client
+from conftest import Client, check_openapi
 from hubtest import HubProcess
 from jobutil import job, server_base, started, stop_and_wait
 from standins.globus import TRANSFER_RS, GlobusStandin
@@ -38,10 +39,25 @@ NAMES = [
     "uwsg-max-tokenportal",
     "uwsg-lee-wideportal",
     "uwsg-kim-badportal",
+    "uwsg-eve",
+    "uwsg-gus",
 ]
 PORTAL_TOKEN = secrets.token_hex(16)
 WIDE_PORTAL_TOKEN = secrets.token_hex(16)
 BAD_PORTAL_TOKEN = secrets.token_hex(16)
+#: a portal page Globus sends people back to (never fetched: the tests read the redirect)
+PORTAL_REDIRECT = "https://portal.example.org/globus/callback?from=uws"
+#: registered with the hub's Globus app, but not in c.UWS.globus_redirect_urls
+UNLISTED_REDIRECT = "https://elsewhere.example.org/callback"
+#: UWS's scopes (GlobusUserAuthentication's OAuth mode), c.UWS.globus_oauth_scopes' default
+UWS_SCOPES = [
+    "openid",
+    "profile",
+    "email",
+    "urn:globus:auth:scope:transfer.api.globus.org:all",
+    "urn:globus:auth:scope:auth.globus.org:view_identities",
+    "urn:globus:auth:scope:groups.api.globus.org:all",
+]
 
 
 def userdel(name: str) -> None:
@@ -111,11 +127,19 @@ c.UWS.token_client_scopes = {{
     # scopes people do not hold: refused
     "bad-portal": ["custom:uws:admin:quotas"],
 }}
+c.UWS.globus_redirect_urls = {{"{PORTAL_REDIRECT}"}}
 """
     h = hub_factory(
         "globus",
         auth_state=True,
         extra_config=lambda h: globus_login_settings(globus, h) + settings,
+    )
+    # the portal's pages are registered with the hub's Globus app as well (Globus redirects
+    # only to registered URLs)
+    globus.add_client(
+        "uws-hub",
+        "hub-secret",
+        [f"{h.url}/hub/oauth_callback", PORTAL_REDIRECT, UNLISTED_REDIRECT],
     )
     yield h
     hub_factory.release(h)
@@ -294,13 +318,19 @@ def hub_as(ghub, method: str, path: str, token: str, **kw) -> requests.Response:
 
 
 #: what a hub user model holds beyond the identity ("identify" scopes: name, admin, groups)
+NOT_IN_GROUPS = (
+    "User is not a member of any allowed Globus groups. Please contact your administrator for "
+    "access."
+)
 PROFILE = {"servers", "auth_state", "last_activity", "created", "roles", "pending"}
 
 
 def tokens_api(hub, body, headers=None):
-    return requests.post(
+    r = requests.post(
         f"{hub.url}/services/uws/api/tokens/", json=body, headers=headers or {}, timeout=30
     )
+    check_openapi(r)
+    return r
 
 
 def test_globus_token_gives_the_same_user_as_the_login(ghub, globus):
@@ -329,7 +359,9 @@ def test_globus_token_gives_the_same_user_as_the_login(ghub, globus):
     # an expired Globus token is refused and changes nothing
     globus.expire_token(auth_tokens[-1]["token"])
     r = tokens_api(ghub, {"auth_token": auth_tokens[-1]["token"]})
-    assert r.status_code == 401 and "not active" in r.json()["message"]
+    assert r.status_code == 401
+    assert r.json()["message"] == "Incorrect authentication credentials."  # UWS's text
+    assert "not active" in r.json()["detail"]
 
 
 def test_globus_token_of_someone_outside_the_groups_is_refused(ghub, globus):
@@ -337,7 +369,133 @@ def test_globus_token_of_someone_outside_the_groups_is_refused(ghub, globus):
     tok = globus.tokens_for(bob_sub, "auth.globus.org", active_only=True)[-1]["token"]
     r = tokens_api(ghub, {"auth_token": tok})
     assert r.status_code == 403, r.text
-    assert "not a member of a group" in r.json()["message"]
+    assert r.json()["message"] == NOT_IN_GROUPS  # UWS's text; the hub's advice beside it
+    assert "not a member of a group" in r.json()["detail"]
+
+
+# ---- the Globus browser mode (UWS's authentication_type "oauth") -------------------------------
+
+
+def globus_auth_uri(ghub, globus, **extra) -> tuple[str, dict]:
+    """Call 1: the authorize URL for the portal's page, and its query."""
+    r = tokens_api(ghub, {"redirect_url": PORTAL_REDIRECT, **extra})
+    assert r.status_code == 200, r.text
+    assert set(r.json()) == {"auth_uri"}  # UWS's answer as it is: no success/message envelope
+    uri = r.json()["auth_uri"]
+    assert uri.startswith(globus.authorize_url + "?")
+    return uri, dict(parse_qsl(urlsplit(uri).query))
+
+
+def globus_code(globus, uri: str, who: dict | None) -> tuple[str, str]:
+    """The browser at Globus (as `who`): the code and state it brings back to the portal."""
+    if who is not None:
+        globus.set_login(who)
+    r = requests.get(uri, allow_redirects=False, timeout=30)
+    assert r.status_code == 302, r.text
+    back = r.headers["Location"]
+    assert back.startswith(PORTAL_REDIRECT.split("?")[0])
+    query = dict(parse_qsl(urlsplit(back).query))
+    assert query["from"] == "uws"  # the portal's own query is kept
+    return query["code"], query["state"]
+
+
+def test_globus_browser_mode_gives_a_token(ghub, globus):
+    eve = person("uwsg-eve@uni-a.edu", groups=[ALLOWED])
+    uri, query = globus_auth_uri(ghub, globus)
+    assert query["client_id"] == "uws-hub" and query["redirect_uri"] == PORTAL_REDIRECT
+    assert query["scope"].split() == UWS_SCOPES and query["response_type"] == "code"
+    assert query["access_type"] == "online"  # the hub keeps no Globus token: no refresh token
+    assert len(query["state"]) >= 16
+    code, state = globus_code(globus, uri, eve)
+    assert state == query["state"]  # what the portal checks
+    r = tokens_api(ghub, {"redirect_url": PORTAL_REDIRECT, "code": code})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True and body["message"] == "Successful authentication."
+    assert body["data"]["username"] == "uwsg-eve"
+    eve_client = Client(ghub, body["token"], header="uws", name="uwsg-eve")
+    ws = eve_client.get("workspaces/")
+    assert ws.status_code == 200 and ws.json()["data"]["workspaces"] == []
+    assert eve_client.post("workspaces/", json={"name": "e", "description": "d"}).ok
+    # the same person as at a Globus login: identity keyed by the Globus sub, a real account
+    row = next(r for r in identities(ghub) if r[3] == "uwsg-eve")
+    assert row[:3] == ("globus", eve["sub"], "uwsg-eve@uni-a.edu")
+    assert pwd.getpwnam("uwsg-eve").pw_uid == row[4]
+    listed = ghub.hub_api("GET", "users/uwsg-eve/tokens").json()["api_tokens"]
+    assert [t["note"] for t in listed] == ["uws token for a Globus login"]
+    # a code works once (Globus's rule): UWS's 401, what happened beside it
+    again = tokens_api(ghub, {"redirect_url": PORTAL_REDIRECT, "code": code})
+    assert again.status_code == 401
+    assert again.json()["message"] == "Incorrect authentication credentials."
+    assert "invalid_grant" in again.json()["detail"]
+    # neither the code nor any Globus token of the exchange is in the logs
+    log = ghub.log_path.read_text(errors="replace")
+    issued = [t["token"] for t in globus.tokens_for(eve["sub"], kind=None)]
+    assert issued and not [s for s in [code, *issued] if s in log]
+
+
+def test_globus_browser_mode_state_and_retries(ghub, globus):
+    """The portal's own state goes through; call 1 is never replayed (nothing to replay: each
+    gets its own state); call 2 with an Idempotency-Key answers the same token again although
+    Globus would not take the code twice."""
+    uri, query = globus_auth_uri(ghub, globus, state="portal-7f3a")
+    assert query["state"] == "portal-7f3a"
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    one = requests.post(
+        f"{ghub.url}/services/uws/api/tokens/",
+        json={"redirect_url": PORTAL_REDIRECT},
+        headers=headers,
+        timeout=30,
+    )
+    two = requests.post(
+        f"{ghub.url}/services/uws/api/tokens/",
+        json={"redirect_url": PORTAL_REDIRECT},
+        headers=headers,
+        timeout=30,
+    )
+    assert one.status_code == two.status_code == 200 and "Idempotent-Replayed" not in two.headers
+    assert one.json()["auth_uri"] != two.json()["auth_uri"]  # different random states
+    eve = globus.identity(next(r[1] for r in identities(ghub) if r[3] == "uwsg-eve"))
+    code, state = globus_code(globus, uri, {**eve, "groups": [ALLOWED]})
+    assert state == "portal-7f3a"
+    body = {"redirect_url": PORTAL_REDIRECT, "code": code}
+    first = tokens_api(ghub, body, headers)
+    assert first.status_code == 200, first.text
+    replay = tokens_api(ghub, body, headers)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["token"] == first.json()["token"]
+    # the kept answer opens only with the same code: another key is a new exchange, refused
+    other = tokens_api(ghub, body, {"Idempotency-Key": str(uuid.uuid4())})
+    assert other.status_code == 401
+
+
+def test_globus_browser_mode_outside_the_groups_is_refused(ghub, globus):
+    gus = person("uwsg-gus@uni-a.edu", groups=[OTHER])
+    before = identities(ghub)
+    uri, _ = globus_auth_uri(ghub, globus)
+    code, _ = globus_code(globus, uri, gus)
+    r = tokens_api(ghub, {"redirect_url": PORTAL_REDIRECT, "code": code})
+    assert r.status_code == 403, r.text
+    assert r.json()["message"] == NOT_IN_GROUPS
+    assert "not a member of a group that may use this hub" in r.json()["detail"]
+    assert identities(ghub) == before
+    with pytest.raises(KeyError):
+        pwd.getpwnam("uwsg-gus")  # no account for a login that did not pass
+    assert ghub.hub_api("GET", "users/uwsg-gus").status_code == 404
+
+
+def test_globus_browser_mode_without_the_groups_scope(ghub, globus):
+    """A login whose scopes do not include the groups scope, on a hub that checks groups: UWS's
+    403. (The stand-in's authorize endpoint takes the scopes the URL names, as Globus does;
+    the URL is altered here as a portal could.)"""
+    uri, query = globus_auth_uri(ghub, globus)
+    query["scope"] = "openid profile email"
+    eve = globus.identity(next(r[1] for r in identities(ghub) if r[3] == "uwsg-eve"))
+    code, _ = globus_code(globus, f"{globus.authorize_url}?{urlencode(query)}", eve)
+    r = tokens_api(ghub, {"redirect_url": PORTAL_REDIRECT, "code": code})
+    assert r.status_code == 403, r.text
+    assert r.json()["message"] == "Groups token not available for authentication."
+    assert "groups scope" in r.json()["detail"]
 
 
 def test_trusted_client(ghub):
@@ -368,7 +526,7 @@ def test_trusted_client(ghub):
         ({"client_token": PORTAL_TOKEN}, 400, "Missing user_info"),
         (
             {"client_token": PORTAL_TOKEN, "user_info": {"username": "x"}},
-            400,
+            401,  # UWS's 401 "Incorrect authentication credentials." (§1.2); why in detail
             "Missing username or email",
         ),
         (
@@ -400,6 +558,20 @@ def test_trusted_client(ghub):
             "client_token must be a token",
         ),
         ({"auth_token": "Ag\u2603"}, 400, "auth_token must be a token"),
+        # the Globus browser mode
+        ({"code": "abc"}, 400, "Missing redirect url."),
+        ({"redirect_url": ""}, 400, "Missing redirect url."),
+        ({"redirect_url": 7, "code": "abc"}, 400, "Missing redirect url."),
+        ({"redirect_url": PORTAL_REDIRECT, "code": ""}, 400, "Missing code."),
+        ({"redirect_url": PORTAL_REDIRECT, "code": "c\u2603"}, 400, "code must be a token"),
+        ({"redirect_url": PORTAL_REDIRECT, "state": "a b"}, 400, "state must be"),
+        ({"redirect_url": UNLISTED_REDIRECT}, 400, "The redirect url is not allowed."),
+        ({"redirect_url": UNLISTED_REDIRECT, "code": "abc"}, 400, "c.UWS.globus_redirect_urls"),
+        (
+            {"redirect_url": PORTAL_REDIRECT, "code": "never-issued"},
+            401,
+            "Incorrect authentication credentials.",
+        ),
         ([1, 2], 400, "JSON object"),
     ],
 )
@@ -417,8 +589,10 @@ def test_client_without_the_role_is_refused(ghub):
     r = tokens_api(
         ghub, {"client_token": user_token, "user_info": {"username": "x", "email": "x@y.org"}}
     )
-    assert r.status_code == 403
-    assert "uws-token-client" in r.json()["message"]
+    # UWS's answer (§1.2: its 403 came out as 401); what to do in detail
+    assert r.status_code == 401
+    assert r.json()["message"] == "Incorrect authentication credentials."
+    assert "uws-token-client" in r.json()["detail"]
 
 
 def test_client_token_in_header_with_other_characters(ghub):

@@ -1,6 +1,8 @@
 """The token exchange behind ``POST /api/tokens/`` (see `service.handlers.tokens`): check a
-portal's client token or a Globus access token, map the person like a login, and issue an
-ordinary JupyterHub API token through the hub's REST API. No HTTP request handling here."""
+portal's client token, a Globus access token or a Globus authorization code (the browser mode:
+the authorize URL is made here too), map the person like a login, and issue an ordinary
+JupyterHub API token through the hub's REST API. No HTTP request handling here. Globus tokens
+and codes are never logged, stored or answered."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import base64
 import json
 import re
+import secrets
 from typing import Any
 from urllib.parse import urlencode
 
@@ -79,15 +82,52 @@ def _refusal(e: HubAPIError, name: str, setting: str) -> UWSError:
     return UWSError(why, status_code=503 if e.status >= 500 else 500)
 
 
-async def _fetch_json(req: HTTPRequest, *, refused: tuple[int, ...], refusal: str, down: str):
-    """The JSON answer of `req`; a 401 saying `refusal` if the server answered one of
-    `refused`, a 503 saying `down` if it did not answer (or not with JSON)."""
+#: UWS's texts (UWS-REFERENCE §1.2): a credential that does not authenticate anyone, ...
+INVALID_CREDENTIALS = "Incorrect authentication credentials."
+#: ... a person outside the hub's Globus groups, and a login that cannot show its groups
+NOT_IN_GROUPS = (
+    "User is not a member of any allowed Globus groups. Please contact your administrator for "
+    "access."
+)
+NO_GROUPS_TOKEN = "Groups token not available for authentication."
+GLOBUS_DOWN = "Globus did not answer; try again in a few minutes."
+
+
+def _oauth_error(e: HTTPClientError) -> str | None:
+    """The OAuth ``error`` code of an error answer (``invalid_grant``...), if it names one."""
+    try:
+        err = json.loads(e.response.body).get("error") if e.response is not None else None
+    except (ValueError, AttributeError):
+        return None
+    return err if isinstance(err, str) else None
+
+
+def _login_refusal(auth, e: web.HTTPError, groups: list[str]) -> UWSError:
+    """The answer to a refusal by the hub's Globus login rules: UWS's text for someone outside
+    the allowed groups (the login's own reason beside it), the login's reason otherwise."""
+    reason = e.log_message or "Refused."
+    in_groups = set(groups) & (set(auth.allowed_globus_groups) | set(auth.admin_globus_groups))
+    if e.status_code == 403 and auth.allowed_globus_groups and not in_groups:
+        return UWSError(NOT_IN_GROUPS, status_code=403, detail=reason)
+    return UWSError(reason, status_code=e.status_code)
+
+
+async def _fetch_json(
+    req: HTTPRequest,
+    *,
+    refused: tuple[int, ...],
+    refusal: str,
+    down: str,
+    refusal_detail: str | None = None,
+):
+    """The JSON answer of `req`; a 401 saying `refusal` (and `refusal_detail`) if the server
+    answered one of `refused`, a 503 saying `down` if it did not answer (or not with JSON)."""
     try:
         resp = await AsyncHTTPClient().fetch(req)
         return json.loads(resp.body)
     except HTTPClientError as e:
         if e.code in refused:
-            raise UWSError(refusal, status_code=401) from e
+            raise UWSError(refusal, status_code=401, detail=refusal_detail) from e
         raise UWSError(down, status_code=503) from e
     except (OSError, ValueError) as e:
         raise UWSError(down, status_code=503) from e
@@ -112,7 +152,12 @@ class TokenIssuer:
             raise BadRequest("user_info must be an object with username and email.")
         username, email = user_info.get("username"), user_info.get("email")
         if not isinstance(username, str) or not username.strip() or not isinstance(email, str):
-            raise BadRequest("Missing username or email in user_info.")
+            # as UWS (§1.2): this refusal came out as 401
+            raise UWSError(
+                INVALID_CREDENTIALS,
+                status_code=401,
+                detail="Missing username or email in user_info.",
+            )
         if "@" not in email or len(email) > 320:
             raise BadRequest(f"user_info.email {email!r} is not an e-mail address.")
         for key in ("first_name", "last_name"):
@@ -167,17 +212,21 @@ class TokenIssuer:
         model = await _fetch_json(
             req,
             refused=(401, 403),
-            refusal="The client token is not valid (unknown, expired or revoked); ask an "
+            refusal=INVALID_CREDENTIALS,  # UWS's 401 (§1.2)
+            refusal_detail="The client token is not valid (unknown, expired or revoked); ask an "
             "administrator for a new one.",
             down="The hub did not answer; try again shortly.",
         )
         self._client_kind = "service" if model.get("kind") == "service" else "user"
         held = set(model.get("scopes") or [])
         if scopes.ADMIN_TOKENS not in held:
+            # UWS meant 403 here but answered 401 "Incorrect authentication credentials." (§1.2)
             raise UWSError(
-                f"The client token of {model.get('name')} may not obtain tokens for users (it "
-                f"lacks the {scopes.ADMIN_TOKENS} scope; give its owner the uws-token-client role).",
-                status_code=403,
+                INVALID_CREDENTIALS,
+                status_code=401,
+                detail=f"The client token of {model.get('name')} may not obtain tokens for users "
+                f"(it lacks the {scopes.ADMIN_TOKENS} scope; give its owner the "
+                "uws-token-client role).",
             )
         return str(model.get("name"))
 
@@ -194,44 +243,23 @@ class TokenIssuer:
             )
         return cls(config=self.settings.config)
 
+    @staticmethod
+    def _client_headers(auth) -> dict[str, str]:
+        """Headers of a call to Globus Auth as the hub's confidential client."""
+        basic = base64.b64encode(f"{auth.client_id}:{auth.client_secret}".encode()).decode()
+        return {
+            "Authorization": f"Basic {basic}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+
     async def for_globus_token(self, token: Any) -> tuple[str, str]:
         """(hub user, new API token) for a Globus access token: introspected with the hub's
         Globus client credentials, the person's groups read with a dependent token, then the
         hub's Globus login rules applied and the identity mapped as at a login."""
         token = check_credential(token, "auth_token")
         auth = self._globus()
-        basic = base64.b64encode(f"{auth.client_id}:{auth.client_secret}".encode()).decode()
-        headers = {
-            "Authorization": f"Basic {basic}",
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        }
-        base = auth.token_url.rsplit("/token", 1)[0] + "/token"
-        info = await self._post_json(
-            f"{base}/introspect",
-            urlencode({"token": token, "include": "identity_set_detail"}),
-            headers,
-        )
-        if not info.get("active"):
-            raise UWSError(
-                "The Globus token is not active (expired, revoked or not issued for this hub); "
-                "get a new one.",
-                status_code=401,
-            )
-        user_info = _user_info(info, auth.username_claim)
-        groups: list[str] = []
-        if auth.allowed_globus_groups or auth.admin_globus_groups or auth.manage_groups:
-            groups = await self._globus_groups(auth, token, headers, base)
-        authenticated = {
-            "name": auth.normalize_username(auth.user_info_to_username(user_info)),
-            "admin": None,
-            "auth_state": {auth.user_auth_state_key: user_info, "globus_groups": groups},
-        }
-        try:
-            ident, also = await auth.check_token_login(authenticated, groups)
-        except web.HTTPError as e:
-            raise UWSError(e.log_message or "Refused.", status_code=e.status_code) from e
-        mapped = await self._map(ident, also)
+        mapped = await self._globus_person(auth, token, None)
         token = await self._issue(
             mapped,
             "uws token for a Globus token",
@@ -241,7 +269,160 @@ class TokenIssuer:
         )
         return mapped, token
 
-    async def _globus_groups(self, auth, token: str, headers: dict, base: str) -> list[str]:
+    # the browser mode (UWS's authentication_type "oauth"): authorize URL, then code exchange
+
+    def _check_redirect(self, redirect_url: str) -> None:
+        allowed = self.settings.globus_redirect_urls
+        if not allowed:
+            raise BadRequest(
+                "This hub does not offer the Globus browser login through its API.",
+                detail="Send a Globus access token as auth_token instead, or ask the "
+                "administrators to list your portal's redirect URL in c.UWS.globus_redirect_urls "
+                "(and register it with the hub's Globus app).",
+            )
+        if redirect_url not in allowed:
+            raise BadRequest(
+                "The redirect url is not allowed.",
+                detail=f"{redirect_url[:300]!r} is not one of the redirect URLs this hub lets "
+                "Globus send people back to; ask the administrators to add it to "
+                "c.UWS.globus_redirect_urls (and register it with the hub's Globus app).",
+            )
+
+    def globus_authorize_url(self, redirect_url: str, state: str | None = None) -> str:
+        """The Globus authorize URL (UWS's ``auth_uri``) that sends the person back to
+        `redirect_url` with a code: the hub's Globus client, `c.UWS.globus_oauth_scopes`, no
+        refresh tokens (the hub keeps no Globus token) and `state` (a random one when the
+        portal sends none; the portal should check it comes back)."""
+        self._check_redirect(redirect_url)
+        auth = self._globus()
+        params = {
+            "client_id": auth.client_id,
+            "redirect_uri": redirect_url,
+            "scope": " ".join(self.settings.globus_oauth_scopes),
+            "state": state or secrets.token_urlsafe(16),
+            "response_type": "code",
+            "access_type": "online",
+        }
+        sep = "&" if "?" in auth.authorize_url else "?"
+        return f"{auth.authorize_url}{sep}{urlencode(params)}"
+
+    async def for_globus_code(self, code: Any, redirect_url: str) -> tuple[str, str]:
+        """(hub user, new API token) for the code Globus sent to `redirect_url`: exchanged by
+        the hub with its client secret, then the person checked and mapped as for a Globus
+        access token (the groups read with the groups token of the exchange)."""
+        self._check_redirect(redirect_url)
+        code = check_credential(code, "code")
+        auth = self._globus()
+        tokens = await self._exchange_code(auth, code, redirect_url)
+        by_rs = {
+            t.get("resource_server"): t.get("access_token")
+            for t in [tokens, *(tokens.get("other_tokens") or [])]
+            if isinstance(t, dict)
+        }
+        if not by_rs.get("auth.globus.org"):
+            raise UWSError(
+                "Globus answered the code without a token for auth.globus.org, which says who "
+                "logged in; an administrator must add openid, profile and email to "
+                "c.UWS.globus_oauth_scopes.",
+                status_code=500,
+            )
+        groups_token = by_rs.get("groups.api.globus.org") or ""
+        mapped = await self._globus_person(auth, by_rs["auth.globus.org"], groups_token)
+        token = await self._issue(
+            mapped,
+            "uws token for a Globus login",
+            self.origin.as_(mapped, "user"),
+            self._scopes(None),
+            "c.UWS.globus_token_scopes",
+        )
+        return mapped, token
+
+    async def _exchange_code(self, auth, code: str, redirect_url: str) -> dict:
+        """Globus's answer to the authorization code (one token per resource server)."""
+        body = urlencode(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_url}
+        )
+        req = HTTPRequest(
+            auth.token_url,
+            method="POST",
+            body=body,
+            headers=self._client_headers(auth),
+            request_timeout=15,
+        )
+        try:
+            resp = await AsyncHTTPClient().fetch(req)
+            tokens = json.loads(resp.body)
+        except HTTPClientError as e:
+            if e.code in (400, 401) and _oauth_error(e) == "invalid_client":
+                raise UWSError(
+                    "Globus refused the hub's client id or secret; an administrator must fix "
+                    "c.UWSGlobusAuthenticator.client_id / client_secret.",
+                    status_code=500,
+                ) from e
+            if e.code in (400, 401, 403):
+                raise UWSError(
+                    INVALID_CREDENTIALS,
+                    status_code=401,
+                    detail=f"Globus did not accept the code ({_oauth_error(e) or e.code}): it is "
+                    "unknown, used already, expired, or was sent to another redirect url; log in "
+                    "again with a new auth_uri.",
+                ) from e
+            raise UWSError(GLOBUS_DOWN, status_code=503) from e
+        except (OSError, ValueError) as e:
+            raise UWSError(GLOBUS_DOWN, status_code=503) from e
+        if not isinstance(tokens, dict):
+            raise UWSError(GLOBUS_DOWN, status_code=503)
+        return tokens
+
+    # who the person is, as at a Globus login
+
+    async def _globus_person(self, auth, token: str, groups_token: str | None) -> str:
+        """The hub user of the person a Globus access token (of the hub's client) is for: the
+        token introspected, the groups read (with `groups_token`, or None: a dependent token)
+        when the hub checks them, the hub's Globus login rules applied, the identity mapped."""
+        headers = self._client_headers(auth)
+        base = auth.token_url.rsplit("/token", 1)[0] + "/token"
+        info = await self._post_json(
+            f"{base}/introspect",
+            urlencode({"token": token, "include": "identity_set_detail"}),
+            headers,
+        )
+        if not info.get("active"):
+            raise UWSError(
+                INVALID_CREDENTIALS,
+                status_code=401,
+                detail="The Globus token is not active (expired, revoked or not issued for this "
+                "hub); get a new one.",
+            )
+        user_info = _user_info(info, auth.username_claim)
+        groups: list[str] = []
+        if auth.allowed_globus_groups or auth.admin_globus_groups or auth.manage_groups:
+            if groups_token is None:
+                groups_token = await self._dependent_groups_token(token, headers, base)
+            if not groups_token:
+                raise UWSError(
+                    NO_GROUPS_TOKEN,
+                    status_code=403,
+                    detail="This hub checks Globus groups, and the Globus login or token does not "
+                    "allow reading them: it needs the groups scope "
+                    "(urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships"
+                    " or :all).",
+                )
+            groups = await self._read_groups(auth, groups_token)
+        authenticated = {
+            "name": auth.normalize_username(auth.user_info_to_username(user_info)),
+            "admin": None,
+            "auth_state": {auth.user_auth_state_key: user_info, "globus_groups": groups},
+        }
+        try:
+            ident, also = await auth.check_token_login(authenticated, groups)
+        except web.HTTPError as e:
+            raise _login_refusal(auth, e, groups) from e
+        return await self._map(ident, also)
+
+    async def _dependent_groups_token(self, token: str, headers: dict, base: str) -> str | None:
+        """A groups.api.globus.org token obtained with `token` (Globus's dependent-token
+        grant), or None when the token's scope does not depend on the groups scope."""
         tokens = await self._post_json(
             base,
             urlencode({"grant_type": "urn:globus:auth:grant_type:dependent_token", "token": token}),
@@ -249,7 +430,7 @@ class TokenIssuer:
         )
         if isinstance(tokens, dict):
             tokens = tokens.get("other_tokens", []) + [tokens]
-        groups_token = next(
+        return next(
             (
                 t.get("access_token")
                 for t in tokens
@@ -257,13 +438,9 @@ class TokenIssuer:
             ),
             None,
         )
-        if not groups_token:
-            raise UWSError(
-                "The Globus token does not allow reading your Globus groups, which this hub "
-                "checks; request it with the groups scope "
-                "(urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships).",
-                status_code=403,
-            )
+
+    async def _read_groups(self, auth, groups_token: str) -> list[str]:
+        """The ids of the person's Globus groups (a 503 if Globus does not say: fail closed)."""
         try:
             resp = await AsyncHTTPClient().fetch(
                 HTTPRequest(
@@ -286,9 +463,10 @@ class TokenIssuer:
         return await _fetch_json(
             HTTPRequest(url, method="POST", body=body, headers=headers, request_timeout=15),
             refused=(400, 401),
-            refusal="Globus refused the token exchange (the hub's Globus client may be "
+            refusal=INVALID_CREDENTIALS,
+            refusal_detail="Globus refused the token exchange (the hub's Globus client may be "
             "misconfigured, or the token is not for this hub).",
-            down="Globus did not answer; try again in a few minutes.",
+            down=GLOBUS_DOWN,
         )
 
     # ---- mapping and issuing ----------------------------------------------------------------------

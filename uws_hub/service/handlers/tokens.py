@@ -1,6 +1,6 @@
 """POST /api/tokens/: JupyterHub API tokens for portals and scripts (the UWS token exchange).
 
-Two ways in, as in UWS:
+Three ways in, as in UWS:
 
 - **Trusted client**: ``{"client_token": ..., "user_info": {"username", "email", "first_name"?,
   "last_name"?}}``. The client token is an ordinary JupyterHub token whose owner (a service or
@@ -13,6 +13,12 @@ Two ways in, as in UWS:
   hub's Globus client credentials; the person's groups are read with a dependent token; the
   identity-provider restriction, group allow-list and account lookup are those of the hub's
   Globus login, so the same person gets the same hub user as when they log in.
+- **Globus browser mode** (UWS's ``authentication_type: oauth``; a body with ``redirect_url`` or
+  ``code``), for redirect URLs listed in `c.UWS.globus_redirect_urls`: ``{"redirect_url",
+  "state"?}`` answers ``{"auth_uri": <Globus authorize URL>}`` as it is (no envelope, as UWS);
+  Globus sends the person back to ``redirect_url?code=...&state=...``, and ``{"redirect_url",
+  "code"}`` exchanges the code (server-side, with the hub's client secret) for a hub token, the
+  person checked as for a Globus token.
 
 The answer is ``{"success": true, "message": "Successful authentication.", "token": ...}`` (UWS's) with a JupyterHub API token of
 that user (expiry `c.UWS.token_expires_in`; listed and revocable on the hub's token page). The
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -33,19 +41,49 @@ from ...errors import BadRequest, UWSError
 from ...users.tokens import TokenIssuer
 from .base import BaseHandler, endpoint
 
+#: a portal's own ``state`` for the Globus authorize URL
+_STATE = re.compile(r"[\x21-\x7e]{1,500}")
+
+
+def _browser_mode(body: dict) -> bool:
+    """Whether a body asks for the Globus browser mode (UWS's oauth): it names a redirect_url
+    or a code (and no auth_token, which `post` looks at first)."""
+    return "redirect_url" in body or "code" in body
+
 
 class TokensHandler(BaseHandler):
     auth_required = False  # the credential is in the body (UWS's contract)
     idempotent_routes = {"POST": "POST /tokens/"}
 
-    def _exchange_credential(self) -> bytes:
+    def _body(self) -> dict:
         try:
             body = self.json_body()
         except UWSError:
             body = None
-        body = body if isinstance(body, dict) else {}
-        credential = body.get("auth_token") or body.get("client_token") or self._header_token()
-        return str(credential).encode("utf-8", "replace")
+        return body if isinstance(body, dict) else {}
+
+    def _credential(self) -> Any:
+        """What the request authenticates with, in the order `post` reads the body."""
+        body = self._body()
+        if "auth_token" in body:
+            return body["auth_token"]
+        if _browser_mode(body):
+            return body.get("code")
+        return body.get("client_token") or self._header_token()
+
+    def _exchange_credential(self) -> bytes:
+        return str(self._credential()).encode("utf-8", "replace")
+
+    async def _idempotency_begin(self) -> bool:
+        # the browser mode's first call changes nothing and names no credential (so no caller
+        # whose keys these could be): it is answered afresh, never from a record
+        if (
+            self._request_hash is not None
+            and not self._credential()
+            and _browser_mode(self._body())
+        ):
+            self._request_hash = None
+        return await super()._idempotency_begin()
 
     def idempotency_scope(self) -> str:
         """Whose keys: the credential presented (a portal's client token, or a Globus token)."""
@@ -70,10 +108,13 @@ class TokensHandler(BaseHandler):
 
     @endpoint
     async def post(self) -> None:
-        body = self.json_body()
+        # no body: the "Missing …" answers say what to send
+        body = self.json_body() if self.has_body() else {}
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object.")
         issuer = TokenIssuer(self.ctx, origin=self.audit_actor())
+        if "auth_token" not in body and _browser_mode(body):
+            return await self._browser_mode(issuer, body)
         if "auth_token" in body:
             token = body["auth_token"]
             if not isinstance(token, str) or not token.strip():
@@ -93,6 +134,34 @@ class TokensHandler(BaseHandler):
             if "user_info" not in body:
                 raise BadRequest("Missing user_info. Please provide user_info to get user_token.")
             name, token = await issuer.for_trusted_client(client_token, body["user_info"])
+        self.ok("Successful authentication.", {"username": name}, token=token)
+
+    async def _browser_mode(self, issuer: TokenIssuer, body: dict) -> None:
+        redirect_url = body.get("redirect_url")
+        if not isinstance(redirect_url, str) or not redirect_url.strip():
+            raise BadRequest(
+                "Missing redirect url.",
+                detail="Send redirect_url: the portal page Globus sends the person back to (the "
+                "same in both calls).",
+            )
+        redirect_url = redirect_url.strip()
+        if "code" not in body:
+            state = body.get("state")
+            if state is not None and not (isinstance(state, str) and _STATE.fullmatch(state)):
+                raise BadRequest(
+                    "state must be 1 to 500 printable ASCII characters (letters, digits and "
+                    "punctuation), without spaces."
+                )
+            # UWS's answer as it is: no success/message envelope
+            self.write_json({"auth_uri": issuer.globus_authorize_url(redirect_url, state)})
+            return
+        code = body["code"]
+        if not isinstance(code, str) or not code.strip():
+            raise BadRequest(
+                "Missing code.",
+                detail="code must be the code Globus sent to redirect_url (a string).",
+            )
+        name, token = await issuer.for_globus_code(code.strip(), redirect_url)
         self.ok("Successful authentication.", {"username": name}, token=token)
 
     def _header_token(self) -> str | None:
