@@ -152,7 +152,7 @@ def test_delete_refused_while_jobs_run_or_shares_are_pending(
         share_id = share.id
     r = alice.delete(f"workspaces/{ws['id']}/")
     assert r.status_code == 400
-    assert "share invitations that are not accepted yet" in r.json()["message"]
+    assert "that have not yet been accepted" in r.json()["message"]
     assert ws_row(hub, ws["id"])["status"] == "idle"
     with Session() as s:
         s.get(SharedWorkspace, share_id).is_accepted = True

@@ -409,6 +409,37 @@ def test_listing_and_getting_jobs(domain, alice, ws):
             assert e.value.message == f"Job {other_id} not found for user."
 
 
+def test_deleting_while_a_job_stops_waits_for_it_and_hides_its_jobs(domain, alice, ws):
+    """As UWS: a stopping job does not refuse the delete; the directory goes once the job has
+    ended; the jobs of a deleted workspace leave the listings (their rows stay)."""
+    job = domain.start_job(alice, ws)
+    as_the_spawner(domain, job.id, status="running", datetime_start=utcnow())
+    with domain.db() as session, pytest.raises(BadRequest) as e:
+        domain.workspaces.request_delete(session, session.get(Workspace, ws.id))
+    assert e.value.message == "Cannot delete workspace, jobs are running for this workspace."
+    stop(domain, alice, job.id)
+    with domain.db() as session:
+        domain.workspaces.request_delete(session, session.get(Workspace, ws.id))
+        session.commit()
+    directory = domain.path(domain.fresh(Workspace, ws.id))
+    domain.run(domain.workspaces.drive(ws.id))  # the job is still stopping: nothing removed
+    waiting = domain.fresh(Workspace, ws.id)
+    assert (waiting.status, waiting.status_message) == (
+        "deleting",
+        f"Deleted once job {job.id} has stopped.",
+    )
+    assert directory.is_dir()
+    domain.run(domain.jobs.sync())  # the job ends
+    domain.run(domain.workspaces.drive(ws.id))
+    assert domain.fresh(Workspace, ws.id).status == "deleted" and not directory.exists()
+    with domain.db() as session:
+        me = session.get(User, alice.id)
+        assert list(session.scalars(domain.jobs.list_query(me, {}))) == []
+        with pytest.raises(NotFound):
+            domain.jobs.get(session, me, job.id)
+        assert session.get(Job, job.id).status == "complete"  # kept for the usage report
+
+
 def test_live_shares_go_through_the_hub(domain, alice, ws):
     job = domain.start_job(alice, ws)
     with domain.db() as session:

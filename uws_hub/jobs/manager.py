@@ -157,8 +157,15 @@ class JobManager:
 
     # ---- queries -----------------------------------------------------------------------
 
+    @staticmethod
+    def _of_kept_workspaces():
+        """Jobs whose workspace is not deleted: UWS deleted a workspace's jobs with it, so its
+        clients never see them again (uws_hub keeps them for the usage report and quotas)."""
+        kept = select(Workspace.id).where(Workspace.status != WorkspaceStatus.DELETED.value)
+        return Job.workspace_id.in_(kept)
+
     def list_query(self, user: User, filters: dict[str, str]):
-        q = select(Job).where(Job.user_id == user.id)
+        q = select(Job).where(Job.user_id == user.id, self._of_kept_workspaces())
         for key in ("workspace_id", "resource_job_id"):
             if key in filters:
                 value = parse_id(filters[key], key)
@@ -181,7 +188,9 @@ class JobManager:
         given, job_id = job_id, parse_id(job_id, "Job id")
         if job_id is None:
             raise NotFound(f"Job {given} not found for user.")
-        job = session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user.id))
+        job = session.scalar(
+            select(Job).where(Job.id == job_id, Job.user_id == user.id, self._of_kept_workspaces())
+        )
         if job is None:
             raise NotFound(f"Job {job_id} not found for user.")
         return job

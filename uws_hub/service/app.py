@@ -24,11 +24,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
-from sqlalchemy import text
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.log import LogFormatter
 
+from .. import scopes
 from .._version import __version__
 from ..config import UWS, load_config_file
 from ..db import migrate
@@ -163,6 +163,19 @@ class UWSApplication(web.Application):
         return delegate
 
 
+_WS_ACTIONS = {
+    "scope": scopes.WORKSPACES,
+    "actions": "PUT /workspaces/<id>/start/ starts a job, PUT /workspaces/<id>/upload/ uploads "
+    "files, PUT /workspaces/<id>/ updates it.",
+}
+_JOB_ACTIONS = {"scope": scopes.JOBS, "actions": "PUT /jobs/<id>/stop/ stops a job."}
+_SHARE_ACTIONS = {
+    "scope": scopes.SHARES,
+    "actions": "PUT /shared_workspaces/<id>/accept/ accepts an invitation; DELETE "
+    "/shared_workspaces/<id>/ declines or cancels it.",
+}
+
+
 def routes(prefix: str) -> list:
     """Every URL of the service, in one table: the REST API (under ``api/``), the metrics, the
     pages and their static files. Tornado takes the first pattern that matches."""
@@ -180,18 +193,24 @@ def routes(prefix: str) -> list:
         (rf"{api}jobs/?", jobs.JobsHandler),
         (rf"{api}jobs/([^/]+)/stop/?", jobs.StopHandler),
         (rf"{api}jobs/([^/]+)/events/?", jobs.EventsHandler),
+        (rf"{api}jobs/([^/]+)/([^/]+)/?", workspaces.UnknownActionHandler, _JOB_ACTIONS),
         (rf"{api}jobs/([^/]+)/?", jobs.JobsHandler),
         (rf"{api}tokens/?", tokens.TokensHandler),
         (rf"{api}shared_workspaces/([^/]+)/accept/?", shares.AcceptHandler),
         (rf"{api}shared_workspaces/?", shares.SharesHandler),
         (rf"{api}shared_workspaces/([^/]+)/?", shares.SharesHandler),
+        (
+            rf"{api}shared_workspaces/([^/]+)/([^/]+)/?",
+            workspaces.UnknownActionHandler,
+            _SHARE_ACTIONS,
+        ),
         (rf"{api}users/?", users.UserSearchHandler),
         (rf"{api}users/([^/]+)/quota/?", users.QuotaHandler),
         (rf"{api}quotas/?", users.QuotasHandler),
         (rf"{api}usage/?", users.UsageHandler),
         (rf"{api}workspaces/?", workspaces.WorkspacesHandler),
         (rf"{api}workspaces/([^/]+)/upload/?", workspaces.UploadHandler),
-        (rf"{api}workspaces/([^/]+)/([^/]+)/?", workspaces.UnknownActionHandler),
+        (rf"{api}workspaces/([^/]+)/([^/]+)/?", workspaces.UnknownActionHandler, _WS_ACTIONS),
         (rf"{api}workspaces/([^/]+)/?", workspaces.WorkspacesHandler),
         (rf"{prefix}?", pages.HomeHandler),
         (rf"{prefix}workspaces/([^/]+)/?", pages.WorkspacePageHandler),

@@ -18,9 +18,13 @@ MAX_DEPTH = 32
 
 
 def parse(body: bytes) -> Any:
-    """The JSON value of `body` ({} when empty), or BadRequest saying what is wrong."""
-    if not body:
-        return {}
+    """The JSON value of `body`, or BadRequest saying what is wrong (as UWS, which read every
+    body with ``json.loads``: "Invalid JSON: …", also for an empty body)."""
+    if not body.strip():
+        raise BadRequest(
+            "Invalid JSON: Expecting value: line 1 column 1 (char 0)",
+            detail="The request has no body; send a JSON object.",
+        )
     try:
         value = json.loads(body)
     except RecursionError as e:

@@ -24,6 +24,7 @@ from ..config import UWS
 from ..db.models import (
     LIVE_JOB_STATUSES,
     Job,
+    JobStatus,
     SharedWorkspace,
     User,
     Workspace,
@@ -69,6 +70,10 @@ def apply_scan(ws: Workspace, result: fsops.ScanResult) -> None:
     ws.disk_space = result.disk_space
     ws.file_count = result.file_count
     ws.datetime_scanned = utcnow()
+
+
+#: job states that refuse a workspace's deletion (a stopping job only delays it)
+_BLOCKS_DELETE = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 
 
 class ShareCopier(Protocol):
@@ -391,6 +396,13 @@ class WorkspaceManager:
             return fsops.scan(wfd, self.settings.max_listed_entries, owner.uid), error
 
     async def _delete(self, session: Session, ws: Workspace) -> None:
+        stopping = session.scalar(
+            select(Job.id).where(Job.workspace_id == ws.id, Job.status.in_(LIVE_JOB_STATUSES))
+        )
+        if stopping is not None:  # deleted once it has ended (the reconciler's next pass)
+            ws.status_message = f"Deleted once job {stopping} has stopped."
+            session.commit()
+            return
         if ws.file_path:
             try:
                 _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
@@ -584,40 +596,7 @@ class WorkspaceManager:
 
     def request_delete(self, session: Session, ws: Workspace) -> None:
         """Mark the workspace `deleting` (the reconciler removes it); refuse while in use."""
-        if ws.status == S.DELETING.value:
-            raise BadRequest(f"Workspace {ws.id} is already being deleted.")
-        if ws.status == S.INITIALIZING.value:
-            raise BadRequest(f"Workspace {ws.id} is still being created; try again in a moment.")
-        live = session.scalar(
-            select(exists().where(Job.workspace_id == ws.id, Job.status.in_(LIVE_JOB_STATUSES)))
-        )
-        if live:
-            raise BadRequest("Cannot delete workspace, jobs are running for this workspace.")
-        pending_shares = session.scalar(
-            select(
-                exists().where(
-                    SharedWorkspace.original_workspace_id == ws.id,
-                    SharedWorkspace.is_accepted.is_(False),
-                )
-            )
-        )
-        if pending_shares:
-            raise BadRequest(
-                "Cannot delete workspace, it has share invitations that are not accepted yet; cancel them first."
-            )
-        copying = session.scalar(
-            select(
-                exists().where(
-                    SharedWorkspace.original_workspace_id == ws.id,
-                    SharedWorkspace.copy_status.in_(("pending", "copying")),
-                )
-            )
-        )
-        if copying:
-            raise BadRequest(
-                "Cannot delete workspace, copies of it for the people it was shared with are still "
-                "being made; try again when they are done."
-            )
+        self._check_deletable(session, ws)
         # conditional update: two concurrent deletes cannot both pass
         res = session.execute(
             update(Workspace)
@@ -639,3 +618,45 @@ class WorkspaceManager:
         )
         session.commit()
         self.work.recorded(ws.id)
+
+    @staticmethod
+    def _check_deletable(session: Session, ws: Workspace) -> None:
+        """Refuse (400, UWS's texts where it had them) a delete of `ws` now."""
+        if ws.status == S.DELETING.value:
+            raise BadRequest(f"Workspace {ws.id} is already being deleted.")
+        if ws.status == S.INITIALIZING.value:
+            raise BadRequest(f"Workspace {ws.id} is still being created; try again in a moment.")
+        # as UWS, a job that is stopping does not block: the directory goes once it has ended
+        live = session.scalar(
+            select(exists().where(Job.workspace_id == ws.id, Job.status.in_(_BLOCKS_DELETE)))
+        )
+        if live:
+            raise BadRequest("Cannot delete workspace, jobs are running for this workspace.")
+        pending_shares = session.scalar(
+            select(
+                exists().where(
+                    SharedWorkspace.original_workspace_id == ws.id,
+                    SharedWorkspace.is_accepted.is_(False),
+                )
+            )
+        )
+        if pending_shares:
+            raise BadRequest(  # UWS's text (§1.9)
+                f"Workspace {ws.id} has shared workspaces associated with it, that have not yet "
+                "been accepted. Please cancel those shares to delete this workspace.",
+                detail="Cancel them with DELETE /shared_workspaces/<id>/ (the id of each "
+                "recipient's copy), or on the Invitations page.",
+            )
+        copying = session.scalar(
+            select(
+                exists().where(
+                    SharedWorkspace.original_workspace_id == ws.id,
+                    SharedWorkspace.copy_status.in_(("pending", "copying")),
+                )
+            )
+        )
+        if copying:
+            raise BadRequest(
+                "Cannot delete workspace, copies of it for the people it was shared with are still "
+                "being made; try again when they are done."
+            )

@@ -149,7 +149,12 @@ def _parse_file(i: int, f: Any) -> FileSpec:
         raise BadRequest(
             f"workspace_details.files[{i}] must be an object with 'name' and 'content'."
         )
-    parts = split_relpath(f.get("name"), "file name")
+    parts = uws_relpath(
+        f.get("name"),
+        "file name",
+        dots="File name cannot contain double dots.",
+        absolute="Invalid file path specified",
+    )
     content = f.get("content", "")
     encoding = f.get("encoding", "utf-8")
     if not isinstance(content, str):

@@ -562,6 +562,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     # ---- request bodies and responses ---------------------------------------------------
 
+    def has_body(self) -> bool:
+        """Whether the request carried a body (also one too large to keep)."""
+        return self._body_size > 0
+
     def json_body(self) -> Any:
         limit = self.ctx.settings.max_json_body_size
         if self._chunks is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import zlib
 
 from tornado import web
@@ -250,17 +252,19 @@ class UploadHandler(BaseHandler):
 
 
 class UnknownActionHandler(base.NotFoundHandler):
-    """``PUT /workspaces/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT
-    type passed." (UWS-REFERENCE §1.8), once the caller is known; other methods: 404."""
+    """``PUT /<things>/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT type
+    passed." (UWS-REFERENCE §1.8, §1.11, §1.15), once the caller is known; other methods: 404.
+    The route gives the scope the caller needs and the actions there are (`detail`)."""
 
     auth_required = True
 
+    def initialize(self, scope: str, actions: str) -> None:  # type: ignore[override]
+        super().initialize()
+        self.scope, self.actions = scope, actions
+
     @endpoint
-    async def put(self, ws_id: str, action: str) -> None:
-        self.acting_user(scopes.WORKSPACES)
+    async def put(self, thing_id: str, action: str) -> None:
+        self.acting_user(self.scope)
         raise BadRequest(
-            "Invalid PUT type passed.",
-            detail=f"{action!r} is not an action on a workspace: PUT /workspaces/<id>/start/ "
-            "starts a job, PUT /workspaces/<id>/upload/ uploads files, PUT /workspaces/<id>/ "
-            "updates it.",
+            "Invalid PUT type passed.", detail=f"{action!r} is not an action here: {self.actions}"
         )
