@@ -1,7 +1,7 @@
 # uws_hub — the two commands (see README.md):
 #   make run    set up what is missing, run the hub on http://127.0.0.1:8000 (SQLite, local spawner, dev login)
 #   make test   set up what is missing, start the services the tests need, run the whole suite
-#               (tests/unit first, then tests/e2e; `make test PYTEST_ARGS=tests/e2e/test_jobs.py`)
+#               (tests/unit, tests/e2e, then tests/contract; `make test PYTEST_ARGS=tests/e2e/test_jobs.py`)
 #   make unit   only the fast unit tests (tests/unit): seconds, any user, no services
 .PHONY: run test unit lint format bench clean
 

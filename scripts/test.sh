@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: install test dependencies, start the real services the tests use, run the suite:
-# the unit layer (tests/unit, seconds) first, then the end-to-end tests (tests/e2e, real hubs).
+# the unit layer (tests/unit, seconds) first, then the end-to-end tests (tests/e2e, real hubs),
+# then the UWS contract suite (tests/contract, HTTP only).
 # `make unit`: the unit layer only — any user, no root, no services started.
 #   scripts/test.sh [--unit] [pytest args...]
 # Pytest arguments naming no test path run the whole layer(s); with a path (tests/e2e/test_jobs.py,
@@ -57,3 +58,9 @@ if is_root; then
 fi
 mapfile -d '' args < <(args_for tests/e2e "$@")
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}"
+# last, the contract suite (tests/contract: UWS's API over HTTP only, on a hub of its own; a few
+# minutes), after the e2e layer so that layer's results come first; not when the arguments
+# named a test path (that ran above)
+if [ "${args[0]}" = tests/e2e ]; then
+  PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests/contract "$@"
+fi
