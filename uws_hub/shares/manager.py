@@ -37,6 +37,16 @@ log = logging.getLogger("uws_hub.shares")
 S = WorkspaceStatus
 
 
+def _settle(session: Session, statement, copy_id: Any) -> None:
+    """Run the conditional statement that answers an open invitation; if it changed nothing,
+    someone answered it meanwhile (400, nothing changed)."""
+    if session.execute(statement).rowcount != 1:
+        session.rollback()
+        raise BadRequest(
+            f"Shared workspace {copy_id} was accepted, declined or cancelled meanwhile."
+        )
+
+
 class ShareManager:
     """Invitations and their answers (one instance per service process). The copies
     themselves are made by `copyrun.ShareCopies`, driven by the reconciler."""
@@ -254,16 +264,13 @@ class ShareManager:
             )
         self._check_room(session, user, share)
         now = utcnow()
-        res = session.execute(
+        _settle(
+            session,
             update(SharedWorkspace)
             .where(SharedWorkspace.id == share.id, SharedWorkspace.is_accepted.is_(False))
-            .values(is_accepted=True, datetime_share_accepted=now)
+            .values(is_accepted=True, datetime_share_accepted=now),
+            copy_id,
         )
-        if res.rowcount != 1:
-            session.rollback()
-            raise BadRequest(
-                f"Shared workspace {copy_id} was accepted, declined or cancelled meanwhile."
-            )
         session.execute(
             update(Workspace)
             .where(Workspace.id == share.shared_workspace_id)
@@ -345,16 +352,13 @@ class ShareManager:
             share.recipient_id,
         )
         original = original_of(session, share)
-        res = session.execute(
+        _settle(
+            session,
             delete(SharedWorkspace).where(
                 SharedWorkspace.id == share.id, SharedWorkspace.is_accepted.is_(False)
-            )
+            ),
+            copy_id,
         )
-        if res.rowcount != 1:
-            session.rollback()
-            raise BadRequest(
-                f"Shared workspace {copy_id} was accepted, declined or cancelled meanwhile."
-            )
         session.execute(
             update(Workspace)
             .where(Workspace.id == ws_id, Workspace.status != S.DELETED.value)
