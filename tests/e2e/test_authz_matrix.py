@@ -122,7 +122,11 @@ class Row:
 TOKEN_BODY = {
     "user_info": {"username": "mx-portal-person", "email": "mx-portal-person@portal.example.org"}
 }
-TOKEN_REFUSED = Expect(403, contains("custom:uws:admin:tokens"))
+#: UWS's text (§1.2); which scope is missing is in `detail`
+TOKEN_REFUSED = Expect(
+    403,
+    "Token is invalid for api_authentication. Please contact administrator to generate valid token.",
+)
 TOKEN_MISSING = Expect(400, "Missing client_token. Please have admin generate a token for you.")
 TOKEN_OK = Expect(200, "Successful authentication.").entitle()
 

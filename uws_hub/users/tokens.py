@@ -152,12 +152,8 @@ class TokenIssuer:
             raise BadRequest("user_info must be an object with username and email.")
         username, email = user_info.get("username"), user_info.get("email")
         if not isinstance(username, str) or not username.strip() or not isinstance(email, str):
-            # as UWS (§1.2): this refusal came out as 401
-            raise UWSError(
-                INVALID_CREDENTIALS,
-                status_code=401,
-                detail="Missing username or email in user_info.",
-            )
+            # UWS's text (§1.2); a defect turned UWS's 400 into a 401, uws_hub answers the 400
+            raise BadRequest("Missing username or email in user_info.")
         if "@" not in email or len(email) > 320:
             raise BadRequest(f"user_info.email {email!r} is not an e-mail address.")
         for key in ("first_name", "last_name"):
@@ -220,10 +216,11 @@ class TokenIssuer:
         self._client_kind = "service" if model.get("kind") == "service" else "user"
         held = set(model.get("scopes") or [])
         if scopes.ADMIN_TOKENS not in held:
-            # UWS meant 403 here but answered 401 "Incorrect authentication credentials." (§1.2)
+            # UWS's text (§1.2); a defect turned UWS's 403 into a 401, uws_hub answers the 403
             raise UWSError(
-                INVALID_CREDENTIALS,
-                status_code=401,
+                "Token is invalid for api_authentication. Please contact administrator to "
+                "generate valid token.",
+                status_code=403,
                 detail=f"The client token of {model.get('name')} may not obtain tokens for users "
                 f"(it lacks the {scopes.ADMIN_TOKENS} scope; give its owner the "
                 "uws-token-client role).",
