@@ -105,6 +105,7 @@ _POSITIVE_COUNTS = (
     "max_listed_entries",
     "fs_workers",
     "max_jobs_per_workspace",
+    "rescan_concurrency",
 )
 #: settings that must be a positive duration
 _POSITIVE_DURATIONS = (
@@ -630,6 +631,19 @@ class UWS(Configurable):
         4, help="Threads for filesystem work (writes, scans, deletes) off the event loop."
     ).tag(config=True)
 
+    rescan_interval = Float(
+        300.0,
+        help="""Seconds between rescans of a workspace while one of its jobs runs, so that what the
+        job writes shows in the file list, the size and the disk quota within this time. A
+        workspace is also rescanned as soon as a job of it ends. 0: only when jobs end.""",
+    ).tag(config=True)
+
+    rescan_concurrency = Integer(
+        2,
+        help="""Rescans that may run at once (each holds a filesystem thread; large trees are
+        counted by ``du``): a hundred running jobs do not start a hundred scans.""",
+    ).tag(config=True)
+
     cors_allowed_origins = List(
         Unicode(),
         help="""Origins (scheme://host[:port]) allowed to call the API from a browser page on
@@ -717,6 +731,8 @@ class UWS(Configurable):
         self._validate_positive(_POSITIVE_COUNTS, "must be positive")
         self._validate_accounting()
         self._validate_positive(_POSITIVE_DURATIONS, "must be a positive number of seconds")
+        if self.rescan_interval < 0:
+            raise ConfigError("c.UWS.rescan_interval must be 0 (only when jobs end) or positive")
         self._validate_token_scopes()
         return warnings
 

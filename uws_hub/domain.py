@@ -16,6 +16,7 @@ from .quotas import QuotaManager
 from .shares.copyrun import ShareCopies
 from .shares.manager import ShareManager
 from .workspaces.manager import WorkspaceManager
+from .workspaces.rescans import Rescans
 from .workspaces.work import PendingWork
 
 
@@ -28,6 +29,7 @@ class Domain:
     workspaces: WorkspaceManager
     shares: ShareManager
     jobs: JobManager
+    rescans: Rescans  # keeps workspaces true to disk after and during jobs
 
 
 def build_domain(
@@ -49,4 +51,10 @@ def build_domain(
     )
     shares = ShareManager(settings, db, workspaces, quotas=quotas, work=work, notifier=notifier)
     jobs = JobManager(settings, db, hub, quotas=quotas)
-    return Domain(quotas, notifier, work, share_copies, workspaces, shares, jobs)
+    rescans = Rescans(
+        workspaces,
+        db,
+        interval=settings.rescan_interval,
+        concurrency=settings.rescan_concurrency,
+    )
+    return Domain(quotas, notifier, work, share_copies, workspaces, shares, jobs, rescans)

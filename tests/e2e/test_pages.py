@@ -158,6 +158,13 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     assert (wdir / "data.csv").read_text() == data.read_text()
     assert (wdir / "data.csv").stat().st_uid == alice_uid
     assert (wdir / "notes.txt").stat().st_uid == alice_uid
+    # a file written behind the service's back (as a job does) shows after "Rescan"
+    (wdir / "from-a-job.txt").write_text("made elsewhere")
+    os.chown(wdir / "from-a-job.txt", alice_uid, alice_uid)
+    expect(pg.locator("#files-body")).not_to_contain_text("from-a-job.txt")
+    pg.locator("#scan-button").click()
+    expect(pg.locator("#files-body")).to_contain_text("from-a-job.txt")
+    expect(pg.locator("#files-note")).to_contain_text("Read from disk")
 
     # ---- rename ----------------------------------------------------------------------------
     pg.locator("#edit-toggle").click()

@@ -103,6 +103,7 @@ class ServiceContext:
         self.quotas, self.notifier, self.work = domain.quotas, domain.notifier, domain.work
         self.share_copies, self.workspaces = domain.share_copies, domain.workspaces
         self.shares, self.jobs = domain.shares, domain.jobs
+        self.rescans = domain.rescans
         self.reconciler = Reconciler(
             self.workspaces,
             self.work,
@@ -113,6 +114,7 @@ class ServiceContext:
             audit_retention_days=settings.audit_retention_days,
             db=self.db,
             idempotency=self.idempotency,
+            rescans=self.rescans,
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.limits = _rate_limits(settings)
@@ -166,7 +168,7 @@ class UWSApplication(web.Application):
 _WS_ACTIONS = {
     "scope": scopes.WORKSPACES,
     "actions": "PUT /workspaces/<id>/start/ starts a job, PUT /workspaces/<id>/upload/ uploads "
-    "files, PUT /workspaces/<id>/ updates it.",
+    "files, PUT /workspaces/<id>/scan/ rescans it, PUT /workspaces/<id>/ updates it.",
 }
 _JOB_ACTIONS = {"scope": scopes.JOBS, "actions": "PUT /jobs/<id>/stop/ stops a job."}
 _SHARE_ACTIONS = {
@@ -210,6 +212,7 @@ def routes(prefix: str) -> list:
         (rf"{api}usage/?", users.UsageHandler),
         (rf"{api}workspaces/?", workspaces.WorkspacesHandler),
         (rf"{api}workspaces/([^/]+)/upload/?", workspaces.UploadHandler),
+        (rf"{api}workspaces/([^/]+)/scan/?", workspaces.ScanHandler),
         (rf"{api}workspaces/([^/]+)/([^/]+)/?", workspaces.UnknownActionHandler, _WS_ACTIONS),
         (rf"{api}workspaces/([^/]+)/?", workspaces.WorkspacesHandler),
         (rf"{prefix}?", pages.HomeHandler),

@@ -19,12 +19,15 @@ from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..periodic import Periodic
 from ..workspaces.manager import WorkspaceManager
+from ..workspaces.rescans import Rescans
 from ..workspaces.work import PendingWork
 
 log = logging.getLogger("uws_hub.reconciler")
 
 #: seconds between prunings of the audit log (when c.UWS.audit_retention_days is set)
 PRUNE_INTERVAL = 3600.0
+#: seconds between looks for workspaces to rescan (a cheap query; see workspaces.rescans)
+RESCAN_CHECK = 5.0
 
 
 class Reconciler:
@@ -40,6 +43,7 @@ class Reconciler:
         audit_retention_days: int = 0,
         db: sessionmaker[Session] | None = None,
         idempotency: IdempotencyStore | None = None,
+        rescans: Rescans | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
@@ -47,6 +51,7 @@ class Reconciler:
         self.audit_retention_days = audit_retention_days
         self.db = db or workspaces.db
         self.idempotency = idempotency
+        self.rescans = rescans
         self.interval = interval
         self.work = work  # requests signal recorded work here: a pass runs at once
         self._loops: list[Periodic] = []
@@ -62,6 +67,8 @@ class Reconciler:
             self._loops.append(Periodic(self.jobs.sync, self.job_interval, "job sync"))
         if self.audit_retention_days > 0 or self.idempotency is not None:
             self._loops.append(Periodic(self._prune, PRUNE_INTERVAL, "pruning"))
+        if self.rescans is not None:
+            self._loops.append(Periodic(self.rescans.run_pass, RESCAN_CHECK, "rescans"))
         for loop in self._loops:
             loop.start()
 
@@ -92,6 +99,8 @@ class Reconciler:
     async def stop(self) -> None:
         for loop in self._loops:
             await loop.stop()
+        if self.rescans is not None:
+            await self.rescans.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -41,6 +41,7 @@ def workspace(ws: Workspace) -> dict:
         "datetime_created": isoformat(ws.datetime_created),
         "datetime_last_modified": isoformat(ws.datetime_last_modified),
         "datetime_last_job_launch": isoformat(ws.datetime_last_job_launch),
+        "datetime_scanned": isoformat(ws.datetime_scanned),
         "workspace_details": ws.workspace_details,
         "status": ws.status,
         "status_message": ws.status_message,

@@ -587,9 +587,21 @@ class WorkspaceManager:
             await self._run(receiver.cleanup)
 
     async def rescan(self, session: Session, ws: Workspace) -> Workspace:
-        """Record the workspace's current files and disk usage (e.g. after a job changed them)."""
+        """Record the workspace's current files and disk usage (e.g. after a job changed them;
+        see `rescans`): ``datetime_scanned`` always, ``datetime_last_modified`` only when the
+        scan found something different. 400 if the workspace cannot be scanned now."""
         async with self._lock(ws.id):
-            await self._fs_change(session, ws, lambda wfd: None)
+            session.refresh(ws)
+            self._require_changeable(ws)
+            _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
+            session.commit()  # no connection is held while the filesystem works
+            result, _ = await self._run(self._change_fs, ws.file_path, owner, lambda wfd: None)
+            session.refresh(ws)
+            before = (ws.disk_space, ws.file_count, ws.workspace_details)
+            apply_scan(ws, result)
+            if (ws.disk_space, ws.file_count, ws.workspace_details) != before:
+                ws.datetime_last_modified = ws.datetime_scanned
+            session.commit()
         return ws
 
     # ---- delete --------------------------------------------------------------------------

@@ -251,6 +251,20 @@ class UploadHandler(BaseHandler):
             asyncio.ensure_future(self.ctx.workspaces.abort_upload(receiver))
 
 
+class ScanHandler(BaseHandler):
+    """``PUT /workspaces/<id>/scan/``: the owner asks for a rescan now (what a job wrote shows
+    in the file list, the size and the quota); a scan already running is waited for."""
+
+    @endpoint
+    async def put(self, ws_id: str) -> None:
+        user = self.acting_user(scopes.WORKSPACES)
+        ws = self.ctx.workspaces.get_to_change(self.db, user, ws_id)
+        self.db.commit()  # no connection held while the scan runs
+        await self.ctx.rescans.scan_now(ws.id)
+        self.db.refresh(ws)
+        self.ok(f"Workspace {ws.id} scanned.", {"workspace": with_last_job(self, ws)})
+
+
 class UnknownActionHandler(base.NotFoundHandler):
     """``PUT /<things>/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT type
     passed." (UWS-REFERENCE §1.8, §1.11, §1.15), once the caller is known; other methods: 404.

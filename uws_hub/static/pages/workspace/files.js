@@ -1,5 +1,5 @@
 // The files panel: the workspace's files and links, and uploading more.
-import { busy, bytes, clear, el, noteRow, uploadForm } from "../../uws.js";
+import { api, busy, bytes, clear, el, noteRow, uploadForm, when } from "../../uws.js";
 import { refreshQuota, state, wsId } from "./state.js";
 
 export function renderFiles() {
@@ -9,10 +9,22 @@ export function renderFiles() {
   for (const f of cur.files || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, f.name), el("td", { class: "text-end text-nowrap" }, bytes(f.size))));
   for (const l of cur.symlinks || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, `${l.name} → ${l.source_path || "?"}`), el("td", { class: "text-end small text-body-secondary" }, "link")));
   clear(document.getElementById("files-body"), rows.length ? rows : noteRow(2, "No files yet."));
-  document.getElementById("files-note").textContent = cur.truncated ? "Only the first files are listed." : "";
+  const scanned = ws.datetime_scanned ? ` Read from disk ${when(ws.datetime_scanned)}; jobs' files show when a job ends, and every few minutes while one runs.` : "";
+  const note = document.getElementById("files-note");
+  note.textContent = (cur.truncated ? "Only the first files are listed." : "") + scanned;
+  note.setAttribute("data-scanned", ws.datetime_scanned || "");
 }
 
 export function initFiles() {
+  const scan = document.getElementById("scan-button");
+  scan.addEventListener("click", () =>
+    busy(scan, async () => {
+      const data = await api("PUT", `workspaces/${wsId}/scan/`);
+      state.ws = data.workspace;
+      renderFiles();
+      refreshQuota();
+    }),
+  );
   const uploadFormEl = document.getElementById("upload-form");
   uploadFormEl.addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -1,0 +1,145 @@
+"""Workspaces kept true to disk (`workspaces.rescans.Rescans`): a workspace is rescanned when a
+job of it ends and, while a job runs, every interval; never two scans at once for one
+workspace, at most `concurrency` in all; a failing scan is retried later, not at every pass.
+End to end, with a real JupyterLab writing the files: tests/e2e/test_rescans.py."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from uws_hub.db.models import Job, Workspace, utcnow
+from uws_hub.errors import BadRequest
+from uws_hub.workspaces.rescans import Rescans
+
+from .domain import Domain
+
+
+@pytest.fixture
+def domain(tmp_path):
+    with Domain(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture
+def alice(domain):
+    return domain.user("alice")
+
+
+def set_job(domain: Domain, job_id: int, **facts) -> None:
+    with domain.db() as session:
+        job = session.get(Job, job_id)
+        for key, value in facts.items():
+            setattr(job, key, value)
+        session.commit()
+
+
+def listed_files(domain: Domain, ws: Workspace) -> list[str]:
+    row = domain.fresh(Workspace, ws.id)
+    return sorted(f["name"] for f in row.workspace_details["current_workspace_details"]["files"])
+
+
+def rescans(domain: Domain, interval: float = 300.0, concurrency: int = 2) -> Rescans:
+    return Rescans(domain.workspaces, domain.db, interval=interval, concurrency=concurrency)
+
+
+def test_a_job_that_ended_gets_its_workspace_rescanned_once(domain, alice):
+    ws = domain.create_workspace(alice, {"in.txt": "1"})
+    job = domain.start_job(alice, ws)
+    r = rescans(domain)
+    assert r.due() == []  # pending: nothing written yet, nothing due
+    set_job(domain, job.id, status="running", datetime_start=utcnow())
+    (domain.path(ws) / "result.csv").write_text("a,b\n1,2\n")  # what the job writes
+    assert r.due() == []  # scanned at creation, less than an interval ago
+    set_job(domain, job.id, status="complete", datetime_end=utcnow())
+    assert r.due() == [ws.id]
+    before = domain.fresh(Workspace, ws.id)
+
+    async def scenario():
+        assert await r.run_pass() == 1
+        await asyncio.gather(*r._running.values())
+
+    domain.run(scenario())
+    after = domain.fresh(Workspace, ws.id)
+    assert listed_files(domain, ws) == ["/in.txt", "/result.csv"]
+    assert after.disk_space > before.disk_space and after.file_count == 2
+    assert after.datetime_scanned > before.datetime_scanned
+    assert after.datetime_last_modified == after.datetime_scanned  # the files changed
+    assert r.due() == [] and r.scans == 1  # once
+
+
+def test_a_running_job_gets_its_workspace_rescanned_every_interval(domain, alice):
+    ws = domain.create_workspace(alice)
+    job = domain.start_job(alice, ws)
+    set_job(domain, job.id, status="running", datetime_start=utcnow())
+    r = rescans(domain, interval=60)
+    assert r.due() == []
+    later = utcnow() + dt.timedelta(seconds=61)
+    assert r.due(later) == [ws.id]
+    assert rescans(domain, interval=0).due(later) == []  # 0: only when jobs end
+    # a scan that finds nothing new leaves datetime_last_modified alone
+    modified = domain.fresh(Workspace, ws.id).datetime_last_modified
+    domain.run(r.scan_now(ws.id))
+    assert domain.fresh(Workspace, ws.id).datetime_last_modified == modified
+
+
+def test_never_two_scans_of_one_workspace_and_at_most_the_limit(domain, alice):
+    spaces = [domain.create_workspace(alice, name=f"w{i}") for i in range(4)]
+    r = rescans(domain, concurrency=2)
+    running = 0
+    most = 0
+    calls: list[int] = []
+    real = domain.workspaces.rescan
+
+    async def slow_rescan(session, ws):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        calls.append(ws.id)
+        await asyncio.sleep(0.05)
+        try:
+            return await real(session, ws)
+        finally:
+            running -= 1
+
+    domain.workspaces.rescan = slow_rescan
+
+    async def scenario():
+        # three requests for one workspace while its scan runs: one scan
+        await asyncio.gather(*(r.scan_now(spaces[0].id) for _ in range(3)))
+        await asyncio.gather(*(r.scan_now(ws.id) for ws in spaces))
+
+    domain.run(scenario())
+    assert calls.count(spaces[0].id) == 2  # once for the three, once in the second round
+    assert sorted(calls[1:]) == sorted(ws.id for ws in spaces)
+    assert most == 2
+
+
+def test_a_failing_scan_is_retried_later_not_at_every_pass(domain, alice):
+    ws = domain.create_workspace(alice)
+    job = domain.start_job(alice, ws)
+    set_job(domain, job.id, status="failed", datetime_end=utcnow())
+    r = rescans(domain)
+    domain.path(ws).rename(domain.path(ws).with_name("moved-away"))  # the directory is gone
+
+    async def scenario():
+        await r.run_pass()
+        await asyncio.gather(*r._running.values(), return_exceptions=True)
+
+    domain.run(scenario())
+    assert r.scans == 0
+    assert r.due() == []  # not again at the next pass: after the retry delay
+    r._failed.clear()
+    assert r.due() == [ws.id]  # (still due, once the delay is over)
+
+
+def test_only_idle_or_active_workspaces_are_scanned(domain, alice):
+    ws = domain.create_workspace(alice)
+    with domain.db() as session:
+        domain.workspaces.request_delete(session, session.get(Workspace, ws.id))
+    r = rescans(domain)
+    with pytest.raises(BadRequest) as e:
+        domain.run(r.scan_now(ws.id))
+    assert e.value.message == f"Workspace {ws.id} cannot be changed: it is being deleted."

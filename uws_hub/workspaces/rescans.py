@@ -1,0 +1,135 @@
+"""Workspaces kept true to disk: what jobs write shows in the file list, the size and the quota.
+
+A job writes into its workspace as the owner, behind the service's back. `Rescans` finds, from
+the database alone (so nothing is lost across a restart, whichever side settled the job):
+
+- workspaces whose last job **ended after their last scan** (complete, failed, stopped, or
+  killed outside): rescanned at once;
+- workspaces with a **running job** whose last scan is older than `c.UWS.rescan_interval`:
+  rescanned periodically, so a disk quota holds while the job runs.
+
+At most `c.UWS.rescan_concurrency` scans run at once (each holds a filesystem thread; the
+large-tree path leaves the byte count to ``du``), and never two at once for one workspace: a
+request for a scan already running waits for that one. A scan that fails is retried after
+the interval, not at every pass. The owner can ask for a scan (``PUT /workspaces/<id>/scan/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..db.models import Job, JobStatus, Workspace, utcnow
+from ..errors import UWSError
+from .manager import CHANGEABLE
+
+if TYPE_CHECKING:
+    from .manager import WorkspaceManager
+
+log = logging.getLogger("uws_hub.rescans")
+
+
+class Rescans:
+    def __init__(
+        self,
+        workspaces: WorkspaceManager,
+        db: sessionmaker[Session],
+        *,
+        interval: float,
+        concurrency: int,
+    ):
+        self.workspaces = workspaces
+        self.db = db
+        self.interval = interval  # seconds between scans of a workspace with a running job
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._running: dict[int, asyncio.Task] = {}
+        self._failed: dict[int, float] = {}  # workspace -> monotonic time of its next try
+        self.scans = 0  # completed scans (tests, metrics)
+
+    # ---- what is due ----------------------------------------------------------------------
+
+    def due(self, now: dt.datetime | None = None) -> list[int]:
+        """Workspaces to rescan now: a job ended after the last scan, or a job runs and the
+        last scan is older than the interval (oldest scans first)."""
+        now = now or utcnow()
+        W, J = Workspace, Job
+        never = W.datetime_scanned.is_(None)
+        ended_since = exists().where(
+            J.workspace_id == W.id,
+            J.datetime_end.is_not(None),
+            or_(never, J.datetime_end > W.datetime_scanned),
+        )
+        conditions = [ended_since]
+        if self.interval > 0:
+            stale = or_(never, W.datetime_scanned < now - dt.timedelta(seconds=self.interval))
+            running = exists().where(J.workspace_id == W.id, J.status == JobStatus.RUNNING.value)
+            conditions.append(and_(running, stale))
+        q = (
+            select(W.id)
+            .where(W.status.in_(CHANGEABLE), or_(*conditions))
+            .order_by(W.datetime_scanned.is_not(None), W.datetime_scanned)
+        )
+        with self.db() as session:
+            ids = list(session.scalars(q))
+        retry = time.monotonic()
+        return [i for i in ids if self._failed.get(i, 0) <= retry]
+
+    # ---- running them -----------------------------------------------------------------------
+
+    async def run_pass(self) -> int:
+        """Start a scan of every due workspace not being scanned; returns how many started."""
+        started = 0
+        for ws_id in self.due():
+            if ws_id not in self._running:
+                self._start(ws_id)
+                started += 1
+        return started
+
+    async def scan_now(self, ws_id: int) -> None:
+        """Scan workspace `ws_id` now (or wait for the scan already running); raises what the
+        scan raised (a workspace that cannot be scanned: 400)."""
+        task = self._running.get(ws_id) or self._start(ws_id, quiet=False)
+        await asyncio.shield(task)
+
+    def _start(self, ws_id: int, *, quiet: bool = True) -> asyncio.Task:
+        task = asyncio.create_task(self._scan(ws_id, quiet=quiet))
+        self._running[ws_id] = task
+        task.add_done_callback(lambda _t: self._running.pop(ws_id, None))
+        return task
+
+    async def _scan(self, ws_id: int, *, quiet: bool) -> None:
+        async with self._slots:
+            try:
+                with self.db() as session:
+                    ws = session.get(Workspace, ws_id)
+                    if ws is not None:
+                        await self.workspaces.rescan(session, ws)
+                self._failed.pop(ws_id, None)
+                self.scans += 1
+            except UWSError as e:
+                self._failed[ws_id] = time.monotonic() + max(self.interval, 60.0)
+                log.warning("workspace %s: rescan failed, retrying later: %s", ws_id, e.message)
+                if not quiet:
+                    raise
+            except Exception:
+                self._failed[ws_id] = time.monotonic() + max(self.interval, 60.0)
+                log.exception("workspace %s: rescan failed, retrying later", ws_id)
+                if not quiet:
+                    raise
+
+    async def stop(self) -> None:
+        """Cancel the scans in flight (the next start finds them due again)."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
