@@ -155,6 +155,9 @@ ROWS: dict[tuple[str, str], Row] = {
         user_op("workspaces", Expect(200, "Successful upload."), WS_404),
         lambda t: {"files": {"data": ("mx-uploaded.txt", b"uploaded by a matrix cell\n")}},
     ),
+    ("PUT", "/workspaces/{workspace_id}/scan/"): Row(
+        user_op("workspaces", Expect(200, "Workspace {workspace_id} scanned."), WS_404)
+    ),
     ("PUT", "/workspaces/{workspace_id}/start/"): Row(
         user_op("jobs", Expect(200, "Successful start."), WS_404),
         lambda t: {"json": {"job_type": "test_job", "resource": "local"}},

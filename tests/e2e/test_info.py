@@ -396,6 +396,9 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
             "workspaces/", json={"name": "spec2", "description": "d"}
         ),
         ("get", "/workspaces/{workspace_id}/"): lambda: alice.get(f"workspaces/{ws['id']}/"),
+        ("put", "/workspaces/{workspace_id}/scan/"): lambda: alice.put(
+            f"workspaces/{ws['id']}/scan/"
+        ),
         ("put", "/workspaces/{workspace_id}/"): lambda: alice.put(
             f"workspaces/{ws['id']}/", json={"description": "e"}
         ),
