@@ -112,14 +112,12 @@ class Rescans:
                         await self.workspaces.rescan(session, ws)
                 self._failed.pop(ws_id, None)
                 self.scans += 1
-            except UWSError as e:
+            except Exception as e:
                 self._failed[ws_id] = time.monotonic() + max(self.interval, 60.0)
-                log.warning("workspace %s: rescan failed, retrying later: %s", ws_id, e.message)
-                if not quiet:
-                    raise
-            except Exception:
-                self._failed[ws_id] = time.monotonic() + max(self.interval, 60.0)
-                log.exception("workspace %s: rescan failed, retrying later", ws_id)
+                if isinstance(e, UWSError):  # a known refusal: its message says it all
+                    log.warning("workspace %s: rescan failed, retrying later: %s", ws_id, e.message)
+                else:
+                    log.exception("workspace %s: rescan failed, retrying later", ws_id)
                 if not quiet:
                     raise
 

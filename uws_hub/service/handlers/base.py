@@ -723,3 +723,22 @@ class NotFoundHandler(BaseHandler):
         raise web.HTTPError(404, f"Not found: {self.request.path}")
 
     post = put = delete = patch = get
+
+
+class UnknownActionHandler(NotFoundHandler):
+    """``PUT /<things>/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT type
+    passed." (UWS-REFERENCE §1.8, §1.11, §1.15), once the caller is known; other methods: 404.
+    The route gives the scope the caller needs and the actions there are (`detail`)."""
+
+    auth_required = True
+
+    def initialize(self, scope: str, actions: str) -> None:  # type: ignore[override]
+        super().initialize()
+        self.scope, self.actions = scope, actions
+
+    @endpoint
+    async def put(self, thing_id: str, action: str) -> None:
+        self.acting_user(self.scope)
+        raise BadRequest(
+            "Invalid PUT type passed.", detail=f"{action!r} is not an action here: {self.actions}"
+        )

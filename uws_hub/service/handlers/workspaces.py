@@ -15,7 +15,6 @@ from ...errors import BadRequest, NotFound, PayloadTooLarge, UWSError
 from ...ids import parse_id
 from ...workspaces.specs import WorkspaceSpec
 from .. import serialize
-from . import base
 from .base import BaseHandler, endpoint
 
 NOT_FOUND_LIST = "Workspace matching given parameters could not be found."
@@ -263,22 +262,3 @@ class ScanHandler(BaseHandler):
         await self.ctx.rescans.scan_now(ws.id)
         self.db.refresh(ws)
         self.ok(f"Workspace {ws.id} scanned.", {"workspace": with_last_job(self, ws)})
-
-
-class UnknownActionHandler(base.NotFoundHandler):
-    """``PUT /<things>/<id>/<action>/`` for an action UWS does not have: 400 "Invalid PUT type
-    passed." (UWS-REFERENCE §1.8, §1.11, §1.15), once the caller is known; other methods: 404.
-    The route gives the scope the caller needs and the actions there are (`detail`)."""
-
-    auth_required = True
-
-    def initialize(self, scope: str, actions: str) -> None:  # type: ignore[override]
-        super().initialize()
-        self.scope, self.actions = scope, actions
-
-    @endpoint
-    async def put(self, thing_id: str, action: str) -> None:
-        self.acting_user(self.scope)
-        raise BadRequest(
-            "Invalid PUT type passed.", detail=f"{action!r} is not an action here: {self.actions}"
-        )
