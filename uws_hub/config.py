@@ -13,7 +13,7 @@ import stat
 from functools import cached_property
 from urllib.parse import urlparse
 
-from traitlets import Bool, Dict, Float, Integer, List, Set, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Set, Unicode, default
 from traitlets.config import Configurable
 
 from .errors import ConfigError
@@ -120,7 +120,10 @@ _POSITIVE_DURATIONS = (
     "idempotency_window_hours",
     "hub_answer_wait",
     "status_check_timeout",
+    "disk_quota_check_interval",
 )
+#: what `UWS.disk_quota_action` may be
+DISK_QUOTA_ACTIONS = ("none", "warn", "stop")
 
 
 class UWS(Configurable):
@@ -436,6 +439,39 @@ class UWS(Configurable):
         and April).""",
     ).tag(config=True)
 
+    disk_quota_action = Enum(
+        DISK_QUOTA_ACTIONS,
+        "warn",
+        help="""What happens to a person's running jobs once their workspaces have stayed over
+        their disk limit for ``disk_quota_grace`` seconds (each job gets the whole grace, counted
+        from when the usage passed the limit or from its own start, whichever is later):
+        ``none`` (nothing more than the notices at 90 % and 100 %), ``warn`` (the job is marked
+        with a notice shown on its page and in its event stream, and the person gets a reminder
+        e-mail) or ``stop`` (the job is stopped, with the reason in its status and an e-mail).
+        Every action is recorded in the audit log. API writes are refused over the limit
+        whatever this says.""",
+    ).tag(config=True)
+
+    disk_quota_grace = Float(
+        3600.0,
+        help="""Seconds a running job may go on while its owner is over their disk limit before
+        ``disk_quota_action`` applies to it: time to delete files or to ask for more.""",
+    ).tag(config=True)
+
+    disk_quota_check_interval = Float(
+        30.0,
+        help="""Seconds between checks of everyone's disk usage against their limits (a few
+        queries, whatever the number of people). A rescan that changes a workspace's size checks
+        its owner at once.""",
+    ).tag(config=True)
+
+    quota_emails = Bool(
+        True,
+        help="""E-mail people when their disk usage reaches 90 % and 100 % of their limit (once
+        per crossing) and when ``disk_quota_action`` applies to their jobs. Needs
+        ``smtp_host``; the notices on the pages and in the job event streams show either way.""",
+    ).tag(config=True)
+
     token_client_services = Set(
         Unicode(),
         help="""Hub services (portals) that may exchange ``user_info`` for a user's API token at
@@ -733,6 +769,8 @@ class UWS(Configurable):
         self._validate_positive(_POSITIVE_DURATIONS, "must be a positive number of seconds")
         if self.rescan_interval < 0:
             raise ConfigError("c.UWS.rescan_interval must be 0 (only when jobs end) or positive")
+        if self.disk_quota_grace < 0:
+            raise ConfigError("c.UWS.disk_quota_grace must be 0 or more")
         self._validate_token_scopes()
         return warnings
 

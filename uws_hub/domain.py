@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import UWS
+from .diskwatch import DiskWatch
 from .jobs.manager import JobManager
 from .notify import Notifier
 from .quotas import QuotaManager
@@ -30,6 +31,7 @@ class Domain:
     shares: ShareManager
     jobs: JobManager
     rescans: Rescans  # keeps workspaces true to disk after and during jobs
+    diskwatch: DiskWatch  # tells people about their disk usage and deals with jobs over it
 
 
 def build_domain(
@@ -57,4 +59,8 @@ def build_domain(
         interval=settings.rescan_interval,
         concurrency=settings.rescan_concurrency,
     )
-    return Domain(quotas, notifier, work, share_copies, workspaces, shares, jobs, rescans)
+    diskwatch = DiskWatch(settings, db, quotas, notifier, jobs)
+    rescans.after_scan = diskwatch.check_user  # a rescan may move its owner across a level
+    return Domain(
+        quotas, notifier, work, share_copies, workspaces, shares, jobs, rescans, diskwatch
+    )

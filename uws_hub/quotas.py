@@ -54,6 +54,37 @@ class QuotaExceeded(UWSError):
     status_code = 403
 
 
+#: disk levels people are told about: under 90 %, from 90 %, from 100 % of their limit
+DISK_LEVELS = {0: "ok", 90: "warning", 100: "exceeded"}
+#: a level is left only once the usage is this share of the limit below where it begins, so a
+#: usage wavering around 90 % or 100 % does not send a notice at every rescan
+LEVEL_SLACK = 0.02
+
+
+def disk_level(used: int, limit: int | None, current: int = 0) -> int:
+    """The disk level (0, 90 or 100) of `used` bytes against `limit` (None: unlimited), for
+    someone told `current` so far: reached at 90 % and 100 %, left only `LEVEL_SLACK` below."""
+    if limit is None:
+        return 0
+    if limit <= 0:
+        return 100 if used > 0 else 0
+    for level in (100, 90):
+        threshold = limit * (level / 100 - (LEVEL_SLACK if level <= current else 0))
+        if used >= threshold:
+            return level
+    return 0
+
+
+def duration_text(seconds: float) -> str:
+    """A grace period as people say it: "1 hour", "90 minutes", "45 seconds"."""
+    s = int(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size and s % size == 0:
+            n = s // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{s} second{'s' if s != 1 else ''}" if s < 120 else f"{s // 60} minutes"
+
+
 def human_bytes(n: int | None) -> str:
     """`n` bytes as people read them ("1.5 GiB"); None is "unlimited"."""
     if n is None:
@@ -109,6 +140,20 @@ class Usage:
     period: str = "all"  # c.UWS.core_hours_period
     period_start: dt.datetime | None = None
     period_end: dt.datetime | None = None  # when the core-hours renew
+    disk_level_told: int = 0  # the level last told to the person (uws_hub.diskwatch)
+    disk_level_since: dt.datetime | None = None  # when the usage reached it
+
+    @property
+    def disk_level(self) -> int:
+        """0, 90 or 100: where the usage stands now (see `disk_level`)."""
+        return disk_level(self.disk_used, self.disk_limit, self.disk_level_told)
+
+    @property
+    def disk_over_since(self) -> dt.datetime | None:
+        """Since when the usage has been over the limit (None: it is not, or not yet seen by
+        the watch)."""
+        told = self.disk_level_told == 100 and self.disk_level == 100
+        return self.disk_level_since if told else None
 
     @property
     def core_seconds_total(self) -> int:
@@ -130,6 +175,10 @@ class Usage:
                 "used": self.disk_used,
                 "limit": self.disk_limit,
                 "left": self.disk_left,
+                "level": DISK_LEVELS[self.disk_level],
+                "level_since": _utc_text(
+                    self.disk_level_since if self.disk_level == self.disk_level_told else None
+                ),
             },
             "core_hours": {
                 "used": hours(self.core_seconds_total),
@@ -268,11 +317,47 @@ class QuotaManager:
         rows = {row.user_id: row for row in session.scalars(select(UserQuota))}
         return [self._describe(u, usages[u.id], rows.get(u.id)) for u in users]
 
+    def disk_notice(self, usage: Usage) -> str | None:
+        """What to tell the person about their disk usage (None under 90 %): the numbers, what
+        is refused, what happens to running jobs (c.UWS.disk_quota_action) and what to do."""
+        level = usage.disk_level
+        if level == 0 or usage.disk_limit is None:
+            return None
+        numbers = (
+            f"You use {human_bytes(usage.disk_used)} of your {human_bytes(usage.disk_limit)} "
+            "disk quota"
+        )
+        todo = "Delete files or workspaces you no longer need, or ask an administrator for more."
+        if level == 90:
+            pct = 100 * usage.disk_used // max(1, usage.disk_limit)
+            return f"{numbers} ({pct} %). {todo}"
+        grace = duration_text(self.settings.disk_quota_grace)
+        jobs = {
+            "none": "",
+            "warn": f" Running jobs are flagged after {grace} over the limit.",
+            "stop": f" Running jobs are stopped after {grace} over the limit.",
+        }[self.settings.disk_quota_action]
+        return (
+            f"{numbers}: you are over it, so uploads and new workspaces are refused.{jobs} {todo}"
+        )
+
     def _describe(self, user: User, usage: Usage, row: UserQuota | None) -> dict:
         disk_default, core_default = self._defaults()
+        out = usage.as_dict()
+        out["disk"]["notice"] = self.disk_notice(usage)
+        grace = dt.timedelta(seconds=self.settings.disk_quota_grace)
+        over = usage.disk_over_since
+        out["disk"]["action"] = {
+            "policy": self.settings.disk_quota_action,
+            "grace_seconds": int(grace.total_seconds()),
+            # when the action applies to the jobs running now (later ones get their own grace)
+            "at": _utc_text(over + grace)
+            if over is not None and self.settings.disk_quota_action != "none"
+            else None,
+        }
         return {
             "username": user.name,
-            **usage.as_dict(),
+            **out,
             "overrides": {
                 "disk_limit": row.disk_limit if row is not None else None,
                 "core_hours_limit": hours(row.core_seconds_limit)
@@ -377,7 +462,8 @@ class QuotaManager:
         ids = user_ids if user_ids is not None else session.scalars(select(User.id)).all()
         out = {}
         for uid in ids:
-            disk_limit, core_limit = self._effective(rows.get(uid))
+            row = rows.get(uid)
+            disk_limit, core_limit = self._effective(row)
             out[uid] = Usage(
                 disk[uid],
                 disk_limit,
@@ -388,6 +474,8 @@ class QuotaManager:
                 period,
                 p_start,
                 p_end,
+                row.disk_level if row is not None else 0,
+                row.disk_level_since if row is not None else None,
             )
         return out
 

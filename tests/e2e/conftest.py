@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 import yaml
+from mailutil import Inbox, SmtpServer
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
@@ -136,6 +137,16 @@ def hub_factory():
     hubs = HubFactory()
     yield hubs
     hubs.close()
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    """A real SMTP server (aiosmtpd) and its inbox: ``server, inbox = smtp``; list it before
+    `hub_factory` so the module's hubs stop before it does."""
+    inbox = Inbox()
+    server = SmtpServer(inbox)
+    yield server, inbox
+    server.down()
 
 
 @pytest.fixture(scope="session")

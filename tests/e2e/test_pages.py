@@ -424,3 +424,52 @@ def test_narrow_screen_and_refusals(phub, browser):
         expect(p.page.locator("#workspace")).to_contain_text("does not exist or is not yours")
     finally:
         p.close()
+
+
+def test_the_disk_quota_banner_shows_at_90_and_100_percent(phub, browser):
+    """The banner over every page says where the person stands against their disk limit, in
+    the quota answer's words, and goes away once they are under 90 % again."""
+    hub = phub
+    admin_api, me = Client.of(hub, ADMIN), Client.of(hub, BOB)
+    r = me.post(
+        "workspaces/",
+        json={
+            "name": "banner",
+            "description": "d",
+            "workspace_details": {"files": [{"name": "a.txt", "content": "x" * 50_000}]},
+        },
+    )
+    assert r.status_code == 200, r.text
+    used = me.get("users/me/quota/").json()["data"]["disk"]["used"]
+    p = Person(browser, hub, BOB)
+    try:
+        p.login()
+        banner = p.page.locator("#uws-quota-banner")
+        expect(p.page.locator("#quota-disk")).to_be_visible()
+        expect(banner).to_be_hidden()
+        for limit, level, words in (
+            (used * 100 // 95, "warning", "Disk quota nearly full."),
+            (used // 2, "exceeded", "Over your disk quota."),
+        ):
+            r = admin_api.put(f"users/{BOB}/quota/", json={"disk_limit": limit})
+            assert r.status_code == 200, r.text
+            notice = me.get("users/me/quota/").json()["data"]["disk"]["notice"]
+            p.page.reload()
+            expect(banner).to_be_visible()
+            expect(banner).to_have_attribute("data-level", level)
+            expect(banner).to_contain_text(words)
+            expect(banner).to_contain_text(notice)
+            p.shot(f"14-disk-{level}")
+        expect(banner).to_have_class(re.compile("alert-danger"))
+        expect(banner).to_contain_text("uploads and new workspaces are refused")
+        p.page.goto(f"{hub.url}/services/uws/shares")  # on every page
+        expect(banner).to_be_visible()
+        r = admin_api.put(f"users/{BOB}/quota/", json={"disk_limit": None})
+        assert r.status_code == 200, r.text
+        p.page.reload()
+        expect(p.page.locator("#quota-disk")).to_contain_text("used")
+        expect(banner).to_be_hidden()
+        assert p.errors == [], p.errors
+    finally:
+        admin_api.put(f"users/{BOB}/quota/", json={"disk_limit": None})
+        p.close()

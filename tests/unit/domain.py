@@ -173,6 +173,7 @@ class Domain:
         self.quotas, self.notifier, self.work = wired.quotas, wired.notifier, wired.work
         self.share_copies, self.workspaces = wired.share_copies, wired.workspaces
         self.shares, self.jobs = wired.shares, wired.jobs
+        self.rescans, self.diskwatch = wired.rescans, wired.diskwatch
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -22,6 +22,7 @@ LAYERS: dict[str, set[str]] = {
         "idempotency",
         "notify",
         "quotas",
+        "diskwatch",
         "globus_tokens",
         "jobs",
         "workspaces",

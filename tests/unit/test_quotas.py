@@ -107,7 +107,8 @@ def test_usage_figures():
     assert u.disk_left == 0  # over the limit (it was lowered): nothing left, never negative
     assert u.core_seconds_total == 7200 and u.core_seconds_left == 3600 * 8
     assert u.as_dict() == {
-        "disk": {"used": 3000, "limit": 2000, "left": 0},
+        # over the limit, not yet recorded by the watch: no "since"
+        "disk": {"used": 3000, "limit": 2000, "left": 0, "level": "exceeded", "level_since": None},
         "core_hours": {
             "used": "2",
             "finished": "1.5",
@@ -134,7 +135,13 @@ def test_unlimited_usage():
     )
     assert u.disk_left is None and u.core_seconds_left is None
     shown = u.as_dict()
-    assert shown["disk"] == {"used": 10, "limit": None, "left": None}
+    assert shown["disk"] == {
+        "used": 10,
+        "limit": None,
+        "left": None,
+        "level": "ok",
+        "level_since": None,
+    }
     assert shown["core_hours"]["limit"] is None and shown["core_hours"]["left"] is None
     assert shown["core_hours"]["period"] == {"name": "all", "start": None, "end": None}
 

@@ -244,6 +244,10 @@ class UserQuota(Base):
     disk_used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     core_seconds_used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     updated: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    #: the disk level last told to the person: 0 (under 90 %), 90 or 100 (see uws_hub.diskwatch)
+    disk_level: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    #: when the disk usage reached `disk_level` (the grace period runs from here)
+    disk_level_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Notification(Base):

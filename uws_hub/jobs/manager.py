@@ -381,6 +381,11 @@ class JobManager:
         audit.record(session, "job.unshare", user=user.name, target_id=job.id, details=target)
         session.commit()
 
+    async def send_stops(self, stops: list[tuple[str, int, str | None]]) -> None:
+        """Ask the hub to stop the servers of jobs already marked ``stopping`` (owner, job id,
+        server name), e.g. by the disk quota watch; a failed request is retried by the sync."""
+        await asyncio.gather(*(self._send_stop(u, j, n) for u, j, n in stops if n))
+
     async def _send_stop(self, username: str, job_id: int, name: str) -> None:
         self._stop_sent[job_id] = utcnow().timestamp()
         try:

@@ -103,7 +103,7 @@ class ServiceContext:
         self.quotas, self.notifier, self.work = domain.quotas, domain.notifier, domain.work
         self.share_copies, self.workspaces = domain.share_copies, domain.workspaces
         self.shares, self.jobs = domain.shares, domain.jobs
-        self.rescans = domain.rescans
+        self.rescans, self.diskwatch = domain.rescans, domain.diskwatch
         self.reconciler = Reconciler(
             self.workspaces,
             self.work,
@@ -115,6 +115,7 @@ class ServiceContext:
             db=self.db,
             idempotency=self.idempotency,
             rescans=self.rescans,
+            diskwatch=(self.diskwatch, settings.disk_quota_check_interval),
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.limits = _rate_limits(settings)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..db.models import utcnow
+from ..diskwatch import DiskWatch
 from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..periodic import Periodic
@@ -44,6 +45,7 @@ class Reconciler:
         db: sessionmaker[Session] | None = None,
         idempotency: IdempotencyStore | None = None,
         rescans: Rescans | None = None,
+        diskwatch: tuple[DiskWatch, float] | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
@@ -52,6 +54,7 @@ class Reconciler:
         self.db = db or workspaces.db
         self.idempotency = idempotency
         self.rescans = rescans
+        self.diskwatch = diskwatch  # (the watch, seconds between its passes)
         self.interval = interval
         self.work = work  # requests signal recorded work here: a pass runs at once
         self._loops: list[Periodic] = []
@@ -69,6 +72,9 @@ class Reconciler:
             self._loops.append(Periodic(self._prune, PRUNE_INTERVAL, "pruning"))
         if self.rescans is not None:
             self._loops.append(Periodic(self.rescans.run_pass, RESCAN_CHECK, "rescans"))
+        if self.diskwatch is not None:
+            watch, every = self.diskwatch
+            self._loops.append(Periodic(watch.run_pass, every, "disk quota watch"))
         for loop in self._loops:
             loop.start()
 

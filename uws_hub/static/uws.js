@@ -259,7 +259,7 @@ export async function busy(button, fn) {
 
 function bar(id, label, used, limit, text, extra) {
   const pct = limit ? Math.min(100, (Number(used) / Number(limit)) * 100) : 0;
-  const level = pct >= 100 ? "bg-danger" : pct >= 80 ? "bg-warning" : "bg-success";
+  const level = pct >= 100 ? "bg-danger" : pct >= 90 ? "bg-warning" : "bg-success";
   return el(
     "div",
     { class: "col-md-6 uws-quota-item", id },
@@ -275,7 +275,27 @@ function bar(id, label, used, limit, text, extra) {
   );
 }
 
-/** "X of Y" bars for disk and core-hours (the signed-in user's, or `user`'s for admins). */
+const JOB_ACTIONS = { warn: "flagged", stop: "stopped" };
+
+/** The banner over every page when the signed-in user's disk usage is at 90 % or more: the
+ * quota's `disk` object (from the quota API or a job's `quota` event). */
+export function showQuotaBanner(disk) {
+  const box = document.getElementById("uws-quota-banner");
+  if (!box) return;
+  if (!disk || disk.level === "ok" || !disk.notice) {
+    box.hidden = true;
+    clear(box);
+    return;
+  }
+  const at = disk.action && disk.action.at && JOB_ACTIONS[disk.action.policy];
+  box.className = `alert ${disk.level === "exceeded" ? "alert-danger" : "alert-warning"}`;
+  box.dataset.level = disk.level;
+  clear(box, el("strong", {}, disk.level === "exceeded" ? "Over your disk quota. " : "Disk quota nearly full. "), disk.notice, at ? ` Jobs running now will be ${at} at ${when(disk.action.at)}.` : "");
+  box.hidden = false;
+}
+
+/** "X of Y" bars for disk and core-hours (the signed-in user's, or `user`'s for admins), and
+ * the banner when the signed-in user's disk is nearly full or over. */
 export async function showQuota(user) {
   const box = document.getElementById("uws-quota");
   if (!box) return null;
@@ -288,6 +308,7 @@ export async function showQuota(user) {
     const period = c.period && c.period.end ? c.period : null; // an accounting period: month, quarter, year
     const notes = [Number(c.running) > 0 ? `${hours(c.running)} of it by running jobs` : null, period ? `renew on ${period.end.slice(0, 10)}` : null].filter(Boolean);
     clear(box, bar("quota-disk", "Disk", d.used, d.limit, diskText), bar("quota-core-hours", period ? `Core-hours this ${period.name}` : "Core-hours", c.used, c.limit, coreText, notes.join("; ") || null));
+    if (!user) showQuotaBanner(d);
     return q;
   } catch (e) {
     clear(box, el("div", { class: "col text-body-secondary small" }, `Quota not available: ${errorText(e)}`));

@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, or_, select
@@ -51,6 +52,8 @@ class Rescans:
         self._running: dict[int, asyncio.Task] = {}
         self._failed: dict[int, float] = {}  # workspace -> monotonic time of its next try
         self.scans = 0  # completed scans (tests, metrics)
+        #: called with the owner's user id after each scan (the disk quota watch)
+        self.after_scan: Callable[[int], Awaitable[None]] | None = None
 
     # ---- what is due ----------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class Rescans:
             try:
                 with self.db() as session:
                     ws = session.get(Workspace, ws_id)
+                    owner = ws.user_id if ws is not None else None
                     if ws is not None:
                         await self.workspaces.rescan(session, ws)
                 self._failed.pop(ws_id, None)
@@ -120,6 +124,12 @@ class Rescans:
                     log.exception("workspace %s: rescan failed, retrying later", ws_id)
                 if not quiet:
                     raise
+                return
+        if owner is not None and self.after_scan is not None:
+            try:
+                await self.after_scan(owner)
+            except Exception:  # the watch's own periodic pass catches up
+                log.exception("disk quota check after the rescan of workspace %s failed", ws_id)
 
     async def stop(self) -> None:
         """Cancel the scans in flight (the next start finds them due again)."""

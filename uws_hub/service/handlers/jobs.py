@@ -9,7 +9,7 @@ from typing import ClassVar
 from tornado.iostream import StreamClosedError
 
 from ... import scopes
-from ...db.models import Job, JobStatus
+from ...db.models import Job, JobStatus, User, UserQuota
 from ...errors import BadRequest, HubAPIError, UWSError
 from ...jobs.specs import StartSpec
 from .. import serialize
@@ -139,15 +139,19 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
         self.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        last, last_sent = None, time.monotonic()
+        last, last_sent, told = None, time.monotonic(), (0, None)
         try:
             while not self._closed:
                 with self.ctx.db() as session:
                     job = session.get(Job, job_id)
                     payload = serialize.dumps(self.job_json(job))
                     ended = job.status in ENDED
+                    told, quota = self._quota_event(session, job, told)
+                if quota is not None:
+                    self.write(f"event: quota\ndata: {quota}\n\n")
                 if payload != last:
                     self.write(f"event: status\ndata: {payload}\n\n")
+                if quota is not None or payload != last:
                     await self.flush()
                     last, last_sent = payload, time.monotonic()
                 elif time.monotonic() - last_sent > self.keepalive_seconds:
@@ -161,6 +165,16 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
             return
         if not self._closed:
             self.finish()
+
+    def _quota_event(self, session, job: Job, told: tuple) -> tuple[tuple, str | None]:
+        """The owner's disk level as the quota watch recorded it, and a ``quota`` event's data
+        when it changed since `told` (none for a person who has always been under 90 %)."""
+        row = session.get(UserQuota, job.user_id)
+        now = (row.disk_level, row.disk_level_since) if row is not None else (0, None)
+        if now == told or (told == (0, None) and now[0] == 0):  # nothing new to say
+            return now, None
+        disk = self.ctx.quotas.describe(session, session.get(User, job.user_id))["disk"]
+        return now, serialize.dumps(disk)
 
 
 class JobSharesHandler(JobHandlerMixin, BaseHandler):

@@ -1,6 +1,6 @@
 // The current job: its live progress (followed with server-sent events, or polled when the
 // stream is refused), "Open" and "Stop", and the countdown of its time limit.
-import { api, badge, busy, clear, duration, el, errorText, keepFocus, notify, page, xsrf } from "../../uws.js";
+import { api, badge, busy, clear, duration, el, errorText, keepFocus, notify, page, showQuotaBanner, xsrf } from "../../uws.js";
 import { loadJobs } from "./history.js";
 import { renderLiveShares } from "./live-shares.js";
 import { LIVE, refreshQuota, state } from "./state.js";
@@ -45,7 +45,8 @@ export function showJob(job) {
     liveJobId = null;
     shownSig = null;
     seenMessages.length = 0;
-    clear(box, job ? el("p", { class: "small text-body-secondary" }, "Last job: ", badge(job.status), job.status_message ? ` ${job.status_message}` : "") : null);
+    const why = job && (job.status_message || (job.job_details?.current_job_details?.disk_quota || {}).message);
+    clear(box, job ? el("p", { class: "small text-body-secondary", id: "last-job" }, "Last job: ", badge(job.status), why ? ` ${why}` : "") : null);
     document.getElementById("live-shares")?.remove();
     form.hidden = false;
     return;
@@ -57,7 +58,8 @@ export function showJob(job) {
   const timeLeft = job.status === "running" && typeof cur.time_left === "number" ? cur.time_left : null;
   countdownEnd = timeLeft === null ? null : Date.now() + timeLeft * 1000;
   if (liveJobId !== job.id) follow(job.id);
-  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress]);
+  const flagged = cur.disk_quota ? cur.disk_quota.message : null; // the disk quota action
+  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress, flagged]);
   if (sig === shownSig) {
     tick(); // only the clock moved: nothing is rebuilt, focus and screen readers stay put
     return;
@@ -77,6 +79,7 @@ export function showJob(job) {
       box,
       el("div", { class: "d-flex flex-wrap align-items-center gap-2 mb-2" }, el("span", {}, `Job ${job.id} · ${job.job_type}${resource ? ` on ${resource.name}` : ""}`), badge(job.status)),
       job.status === "pending" ? startBar(cur.progress) : null,
+      flagged ? el("div", { class: "alert alert-danger py-2", id: "job-disk-quota", role: "alert" }, flagged) : null,
       el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m))),
       el(
         "div",
@@ -118,6 +121,8 @@ function follow(jobId) {
       ended(job);
     }
   });
+  // the owner's disk level changed (or is 90 % or more when the stream opens)
+  es.addEventListener("quota", (e) => showQuotaBanner(JSON.parse(e.data)));
   es.onerror = () => {
     // a dropped connection is retried by the browser; a refused one (too many streams, logged
     // out) is not: then ask for the job every few seconds instead
