@@ -12,6 +12,8 @@ NAMES = {
     "P6": "workspace listing",  # bench_workspaces.py
     "P7": "re-adoption after a hub restart",  # bench_readopt.py
     "P8": "everyone's quotas",  # bench_quotas.py
+    "P10": "periodic rescans",  # bench_rescans.py
+    "P11": "downloads",  # bench_download.py
     "P12": "mixed load",  # bench_load.py
 }
 

@@ -17,6 +17,8 @@ command -v npm >/dev/null || pkgs+=(npm)
 [ "$what" = test ] && [ -z "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null)" ] && pkgs+=(postgresql)
 # the browser tests drive Debian's chromium (Playwright's own browser download is not used)
 [ "$what" = test ] && [ ! -x /usr/lib/chromium/chromium ] && pkgs+=(chromium fonts-dejavu-core)
+# bench P11 (downloads) compares with `zip -r`
+[ "$what" = test ] && ! command -v zip >/dev/null && pkgs+=(zip)
 if is_root; then apt_install "${pkgs[@]}"; fi
 [ -x /usr/bin/python3 ] || die "/usr/bin/python3 is missing: apt-get install -y python3 python3-venv"
 command -v npm >/dev/null || die "npm is missing: apt-get install -y nodejs npm"

@@ -472,6 +472,19 @@ class UWS(Configurable):
         ``smtp_host``; the notices on the pages and in the job event streams show either way.""",
     ).tag(config=True)
 
+    download_zip_max_bytes = Integer(
+        10 * 1024**3,
+        help="""Largest folder (the total of its files' sizes, in bytes) that can be downloaded as
+        a zip from the API or the workspace page; larger ones are refused with the numbers.
+        0: no cap.""",
+    ).tag(config=True)
+
+    zip_compression_level = Integer(
+        6,
+        help="""Deflate level (0–9) of folder downloads: 0 stores files uncompressed (fastest, for
+        data that is already compressed), 6 is ``zip``'s default, 9 the smallest.""",
+    ).tag(config=True)
+
     token_client_services = Set(
         Unicode(),
         help="""Hub services (portals) that may exchange ``user_info`` for a user's API token at
@@ -769,8 +782,10 @@ class UWS(Configurable):
         self._validate_positive(_POSITIVE_DURATIONS, "must be a positive number of seconds")
         if self.rescan_interval < 0:
             raise ConfigError("c.UWS.rescan_interval must be 0 (only when jobs end) or positive")
-        if self.disk_quota_grace < 0:
-            raise ConfigError("c.UWS.disk_quota_grace must be 0 or more")
+        if self.disk_quota_grace < 0 or self.download_zip_max_bytes < 0:
+            raise ConfigError("c.UWS.disk_quota_grace and download_zip_max_bytes must be 0 or more")
+        if not 0 <= self.zip_compression_level <= 9:
+            raise ConfigError("c.UWS.zip_compression_level must be 0 to 9")
         self._validate_token_scopes()
         return warnings
 

@@ -158,6 +158,18 @@ ROWS: dict[tuple[str, str], Row] = {
     ("PUT", "/workspaces/{workspace_id}/scan/"): Row(
         user_op("workspaces", Expect(200, "Workspace {workspace_id} scanned."), WS_404)
     ),
+    ("GET", "/workspaces/{workspace_id}/files/"): Row(
+        user_op("read:workspaces", Expect(200, "Successful.").showing(), WS_404)
+    ),
+    ("GET", "/workspaces/{workspace_id}/files/download"): Row(
+        user_op("read:workspaces", Expect(200), WS_404),
+        lambda t: {"params": {"path": "notes/README.md"}},
+    ),
+    ("DELETE", "/workspaces/{workspace_id}/files/"): Row(
+        user_op("workspaces", Expect(200, "Deleted gone.txt."), WS_404),
+        lambda t: {"params": {"path": "gone.txt"}},
+        dedicated=True,
+    ),
     ("PUT", "/workspaces/{workspace_id}/start/"): Row(
         user_op("jobs", Expect(200, "Successful start."), WS_404),
         lambda t: {"json": {"job_type": "test_job", "resource": "local"}},
@@ -364,6 +376,9 @@ def _build_world(hub, client_for, made: list) -> World:
     for role in ("delete", "start", "share"):
         for who in OWNER_LIKE:
             ws[f"{role}-{who}"] = _workspace(owner, f"{role}-{who}")["id"]
+    gone = {"files": [{"name": "gone.txt", "content": "deleted by the owner's cell\n"}]}
+    for who in OWNER_LIKE:
+        ws[f"delfile-{who}"] = _workspace(owner, f"delfile-{who}", workspace_details=gone)["id"]
     jobs = {role: _start(owner, ws[role]) for role in ("job", "stop-owner", "stop-svc_user")}
     # invitations the owner received (from a third person): one for everyone else's cells, one
     # for each owner cell that declines or accepts
@@ -396,6 +411,9 @@ def _build_world(hub, client_for, made: list) -> World:
         ("PUT", "/workspaces/{workspace_id}/start/"): {
             who: {"workspace_id": ws[f"start-{who}"]} for who in OWNER_LIKE
         },
+        ("DELETE", "/workspaces/{workspace_id}/files/"): {
+            who: {"workspace_id": ws[f"delfile-{who}"]} for who in OWNER_LIKE
+        },
         ("POST", "/shared_workspaces/"): {
             who: {"workspace_id": ws[f"share-{who}"]} for who in OWNER_LIKE
         },
@@ -411,7 +429,7 @@ def _build_world(hub, client_for, made: list) -> World:
     }
     assert set(w.dedicated) == {k for k, row in ROWS.items() if row.dedicated}
     w.before = snapshot(owner, hub.root, OWNER, jobs["job"])
-    assert len(w.before.workspaces) == 10 and len(w.before.jobs) == 3, w.before
+    assert len(w.before.workspaces) == 12 and len(w.before.jobs) == 3, w.before
     assert len(w.before.shares) == 5 and w.before.trees[main["id"]], w.before
     return w
 

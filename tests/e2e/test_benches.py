@@ -57,6 +57,8 @@ def test_every_bench_has_a_test():
         "bench_quotas.py",
         "bench_slurm_monitor.py",
         "bench_readopt.py",
+        "bench_rescans.py",
+        "bench_download.py",
     }
     assert BENCHES == tested, f"benches without a short-form test: {BENCHES - tested}"
 
@@ -158,4 +160,26 @@ def test_bench_readopt():
         r"all 3 jobs re-adopted after +\d+\.\d\d s \(3 still running in the uws API\)",
         # one query re-adopts them all (two if a poll cycle passed meanwhile), not one per job
         r"scheduler queries by the hub since its start: [12] +\(batchspawner: one per server = 3\)",
+    )
+
+
+def test_bench_rescans():
+    out = run_bench("bench_rescans.py", "--quick")
+    figures(
+        out,
+        r"^bench P10: periodic rescans, 4 workspaces × 300 files with running jobs",
+        r"^  idle +\d+ requests  p50 +\d+\.\d ms  p95 +\d+\.\d ms",
+        r"^  p95 ratio \(cycle / idle\): \d+\.\d\d",
+        r"^  cycle: 4 workspaces rescanned in \d+\.\d s",
+        r"^  the cycle's scans \(child processes, with their du\): \d+\.\d\d s CPU",
+    )
+
+
+def test_bench_download():
+    out = run_bench("bench_download.py", "--quick")
+    figures(
+        out,
+        r"^bench P11: downloads, 64 MiB file, 2000 files as a zip \(level 6\)",
+        r"^  file from .*: download \d+\.\d\d s \(\d+ MB/s\), cat .*ratio \d+\.\d\d",
+        r"^  zip: download \d+\.\d\d s .*every one of 2000 files listed.*ratio \d+\.\d\d",
     )

@@ -399,11 +399,20 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
         ("put", "/workspaces/{workspace_id}/scan/"): lambda: alice.put(
             f"workspaces/{ws['id']}/scan/"
         ),
+        ("get", "/workspaces/{workspace_id}/files/"): lambda: alice.get(
+            f"workspaces/{ws['id']}/files/", params={"sort": "size", "order": "desc"}
+        ),
+        ("get", "/workspaces/{workspace_id}/files/download"): lambda: alice.get(
+            f"workspaces/{ws['id']}/files/download", params={"path": ""}
+        ),
         ("put", "/workspaces/{workspace_id}/"): lambda: alice.put(
             f"workspaces/{ws['id']}/", json={"description": "e"}
         ),
         ("put", "/workspaces/{workspace_id}/upload/"): lambda: alice.put(
             f"workspaces/{ws['id']}/upload/", files={"f": ("u.txt", b"u")}
+        ),
+        ("delete", "/workspaces/{workspace_id}/files/"): lambda: alice.delete(
+            f"workspaces/{ws['id']}/files/", params={"path": "u.txt"}
         ),
         ("put", "/workspaces/{workspace_id}/start/"): start_job,
         ("get", "/jobs/"): lambda: alice.get("jobs/"),

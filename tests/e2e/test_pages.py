@@ -14,6 +14,7 @@ import csv
 import os
 import pwd
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,7 @@ def test_people_do_everything_from_the_pages(phub, browser, tmp_path):
     expect(pg.locator("#files-body")).not_to_contain_text("from-a-job.txt")
     pg.locator("#scan-button").click()
     expect(pg.locator("#files-body")).to_contain_text("from-a-job.txt")
-    expect(pg.locator("#files-note")).to_contain_text("Read from disk")
+    expect(pg.locator("#files-note")).to_contain_text("read from disk")
 
     # ---- rename ----------------------------------------------------------------------------
     pg.locator("#edit-toggle").click()
@@ -472,4 +473,63 @@ def test_the_disk_quota_banner_shows_at_90_and_100_percent(phub, browser):
         assert p.errors == [], p.errors
     finally:
         admin_api.put(f"users/{BOB}/quota/", json={"disk_limit": None})
+        p.close()
+
+
+def test_the_file_browser_works_without_a_job(phub, browser):
+    """Folders, breadcrumbs, sorting, downloading a file and a folder (zip), deleting with a
+    confirmation — from the workspace page, with no job running."""
+    hub = phub
+    me = Client.of(hub, ALICE)
+    files = [
+        {"name": "top.txt", "content": "top\n"},
+        {"name": "results/run1.csv", "content": "a,b\n1,2\n"},
+        {"name": "results/big.dat", "content": "x" * 20_000},
+    ]
+    r = me.post(
+        "workspaces/",
+        json={"name": "browse", "description": "d", "workspace_details": {"files": files}},
+    )
+    assert r.status_code == 200, r.text
+    ws_id = r.json()["data"]["workspace"]["id"]
+    p = Person(browser, hub, ALICE)
+    try:
+        p.login()
+        pg = p.page
+        pg.goto(f"{hub.url}/services/uws/workspaces/{ws_id}")
+        body = pg.locator("#files-body")
+        expect(body.locator("tr").first).to_have_attribute("data-path", "results")  # folders first
+        expect(pg.locator("#files-crumbs")).to_have_text("browse")
+        body.get_by_role("button", name="results/").click()
+        expect(pg.locator("#files-crumbs")).to_contain_text("results")
+        expect(body).to_contain_text("run1.csv")
+        pg.locator("#sort-size").click()  # by size, smallest first; again: largest first
+        expect(body.locator("tr").first).to_have_attribute("data-path", "results/run1.csv")
+        pg.locator("#sort-size").click()
+        expect(body.locator("tr").first).to_have_attribute("data-path", "results/big.dat")
+        expect(pg.locator('th[data-sort="size"]')).to_have_attribute("aria-sort", "descending")
+        with pg.expect_download() as dl:
+            body.get_by_role("link", name="run1.csv").click()
+        assert dl.value.suggested_filename == "run1.csv"
+        assert Path(dl.value.path()).read_text() == "a,b\n1,2\n"
+        with pg.expect_download() as dl:
+            pg.locator("#files-zip").click()
+        assert dl.value.suggested_filename == "results.zip"
+        with zipfile.ZipFile(dl.value.path()) as z:
+            assert sorted(z.namelist()) == ["results/", "results/big.dat", "results/run1.csv"]
+        p.shot("15-file-browser")
+        pg.locator("#files-crumbs button", has_text="browse").click()  # back to the top
+        expect(body).to_contain_text("top.txt")
+        row = body.locator('tr[data-path="top.txt"]')
+        pg.once("dialog", lambda d: d.dismiss())
+        row.get_by_role("button", name="Delete top.txt").click()
+        expect(row).to_be_visible()  # dismissed: kept
+        pg.once("dialog", lambda d: d.accept())
+        row.get_by_role("button", name="Delete top.txt").click()
+        expect(pg.locator("#uws-alerts")).to_contain_text("Deleted top.txt.")
+        expect(row).to_have_count(0)
+        assert not (hub.root / ALICE / str(ws_id) / "top.txt").exists()
+        assert_labelled(pg)
+        assert p.errors == [], p.errors
+    finally:
         p.close()

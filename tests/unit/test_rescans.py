@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 
 import pytest
 
 from uws_hub.db.models import Job, Workspace, utcnow
 from uws_hub.errors import BadRequest
+from uws_hub.workspaces import fsops, scanproc
 from uws_hub.workspaces.rescans import Rescans
 
 from .domain import Domain
@@ -143,3 +145,20 @@ def test_only_idle_or_active_workspaces_are_scanned(domain, alice):
     with pytest.raises(BadRequest) as e:
         domain.run(r.scan_now(ws.id))
     assert e.value.message == f"Workspace {ws.id} cannot be changed: it is being deleted."
+
+
+def test_a_rescan_reads_the_tree_in_a_child_process(domain, alice):
+    """The same figures and listing as a scan in the service, read by a child process (so a
+    big tree does not hold the service's interpreter lock); a child that fails says so."""
+    ws = domain.create_workspace(alice, {"a.txt": "1", "d/b.txt": "22"})
+    (domain.path(ws) / "d" / "link").symlink_to("/etc/passwd")
+    fd = fsops.open_workspace(domain.settings.root_dir, domain.fresh(Workspace, ws.id).file_path)
+    try:
+        here = fsops.scan(fd, 1000, None)
+        there = scanproc.scan_in_child(fd, 1000, None)
+    finally:
+        os.close(fd)
+    assert there == here and there.file_count == 3
+    assert [s["name"] for s in there.symlinks] == ["/d/link"]
+    with pytest.raises(fsops.StorageError, match="Reading the workspace failed: .*Bad file"):
+        scanproc.scan_in_child(999, 1000, None)  # not an open descriptor

@@ -36,11 +36,12 @@ from ..db.session import make_engine, make_sessionmaker
 from ..domain import build_domain
 from ..errors import ConfigError
 from ..idempotency import IdempotencyStore
+from ..workspaces.browse import WorkspaceFiles
 from ..workspaces.upload import clear_staging
 from . import metrics
 from .auth import UWSHubAuth
 from .cache import ListingCache
-from .handlers import audit, base, info, jobs, pages, shares, tokens, users, workspaces
+from .handlers import audit, base, files, info, jobs, pages, shares, tokens, users, workspaces
 from .hubclient import HubClient
 from .ratelimit import RateLimiter
 from .reconciler import Reconciler
@@ -104,6 +105,7 @@ class ServiceContext:
         self.share_copies, self.workspaces = domain.share_copies, domain.workspaces
         self.shares, self.jobs = domain.shares, domain.jobs
         self.rescans, self.diskwatch = domain.rescans, domain.diskwatch
+        self.files = WorkspaceFiles(self.workspaces)  # browsing and downloads without a job
         self.reconciler = Reconciler(
             self.workspaces,
             self.work,
@@ -169,7 +171,8 @@ class UWSApplication(web.Application):
 _WS_ACTIONS = {
     "scope": scopes.WORKSPACES,
     "actions": "PUT /workspaces/<id>/start/ starts a job, PUT /workspaces/<id>/upload/ uploads "
-    "files, PUT /workspaces/<id>/scan/ rescans it, PUT /workspaces/<id>/ updates it.",
+    "files, PUT /workspaces/<id>/scan/ rescans it, GET /workspaces/<id>/files/ lists its "
+    "files, PUT /workspaces/<id>/ updates it.",
 }
 _JOB_ACTIONS = {"scope": scopes.JOBS, "actions": "PUT /jobs/<id>/stop/ stops a job."}
 _SHARE_ACTIONS = {
@@ -214,6 +217,8 @@ def routes(prefix: str) -> list:
         (rf"{api}workspaces/?", workspaces.WorkspacesHandler),
         (rf"{api}workspaces/([^/]+)/upload/?", workspaces.UploadHandler),
         (rf"{api}workspaces/([^/]+)/scan/?", workspaces.ScanHandler),
+        (rf"{api}workspaces/([^/]+)/files/download/?", files.DownloadHandler),
+        (rf"{api}workspaces/([^/]+)/files/?", files.FilesHandler),
         (rf"{api}workspaces/([^/]+)/([^/]+)/?", base.UnknownActionHandler, _WS_ACTIONS),
         (rf"{api}workspaces/([^/]+)/?", workspaces.WorkspacesHandler),
         (rf"{prefix}?", pages.HomeHandler),

@@ -36,7 +36,7 @@ from ..errors import BadRequest, NotFound, UWSError
 from ..identity import PosixAccount
 from ..ids import parse_id
 from ..users.accounts import account_for
-from . import datasets, fsops
+from . import datasets, fsops, scanproc
 from .specs import DetailsSpec, WorkspaceSpec, spec_counts
 from .upload import UploadReceiver
 
@@ -395,6 +395,12 @@ class WorkspaceManager:
                 error = e
             return fsops.scan(wfd, self.settings.max_listed_entries, owner.uid), error
 
+    def _rescan_fs(self, file_path: str, owner: fsops.Owner) -> fsops.ScanResult:
+        """Scan the workspace in a child process (see `scanproc`): a rescan of a big tree must
+        not hold this process's interpreter lock while the API serves requests."""
+        with fsops.closing_fd(fsops.open_workspace(self.settings.root_dir, file_path)) as wfd:
+            return scanproc.scan_in_child(wfd, self.settings.max_listed_entries, owner.uid)
+
     async def _delete(self, session: Session, ws: Workspace) -> None:
         stopping = session.scalar(
             select(Job.id).where(Job.workspace_id == ws.id, Job.status.in_(LIVE_JOB_STATUSES))
@@ -595,7 +601,7 @@ class WorkspaceManager:
             self._require_changeable(ws)
             _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
             session.commit()  # no connection is held while the filesystem works
-            result, _ = await self._run(self._change_fs, ws.file_path, owner, lambda wfd: None)
+            result = await self._run(self._rescan_fs, ws.file_path, owner)
             session.refresh(ws)
             before = (ws.disk_space, ws.file_count, ws.workspace_details)
             apply_scan(ws, result)

@@ -1,27 +1,134 @@
-// The files panel: the workspace's files and links, and uploading more.
-import { api, busy, bytes, clear, el, noteRow, uploadForm, when } from "../../uws.js";
+// The files panel: a file browser over the workspace (folders, breadcrumbs, sorting, paging,
+// download, zip of a folder, delete with confirmation — all without a job, through
+// GET/DELETE /workspaces/<id>/files/ and GET .../files/download), uploading and rescanning.
+import { api, busy, bytes, clear, el, errorText, keepFocus, noteRow, notify, page, uploadForm, when, xsrf } from "../../uws.js";
+import { loadWorkspace } from "./details.js";
 import { refreshQuota, state, wsId } from "./state.js";
 
-export function renderFiles() {
+const PAGE = 200;
+const view = { path: "", sort: "name", order: "asc", entries: [], total: 0 };
+
+function filesUrl(params) {
+  return `workspaces/${wsId}/files/?${new URLSearchParams(params)}`;
+}
+
+/** A link that downloads `path` (a file, or a folder as a zip) with the page's login. */
+function downloadHref(path) {
+  return `${page.api}workspaces/${wsId}/files/download?${new URLSearchParams({ path, _xsrf: xsrf() })}`;
+}
+
+function crumbs() {
+  const parts = view.path ? view.path.split("/") : [];
+  const items = [{ name: state.ws ? state.ws.name : "Workspace", path: "" }];
+  parts.forEach((name, i) => items.push({ name, path: parts.slice(0, i + 1).join("/") }));
+  return items.map((c, i) => {
+    const last = i === items.length - 1;
+    const body = last ? c.name : el("button", { type: "button", class: "btn btn-link btn-sm p-0 align-baseline", dataset: { focusKey: `crumb-${c.path}` } }, c.name);
+    if (!last) body.addEventListener("click", () => openFolder(c.path));
+    return el("li", { class: `breadcrumb-item${last ? " active" : ""}`, "aria-current": last ? "location" : null }, body);
+  });
+}
+
+function removeButton(entry) {
+  const what = entry.type === "directory" ? `the folder ${entry.path} and everything in it` : entry.path;
+  const b = el("button", { type: "button", class: "btn btn-sm btn-outline-danger", "aria-label": `Delete ${entry.name}`, dataset: { focusKey: `del-${entry.path}` } }, "Delete");
+  b.addEventListener("click", () => {
+    if (!window.confirm(`Delete ${what}? This cannot be undone.`)) return;
+    busy(b, async () => {
+      const r = await api("DELETE", filesUrl({ path: entry.path }));
+      notify(r._message || `Deleted ${entry.path}.`, "success");
+      await loadWorkspace(); // its size, then this folder again
+      refreshQuota();
+    });
+  });
+  return b;
+}
+
+function nameCell(entry) {
+  if (entry.type === "directory") {
+    const b = el("button", { type: "button", class: "btn btn-link btn-sm p-0 text-start text-break", dataset: { focusKey: `dir-${entry.path}` } }, `${entry.name}/`);
+    b.addEventListener("click", () => openFolder(entry.path));
+    return b;
+  }
+  if (entry.type === "file") return el("a", { href: downloadHref(entry.path), download: entry.name, class: "text-break" }, entry.name);
+  if (entry.type === "link") return el("span", { class: "text-break" }, `${entry.name} → ${entry.target || "?"}`);
+  return el("span", { class: "text-break text-body-secondary" }, entry.name);
+}
+
+function row(entry) {
+  const zip = entry.type === "directory" ? el("a", { class: "btn btn-sm btn-outline-secondary", href: downloadHref(entry.path), "aria-label": `Download ${entry.name} as a zip` }, "Zip") : null;
+  return el(
+    "tr",
+    { dataset: { path: entry.path, type: entry.type } },
+    el("td", {}, nameCell(entry)),
+    el("td", { class: "text-end text-nowrap" }, entry.type === "file" ? bytes(entry.size) : entry.type === "link" ? "link" : ""),
+    el("td", { class: "d-none d-sm-table-cell small text-nowrap" }, when(entry.modified)),
+    el("td", { class: "text-end text-nowrap" }, el("div", { class: "d-inline-flex gap-1" }, zip, removeButton(entry))),
+  );
+}
+
+function render() {
+  const body = document.getElementById("files-body");
+  keepFocus(document.getElementById("files-table"), () => clear(body, view.entries.length ? view.entries.map(row) : noteRow(4, view.path ? "This folder is empty." : "No files yet.")));
+  keepFocus(document.getElementById("files-crumbs"), () => clear(document.getElementById("files-crumbs"), crumbs()));
+  for (const th of document.querySelectorAll("#files-table th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort === view.sort ? (view.order === "asc" ? "ascending" : "descending") : "none");
+  }
+  const more = document.getElementById("files-more");
+  more.hidden = view.entries.length >= view.total;
+  more.textContent = `Show more (${view.total - view.entries.length} left)`;
+  document.getElementById("files-zip").href = downloadHref(view.path);
   const ws = state.ws;
-  const cur = (ws.workspace_details && ws.workspace_details.current_workspace_details) || {};
-  const rows = [];
-  for (const f of cur.files || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, f.name), el("td", { class: "text-end text-nowrap" }, bytes(f.size))));
-  for (const l of cur.symlinks || []) rows.push(el("tr", {}, el("td", { class: "text-break" }, `${l.name} → ${l.source_path || "?"}`), el("td", { class: "text-end small text-body-secondary" }, "link")));
-  clear(document.getElementById("files-body"), rows.length ? rows : noteRow(2, "No files yet."));
-  const scanned = ws.datetime_scanned ? ` Read from disk ${when(ws.datetime_scanned)}; jobs' files show when a job ends, and every few minutes while one runs.` : "";
+  const scanned = ws && ws.datetime_scanned ? `Size and quota read from disk ${when(ws.datetime_scanned)}; they follow jobs' files when a job ends, and every few minutes while one runs.` : "";
   const note = document.getElementById("files-note");
-  note.textContent = (cur.truncated ? "Only the first files are listed." : "") + scanned;
-  note.setAttribute("data-scanned", ws.datetime_scanned || "");
+  note.textContent = `${view.total} item${view.total === 1 ? "" : "s"} here. ${scanned}`;
+  note.setAttribute("data-scanned", (ws && ws.datetime_scanned) || "");
+}
+
+async function load(append = false) {
+  const params = { path: view.path, sort: view.sort, order: view.order, offset: append ? view.entries.length : 0, limit: PAGE };
+  try {
+    const data = await api("GET", filesUrl(params));
+    view.entries = append ? view.entries.concat(data.entries) : data.entries;
+    view.total = data.total;
+  } catch (e) {
+    if (view.path && !append) {
+      notify(`${errorText(e)} Showing the workspace's top folder.`);
+      view.path = "";
+      return load();
+    }
+    clear(document.getElementById("files-body"), noteRow(4, errorText(e), "danger"));
+    return;
+  }
+  render();
+}
+
+function openFolder(path) {
+  view.path = path;
+  return load();
+}
+
+/** Redraw the panel for the workspace as `state.ws` now has it (the current folder again). */
+export function renderFiles() {
+  return load();
 }
 
 export function initFiles() {
+  for (const key of ["name", "size", "modified"]) {
+    document.getElementById(`sort-${key}`).addEventListener("click", () => {
+      view.order = view.sort === key && view.order === "asc" ? "desc" : "asc";
+      view.sort = key;
+      load();
+    });
+  }
+  const more = document.getElementById("files-more");
+  more.addEventListener("click", () => busy(more, () => load(true)));
   const scan = document.getElementById("scan-button");
   scan.addEventListener("click", () =>
     busy(scan, async () => {
       const data = await api("PUT", `workspaces/${wsId}/scan/`);
       state.ws = data.workspace;
-      renderFiles();
+      await load();
       refreshQuota();
     }),
   );
@@ -39,7 +146,7 @@ export function initFiles() {
     const fill = bar.querySelector(".progress-bar");
     await busy(document.getElementById("upload-submit"), async () => {
       const fd = new FormData();
-      for (const f of input.files) fd.append("files", f, f.name);
+      for (const f of input.files) fd.append("files", f, view.path ? `${view.path}/${f.name}` : f.name);
       bar.hidden = false;
       try {
         const data = await uploadForm(`workspaces/${wsId}/upload/`, fd, (done, total) => {
@@ -51,7 +158,7 @@ export function initFiles() {
         status.textContent = `Uploaded ${data.files.length} file${data.files.length === 1 ? "" : "s"}: ${data.files.join(", ")}`;
         uploadFormEl.reset();
         state.ws = data.workspace;
-        renderFiles();
+        await load();
         refreshQuota();
       } catch (e) {
         status.textContent = "";
