@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from uws_hub.db.models import Job, Workspace, utcnow
+from uws_hub.db.models import Job, User, Workspace, utcnow
 from uws_hub.errors import BadRequest
 from uws_hub.workspaces import fsops, scanproc
 from uws_hub.workspaces.rescans import Rescans
@@ -162,3 +162,25 @@ def test_a_rescan_reads_the_tree_in_a_child_process(domain, alice):
     assert [s["name"] for s in there.symlinks] == ["/d/link"]
     with pytest.raises(fsops.StorageError, match="Reading the workspace failed: .*Bad file"):
         scanproc.scan_in_child(999, 1000, None)  # not an open descriptor
+
+
+def test_a_rescan_that_finds_nothing_new_keeps_the_cached_listing(domain, alice):
+    """The owner's listing cache is keyed by their workspaces_version: an unchanged workspace's
+    periodic rescan records its time without invalidating it; a change does invalidate it."""
+    ws = domain.create_workspace(alice, {"a.txt": "1"})
+
+    def scan() -> tuple[int, Workspace]:
+        async def run():
+            with domain.db() as session:
+                await domain.workspaces.rescan(session, session.get(Workspace, ws.id))
+
+        domain.run(run())
+        return domain.fresh(User, alice.id).workspaces_version, domain.fresh(Workspace, ws.id)
+
+    version, first = scan()
+    again_version, again = scan()
+    assert again_version == version and again.datetime_scanned > first.datetime_scanned
+    assert again.datetime_last_modified == first.datetime_last_modified
+    (domain.path(ws) / "new.txt").write_text("written by a job")
+    changed_version, changed = scan()
+    assert changed_version > version and changed.file_count == 2

@@ -595,7 +595,12 @@ class WorkspaceManager:
     async def rescan(self, session: Session, ws: Workspace) -> Workspace:
         """Record the workspace's current files and disk usage (e.g. after a job changed them;
         see `rescans`): ``datetime_scanned`` always, ``datetime_last_modified`` only when the
-        scan found something different. 400 if the workspace cannot be scanned now."""
+        scan found something different. 400 if the workspace cannot be scanned now.
+
+        A scan that finds nothing new records its time with a plain UPDATE, which leaves the
+        owner's cached listing valid (a periodic rescan of an unchanged workspace must not make
+        every listing of its owner be built again: bench P10); the listing shows the new
+        ``datetime_scanned`` with the next change, ``GET /workspaces/<id>/`` at once."""
         async with self._lock(ws.id):
             session.refresh(ws)
             self._require_changeable(ws)
@@ -607,6 +612,12 @@ class WorkspaceManager:
             apply_scan(ws, result)
             if (ws.disk_space, ws.file_count, ws.workspace_details) != before:
                 ws.datetime_last_modified = ws.datetime_scanned
+            else:
+                scanned = ws.datetime_scanned
+                session.expire(ws)  # nothing to flush: no listing version bump
+                session.execute(
+                    update(Workspace).where(Workspace.id == ws.id).values(datetime_scanned=scanned)
+                )
             session.commit()
         return ws
 
