@@ -10,7 +10,10 @@ Actions are ``<object>.<verb>``: ``workspace.create``, ``workspace.update``,
 ``workspace.upload``, ``workspace.delete``, ``share.create``, ``share.accept``,
 ``share.decline``, ``share.cancel``, ``job.start``, ``job.stop``, ``job.share``,
 ``job.unshare``, ``quota.update``, ``token.create``; ``audit.prune`` when old events are
-deleted (`prune`, ``c.UWS.audit_retention_days``).
+deleted (`prune`, ``c.UWS.audit_retention_days``). The service itself records
+``quota.disk_level`` and ``quota.disk_action`` (`diskwatch`), ``workspace.delete_files`` (the
+file browser), and ``user.delete``, ``workspace.hold`` and ``workspace.archive`` (a person
+deleted from the hub: `users.deletions`).
 """
 
 from __future__ import annotations

@@ -121,6 +121,7 @@ _POSITIVE_DURATIONS = (
     "hub_answer_wait",
     "status_check_timeout",
     "disk_quota_check_interval",
+    "user_sync_interval",
 )
 #: what `UWS.disk_quota_action` may be
 DISK_QUOTA_ACTIONS = ("none", "warn", "stop")
@@ -472,6 +473,47 @@ class UWS(Configurable):
         ``smtp_host``; the notices on the pages and in the job event streams show either way.""",
     ).tag(config=True)
 
+    user_deletions_dir = Unicode(
+        "uws_user_deletions",
+        help="""Directory where the hub records that an administrator deleted a person (one small
+        file per person, written by the authenticator's ``delete_user``; created mode 0700). The
+        uws service settles each request on its next pass (``user_sync_interval``) and removes
+        the file. Relative paths are relative to the hub's working directory.""",
+    ).tag(config=True)
+
+    user_sync_interval = Float(
+        60.0,
+        help="""Seconds between the service's comparisons of the hub's users with its own. A person
+        deleted in the hub (on its admin page or through its API) is settled at the next one: jobs
+        stopped, pending invitations withdrawn, workspaces held (see ``deleted_user_workspaces``).
+        One missing from the hub without such a request (deleted another way) is settled once
+        missing on two comparisons in a row.""",
+    ).tag(config=True)
+
+    deleted_user_grace = Float(
+        30 * 86400.0,
+        help="""Seconds the workspaces of a person deleted from the hub stay held (out of
+        everyone's reach, files untouched, restorable by an operator) before
+        ``deleted_user_workspaces`` applies to them.""",
+    ).tag(config=True)
+
+    deleted_user_workspaces = Enum(
+        ("keep", "archive", "delete"),
+        "keep",
+        help="""What becomes of a deleted person's workspaces once ``deleted_user_grace`` has
+        passed: ``keep`` (they stay held under ``<root_dir>/.uws-deleted/``), ``archive`` (moved
+        to ``deleted_user_archive_dir``) or ``delete`` (removed for good). Each step is recorded
+        in the audit log.""",
+    ).tag(config=True)
+
+    deleted_user_archive_dir = Unicode(
+        "",
+        help="""Absolute path of the directory that receives a deleted person's workspaces when
+        ``deleted_user_workspaces`` is ``archive``, as ``<name>-<user id>/<workspace id>/``
+        (files keep their owners and modes; another filesystem is fine: they are copied, then
+        removed from the hold area). Required for ``archive``.""",
+    ).tag(config=True)
+
     download_zip_max_bytes = Integer(
         10 * 1024**3,
         help="""Largest folder (the total of its files' sizes, in bytes) that can be downloaded as
@@ -786,8 +828,40 @@ class UWS(Configurable):
             raise ConfigError("c.UWS.disk_quota_grace and download_zip_max_bytes must be 0 or more")
         if not 0 <= self.zip_compression_level <= 9:
             raise ConfigError("c.UWS.zip_compression_level must be 0 to 9")
+        self._validate_deleted_users(warnings)
         self._validate_token_scopes()
         return warnings
+
+    def _validate_deleted_users(self, warnings: list[str]) -> None:
+        """What becomes of deleted people's workspaces (see `users.deletions`)."""
+        if self.deleted_user_grace < 0:
+            raise ConfigError("c.UWS.deleted_user_grace must be 0 or more seconds")
+        where = f"c.UWS.deleted_user_archive_dir = {self.deleted_user_archive_dir!r}"
+        if self.deleted_user_workspaces != "archive":
+            if self.deleted_user_archive_dir:
+                warnings.append(
+                    f"{where} is not used: c.UWS.deleted_user_workspaces is "
+                    f"{self.deleted_user_workspaces!r}, not 'archive'"
+                )
+            return
+        archive = self.deleted_user_archive_dir
+        if not archive:
+            raise ConfigError(
+                "c.UWS.deleted_user_workspaces = 'archive' needs c.UWS.deleted_user_archive_dir: "
+                "the directory that receives deleted people's workspaces, e.g. /srv/uws/archive"
+            )
+        if not os.path.isabs(archive):
+            raise ConfigError(f"{where} must be an absolute path")
+        if not os.path.isdir(archive):
+            raise ConfigError(
+                f"{where} is not an existing directory: create it (mkdir -p {archive})"
+            )
+        real, root = os.path.realpath(archive), os.path.realpath(self.root_dir)
+        if real == root or real.startswith(root.rstrip("/") + "/"):
+            raise ConfigError(
+                f"{where} lies inside c.UWS.root_dir, where people's directories are: "
+                "choose a directory outside it"
+            )
 
     def _validate_jobs(self) -> None:
         self.resource_map  # noqa: B018 - parses and raises ConfigError

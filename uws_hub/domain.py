@@ -16,6 +16,8 @@ from .notify import Notifier
 from .quotas import QuotaManager
 from .shares.copyrun import ShareCopies
 from .shares.manager import ShareManager
+from .users.deletions import UserDeletions
+from .workspaces import fsops
 from .workspaces.manager import WorkspaceManager
 from .workspaces.rescans import Rescans
 from .workspaces.work import PendingWork
@@ -32,6 +34,7 @@ class Domain:
     jobs: JobManager
     rescans: Rescans  # keeps workspaces true to disk after and during jobs
     diskwatch: DiskWatch  # tells people about their disk usage and deals with jobs over it
+    user_deletions: UserDeletions  # settles people deleted from the hub
 
 
 def build_domain(
@@ -61,6 +64,18 @@ def build_domain(
     )
     diskwatch = DiskWatch(settings, db, quotas, notifier, jobs)
     rescans.after_scan = diskwatch.check_user  # a rescan may move its owner across a level
+    user_deletions = UserDeletions(
+        settings, db, hub, jobs=jobs, shares=shares, work=work, executor=executor, fs=fsops
+    )
     return Domain(
-        quotas, notifier, work, share_copies, workspaces, shares, jobs, rescans, diskwatch
+        quotas,
+        notifier,
+        work,
+        share_copies,
+        workspaces,
+        shares,
+        jobs,
+        rescans,
+        diskwatch,
+        user_deletions,
     )

@@ -312,7 +312,9 @@ class QuotaManager:
     def describe_all(self, session: Session) -> list[dict]:
         """`describe` for everyone, by name — with a fixed number of queries, however many
         people there are (see bench/bench_quotas.py)."""
-        users = session.scalars(select(User).order_by(User.name)).all()
+        users = session.scalars(
+            select(User).where(User.deleted_at.is_(None)).order_by(User.name)
+        ).all()
         usages = self.usages(session, None)
         rows = {row.user_id: row for row in session.scalars(select(UserQuota))}
         return [self._describe(u, usages[u.id], rows.get(u.id)) for u in users]

@@ -74,7 +74,8 @@ class FakeHub:
 
     `servers` are the active servers ((user, name) -> the hub's server model), `named` every
     named server the hub knows (a stopped one stays until removed). `refuse_start` makes the
-    next starts fail as the hub would answer; `hold_start` keeps them waiting until it is set.
+    next starts fail as the hub would answer; `hold_start` keeps them waiting until it is set;
+    `refuse_users` makes the user listing fail. `users` are the hub's users (name -> model).
     `calls` records what was asked, in order."""
 
     def __init__(self) -> None:
@@ -85,6 +86,7 @@ class FakeHub:
         self.calls: list[tuple] = []
         self.refuse_start: HubAPIError | None = None
         self.refuse_listing: HubAPIError | None = None
+        self.refuse_users: HubAPIError | None = None
         self.hold_start: asyncio.Event | None = None
 
     # ---- test controls -----------------------------------------------------------------
@@ -124,6 +126,12 @@ class FakeHub:
         if remove:
             self.named.discard((user, server))
         return True
+
+    async def list_users(self, page_size: int = 200) -> list[dict]:
+        self.calls.append(("users",))
+        if self.refuse_users is not None:
+            raise self.refuse_users
+        return [dict(u) for u in self.users.values()]
 
     async def active_servers(self, page_size: int = 200) -> dict[tuple[str, str], dict]:
         self.calls.append(("list",))
@@ -174,6 +182,7 @@ class Domain:
         self.share_copies, self.workspaces = wired.share_copies, wired.workspaces
         self.shares, self.jobs = wired.shares, wired.jobs
         self.rescans, self.diskwatch = wired.rescans, wired.diskwatch
+        self.user_deletions = wired.user_deletions
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -97,6 +97,9 @@ class User(Base):
     last_activity: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: bumped whenever any of the user's workspaces changes; keys the listing cache
     workspaces_version: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    #: when the person was deleted from the hub: the row is then a tombstone named
+    #: ``<name>~deleted-<id>`` that keeps their history (see `uws_hub.users.deletions`)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     identities: Mapped[list[ExternalIdentity]] = relationship(back_populates="user")
 

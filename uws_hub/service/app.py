@@ -118,6 +118,7 @@ class ServiceContext:
             idempotency=self.idempotency,
             rescans=self.rescans,
             diskwatch=(self.diskwatch, settings.disk_quota_check_interval),
+            user_deletions=(domain.user_deletions, settings.user_sync_interval),
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.limits = _rate_limits(settings)

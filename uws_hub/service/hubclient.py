@@ -115,6 +115,23 @@ class HubClient:
                 return out
             offset = nxt["offset"]
 
+    async def list_users(self, page_size: int = 200) -> list[dict]:
+        """Every hub user's model (``name``, ``created``, …), page by page; raises HubAPIError
+        if any page cannot be read (a partial list must never pass for the whole one)."""
+        out: list[dict] = []
+        offset = 0
+        while True:
+            page = await self.request(
+                "GET", "/users", paginated=True, offset=offset, limit=page_size
+            )
+            if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+                raise HubAPIError(502, "the hub's user list is not a paginated answer")
+            out.extend(page["items"])
+            nxt = (page.get("_pagination") or {}).get("next")
+            if not nxt:
+                return out
+            offset = nxt["offset"]
+
     # ---- JupyterHub's shares (live access to a running server) ---------------------------------
 
     async def list_shares(self, user: str, server: str) -> list[dict]:

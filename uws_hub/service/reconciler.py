@@ -19,6 +19,7 @@ from ..diskwatch import DiskWatch
 from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
 from ..periodic import Periodic
+from ..users.deletions import UserDeletions
 from ..workspaces.manager import WorkspaceManager
 from ..workspaces.rescans import Rescans
 from ..workspaces.work import PendingWork
@@ -46,6 +47,7 @@ class Reconciler:
         idempotency: IdempotencyStore | None = None,
         rescans: Rescans | None = None,
         diskwatch: tuple[DiskWatch, float] | None = None,
+        user_deletions: tuple[UserDeletions, float] | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
@@ -55,6 +57,7 @@ class Reconciler:
         self.idempotency = idempotency
         self.rescans = rescans
         self.diskwatch = diskwatch  # (the watch, seconds between its passes)
+        self.user_deletions = user_deletions  # (people deleted from the hub, seconds between)
         self.interval = interval
         self.work = work  # requests signal recorded work here: a pass runs at once
         self._loops: list[Periodic] = []
@@ -75,6 +78,9 @@ class Reconciler:
         if self.diskwatch is not None:
             watch, every = self.diskwatch
             self._loops.append(Periodic(watch.run_pass, every, "disk quota watch"))
+        if self.user_deletions is not None:
+            deletions, every = self.user_deletions
+            self._loops.append(Periodic(deletions.run_pass, every, "user sync"))
         for loop in self._loops:
             loop.start()
 

@@ -164,7 +164,7 @@ class ShareManager:
         if uid == sender.id:
             raise BadRequest("You cannot share a workspace with yourself.")
         r = session.get(User, uid)
-        if r is None:
+        if r is None or r.deleted_at is not None:  # (a person deleted from the hub: a tombstone)
             raise BadRequest("Invalid user id provided.", detail=f"There is no user with id {uid}.")
         already = session.scalar(
             select(SharedWorkspace.shared_workspace_id).where(
@@ -344,6 +344,21 @@ class ShareManager:
         the copy is deleted. Refusals as UWS: 404 no such invitation, 403 not yours, 400 once
         accepted. Answers "declined" or "cancelled"."""
         share = self._withdrawable(session, user, copy_id)
+        ws_id = share.shared_workspace_id
+        answer = self.settle_withdrawal(session, user, share, copy_id)
+        session.commit()
+        self.work.recorded(ws_id)
+        return answer
+
+    def settle_withdrawal(
+        self, session: Session, user: User, share: SharedWorkspace, copy_id: Any = None
+    ) -> str:
+        """Withdraw the unaccepted invitation `share` for `user` (its recipient: declined; its
+        sender: cancelled) in the caller's transaction: the invitation goes, its copy becomes
+        ``deleting``, audited, the sender told of a decline. The caller commits and then tells
+        `work` about the copy. Also used when a person is deleted from the hub
+        (`users.deletions`)."""
+        copy_id = share.shared_workspace_id if copy_id is None else copy_id
         declined = share.recipient_id == user.id
         share_id = share.id
         ws_id, sender_id, recipient_id = (
@@ -385,6 +400,4 @@ class ShareManager:
                     sender,
                     {"sender": sender, "recipient": recipient, "workspace": original},
                 )
-        session.commit()
-        self.work.recorded(ws_id)
         return "declined" if declined else "cancelled"

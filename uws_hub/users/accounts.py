@@ -58,6 +58,7 @@ def search_users(
                     else false(),
                 ),
                 User.name.not_in([n for n in exclude if n]),
+                User.deleted_at.is_(None),  # people deleted from the hub are not found
             )
             .order_by(User.name)
             .limit(limit)
