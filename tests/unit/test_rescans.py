@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -95,14 +97,14 @@ def test_never_two_scans_of_one_workspace_and_at_most_the_limit(domain, alice):
     calls: list[int] = []
     real = domain.workspaces.rescan
 
-    async def slow_rescan(session, ws):
+    async def slow_rescan(session, ws, **kw):
         nonlocal running, most
         running += 1
         most = max(most, running)
         calls.append(ws.id)
         await asyncio.sleep(0.05)
         try:
-            return await real(session, ws)
+            return await real(session, ws, **kw)
         finally:
             running -= 1
 
@@ -184,3 +186,59 @@ def test_a_rescan_that_finds_nothing_new_keeps_the_cached_listing(domain, alice)
     (domain.path(ws) / "new.txt").write_text("written by a job")
     changed_version, changed = scan()
     assert changed_version > version and changed.file_count == 2
+
+
+def test_a_running_jobs_periodic_rescan_asks_du_first(domain, alice):
+    """While a job runs, a rescan whose du total is the recorded size does not walk the tree
+    (a seventh of the CPU); when the size moved, or when a job ended, the tree is read."""
+    ws = domain.create_workspace(alice, {"a.txt": "1"})
+    job = domain.start_job(alice, ws)
+    set_job(domain, job.id, status="running", datetime_start=utcnow())
+    r = rescans(domain, interval=0.001)
+    walks: list[int] = []
+    real = domain.workspaces._rescan_fs
+
+    def counted(file_path, owner):
+        walks.append(1)
+        return real(file_path, owner)
+
+    domain.workspaces._rescan_fs = counted
+
+    async def cycle():
+        await asyncio.sleep(0.01)
+        assert r.due_kinds() == [(ws.id, True)]  # only the interval passed: quick
+        await r.run_pass()
+        await asyncio.gather(*r._running.values())
+
+    first = domain.fresh(Workspace, ws.id)
+    domain.run(cycle())
+    unchanged = domain.fresh(Workspace, ws.id)
+    assert walks == [] and unchanged.datetime_scanned > first.datetime_scanned
+    (domain.path(ws) / "more.bin").write_bytes(b"x" * 50_000)  # the job writes
+    domain.run(cycle())
+    assert walks == [1] and listed_files(domain, ws) == ["/a.txt", "/more.bin"]
+    set_job(domain, job.id, status="complete", datetime_end=utcnow())
+    assert r.due_kinds() == [(ws.id, False)]  # a job ended: a full rescan
+
+
+def test_a_scan_child_that_hangs_is_killed_with_its_children(monkeypatch, tmp_path):
+    """A scan child past its time limit goes with everything it started (its du), so no
+    orphan keeps reading the disk; `kill_all` does the same when the service stops."""
+    monkeypatch.setattr(scanproc, "TIMEOUT", 0.5)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            scanproc._run_child(["sh", "-c", "sleep 31.7 & sleep 31.7"], fd)
+    finally:
+        os.close(fd)
+    time.sleep(0.3)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and b"31.7" in _cmdline(p)]
+    assert left == [] and scanproc._children == set()
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

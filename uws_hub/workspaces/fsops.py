@@ -44,7 +44,7 @@ STAGING_DIR = ".uws-staging"
 MAX_SCAN_DEPTH = 512
 #: after this many entries a scan leaves the byte count to GNU ``du`` (see `scan`)
 DU_AFTER_ENTRIES = 20_000
-_DU = shutil.which("du", path="/usr/bin:/bin")
+DU = shutil.which("du", path="/usr/bin:/bin")
 
 log = logging.getLogger("uws_hub.workspaces")
 
@@ -566,7 +566,7 @@ class _Du:
 
     def __init__(self, dfd: int):
         self.proc = subprocess.Popen(
-            [_DU, "-s", "-D", "--block-size=1", f"/proc/self/fd/{dfd}"],
+            [DU, "-s", "-D", "--block-size=1", f"/proc/self/fd/{dfd}"],
             pass_fds=(dfd,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -698,7 +698,7 @@ class _ScanWalk:
         """Count one entry by its stat and list it if shown; True when it is a directory the
         walk descends into now."""
         self.walked += 1
-        if self.walked == self.du_after and _DU is not None:
+        if self.walked == self.du_after and DU is not None:
             self.du = _Du(self.root)
         try:
             est = entry.stat(follow_symlinks=False)

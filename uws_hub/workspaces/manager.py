@@ -10,6 +10,7 @@ idempotently. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -395,6 +396,11 @@ class WorkspaceManager:
                 error = e
             return fsops.scan(wfd, self.settings.max_listed_entries, owner.uid), error
 
+    def _du_fs(self, file_path: str) -> int | None:
+        """``du -s`` of the workspace (see `scanproc.du_total`)."""
+        with fsops.closing_fd(fsops.open_workspace(self.settings.root_dir, file_path)) as wfd:
+            return scanproc.du_total(wfd)
+
     def _rescan_fs(self, file_path: str, owner: fsops.Owner) -> fsops.ScanResult:
         """Scan the workspace in a child process (see `scanproc`): a rescan of a big tree must
         not hold this process's interpreter lock while the API serves requests."""
@@ -592,10 +598,14 @@ class WorkspaceManager:
         finally:
             await self._run(receiver.cleanup)
 
-    async def rescan(self, session: Session, ws: Workspace) -> Workspace:
+    async def rescan(self, session: Session, ws: Workspace, *, quick: bool = False) -> Workspace:
         """Record the workspace's current files and disk usage (e.g. after a job changed them;
         see `rescans`): ``datetime_scanned`` always, ``datetime_last_modified`` only when the
         scan found something different. 400 if the workspace cannot be scanned now.
+
+        `quick` (a periodic rescan while a job runs): ``du`` alone first; when its total is the
+        recorded ``disk_space``, nothing was written and the tree is not walked again (a rename
+        that keeps the size shows with the next full scan, at the latest when the job ends).
 
         A scan that finds nothing new records its time with a plain UPDATE, which leaves the
         owner's cached listing valid (a periodic rescan of an unchanged workspace must not make
@@ -605,21 +615,30 @@ class WorkspaceManager:
             session.refresh(ws)
             self._require_changeable(ws)
             _, owner = workspace_owner(session, ws, single_account=self.settings.single_account)
+            recorded = ws.disk_space
             session.commit()  # no connection is held while the filesystem works
+            if quick and await self._run(self._du_fs, ws.file_path) == recorded:
+                self._record_scan_time(session, ws, utcnow())
+                return ws
             result = await self._run(self._rescan_fs, ws.file_path, owner)
             session.refresh(ws)
             before = (ws.disk_space, ws.file_count, ws.workspace_details)
             apply_scan(ws, result)
             if (ws.disk_space, ws.file_count, ws.workspace_details) != before:
                 ws.datetime_last_modified = ws.datetime_scanned
+                session.commit()
             else:
-                scanned = ws.datetime_scanned
-                session.expire(ws)  # nothing to flush: no listing version bump
-                session.execute(
-                    update(Workspace).where(Workspace.id == ws.id).values(datetime_scanned=scanned)
-                )
-            session.commit()
+                self._record_scan_time(session, ws, ws.datetime_scanned)
         return ws
+
+    @staticmethod
+    def _record_scan_time(session: Session, ws: Workspace, when: dt.datetime) -> None:
+        """Set ``datetime_scanned`` only, with a plain UPDATE (no listing version bump)."""
+        session.expire(ws)  # nothing to flush
+        session.execute(
+            update(Workspace).where(Workspace.id == ws.id).values(datetime_scanned=when)
+        )
+        session.commit()
 
     # ---- delete --------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Job, JobStatus, Workspace, utcnow
 from ..errors import UWSError
+from . import scanproc
 from .manager import CHANGEABLE
 
 if TYPE_CHECKING:
@@ -60,6 +61,12 @@ class Rescans:
     def due(self, now: dt.datetime | None = None) -> list[int]:
         """Workspaces to rescan now: a job ended after the last scan, or a job runs and the
         last scan is older than the interval (oldest scans first)."""
+        return [ws_id for ws_id, _ in self.due_kinds(now)]
+
+    def due_kinds(self, now: dt.datetime | None = None) -> list[tuple[int, bool]]:
+        """`due`, each with whether a quick rescan will do (only the interval passed while a
+        job runs: ``du`` first, the walk only when the size moved) or it needs a full one (a
+        job ended since the last scan)."""
         now = now or utcnow()
         W, J = Workspace, Job
         never = W.datetime_scanned.is_(None)
@@ -74,23 +81,23 @@ class Rescans:
             running = exists().where(J.workspace_id == W.id, J.status == JobStatus.RUNNING.value)
             conditions.append(and_(running, stale))
         q = (
-            select(W.id)
+            select(W.id, ended_since)
             .where(W.status.in_(CHANGEABLE), or_(*conditions))
             .order_by(W.datetime_scanned.is_not(None), W.datetime_scanned)
         )
         with self.db() as session:
-            ids = list(session.scalars(q))
+            rows = list(session.execute(q))
         retry = time.monotonic()
-        return [i for i in ids if self._failed.get(i, 0) <= retry]
+        return [(i, not ended) for i, ended in rows if self._failed.get(i, 0) <= retry]
 
     # ---- running them -----------------------------------------------------------------------
 
     async def run_pass(self) -> int:
         """Start a scan of every due workspace not being scanned; returns how many started."""
         started = 0
-        for ws_id in self.due():
+        for ws_id, quick in self.due_kinds():
             if ws_id not in self._running:
-                self._start(ws_id)
+                self._start(ws_id, quick=quick)
                 started += 1
         return started
 
@@ -100,20 +107,20 @@ class Rescans:
         task = self._running.get(ws_id) or self._start(ws_id, quiet=False)
         await asyncio.shield(task)
 
-    def _start(self, ws_id: int, *, quiet: bool = True) -> asyncio.Task:
-        task = asyncio.create_task(self._scan(ws_id, quiet=quiet))
+    def _start(self, ws_id: int, *, quiet: bool = True, quick: bool = False) -> asyncio.Task:
+        task = asyncio.create_task(self._scan(ws_id, quiet=quiet, quick=quick))
         self._running[ws_id] = task
         task.add_done_callback(lambda _t: self._running.pop(ws_id, None))
         return task
 
-    async def _scan(self, ws_id: int, *, quiet: bool) -> None:
+    async def _scan(self, ws_id: int, *, quiet: bool, quick: bool = False) -> None:
         async with self._slots:
             try:
                 with self.db() as session:
                     ws = session.get(Workspace, ws_id)
                     owner = ws.user_id if ws is not None else None
                     if ws is not None:
-                        await self.workspaces.rescan(session, ws)
+                        await self.workspaces.rescan(session, ws, quick=quick)
                 self._failed.pop(ws_id, None)
                 self.scans += 1
             except Exception as e:
@@ -132,10 +139,12 @@ class Rescans:
                 log.exception("disk quota check after the rescan of workspace %s failed", ws_id)
 
     async def stop(self) -> None:
-        """Cancel the scans in flight (the next start finds them due again)."""
+        """Cancel the scans in flight and kill their child processes (the next start finds
+        them due again)."""
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
+        scanproc.kill_all()  # the threads waiting on them return at once
         for task in tasks:
             try:
                 await task
