@@ -462,8 +462,8 @@ class UWS(Configurable):
     disk_quota_check_interval = Float(
         30.0,
         help="""Seconds between checks of everyone's disk usage against their limits (a few
-        queries, whatever the number of people). A rescan that changes a workspace's size checks
-        its owner at once.""",
+        queries, whatever the number of people). Each rescan also checks the workspace's owner
+        at once.""",
     ).tag(config=True)
 
     quota_emails = Bool(

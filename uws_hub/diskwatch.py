@@ -90,12 +90,14 @@ class DiskWatch:
         with self.db() as session:
             usages = self.quotas.usages(session, user_ids, now)
             crossed = {uid: u for uid, u in usages.items() if u.disk_level != u.disk_level_told}
-            if crossed:
-                users = session.scalars(select(User).where(User.id.in_(list(crossed))))
+            if crossed:  # people deleted from the hub are told nothing more
+                users = session.scalars(
+                    select(User).where(User.id.in_(list(crossed)), User.deleted_at.is_(None))
+                )
                 for user in users:
                     self._crossed(session, user, crossed[user.id], now)
                 session.flush()
-            stops = self._act(session, user_ids, now)
+            stops = self._act(session, usages, now)
             session.commit()
         return stops
 
@@ -127,6 +129,8 @@ class DiskWatch:
             DISK_LEVELS[level],
             DISK_LEVELS[before],
         )
+        if before == 100 and level < 100:
+            _clear_warnings(session, user.id)
         if level > before and self.settings.quota_emails:
             self.notifier.queue(
                 session, f"quota_{DISK_LEVELS[level]}", user, self._mail_context(user, usage)
@@ -144,9 +148,11 @@ class DiskWatch:
             "grace": duration_text(self.settings.disk_quota_grace),
         }
 
-    def _act(self, session: Session, user_ids: list[int] | None, now: dt.datetime) -> list[Stop]:
-        """Apply c.UWS.disk_quota_action to running jobs of people over their limit whose
-        grace has passed and that were not dealt with in this crossing yet."""
+    def _act(self, session: Session, usages: dict[int, Usage], now: dt.datetime) -> list[Stop]:
+        """Apply c.UWS.disk_quota_action to running jobs of people over their limit — recorded
+        at 100 % and over it now (the slack that keeps the level from flapping must not stop
+        the jobs of someone who cleaned up to 99 %) — whose grace has passed and that were not
+        dealt with in this crossing yet."""
         action = self.settings.disk_quota_action
         if action == "none":
             return []
@@ -155,11 +161,13 @@ class DiskWatch:
             select(Job, User, UserQuota.disk_level_since)
             .join(User, User.id == Job.user_id)
             .join(UserQuota, UserQuota.user_id == Job.user_id)
-            .where(UserQuota.disk_level == 100, Job.status == JobStatus.RUNNING.value)
+            .where(
+                UserQuota.disk_level == 100,
+                Job.status == JobStatus.RUNNING.value,
+                Job.user_id.in_([uid for uid, u in usages.items() if u.disk_over]),
+            )
             .order_by(Job.id)
         )
-        if user_ids is not None:
-            q = q.where(Job.user_id.in_(user_ids))
         acted: dict[int, tuple[User, list[int]]] = {}
         stops: list[Stop] = []
         for job, user, since in session.execute(q):
@@ -216,3 +224,16 @@ class DiskWatch:
         if self.settings.quota_emails:
             context = self._mail_context(user, self.quotas.usage(session, user))
             self.notifier.queue(session, "quota_action", user, {**context, "jobs": job_ids})
+
+
+def _clear_warnings(session: Session, user_id: int) -> None:
+    """Back under the limit: the running jobs flagged by ``warn`` lose the flag."""
+    jobs = session.scalars(
+        select(Job).where(Job.user_id == user_id, Job.status == JobStatus.RUNNING.value)
+    )
+    for job in jobs:
+        details = dict(job.job_details or {})
+        current = dict(details.get("current_job_details") or {})
+        if (current.get("disk_quota") or {}).get("action") == "warn":
+            del current["disk_quota"]
+            job.job_details = {**details, "current_job_details": current}

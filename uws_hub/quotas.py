@@ -149,10 +149,15 @@ class Usage:
         return disk_level(self.disk_used, self.disk_limit, self.disk_level_told)
 
     @property
+    def disk_over(self) -> bool:
+        """Whether the usage is at or over the limit now (no slack)."""
+        return self.disk_limit is not None and self.disk_used >= max(self.disk_limit, 1)
+
+    @property
     def disk_over_since(self) -> dt.datetime | None:
         """Since when the usage has been over the limit (None: it is not, or not yet seen by
         the watch)."""
-        told = self.disk_level_told == 100 and self.disk_level == 100
+        told = self.disk_level_told == 100 and self.disk_level == 100 and self.disk_over
         return self.disk_level_since if told else None
 
     @property
@@ -330,7 +335,7 @@ class QuotaManager:
             "disk quota"
         )
         todo = "Delete files or workspaces you no longer need, or ask an administrator for more."
-        if level == 90:
+        if level == 90 or not usage.disk_over:  # (just under the limit again: no refusals)
             pct = 100 * usage.disk_used // max(1, usage.disk_limit)
             return f"{numbers} ({pct} %). {todo}"
         grace = duration_text(self.settings.disk_quota_grace)

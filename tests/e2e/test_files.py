@@ -52,6 +52,9 @@ def tree(hub, alice):
     secret = path / "root-only.txt"
     secret.write_text("not the owner's to read\n")  # root's, mode 0600, inside the workspace
     secret.chmod(0o600)
+    grp = path / "root-group.txt"  # root's group may read it: the owner is not in that group
+    grp.write_text("root's group only\n")
+    grp.chmod(0o640)
     return ws, path, big
 
 
@@ -65,7 +68,7 @@ def test_a_folder_is_listed_paged_and_sorted_without_following_links(alice, tree
     ws, _, big = tree
     top = listing(alice, ws)
     names = [e["name"] for e in top["entries"]]
-    assert names == ["data", "a.txt", "big.bin", "pw", "root-only.txt"]  # folders first
+    assert names == ["data", "a.txt", "big.bin", "pw", "root-group.txt", "root-only.txt"]
     by = {e["name"]: e for e in top["entries"]}
     assert by["data"]["type"] == "directory" and by["data"]["size"] is None
     assert by["big.bin"]["size"] == len(big) and by["big.bin"]["modified"].endswith("Z")
@@ -75,7 +78,7 @@ def test_a_folder_is_listed_paged_and_sorted_without_following_links(alice, tree
         0
     ] == "big.bin"
     page = listing(alice, ws, limit=2, offset=1)
-    assert page["total"] == 5 and [e["name"] for e in page["entries"]] == ["a.txt", "big.bin"]
+    assert page["total"] == 6 and [e["name"] for e in page["entries"]] == ["a.txt", "big.bin"]
     sub = listing(alice, ws, path="data")
     assert [(e["name"], e["path"]) for e in sub["entries"]] == [
         ("deep", "data/deep"),
@@ -106,8 +109,9 @@ def test_a_file_downloads_whole_or_in_ranges(alice, tree):
     # a link is not followed; a file the owner cannot read is not served
     r = alice.get(url, params={"path": "pw"})
     assert r.status_code == 400 and "link" in r.json()["message"]
-    r = alice.get(url, params={"path": "root-only.txt"})
-    assert 400 <= r.status_code < 500 and b"not the owner's" not in r.content
+    for name, text in (("root-only.txt", b"not the owner's"), ("root-group.txt", b"group only")):
+        r = alice.get(url, params={"path": name})  # nor through root's own groups
+        assert 400 <= r.status_code < 500 and text not in r.content, (name, r.status_code)
 
 
 def test_a_folder_downloads_as_a_zip_of_what_the_owner_can_read(alice, tree):
@@ -122,7 +126,7 @@ def test_a_folder_downloads_as_a_zip_of_what_the_owner_can_read(alice, tree):
     assert z.read("browse-me/big.bin") == big
     link = z.getinfo("browse-me/pw")
     assert stat.S_ISLNK(link.external_attr >> 16) and z.read(link) == b"/etc/passwd"
-    assert "browse-me/root-only.txt" not in names
+    assert "browse-me/root-only.txt" not in names and "browse-me/root-group.txt" not in names
     assert "root-only.txt" in z.read("browse-me/DOWNLOAD-ERRORS.txt").decode()
     r = alice.get(f"workspaces/{ws['id']}/files/download", params={"path": "data"})
     assert sorted(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == [
@@ -154,4 +158,8 @@ def test_files_and_folders_are_deleted_as_the_owner_and_links_alone(alice, bob, 
     r = alice.delete(f"workspaces/{ws['id']}/files/", params={"path": "data"})
     assert r.status_code == 200 and not (path / "data").exists()
     assert (path / "root-only.txt").exists()  # nothing else touched
-    assert [e["name"] for e in listing(alice, ws)["entries"]] == ["a.txt", "root-only.txt"]
+    assert [e["name"] for e in listing(alice, ws)["entries"]] == [
+        "a.txt",
+        "root-group.txt",
+        "root-only.txt",
+    ]

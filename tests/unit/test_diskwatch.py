@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from uws_hub.db.models import AuditEvent, Job, Notification, UserQuota, Workspace, utcnow
+from uws_hub.db.models import AuditEvent, Job, Notification, User, UserQuota, Workspace, utcnow
 from uws_hub.quotas import disk_level, duration_text
 
 from .domain import Domain
@@ -248,3 +248,40 @@ def test_the_watch_runs_one_check_at_a_time(domain, alice):
     domain.run(together())
     assert [k for k, _ in mails(domain)] == ["quota_exceeded"]  # one crossing, one mail
     assert len(events(domain, "quota.disk_level")) == 1
+
+
+def test_no_action_once_under_the_limit_again_even_within_the_slack(domain, alice):
+    """Cleaned up to 99 %: still recorded "exceeded" (the slack), but nothing is refused any
+    more, so no job is flagged or stopped and the notice no longer says "over"."""
+    early, _late, since = over_with_jobs(domain, alice)
+    with domain.db() as session:
+        ws_id = session.get(Job, early.id).workspace_id
+    use(domain, domain.fresh(Workspace, ws_id), LIMIT * 99 // 100)
+    domain.diskwatch.check(None, now=since + dt.timedelta(hours=2))
+    assert domain.fresh(UserQuota, alice.id).disk_level == 100
+    assert mark(domain, early) is None and events(domain, "quota.disk_action") == []
+    with domain.db() as session:
+        disk = domain.quotas.describe(session, session.merge(alice))["disk"]
+    assert "of your 976.6 KiB disk quota (99 %). Delete files" in disk["notice"]
+    assert disk["action"]["at"] is None
+
+
+def test_people_deleted_from_the_hub_are_told_nothing(domain, alice):
+    ws = domain.create_workspace(alice)
+    use(domain, ws, LIMIT * 2)
+    with domain.db() as session:
+        session.get(User, alice.id).deleted_at = utcnow()
+        session.commit()
+    domain.diskwatch.check(None)
+    assert mails(domain) == [] and events(domain, "quota.disk_level") == []
+
+
+def test_a_warning_flag_goes_when_the_person_is_under_the_limit_again(domain, alice):
+    early, _late, since = over_with_jobs(domain, alice)
+    domain.diskwatch.check(None, now=since + dt.timedelta(minutes=11))
+    assert mark(domain, early)["action"] == "warn"
+    with domain.db() as session:
+        ws_id = session.get(Job, early.id).workspace_id
+    use(domain, domain.fresh(Workspace, ws_id), LIMIT // 2)  # cleaned up
+    domain.diskwatch.check(None, now=since + dt.timedelta(minutes=12))
+    assert mark(domain, early) is None

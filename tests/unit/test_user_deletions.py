@@ -161,7 +161,10 @@ def test_a_mass_disappearance_deletes_only_the_requested(domain, caplog):
     names = [f"user{i}" for i in range(8)]
     for name in names:
         d.user(name)
-    in_hub(d, "user0")
+    in_hub(d, *names)
+    sync(d)  # all seen in the hub
+    for name in names[1:7]:  # then six vanish from its list (a restored backup), one is deleted
+        d.hub.users.pop(name)
     deleted_in_hub(d, "user7")
     with caplog.at_level(logging.ERROR, logger="uws_hub.users.deletions"):
         sync(d)
@@ -169,6 +172,21 @@ def test_a_mass_disappearance_deletes_only_the_requested(domain, caplog):
     gone = {e.username for e in events(d, "user.delete")}
     assert gone == {"user7"}
     assert "6 of the 7 uws users are missing from the hub's user list" in caplog.text
+
+
+def test_someone_the_hub_never_listed_is_left_alone(domain):
+    """A row made with ?user= for a person the hub does not have (yet) is not a deletion."""
+    d = domain
+    d.user("prepared-by-a-portal")
+    in_hub(d, "alice")
+    for _ in range(3):
+        assert sync(d)["deleted"] == 0
+    assert events(d, "user.delete") == []
+    in_hub(d, "prepared-by-a-portal")  # they log in at last: from now on they count
+    sync(d)
+    d.hub.users.pop("prepared-by-a-portal")
+    sync(d)
+    assert sync(d)["deleted"] == 1
 
 
 def test_nothing_is_concluded_when_the_hub_cannot_list_its_users(domain):

@@ -100,6 +100,12 @@ class User(Base):
     #: when the person was deleted from the hub: the row is then a tombstone named
     #: ``<name>~deleted-<id>`` that keeps their history (see `uws_hub.users.deletions`)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: the hub's user list has named this person at least once: only such a person missing
+    #: from it later counts as deleted there (a row made with ``?user=`` for someone the hub
+    #: does not have yet is left alone)
+    hub_seen: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false()
+    )
 
     identities: Mapped[list[ExternalIdentity]] = relationship(back_populates="user")
 

@@ -151,6 +151,14 @@ def _raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _drop_supplementary_groups() -> None:
+    """Run without root's supplementary groups: acting as a workspace's owner switches only the
+    filesystem uid and gid (`fsops.acting_as`), so a group root belongs to would still open a
+    group-readable file of root's inside a workspace (a download, a zip) for its owner."""
+    if os.geteuid() == 0 and os.getgroups():
+        os.setgroups([])
+
+
 class UWSApplication(web.Application):
     """The service's tornado application: a method no handler serves is routed to a handler
     that reads the request to its end before answering 405 (see `base.MethodNotAllowedHandler`)."""
@@ -310,6 +318,7 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     ctx = ServiceContext(settings, prefix, hub_prefix)
     _check_schema(ctx.engine, upgrade=settings.upgrade_db)
     _raise_open_file_limit()
+    _drop_supplementary_groups()
     clear_staging(settings.root_dir)
     app = make_app(ctx)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", settings.service_url))

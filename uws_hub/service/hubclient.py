@@ -97,32 +97,15 @@ class HubClient:
             raise
         return True
 
-    async def active_servers(self, page_size: int = 200) -> dict[tuple[str, str], dict]:
-        """Every running or starting server: (user, server name) -> the hub's server model.
-
-        One paginated listing of active users (a page per `page_size` users)."""
-        out: dict[tuple[str, str], dict] = {}
-        offset = 0
-        while True:
-            page = await self.request(
-                "GET", "/users", paginated=True, state="active", offset=offset, limit=page_size
-            )
-            for user in page.get("items", []):
-                for name, server in (user.get("servers") or {}).items():
-                    out[(user["name"], name)] = server
-            nxt = (page.get("_pagination") or {}).get("next")
-            if not nxt:
-                return out
-            offset = nxt["offset"]
-
-    async def list_users(self, page_size: int = 200) -> list[dict]:
-        """Every hub user's model (``name``, ``created``, …), page by page; raises HubAPIError
-        if any page cannot be read (a partial list must never pass for the whole one)."""
+    async def _all_users(self, page_size: int, **params) -> list[dict]:
+        """Every user model of the hub's paginated ``GET /users`` (with `params`), page by page;
+        raises HubAPIError if any page cannot be read (a partial list must never pass for the
+        whole one)."""
         out: list[dict] = []
         offset = 0
         while True:
             page = await self.request(
-                "GET", "/users", paginated=True, offset=offset, limit=page_size
+                "GET", "/users", paginated=True, offset=offset, limit=page_size, **params
             )
             if not isinstance(page, dict) or not isinstance(page.get("items"), list):
                 raise HubAPIError(502, "the hub's user list is not a paginated answer")
@@ -131,6 +114,20 @@ class HubClient:
             if not nxt:
                 return out
             offset = nxt["offset"]
+
+    async def active_servers(self, page_size: int = 200) -> dict[tuple[str, str], dict]:
+        """Every running or starting server: (user, server name) -> the hub's server model.
+
+        One paginated listing of active users (a page per `page_size` users)."""
+        return {
+            (user["name"], name): server
+            for user in await self._all_users(page_size, state="active")
+            for name, server in (user.get("servers") or {}).items()
+        }
+
+    async def list_users(self, page_size: int = 200) -> list[dict]:
+        """Every hub user's model (``name``, ``created``, …)."""
+        return await self._all_users(page_size)
 
     # ---- JupyterHub's shares (live access to a running server) ---------------------------------
 

@@ -290,7 +290,7 @@ export function showQuotaBanner(disk) {
   const at = disk.action && disk.action.at && JOB_ACTIONS[disk.action.policy];
   box.className = `alert ${disk.level === "exceeded" ? "alert-danger" : "alert-warning"}`;
   box.dataset.level = disk.level;
-  clear(box, el("strong", {}, disk.level === "exceeded" ? "Over your disk quota. " : "Disk quota nearly full. "), disk.notice, at ? ` Jobs running now will be ${at} at ${when(disk.action.at)}.` : "");
+  clear(box, el("strong", {}, disk.level === "exceeded" ? "Over your disk quota. " : "Disk quota nearly full. "), disk.notice, at ? ` Jobs that were running when you passed the limit will be ${at} at ${when(disk.action.at)}; jobs started since get the same time from their start.` : "");
   box.hidden = false;
 }
 

@@ -8,12 +8,16 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..db.models import User, utcnow
+from ..errors import NotFound
 from ..identity import PosixAccount, resolve_account
 
 
 def user_for(session: Session, name: str) -> User:
-    """The uws user row for hub user `name`, created (and flushed) on first sight."""
+    """The uws user row for hub user `name`, created (and flushed) on first sight; a person
+    deleted from the hub (a tombstone's name) is 404."""
     user = session.scalar(select(User).where(User.name == name))
+    if user is not None and user.deleted_at is not None:
+        raise NotFound(f"User {name} not found.", detail="This person was deleted from the hub.")
     if user is None:
         user = User(name=name, created=utcnow())
         session.add(user)

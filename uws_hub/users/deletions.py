@@ -7,7 +7,8 @@ per person in `c.UWS.user_deletions_dir` (`record_request`). The uws service set
 `UserDeletions.run_pass`, every `c.UWS.user_sync_interval`, reads those requests and the hub's
 list of users and compares it with its own. A uws user the hub no longer has is deleted when
 there is a request for them, or once they have been missing on two passes in a row (deleted
-another way). Safety first: nothing is concluded when the hub's list cannot be read, and when
+another way) — only someone the hub has listed before (``hub_seen``): a row made with
+``?user=`` for a person the hub does not have yet is left alone. Safety first: nothing is concluded when the hub's list cannot be read, and when
 more than half of the uws users (and more than `MASS_MIN`) are missing at once without
 requests — a hub database restored from an old backup — only the requested ones are settled,
 and the numbers are logged as an error.
@@ -58,7 +59,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
@@ -75,6 +76,7 @@ from ..db.models import (
 )
 from ..errors import HubAPIError, UWSError
 from ..jobs.state import RUNNING_OR_PENDING, begin_stop
+from .accounts import account_for
 
 if TYPE_CHECKING:
     from ..config import UWS
@@ -245,9 +247,12 @@ def decide(
     requests: dict[str, Request],
     missing_before: set[str],
     now: dt.datetime,
+    seen: set[str] | None = None,
 ) -> Plan:
     """Whom to delete, from the uws users (name -> id, tombstones left out), the hub's users
-    (name -> when created), the requests and who was missing on the previous pass."""
+    (name -> when created), the requests and who was missing on the previous pass. Without a
+    request, only people the hub has listed before (`seen`; None: everyone) count as missing:
+    a row made with ``?user=`` for someone the hub does not have yet is left alone."""
     plan = Plan()
     for name, req in sorted(requests.items()):
         created = hub_users.get(name)
@@ -268,7 +273,7 @@ def decide(
             plan.consume.append(req)  # nothing of theirs in uws (or settled already)
     candidates: list[Deletion] = []
     for name, user_id in sorted(uws_users.items()):
-        if name in hub_users or name in requests:
+        if name in hub_users or name in requests or (seen is not None and name not in seen):
             continue
         plan.missing.add(name)
         if name in missing_before:
@@ -410,7 +415,10 @@ class HoldArea:
             parent, _ = self._held_dir(held)
         except FileNotFoundError:
             parent = None
+        removing = f".uws-removing-{name}"  # a held copy being removed after its archive
         with fs.closing_fd(parent) if parent is not None else nullcontext():
+            if parent is not None and fs.lstat_at(parent, removing) is not None:
+                fs.remove_tree(parent, removing)  # a removal cut short: finish it
             there = parent is not None and fs.lstat_at(parent, name) is not None
             if fs.lstat_at(dest, name) is not None:
                 if there:  # (a copy cut short after it was renamed into place, or not ours)
@@ -431,7 +439,9 @@ class HoldArea:
             fs.remove_tree(dest, staging)
             _copy_tree(os.path.join(self.root_dir, held), os.path.join(dest_path, staging))
             os.rename(staging, name, src_dir_fd=dest, dst_dir_fd=dest)
-            fs.remove_tree(parent, name)
+            # out of the way in one step, then removed (a stop meanwhile: the next pass ends it)
+            os.rename(name, removing, src_dir_fd=parent, dst_dir_fd=parent)
+            fs.remove_tree(parent, removing)
         return final
 
 
@@ -488,14 +498,15 @@ class UserDeletions:
             counts = {"deleted": 0, "held": 0, "archived": 0, "removed": 0}
             now = utcnow()
             requests = await asyncio.to_thread(read_requests, self.spool_dir)
-            uws_users = await asyncio.to_thread(self._live_users)
             try:
                 hub_users = hub_index(await self.hub.list_users())
             except HubAPIError as e:
                 log.warning("user sync skipped: the hub's user list could not be read (%s)", e)
                 hub_users = None
             if hub_users is not None:
-                plan = decide(uws_users, hub_users, requests, self._missing, now)
+                await asyncio.to_thread(self._mark_seen, list(hub_users))
+                uws_users, seen = await asyncio.to_thread(self._live_users)
+                plan = decide(uws_users, hub_users, requests, self._missing, now, seen)
                 self._missing = plan.missing
                 counts["deleted"] = await self._carry_out(plan)
             await self.settle(counts)
@@ -504,14 +515,27 @@ class UserDeletions:
                 log.info("user sync: %s", counts)
             return counts
 
-    def _live_users(self) -> dict[str, int]:
+    def _live_users(self) -> tuple[dict[str, int], set[str]]:
+        """The uws users not deleted (name -> id), and those the hub has listed before."""
+        users, seen = {}, set()
         with self.db() as session:
-            return {
-                name: user_id
-                for name, user_id in session.execute(
-                    select(User.name, User.id).where(User.deleted_at.is_(None))
+            q = select(User.name, User.id, User.hub_seen).where(User.deleted_at.is_(None))
+            for name, user_id, hub_seen in session.execute(q):
+                users[name] = user_id
+                if hub_seen:
+                    seen.add(name)
+        return users, seen
+
+    def _mark_seen(self, names: list[str]) -> None:
+        """Remember that the hub lists these people (500 names per UPDATE)."""
+        with self.db() as session:
+            for i in range(0, len(names), 500):
+                session.execute(
+                    update(User)
+                    .where(User.hub_seen.is_(False), User.name.in_(names[i : i + 500]))
+                    .values(hub_seen=True)
                 )
-            }
+            session.commit()
 
     async def _carry_out(self, plan: Plan) -> int:
         deleted = 0
@@ -561,6 +585,7 @@ class UserDeletions:
                 .where(Workspace.user_id == user.id, Workspace.status.in_(HOLDABLE))
                 .order_by(Workspace.id)
             ).all()
+            self._keep_account(user)
             user.name, user.deleted_at = tombstone_name(name, user.id), now
             details = {
                 "reason": item.reason,
@@ -586,18 +611,22 @@ class UserDeletions:
         log.info("user deletions: %s deleted (%s): %s", name, item.reason, details)
         return stops, cancelled + declined
 
+    def _keep_account(self, user: User) -> None:
+        """Record the person's POSIX account on the row before it is renamed: found by the
+        name until now (no mapping recorded), it could not be found by the tombstone's, and
+        their leftover workspaces (copies being deleted, say) could never be removed."""
+        if self.settings.single_account or (user.posix_name and user.uid is not None):
+            return
+        try:
+            acct = account_for(user)
+        except UWSError as e:  # no such account: nothing to keep (their files belong to none)
+            log.warning("user deletions: no account of %s to keep: %s", user.name, e.message)
+            return
+        user.posix_name, user.uid, user.gid = acct.name, acct.uid, acct.gid
+
     def _stop_jobs(self, session: Session, user: User, name: str) -> list[Stop]:
         """Pending and running jobs of `user` become ``stopping`` (audited ``job.stop``)."""
-        stops: list[Stop] = []
-        jobs = session.scalars(
-            select(Job)
-            .where(Job.user_id == user.id, Job.status.in_(RUNNING_OR_PENDING))
-            .order_by(Job.id)
-        ).all()
-        for job in jobs:
-            begin_stop(session, job, name, stop_message(name))
-            stops.append((name, job.id, job.server_name))
-        return stops
+        return _stop_all(session, [user.id])
 
     def _withdraw_invitations(self, session: Session, user: User) -> tuple[list[int], list[int]]:
         """Cancel the unanswered invitations `user` sent and decline those they received;
@@ -676,17 +705,8 @@ class UserDeletions:
 
     @staticmethod
     def _stray_jobs(session: Session) -> list[Stop]:
-        stops: list[Stop] = []
-        rows = session.execute(
-            select(Job, User)
-            .join(User, User.id == Job.user_id)
-            .where(User.deleted_at.is_not(None), Job.status.in_(RUNNING_OR_PENDING))
-        ).all()
-        for job, user in rows:
-            name = original_name(user)
-            begin_stop(session, job, name, stop_message(name))
-            stops.append((name, job.id, job.server_name))
-        return stops
+        """Jobs of deleted people that started meanwhile (a race with the deletion): stopped."""
+        return _stop_all(session, None)
 
     def _stray_invitations(self, session: Session) -> list[int]:
         """Withdraw open invitations from or to deleted people; returns their copies' ids."""
@@ -809,3 +829,20 @@ def _busy(session: Session, ws: Workspace) -> bool:
         )
     )
     return bool(live or copying)
+
+
+def _stop_all(session: Session, user_ids: list[int] | None) -> list[Stop]:
+    """Pending and running jobs of `user_ids` (None: of every deleted person) become
+    ``stopping``, audited ``job.stop`` under the person's hub name; returns the stops to send."""
+    q = select(Job, User).join(User, User.id == Job.user_id)
+    q = q.where(Job.status.in_(RUNNING_OR_PENDING)).order_by(Job.id)
+    if user_ids is None:
+        q = q.where(User.deleted_at.is_not(None))
+    else:
+        q = q.where(User.id.in_(user_ids))
+    stops: list[Stop] = []
+    for job, user in session.execute(q).all():
+        name = original_name(user)
+        begin_stop(session, job, name, stop_message(name))
+        stops.append((name, job.id, job.server_name))
+    return stops

@@ -17,8 +17,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("uws_users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deleted_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("hub_seen", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("uws_users", schema=None) as batch_op:
+        batch_op.drop_column("hub_seen")
         batch_op.drop_column("deleted_at")

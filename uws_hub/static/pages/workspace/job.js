@@ -45,7 +45,8 @@ export function showJob(job) {
     liveJobId = null;
     shownSig = null;
     seenMessages.length = 0;
-    const why = job && (job.status_message || (job.job_details?.current_job_details?.disk_quota || {}).message);
+    const flag = (job && job.job_details?.current_job_details?.disk_quota) || {};
+    const why = job && (job.status_message || (flag.action === "stop" ? flag.message : null));
     clear(box, job ? el("p", { class: "small text-body-secondary", id: "last-job" }, "Last job: ", badge(job.status), why ? ` ${why}` : "") : null);
     document.getElementById("live-shares")?.remove();
     form.hidden = false;
