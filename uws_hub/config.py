@@ -725,8 +725,9 @@ class UWS(Configurable):
     rescan_interval = Float(
         300.0,
         help="""Seconds between rescans of a workspace while one of its jobs runs, so that what the
-        job writes shows in the file list, the size and the disk quota within this time. A
-        workspace is also rescanned as soon as a job of it ends. 0: only when jobs end.""",
+        job writes shows in the file list, the size and the disk quota within this time (the
+        rescans of many such workspaces are spread over it, a few every 5 s). A workspace is
+        also rescanned as soon as a job of it ends. 0: only when jobs end.""",
     ).tag(config=True)
 
     rescan_concurrency = Integer(

@@ -242,3 +242,34 @@ def _cmdline(pid: str) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def test_periodic_rescans_are_spread_over_the_interval(domain, alice):
+    """Ten workspaces with running jobs, all due: a pass starts only a few periodic rescans
+    (enough to get through the rest within the interval), a workspace whose job ended at once
+    whatever that budget says."""
+    spaces = [domain.create_workspace(alice, name=f"w{i}") for i in range(10)]
+    for ws in spaces:
+        job = domain.start_job(alice, ws)
+        set_job(domain, job.id, status="running", datetime_start=utcnow())
+    r = rescans(domain, interval=0.001, concurrency=2)  # 0.001 s: everything due at once
+    r.interval = 10.0  # ...and spread as if the interval were 10 s: 10 × 5 / 10 = 5 per pass
+    ended = domain.create_workspace(alice, name="ended")
+    job = domain.start_job(alice, ended)
+    set_job(domain, job.id, status="complete", datetime_end=utcnow())
+
+    async def passes() -> list[int]:
+        counts = []
+        for _ in range(3):
+            counts.append(await r.run_pass())
+            await asyncio.gather(*r._running.values())
+        return counts
+
+    with domain.db() as session:  # all of them last scanned long ago
+        for ws in spaces:
+            session.get(Workspace, ws.id).datetime_scanned = utcnow() - dt.timedelta(hours=1)
+        session.commit()
+    # the ended one and 5 of the 10 periodic ones (10 × 5 s / 10 s); then 3 of the 5 left,
+    # then the last 2 (never fewer than rescan_concurrency)
+    assert domain.run(passes()) == [1 + 5, 3, 2]
+    assert r.due() == []

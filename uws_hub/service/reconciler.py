@@ -21,15 +21,13 @@ from ..jobs.manager import JobManager
 from ..periodic import Periodic
 from ..users.deletions import UserDeletions
 from ..workspaces.manager import WorkspaceManager
-from ..workspaces.rescans import Rescans
+from ..workspaces.rescans import PASS_EVERY, Rescans
 from ..workspaces.work import PendingWork
 
 log = logging.getLogger("uws_hub.reconciler")
 
 #: seconds between prunings of the audit log (when c.UWS.audit_retention_days is set)
 PRUNE_INTERVAL = 3600.0
-#: seconds between looks for workspaces to rescan (a cheap query; see workspaces.rescans)
-RESCAN_CHECK = 5.0
 
 
 class Reconciler:
@@ -74,7 +72,7 @@ class Reconciler:
         if self.audit_retention_days > 0 or self.idempotency is not None:
             self._loops.append(Periodic(self._prune, PRUNE_INTERVAL, "pruning"))
         if self.rescans is not None:
-            self._loops.append(Periodic(self.rescans.run_pass, RESCAN_CHECK, "rescans"))
+            self._loops.append(Periodic(self.rescans.run_pass, PASS_EVERY, "rescans"))
         if self.diskwatch is not None:
             watch, every = self.diskwatch
             self._loops.append(Periodic(watch.run_pass, every, "disk quota watch"))
