@@ -2,7 +2,9 @@
 (``make unit``). Nothing here may import the end-to-end helpers under tests/e2e/ (they make
 system accounts and start real services); a test that needs those belongs there.
 
-The fixtures are a small site's configuration, parsed the way the hub parses c.UWS."""
+The fixtures are a small site's configuration, parsed the way the hub parses c.UWS, and the
+domain wired on it (`domain`, with the site defaults of `.domain.make_settings`; a module that
+needs other settings defines its own ``domain``) with its first person, ``alice``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import pytest
 
 from uws_hub.jobs.params import Parameter, parse_parameters
 from uws_hub.jobs.types import JobType, Resource, parse_job_types, parse_resources
+
+from .domain import Domain
 
 #: c.UWS.resources of a site with a login node and a cluster
 SITE_RESOURCES = {
@@ -83,3 +87,16 @@ def job_types(resources) -> dict[str, JobType]:
 @pytest.fixture
 def params() -> list[Parameter]:
     return parse_parameters(SITE_PARAMETERS)
+
+
+@pytest.fixture
+def domain(tmp_path):
+    """The domain on a temporary site (see `.domain.Domain`)."""
+    with Domain(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture
+def alice(domain):
+    """The first person of the site, as a login records them."""
+    return domain.user("alice")

@@ -3,10 +3,9 @@ the managers — on a temporary directory, with a fake hub instead of the hub's 
 
 No root, hub, Slurm or network: everyone maps to the account running the tests
 (``c.UWS.single_account``), workspaces live under ``tmp_path``, the database is a SQLite file
-there (a file, not ``sqlite://``: the copy threads open their own connections). Each test
-module makes its own fixture from `Domain` (``with Domain(tmp_path) as d: yield d``; fixtures
-defined here would have to be imported into every module); the managers' coroutines run with
-`Domain.run`.
+there (a file, not ``sqlite://``: the copy threads open their own connections). The ``domain``
+and ``alice`` fixtures of conftest.py build it with the default settings; a module that needs
+others makes its own ``domain`` from `Domain`. The managers' coroutines run with `Domain.run`.
 
 The fake hub lives only here; tests/e2e/ runs the same behaviours against a real hub.
 """

@@ -356,11 +356,6 @@ def domain(tmp_path):
         yield d
 
 
-@pytest.fixture
-def alice(domain):
-    return domain.user("alice")
-
-
 BIG = os.urandom(3 * 1024 * 1024 + 123)  # incompressible, several chunks
 
 

@@ -32,11 +32,6 @@ def domain(tmp_path):
 
 
 @pytest.fixture
-def alice(domain):
-    return domain.user("alice")
-
-
-@pytest.fixture
 def ws(domain, alice):
     return domain.create_workspace(alice, {"run.py": "print(1)\n"})
 

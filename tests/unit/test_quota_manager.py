@@ -21,12 +21,6 @@ NOW = dt.datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 HOUR = dt.timedelta(hours=1)
 
 
-@pytest.fixture
-def domain(tmp_path):
-    with Domain(tmp_path) as d:
-        yield d
-
-
 class Rows:
     """Workspaces and jobs written straight into the database, as scans and spawners leave
     them (the figures are what matters here, not the files)."""

@@ -21,17 +21,6 @@ from uws_hub.workspaces.rescans import Rescans
 from .domain import Domain
 
 
-@pytest.fixture
-def domain(tmp_path):
-    with Domain(tmp_path) as d:
-        yield d
-
-
-@pytest.fixture
-def alice(domain):
-    return domain.user("alice")
-
-
 def set_job(domain: Domain, job_id: int, **facts) -> None:
     with domain.db() as session:
         job = session.get(Job, job_id)

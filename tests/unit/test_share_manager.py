@@ -19,12 +19,6 @@ FILES = {"notebook.ipynb": '{"cells": []}', "data/table.csv": "a,b\n1,2\n"}
 
 
 @pytest.fixture
-def domain(tmp_path):
-    with Domain(tmp_path) as d:
-        yield d
-
-
-@pytest.fixture
 def alice(domain):
     return domain.user("alice", email="alice@example.org")
 

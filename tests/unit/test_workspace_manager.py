@@ -21,17 +21,6 @@ from .domain import ACCOUNT, Domain, allocated_bytes, audit_actions, details, fi
 FILES = {"README.md": "# Results\n", "data/raw.bin": b"\x00\x01\x02\xff" * 64}
 
 
-@pytest.fixture
-def domain(tmp_path):
-    with Domain(tmp_path) as d:
-        yield d
-
-
-@pytest.fixture
-def alice(domain):
-    return domain.user("alice")
-
-
 def update(domain: Domain, ws: Workspace, body: dict) -> Workspace:
     with domain.db() as session:
         row = session.get(Workspace, ws.id)
