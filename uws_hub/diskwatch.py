@@ -32,21 +32,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
 from .db.models import Job, JobStatus, User, UserQuota, utcnow
-from .jobs.state import begin_stop, set_current
+from .jobs.state import Stop, begin_stop, set_current
 from .quotas import DISK_LEVELS, QuotaManager, Usage, duration_text, human_bytes
+from .times import utc_text
 
 if TYPE_CHECKING:
     from .jobs.manager import JobManager
     from .notify import Notifier
 
 log = logging.getLogger("uws_hub.diskwatch")
-
-#: a stop to send to the hub: (owner's name, job id, server name)
-Stop = tuple[str, int, str | None]
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class DiskWatch:
@@ -173,7 +167,7 @@ class DiskWatch:
         for job, user, since in session.execute(q):
             since = since or now
             mark = ((job.job_details or {}).get("current_job_details") or {}).get("disk_quota")
-            if (mark or {}).get("crossing") == _iso(since):
+            if (mark or {}).get("crossing") == utc_text(since):
                 continue  # dealt with in this crossing
             if now < max(since, job.datetime_start or since) + grace:
                 continue
@@ -185,8 +179,8 @@ class DiskWatch:
                 job,
                 disk_quota={
                     "action": action,
-                    "at": _iso(now),
-                    "crossing": _iso(since),
+                    "at": utc_text(now),
+                    "crossing": utc_text(since),
                     "message": message,
                 },
             )

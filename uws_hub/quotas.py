@@ -38,7 +38,7 @@ from .db.models import (
     utcnow,
 )
 from .errors import BadRequest, UWSError
-from .times import accounting_period
+from .times import accounting_period, utc_text
 
 QUOTA_REFUSALS = Counter(
     "uws_quota_refusals_total",
@@ -125,10 +125,6 @@ def core_seconds_within(
     return int((ran_to - ran_from).total_seconds()) * max(1, cpus or 1)
 
 
-def _utc_text(when: dt.datetime | None) -> str | None:
-    return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
 class Usage:
     disk_used: int
@@ -181,7 +177,7 @@ class Usage:
                 "limit": self.disk_limit,
                 "left": self.disk_left,
                 "level": DISK_LEVELS[self.disk_level],
-                "level_since": _utc_text(
+                "level_since": utc_text(
                     self.disk_level_since if self.disk_level == self.disk_level_told else None
                 ),
             },
@@ -196,8 +192,8 @@ class Usage:
                 "reserved": hours(self.core_seconds_reserved),
                 "period": {
                     "name": self.period,
-                    "start": _utc_text(self.period_start),
-                    "end": _utc_text(self.period_end),
+                    "start": utc_text(self.period_start),
+                    "end": utc_text(self.period_end),
                 },
             },
         }
@@ -358,7 +354,7 @@ class QuotaManager:
             "policy": self.settings.disk_quota_action,
             "grace_seconds": int(grace.total_seconds()),
             # when the action applies to the jobs running now (later ones get their own grace)
-            "at": _utc_text(over + grace)
+            "at": utc_text(over + grace)
             if over is not None and self.settings.disk_quota_action != "none"
             else None,
         }

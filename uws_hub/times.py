@@ -8,6 +8,11 @@ import datetime as dt
 from .errors import BadRequest
 
 
+def utc_text(when: dt.datetime | None) -> str | None:
+    """`when` as the API writes times: ``2026-12-06T05:14:53Z`` (None stays None)."""
+    return None if when is None else when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(value: str | None, name: str) -> dt.datetime | None:
     """A date (YYYY-MM-DD) or ISO-8601 time; UTC if it names no zone; None if empty.
     A bad value is a BadRequest naming `name`."""

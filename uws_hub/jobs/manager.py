@@ -41,6 +41,7 @@ from .specs import StartSpec
 from .state import (
     ENDED,
     RUNNING_OR_PENDING,
+    Stop,
     begin_stop,
     end_job,
     server_name,
@@ -381,7 +382,7 @@ class JobManager:
         audit.record(session, "job.unshare", user=user.name, target_id=job.id, details=target)
         session.commit()
 
-    async def send_stops(self, stops: list[tuple[str, int, str | None]]) -> None:
+    async def send_stops(self, stops: list[Stop]) -> None:
         """Ask the hub to stop the servers of jobs already marked ``stopping`` (owner, job id,
         server name), e.g. by the disk quota watch; a failed request is retried by the sync."""
         await asyncio.gather(*(self._send_stop(u, j, n) for u, j, n in stops if n))

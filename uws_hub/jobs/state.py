@@ -13,6 +13,8 @@ from .. import audit
 from ..db.models import Job, JobStatus, utcnow
 
 J = JobStatus
+#: a stop to ask the hub for: (owner's hub name, job id, server name)
+Stop = tuple[str, int, str | None]
 RUNNING_OR_PENDING = (J.PENDING.value, J.RUNNING.value)
 ENDED = (J.COMPLETE.value, J.FAILED.value)
 

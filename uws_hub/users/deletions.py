@@ -75,7 +75,8 @@ from ..db.models import (
     utcnow,
 )
 from ..errors import HubAPIError, UWSError
-from ..jobs.state import RUNNING_OR_PENDING, begin_stop
+from ..jobs.state import RUNNING_OR_PENDING, Stop, begin_stop
+from ..times import utc_text
 from .accounts import account_for
 
 if TYPE_CHECKING:
@@ -100,8 +101,6 @@ MASS_MIN = 5
 HOLDABLE = (S.IDLE.value, S.ACTIVE.value, S.ERROR.value)
 #: at most this many workspaces are held, archived or deleted per pass (the rest: next pass)
 PER_PASS = 200
-#: a stop to send to the hub: (hub name, job id, server name)
-Stop = tuple[str, int, str | None]
 
 
 def stop_message(name: str) -> str:
@@ -118,10 +117,6 @@ def original_name(user: User) -> str:
 def tombstone_name(name: str, user_id: int) -> str:
     suffix = f"{TOMBSTONE}{user_id}"
     return name[: 255 - len(suffix)] + suffix
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -263,7 +258,7 @@ def decide(
                     "user deletions: %s was deleted in the hub at %s but the hub still has "
                     "them (its delete failed?); request dropped",
                     name,
-                    _iso(req.requested_at),
+                    utc_text(req.requested_at),
                 )
                 plan.consume.append(req)
         elif name in uws_users:
@@ -597,7 +592,7 @@ class UserDeletions:
                 "workspaces_held": list(held),
             }
             if req is not None:
-                details["requested_at"] = _iso(req.requested_at)
+                details["requested_at"] = utc_text(req.requested_at)
                 details["servers_stopped_by_hub"] = list(req.servers_stopped)
             audit.record(
                 session,
