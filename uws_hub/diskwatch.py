@@ -161,6 +161,9 @@ class DiskWatch:
                 Job.user_id.in_([uid for uid, u in usages.items() if u.disk_over]),
             )
             .order_by(Job.id)
+            # job rows locked (in id order) and re-read, as the job manager's transitions do:
+            # a job that ended or began stopping meanwhile no longer matches and is left alone
+            .with_for_update(of=Job)
         )
         acted: dict[int, tuple[User, list[int]]] = {}
         stops: list[Stop] = []
@@ -223,7 +226,10 @@ class DiskWatch:
 def _clear_warnings(session: Session, user_id: int) -> None:
     """Back under the limit: the running jobs flagged by ``warn`` lose the flag."""
     jobs = session.scalars(
-        select(Job).where(Job.user_id == user_id, Job.status == JobStatus.RUNNING.value)
+        select(Job)
+        .where(Job.user_id == user_id, Job.status == JobStatus.RUNNING.value)
+        .order_by(Job.id)
+        .with_for_update()  # the job manager's changes to job_details are not overwritten
     )
     for job in jobs:
         details = dict(job.job_details or {})

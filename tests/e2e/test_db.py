@@ -7,18 +7,20 @@ import datetime as dt
 import os
 import secrets
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from conftest import Client, empty_answer, workspace_dir
 from hubtest import REPO
 from uws_hub.db import migrate
-from uws_hub.db.models import Base, User, Workspace
+from uws_hub.db.models import AuditEvent, Base, Job, User, Workspace, utcnow
 from uws_hub.db.session import make_engine, make_sessionmaker
 
 
@@ -185,3 +187,85 @@ def test_service_on_postgresql(pg_hub):
         time.sleep(0.1)
     assert empty_answer(alice.get(f"workspaces/{ws['id']}"), "workspaces")
     assert not d.exists()
+
+
+# ---- row locks on PostgreSQL: a job that ends while the service acts on it stays ended -------
+
+
+@pytest.fixture
+def pg_domain(pg_url, tmp_path):
+    """The service's domain (tests/unit/domain.py) on a fresh PostgreSQL database: over its
+    disk limit a job is stopped at once (no grace)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from unit.domain import Domain
+    finally:
+        sys.path.remove(str(REPO / "tests"))
+    with Domain(tmp_path, db_url=pg_url, disk_quota_action="stop", disk_quota_grace=0.0) as d:
+        yield d
+
+
+def running_job(d, name: str, *, over: bool = False) -> int:
+    """A running job of `name`, started an hour ago, in a workspace over the disk limit."""
+    user = d.user(name, email=f"{name}@example.org")
+    with d.db() as session:
+        d.quotas.set_limits(session, session.merge(user), {"disk_limit": 1000})
+        session.commit()
+    ws = d.create_workspace(user)
+    job = d.start_job(user, ws)
+    with d.db() as session:
+        session.get(Workspace, ws.id).disk_space = 5000 if over else 0
+        row = session.get(Job, job.id)
+        row.status, row.datetime_start = "running", utcnow() - dt.timedelta(hours=1)
+        session.commit()
+    return job.id
+
+
+def ends_while_locked(d, job_id: int) -> tuple[threading.Thread, threading.Event]:
+    """The job manager ends job `job_id` in a transaction that holds its row for half a second."""
+    locked = threading.Event()
+
+    def end() -> None:
+        with d.db() as session:
+            row = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            locked.set()
+            time.sleep(0.5)
+            row.status, row.datetime_end = "complete", utcnow()
+            session.commit()
+
+    t = threading.Thread(target=end)
+    t.start()
+    assert locked.wait(10)
+    return t, locked
+
+
+def stop_events(d) -> list[AuditEvent]:
+    with d.db() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == "job.stop")))
+
+
+def test_the_disk_watch_leaves_a_job_that_ended_meanwhile_ended(pg_domain):
+    d = pg_domain
+    job_id = running_job(d, "alice", over=True)
+    t, _ = ends_while_locked(d, job_id)
+    stops = d.diskwatch.check(None)  # waits for the job's row, then sees it ended
+    t.join()
+    assert stops == [] and stop_events(d) == []
+    assert d.fresh(Job, job_id).status == "complete"
+    # a job still running is stopped, as the action says
+    other = running_job(d, "bob", over=True)
+    assert [s[1] for s in d.diskwatch.check(None)] == [other]
+    assert d.fresh(Job, other).status == "stopping"
+
+
+def test_a_deleted_persons_job_that_ended_meanwhile_stays_ended(pg_domain):
+    d = pg_domain
+    job_id = running_job(d, "alice")
+    with d.db() as session:
+        session.get(User, session.get(Job, job_id).user_id).deleted_at = utcnow()
+        session.commit()
+    t, _ = ends_while_locked(d, job_id)
+    stops, *_ = d.user_deletions._leftovers(utcnow())
+    t.join()
+    assert stops == [] and stop_events(d) == []
+    assert d.fresh(Job, job_id).status == "complete"

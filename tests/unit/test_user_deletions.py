@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from uws_hub.config import UWS
 from uws_hub.db.models import (
@@ -363,6 +364,44 @@ def test_a_hold_cut_short_by_a_crash_is_recorded_on_the_next_pass(domain):
     d.user_deletions.hold_workspace = real
     sync(d)
     assert d.fresh(Workspace, ws.id).file_path == f"{HOLD_DIR}/{alice.id}/{ws.id}"
+
+
+def test_the_workspace_cannot_change_while_it_is_moved_to_the_hold(domain):
+    """An administrator's delete racing the hold waits for it, then finds the workspace held:
+    the directory is never moved away under a row that says something else."""
+    d = domain
+    alice = d.user("alice")
+    ws = d.create_workspace(alice, FILES)
+    deleted_in_hub(d, "alice")
+    area, real_hold = d.user_deletions.area, d.user_deletions.area.hold
+    racer: dict[str, object] = {}
+
+    def admin_deletes() -> None:
+        with d.db() as session:
+            racer["rows"] = session.execute(
+                update(Workspace)
+                .where(Workspace.id == ws.id, Workspace.status == "idle")
+                .values(status="deleting")
+            ).rowcount
+            session.commit()
+
+    def hold_with_a_racer(*args):
+        racer["thread"] = t = threading.Thread(target=admin_deletes)
+        t.start()
+        t.join(0.5)
+        racer["waited"] = t.is_alive()  # blocked on the claimed row
+        return real_hold(*args)
+
+    area.hold = hold_with_a_racer
+    try:
+        assert sync(d)["held"] == 1
+    finally:
+        area.hold = real_hold
+    racer["thread"].join(15)
+    assert racer["waited"] and racer["rows"] == 0
+    row = d.fresh(Workspace, ws.id)
+    assert row.status == "deleted" and row.file_path == f"{HOLD_DIR}/{alice.id}/{ws.id}"
+    assert held_path(d, alice.id, ws.id).is_dir()
 
 
 @pytest.mark.parametrize(

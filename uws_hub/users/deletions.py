@@ -727,21 +727,28 @@ class UserDeletions:
 
     def hold_workspace(self, ws_id: int, now: dt.datetime | None = None) -> bool:
         """Move a deleted person's workspace to the hold area once no job of it runs and no
-        copy is being made from or into it (blocking); True once held."""
+        copy is being made from or into it (blocking); True once held.
+
+        The row is claimed first, by a conditional write that holds its lock (PostgreSQL's row
+        lock, SQLite's write lock) through the rename and until the row names the held path:
+        nothing can delete or change the workspace between the move on disk and its record. If
+        the transaction fails after the rename, the next pass finds the directory held already
+        and records it."""
         with self.db() as session:
-            ws = session.get(Workspace, ws_id)
-            if ws is None or ws.status not in HOLDABLE or _busy(session, ws):
+            claimed = session.execute(
+                update(Workspace)
+                .where(Workspace.id == ws_id, Workspace.status.in_(HOLDABLE))
+                .values(status=Workspace.status)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            ws = session.get(Workspace, ws_id) if claimed else None
+            if ws is None or _busy(session, ws):
                 return False
             owner = session.get(User, ws.user_id)
             if owner is None or owner.deleted_at is None:
                 return False
-            source, user_id = ws.file_path, owner.id
-        held = self.area.hold(source, user_id, ws_id) if source else None
-        with self.db() as session:
-            ws, owner = session.get(Workspace, ws_id), session.get(User, user_id)
-            if ws is None or ws.status not in HOLDABLE:
-                return False
-            name = original_name(owner)
+            source, name = ws.file_path, original_name(owner)
+            held = self.area.hold(source, owner.id, ws_id) if source else None
             ws.status = S.DELETED.value
             ws.file_path = held or ""
             if held:
@@ -830,7 +837,8 @@ def _stop_all(session: Session, user_ids: list[int] | None) -> list[Stop]:
     """Pending and running jobs of `user_ids` (None: of every deleted person) become
     ``stopping``, audited ``job.stop`` under the person's hub name; returns the stops to send."""
     q = select(Job, User).join(User, User.id == Job.user_id)
-    q = q.where(Job.status.in_(RUNNING_OR_PENDING)).order_by(Job.id)
+    # locked in id order and re-read, as the job manager's transitions do: one that ended is skipped
+    q = q.where(Job.status.in_(RUNNING_OR_PENDING)).order_by(Job.id).with_for_update(of=Job)
     if user_ids is None:
         q = q.where(User.deleted_at.is_not(None))
     else:
