@@ -478,7 +478,7 @@ def test_the_disk_quota_banner_shows_at_90_and_100_percent(phub, browser):
 
 def test_the_file_browser_works_without_a_job(phub, browser):
     """Folders, breadcrumbs, sorting, downloading a file and a folder (zip), deleting with a
-    confirmation — from the workspace page, with no job running."""
+    confirmation, moving — from the workspace page, with no job running."""
     hub = phub
     me = Client.of(hub, ALICE)
     files = [
@@ -528,7 +528,27 @@ def test_the_file_browser_works_without_a_job(phub, browser):
         row.get_by_role("button", name="Delete top.txt").click()
         expect(pg.locator("#uws-alerts")).to_contain_text("Deleted top.txt.")
         expect(row).to_have_count(0)
-        assert not (hub.root / ALICE / str(ws_id) / "top.txt").exists()
+        top = hub.root / ALICE / str(ws_id)
+        assert not (top / "top.txt").exists()
+        # move (and rename) into a folder that does not exist yet
+        pg.once("dialog", lambda d: d.accept("archive/results-2026"))
+        body.locator('tr[data-path="results"]').get_by_role("button", name="Move").click()
+        expect(pg.locator("#uws-alerts")).to_contain_text("Moved results to archive/results-2026.")
+        expect(body.locator("tr").first).to_have_attribute("data-path", "archive")
+        assert (top / "archive" / "results-2026" / "run1.csv").read_text() == "a,b\n1,2\n"
+        assert (top / "archive").stat().st_uid == (top / "archive" / "results-2026").stat().st_uid
+        assert (top / "archive").stat().st_uid == top.stat().st_uid  # the owner's, not root's
+        # a name that is not UTF-8 is shown, marked, and offers nothing that cannot work
+        odd = os.path.join(os.fsencode(top), b"odd-\xff.txt")
+        with open(odd, "wb") as f:
+            f.write(b"x")
+        os.chown(odd, top.stat().st_uid, top.stat().st_gid)
+        pg.reload()
+        row = body.locator("tr", has_text="odd-")
+        expect(row).to_have_attribute("data-path", "odd-\\xff.txt")  # the odd byte escaped
+        expect(row).to_contain_text("name not UTF-8")
+        expect(row.get_by_role("button")).to_have_count(0)
+        expect(row.get_by_role("link")).to_have_count(0)
         assert_labelled(pg)
         assert p.errors == [], p.errors
     finally:

@@ -128,6 +128,7 @@ def test_listing_shows_folders_first_then_files_by_name_and_hides_what_it_should
         "size": None,
         "modified": by_name["passwd"]["modified"],
         "target": "/etc/passwd",
+        "utf8": True,
     }
     assert "target" not in by_name["c.bin"]
     # descending by name: folders still first
@@ -202,6 +203,25 @@ def test_paths_that_name_no_folder(ws_fd):
 
 
 # ---- links are never followed ------------------------------------------------------------------
+
+
+def test_a_name_that_is_not_utf8_is_listed_escaped_and_marked_not_reachable(tree, ws_fd):
+    raw = os.path.join(os.fsencode(tree), b"raw-\xff")
+    os.mkdir(raw)
+    with open(os.path.join(raw, b"data-\xfe.bin"), "wb") as f:
+        f.write(b"payload")
+    (tree / "raw-\\xff").write_bytes(b"a real name with a backslash")  # shown alike
+    same = [e for e in browse.list_entries(ws_fd, ())["entries"] if e["name"] == "raw-\\xff"]
+    assert [(e["type"], e["utf8"]) for e in same] == [("directory", False), ("file", True)]
+    assert browse.list_entries(ws_fd, ())["entries"][0]["utf8"] is True
+    # the escaped path reaches the real name only, never the bytes on disk
+    with pytest.raises(BadRequest, match="is a file, not a folder"):
+        browse.list_entries(ws_fd, ("raw-\\xff",))
+    with pytest.raises(NotFound) as e:
+        browse.list_entries(ws_fd, ("data-\\xfe",))
+    assert "listed with \\xNN escapes" in e.value.detail
+    # ... while the top folder's zip has it, with the escaped names
+    assert "raw-\\xff/data-\\xfe.bin" in zip_of(ws_fd).namelist()
 
 
 def test_a_file_opens_and_links_are_refused(ws_fd):

@@ -118,6 +118,17 @@ def owner_view(ws_fd: int) -> int:
     return os.open(".", fsops.O_DIR, dir_fd=ws_fd)
 
 
+def _missing(asked: str) -> NotFound:
+    """404 for path `asked`; a path written with ``\\xNN`` escapes is told why it is not found."""
+    detail = None
+    if "\\x" in asked:
+        detail = (
+            "Names that are not valid UTF-8 are listed with \\xNN escapes (utf8: false) and "
+            "cannot be reached by a path: download their folder as a zip, or rename them from a job."
+        )
+    return NotFound(f"No such file or folder: {asked}.", detail=detail)
+
+
 def _path_error(
     dfd: int, parts: tuple[str, ...], exc: OSError, folder: bool, asked: str
 ) -> UWSError:
@@ -125,11 +136,11 @@ def _path_error(
     for path `asked` (the whole path when something is missing; else the component)."""
     path = shown(parts)
     if exc.errno == errno.ENOENT:
-        return NotFound(f"No such file or folder: {asked}.")
+        return _missing(asked)
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         st = lstat_at(dfd, parts[-1])
         if st is None:
-            return NotFound(f"No such file or folder: {asked}.")
+            return _missing(asked)
         if stat.S_ISLNK(st.st_mode):
             return BadRequest(f"{path} is a link; links are not followed.")
         if stat.S_ISREG(st.st_mode) and folder:
@@ -167,7 +178,7 @@ def open_target(ws_fd: int, parts: tuple[str, ...]) -> tuple[int, os.stat_result
     with closing_fd(open_folder(ws_fd, parts[:-1], shown(parts))) as dfd:
         st = lstat_at(dfd, parts[-1])
         if st is None:
-            raise NotFound(f"No such file or folder: {shown(parts)}.")
+            raise _missing(shown(parts))
         is_dir = stat.S_ISDIR(st.st_mode)
         try:
             fd = open_dir(dfd, parts[-1]) if is_dir else os.open(parts[-1], _O_FILE, dir_fd=dfd)
@@ -258,7 +269,9 @@ def list_entries(
     Each entry is ``{name, path, type, size, modified}`` (``type`` one of file, directory,
     link, other; ``size`` in bytes for files, else None; ``modified`` a UTC datetime) and, for
     links, ``target``: the link's text, never followed. Dot-entries only with `hidden`;
-    internal entries never. Names that are not UTF-8 are shown with ``\\xNN`` escapes."""
+    internal entries never. Names that are not UTF-8 are shown with ``\\xNN`` escapes and
+    ``utf8: false``: such a path names nothing (another request with it is 404), so the pages
+    offer no download or delete for them — their folder's zip has them."""
     check_listing(sort, order, offset, limit)
     path = shown(parts)
     try:
@@ -286,6 +299,7 @@ def _entry(dfd: int, parts: tuple[str, ...], name: str, kind: str, st: os.stat_r
         "type": kind,
         "size": st.st_size if kind == "file" else None,
         "modified": _utc(st.st_mtime),
+        "utf8": text == name,
     }
     if kind == "link":
         try:
@@ -540,7 +554,7 @@ def remove_entry(ws_fd: int, parts: tuple[str, ...]) -> None:
         with closing_fd(open_folder(ws_fd, parts[:-1], shown(parts))) as dfd:
             st = lstat_at(dfd, parts[-1])
             if st is None:
-                raise NotFound(f"No such file or folder: {shown(parts)}.")
+                raise _missing(shown(parts))
             if stat.S_ISDIR(st.st_mode):
                 fsops.remove_tree(dfd, parts[-1])
             else:

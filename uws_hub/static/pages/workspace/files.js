@@ -1,6 +1,7 @@
 // The files panel: a file browser over the workspace (folders, breadcrumbs, sorting, paging,
-// download, zip of a folder, delete with confirmation — all without a job, through
-// GET/DELETE /workspaces/<id>/files/ and GET .../files/download), uploading and rescanning.
+// download, zip of a folder, move or rename, delete with confirmation — all without a job,
+// through GET/DELETE /workspaces/<id>/files/, GET .../files/download and the renames of
+// PUT /workspaces/<id>/), uploading and rescanning.
 import { api, busy, bytes, clear, el, errorText, keepFocus, noteRow, notify, page, uploadForm, when, xsrf } from "../../uws.js";
 import { loadWorkspace } from "./details.js";
 import { refreshQuota, state, wsId } from "./state.js";
@@ -44,7 +45,26 @@ function removeButton(entry) {
   return b;
 }
 
+function moveButton(entry) {
+  const b = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary", "aria-label": `Move or rename ${entry.name}`, dataset: { focusKey: `mv-${entry.path}` } }, "Move");
+  b.addEventListener("click", () => {
+    const answer = window.prompt(`Move or rename ${entry.path} to (a path in the workspace; missing folders are made):`, entry.path);
+    const dest = (answer || "").trim().replace(/^\/+|\/+$/g, "");
+    if (!dest || dest === entry.path) return;
+    busy(b, async () => {
+      await api("PUT", `workspaces/${wsId}/`, { workspace_details: { renames: [{ name: entry.path, new_name: dest }] } });
+      notify(`Moved ${entry.path} to ${dest}.`, "success");
+      await loadWorkspace(); // its file list, then this folder again
+    });
+  });
+  return b;
+}
+
 function nameCell(entry) {
+  if (entry.utf8 === false) {
+    const why = "This name is not valid UTF-8 (its odd bytes are shown as \\xNN): download its folder as a zip, or rename it from a job.";
+    return el("span", { class: "text-break text-body-secondary", title: why }, entry.name, " ", el("span", { class: "badge text-bg-warning" }, "name not UTF-8"));
+  }
   if (entry.type === "directory") {
     const b = el("button", { type: "button", class: "btn btn-link btn-sm p-0 text-start text-break", dataset: { focusKey: `dir-${entry.path}` } }, `${entry.name}/`);
     b.addEventListener("click", () => openFolder(entry.path));
@@ -63,7 +83,7 @@ function row(entry) {
     el("td", {}, nameCell(entry)),
     el("td", { class: "text-end text-nowrap" }, entry.type === "file" ? bytes(entry.size) : entry.type === "link" ? "link" : ""),
     el("td", { class: "d-none d-sm-table-cell small text-nowrap" }, when(entry.modified)),
-    el("td", { class: "text-end text-nowrap" }, el("div", { class: "d-inline-flex gap-1" }, zip, removeButton(entry))),
+    el("td", { class: "text-end text-nowrap" }, entry.utf8 === false ? "" : el("div", { class: "d-inline-flex gap-1" }, zip, moveButton(entry), removeButton(entry))),
   );
 }
 
