@@ -5,6 +5,7 @@ tests/unit/test_browse.py; the file browser in a browser: tests/e2e/test_pages.p
 
 from __future__ import annotations
 
+import grp
 import io
 import os
 import stat
@@ -14,6 +15,7 @@ import zipfile
 import pytest
 
 from conftest import Client
+from hubtest import ensure_system_user
 
 ME = "uwst-alice"
 
@@ -163,3 +165,29 @@ def test_files_and_folders_are_deleted_as_the_owner_and_links_alone(alice, bob, 
         "root-group.txt",
         "root-only.txt",
     ]
+
+
+def test_a_file_of_the_owners_group_is_read_as_in_their_jobs(hub, client_for):
+    """A lab's shared file (root's, readable by the lab group) is served to a member of the
+    lab, as JupyterLab would read it in their job; a group they are not in still is not."""
+    name = "uwst-labber"
+    ensure_system_user(name)
+    subprocess.run(["groupadd", "-f", "uwst-lab"], check=True)
+    subprocess.run(["usermod", "-aG", "uwst-lab", name], check=True)
+    me = client_for(name)
+    r = me.post("workspaces/", json={"name": "lab", "description": "d"})
+    assert r.status_code == 200, r.text
+    ws = r.json()["data"]["workspace"]
+    path = hub.root / name / str(ws["id"])
+    shared, other = path / "lab-data.csv", path / "root-group.txt"
+    shared.write_text("lab,data\n")
+    os.chown(shared, 0, grp.getgrnam("uwst-lab").gr_gid)
+    other.write_text("root's group only\n")
+    for f in (shared, other):
+        f.chmod(0o640)
+    url = f"workspaces/{ws['id']}/files/download"
+    r = me.get(url, params={"path": "lab-data.csv"})
+    assert r.status_code == 200 and r.text == "lab,data\n"
+    assert me.get(url, params={"path": "root-group.txt"}).status_code == 400
+    z = zipfile.ZipFile(io.BytesIO(me.get(url, params={"path": ""}).content))
+    assert z.read("lab/lab-data.csv") == b"lab,data\n" and "lab/root-group.txt" not in z.namelist()

@@ -8,6 +8,7 @@ End to end through the hub: the lead's e2e module for the files API."""
 from __future__ import annotations
 
 import asyncio
+import grp
 import io
 import os
 import pwd
@@ -362,6 +363,51 @@ def test_nothing_the_owner_cannot_read_is_served(tree):
     assert "data/root-only.txt" not in zf.namelist() and "closed/inside.txt" not in zf.namelist()
     assert sorted(zf.read("DOWNLOAD-ERRORS.txt").decode().splitlines()[1:]) == sorted(skipped)
     assert zf.read("data/two.txt") == "zwei ✓\n".encode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another account needs root")
+def test_files_of_the_owners_groups_are_read_as_in_their_jobs(tree):
+    """A file of a group the owner belongs to (a lab's shared data) is read with that group,
+    in this thread only, and the thread's groups are back afterwards."""
+    nobody, lab = pwd.getpwnam("nobody"), grp.getgrnam("adm").gr_gid
+    shared = tree / "shared.csv"
+    shared.write_bytes(b"lab data")
+    os.chown(shared, 0, lab)
+    os.chmod(shared, 0o640)
+    before = os.getgroups()
+    seen_elsewhere: list[list[int]] = []
+    ask, answered = threading.Event(), threading.Event()
+
+    def another_thread() -> None:  # running before, and while, this one acts
+        while ask.wait(10):
+            ask.clear()
+            seen_elsewhere.append(os.getgroups())
+            answered.set()
+
+    threading.Thread(target=another_thread, daemon=True).start()
+
+    def read_as(owner: fsops.Owner) -> bytes:
+        with closing(os.open(tree, fsops.O_DIR)) as root_fd, fsops.acting_as(owner):
+            answered.clear()
+            ask.set()
+            assert answered.wait(10)
+            with closing(browse.owner_view(root_fd)) as view:
+                fd, _ = browse.open_file(view, ("shared.csv",))
+                with os.fdopen(fd, "rb") as f:
+                    return f.read()
+
+    with pytest.raises(BadRequest, match="Permission denied"):
+        read_as(fsops.Owner(nobody.pw_uid, nobody.pw_gid))
+    assert read_as(fsops.Owner(nobody.pw_uid, nobody.pw_gid, (lab,))) == b"lab data"
+    assert os.getgroups() == before and seen_elsewhere == [before, before]
+
+
+def test_an_accounts_groups_are_looked_up_without_its_primary_group():
+    root = pwd.getpwnam("root")
+    groups = fsops.account_groups("root", root.pw_gid)
+    assert root.pw_gid not in groups
+    assert set(groups) == set(os.getgrouplist("root", root.pw_gid)) - {root.pw_gid}
+    assert fsops.account_groups("no-such-account-uws", 12345) == ()
 
 
 # ---- the async side, on the domain ---------------------------------------------------------------

@@ -23,11 +23,13 @@ import ctypes
 import errno
 import logging
 import os
+import platform
 import secrets
 import shutil
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +61,8 @@ class StorageError(UWSError):
 class Owner:
     uid: int
     gid: int
+    #: supplementary groups, as the owner's jobs have them (`account_groups`); () for none
+    groups: tuple[int, ...] = ()
 
 
 # ---- acting as the owner -----------------------------------------------------------------
@@ -67,6 +71,39 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.setfsuid.argtypes = [ctypes.c_uint32]
 _libc.setfsgid.argtypes = [ctypes.c_uint32]
 _state = threading.local()
+#: the raw setgroups system call changes the calling thread only (glibc's setgroups() changes
+#: every thread of the process); None where its number is not known here: no groups are taken
+_SYS_SETGROUPS = {"x86_64": 116, "aarch64": 159}.get(platform.machine())
+#: how long the groups looked up for an account are kept (lookups may go to LDAP)
+GROUPS_TTL = 60.0
+_groups_cache: dict[tuple[str, int], tuple[float, tuple[int, ...]]] = {}
+
+
+def account_groups(name: str, gid: int) -> tuple[int, ...]:
+    """The supplementary groups of account `name` (primary `gid` left out), as a login gives
+    them; () when the service is not root or the lookup fails. Kept `GROUPS_TTL` seconds."""
+    if os.geteuid() != 0 or _SYS_SETGROUPS is None:
+        return ()
+    now = time.monotonic()
+    hit = _groups_cache.get((name, gid))
+    if hit is not None and now - hit[0] < GROUPS_TTL:
+        return hit[1]
+    try:
+        groups = tuple(sorted(set(os.getgrouplist(name, gid)) - {gid}))
+    except OSError as e:
+        log.warning("could not look up the groups of %s: %s", name, e)
+        groups = ()
+    _groups_cache[(name, gid)] = (now, groups)
+    return groups
+
+
+def _set_thread_groups(groups: tuple[int, ...] | list[int]) -> None:
+    arr = (ctypes.c_uint32 * max(1, len(groups)))(*groups)
+    if _libc.syscall(ctypes.c_long(_SYS_SETGROUPS), ctypes.c_long(len(groups)), arr) != 0:
+        err = ctypes.get_errno()
+        raise StorageError(
+            f"Could not take the workspace owner's groups ({os.strerror(err)}); ask an administrator."
+        )
 
 
 def _current_fsuid() -> int:
@@ -75,7 +112,8 @@ def _current_fsuid() -> int:
 
 @contextmanager
 def acting_as(owner: Owner | None) -> Iterator[None]:
-    """Run the block (in this thread only) with `owner`'s filesystem uid and gid.
+    """Run the block (in this thread only) with `owner`'s filesystem uid and gid, and their
+    supplementary groups (so a file their group may read is read as in their jobs).
 
     A no-op when the service is not root (it can only act as itself anyway) or already acts as
     someone in this thread.
@@ -83,6 +121,20 @@ def acting_as(owner: Owner | None) -> Iterator[None]:
     if owner is None or os.geteuid() != 0 or getattr(_state, "acting", False):
         yield
         return
+    saved = None
+    if owner.groups and _SYS_SETGROUPS is not None:
+        saved = os.getgroups()  # this thread's
+        _set_thread_groups(owner.groups)
+    try:
+        with _fs_ids(owner):
+            yield
+    finally:
+        if saved is not None:
+            _set_thread_groups(saved)
+
+
+@contextmanager
+def _fs_ids(owner: Owner) -> Iterator[None]:
     _libc.setfsgid(owner.gid)
     _libc.setfsuid(owner.uid)
     if _current_fsuid() != owner.uid:

@@ -58,9 +58,10 @@ HIDDEN = (S.DELETED.value,)
 def workspace_owner(
     session: Session, ws: Workspace, *, single_account: bool = False
 ) -> tuple[PosixAccount, fsops.Owner]:
-    """The POSIX account that owns `ws` and the (uid, gid) its files are written as."""
+    """The POSIX account that owns `ws` and the (uid, gid, groups) its files are handled as."""
     account = account_for(session.get(User, ws.user_id), single_account=single_account)
-    return account, fsops.Owner(account.uid, account.gid)
+    groups = fsops.account_groups(account.name, account.gid)
+    return account, fsops.Owner(account.uid, account.gid, groups)
 
 
 def apply_scan(ws: Workspace, result: fsops.ScanResult) -> None:
