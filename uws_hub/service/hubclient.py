@@ -100,8 +100,13 @@ class HubClient:
     async def _all_users(self, page_size: int, **params) -> list[dict]:
         """Every user model of the hub's paginated ``GET /users`` (with `params`), page by page;
         raises HubAPIError if any page cannot be read (a partial list must never pass for the
-        whole one)."""
-        out: list[dict] = []
+        whole one).
+
+        Pages are read by offset, so a user deleted while they are read would shift the rest
+        by one and the first of the next page would be missed: each page after the first starts
+        a tenth of a page early (users seen twice are kept once), so a few deletions meanwhile
+        lose nobody."""
+        out: dict[str, dict] = {}
         offset = 0
         while True:
             page = await self.request(
@@ -109,11 +114,15 @@ class HubClient:
             )
             if not isinstance(page, dict) or not isinstance(page.get("items"), list):
                 raise HubAPIError(502, "the hub's user list is not a paginated answer")
-            out.extend(page["items"])
+            for user in page["items"]:
+                out.setdefault(user["name"], user)
             nxt = (page.get("_pagination") or {}).get("next")
             if not nxt:
-                return out
-            offset = nxt["offset"]
+                return list(out.values())
+            step = nxt["offset"] - offset  # the hub may cap the page size
+            if step < 1:
+                raise HubAPIError(502, "the hub's user list does not move on to a next page")
+            offset = nxt["offset"] - min(step - 1, max(1, step // 10))
 
     async def active_servers(self, page_size: int = 200) -> dict[tuple[str, str], dict]:
         """Every running or starting server: (user, server name) -> the hub's server model.
