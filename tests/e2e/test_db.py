@@ -16,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
 from conftest import Client, empty_answer, workspace_dir
 from hubtest import REPO
@@ -43,8 +44,15 @@ def pg_url(pg_admin_url):
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    for attempt in range(20):  # an autovacuum worker in it (not ours to end) finishes soon
+        try:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            break
+        except ProgrammingError as e:
+            if "pg_signal_backend" not in str(e) or attempt == 19:
+                raise
+            time.sleep(0.5)
     admin.dispose()
 
 
