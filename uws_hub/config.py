@@ -122,6 +122,7 @@ _POSITIVE_DURATIONS = (
     "status_check_timeout",
     "disk_quota_check_interval",
     "user_sync_interval",
+    "session_check_interval",
 )
 #: what `UWS.disk_quota_action` may be
 DISK_QUOTA_ACTIONS = ("none", "warn", "stop")
@@ -257,6 +258,49 @@ class UWS(Configurable):
         5.0,
         help="""Seconds between the service's passes that bring job records in line with the hub
         (servers gone, stops to retry, local time limits, named servers to remove).""",
+    ).tag(config=True)
+
+    time_warnings = List(
+        Integer(),
+        [1800, 600, 120],
+        help="""Seconds before a running job's time limit at which its owner is warned: in the
+        job's record (``job_details.current_job_details.time_warning``), its event stream, a
+        banner on the workspace page and a notification inside JupyterLab. Each point is warned
+        once per end time (an extension re-arms them). Empty: no warnings.""",
+    ).tag(config=True)
+
+    session_check_interval = Float(
+        15.0,
+        help="""Seconds between the service's checks of running jobs for time-limit warnings and
+        idleness. Keep it well under the smallest of ``time_warnings``.""",
+    ).tag(config=True)
+
+    max_extensions = Integer(
+        2,
+        help="""How many times a running job may be extended (``PUT /jobs/<id>/extend/``) where
+        neither its resource nor its job type sets ``max_extensions``; 0: no extensions.
+        Resources and job types may each set ``max_extensions``, ``max_extension_min``,
+        ``max_total_time_min`` and ``idle_timeout_min``; the stricter applies.""",
+    ).tag(config=True)
+
+    max_extension_min = Integer(
+        60,
+        help="""Minutes one extension may add, where neither the resource nor the job type sets
+        ``max_extension_min``.""",
+    ).tag(config=True)
+
+    idle_timeout_min = Integer(
+        0,
+        help="""Minutes without activity after which a running job is stopped (*Stopped after N
+        minutes idle.*), where neither the resource nor the job type sets ``idle_timeout_min``;
+        0: jobs are never stopped for idleness. Activity is the hub's record of the server's
+        last activity, and a kernel that is busy counts as activity whatever that says.""",
+    ).tag(config=True)
+
+    idle_warning = Integer(
+        600,
+        help="""Seconds before an idle stop at which the owner is warned (as for time limits).
+        Any activity after the warning cancels the stop.""",
     ).tag(config=True)
 
     audit_retention_days = Integer(
@@ -831,7 +875,17 @@ class UWS(Configurable):
             raise ConfigError("c.UWS.zip_compression_level must be 0 to 9")
         self._validate_deleted_users(warnings)
         self._validate_token_scopes()
+        self._validate_sessions()
         return warnings
+
+    def _validate_sessions(self) -> None:
+        if any(p <= 0 for p in self.time_warnings):
+            raise ConfigError(
+                f"c.UWS.time_warnings must be positive numbers of seconds, got {self.time_warnings}"
+            )
+        for name in ("max_extensions", "max_extension_min", "idle_timeout_min", "idle_warning"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"c.UWS.{name} must be 0 or more")
 
     def _validate_deleted_users(self, warnings: list[str]) -> None:
         """What becomes of deleted people's workspaces (see `users.deletions`)."""

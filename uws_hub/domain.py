@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .config import UWS
 from .diskwatch import DiskWatch
 from .jobs.manager import JobManager
+from .jobs.sessions import SessionManager, SessionWatch
 from .notify import Notifier
 from .quotas import QuotaManager
 from .shares.copyrun import ShareCopies
@@ -35,6 +36,8 @@ class Domain:
     rescans: Rescans  # keeps workspaces true to disk after and during jobs
     diskwatch: DiskWatch  # tells people about their disk usage and deals with jobs over it
     user_deletions: UserDeletions  # settles people deleted from the hub
+    sessions: SessionManager  # extends running jobs within their policy
+    session_watch: SessionWatch  # warns before time limits
 
 
 def build_domain(
@@ -67,6 +70,8 @@ def build_domain(
     user_deletions = UserDeletions(
         settings, db, hub, jobs=jobs, shares=shares, work=work, executor=executor, fs=fsops
     )
+    sessions = SessionManager(settings, quotas, jobs)
+    session_watch = SessionWatch(settings, db)
     return Domain(
         quotas,
         notifier,
@@ -78,4 +83,6 @@ def build_domain(
         rescans,
         diskwatch,
         user_deletions,
+        sessions,
+        session_watch,
     )

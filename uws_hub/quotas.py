@@ -510,10 +510,12 @@ class QuotaManager:
         cpus: int,
         time_limit_s: int,
         exclude_job_id: int | None = None,
+        asking: str = "This job asks for",
     ) -> None:
         """Refuse a job whose cores × time limit exceed what is left — counting what the user's
         other live jobs may still spend (the rest of their time limits), so jobs started
-        together cannot overrun the limit."""
+        together cannot overrun the limit. `asking` begins the refusal (an extension says
+        what it asks for)."""
         u = self.usage(session, user, exclude_job_id=exclude_job_id)
         if u.core_seconds_limit is None:
             return
@@ -532,7 +534,7 @@ class QuotaManager:
                 this = f" this {u.period}"
                 renew = f", wait until {u.period_end:%Y-%m-%d} when they renew"
             raise QuotaExceeded(
-                f"This job asks for {cpus} core{'s' if cpus != 1 else ''} × "
+                f"{asking} {cpus} core{'s' if cpus != 1 else ''} × "
                 f"{hours(time_limit_s)} h = {hours(need)} core-hours; you have {hours(left)} of "
                 f"{hours(u.core_seconds_limit)} left{this}{held}. Ask for fewer cores or a "
                 f"shorter time limit{renew}, or ask an administrator for more core-hours."

@@ -182,6 +182,10 @@ ROWS: dict[tuple[str, str], Row] = {
     ("PUT", "/jobs/{job_id}/stop/"): Row(
         user_op("jobs", Expect(200, "Job queued to stop."), JOB_404), dedicated=True
     ),
+    ("PUT", "/jobs/{job_id}/extend/"): Row(
+        user_op("jobs", Expect(200, contains("Job extended by 1 minute;")), JOB_404),
+        lambda t: {"json": {"minutes": 1}},
+    ),
     ("GET", "/jobs/{job_id}/events"): Row(
         user_op("read:jobs", Expect(200), JOB_404), lambda t: {"stream": True}
     ),

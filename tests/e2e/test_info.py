@@ -391,6 +391,9 @@ def test_every_documented_operation_answers_as_documented(hub, client_for, anon)
         ("delete", "/jobs/{job_id}/shares/"): lambda: alice.delete(
             f"jobs/{live['job']['id']}/shares/", json={"user": "uwst-bob"}
         ),
+        ("put", "/jobs/{job_id}/extend/"): lambda: alice.put(
+            f"jobs/{live['job']['id']}/extend/", json={"minutes": 5}
+        ),
         ("get", "/workspaces/"): lambda: alice.get("workspaces/"),
         ("post", "/workspaces/"): lambda: alice.post(
             "workspaces/", json={"name": "spec2", "description": "d"}

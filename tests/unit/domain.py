@@ -182,6 +182,7 @@ class Domain:
         self.shares, self.jobs = wired.shares, wired.jobs
         self.rescans, self.diskwatch = wired.rescans, wired.diskwatch
         self.user_deletions = wired.user_deletions
+        self.sessions, self.session_watch = wired.sessions, wired.session_watch
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -29,7 +29,12 @@ _DIRECTIVE = re.compile(r"^--[a-z][a-z-]*(=[^\s'\"\\$`;|&<>]+)?$")
 #: a parameter or option name (as c.UWS.parameters' variable_name)
 _OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
+#: the session policy a resource and a job type may each set (the stricter applies; see
+#: `uws_hub.jobs.sessions.policy_for`): extensions of a running job's time and idle shutdown
+SESSION_KEYS = ("max_extensions", "max_extension_min", "max_total_time_min", "idle_timeout_min")
+
 JOB_TYPE_KEYS = {
+    *SESSION_KEYS,
     "name",
     "description",
     "command",
@@ -41,6 +46,7 @@ JOB_TYPE_KEYS = {
     "prologue",
 }
 RESOURCE_KEYS = {
+    *SESSION_KEYS,
     "kind",
     "name",
     "description",
@@ -62,6 +68,26 @@ RESOURCE_KEYS = {
 
 
 @dataclass(frozen=True)
+class SessionLimits:
+    """A resource's or job type's own session settings (None: not set here)."""
+
+    max_extensions: int | None = None  # how many times a running job may be extended
+    max_extension_min: int | None = None  # minutes one extension may add
+    max_total_time_min: int | None = None  # a job's time limit with every extension
+    idle_timeout_min: int | None = None  # minutes without activity before a job is stopped
+
+    @classmethod
+    def parse(cls, spec: dict, where: str) -> SessionLimits:
+        values = {
+            key: _positive_int(
+                spec.get(key), f"{where}: {key!r}", allow_zero=key == "max_extensions"
+            )
+            for key in SESSION_KEYS
+        }
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class JobType:
     id: str
     name: str
@@ -73,6 +99,8 @@ class JobType:
     modules: tuple[str, ...] = ()
     prologue: str = ""
     description: str = ""
+    #: the session policy (SESSION_KEYS), each None where not set
+    session: SessionLimits = field(default_factory=lambda: SessionLimits())
 
     def as_dict(self) -> dict:
         """The UWS representation served by ``GET /job_types`` (plus where it can run)."""
@@ -105,6 +133,8 @@ class Resource:
     enforce_memory: bool = False  # local: cap each process's address space at the job's memory
     #: (generic parameter, option) pairs, in configuration order; None: every parameter as itself
     parameter_mapping: tuple[tuple[str, str], ...] | None = None
+    #: the session policy (SESSION_KEYS), each None where not set
+    session: SessionLimits = field(default_factory=lambda: SessionLimits())
 
     @property
     def mapping(self) -> dict[str, str] | None:
@@ -195,6 +225,7 @@ def _parse_resource(rid: Any, spec: Any, setting: str) -> Resource:
         start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
         enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
         parameter_mapping=_parameter_mapping(spec.get("parameter_mapping"), where),
+        session=SessionLimits.parse(spec, where),
     )
 
 
@@ -287,6 +318,7 @@ def _parse_job_type(
         modules=modules,
         prologue=prologue,
         description=spec.get("description", "") or "",
+        session=SessionLimits.parse(spec, where),
     )
 
 

@@ -105,6 +105,7 @@ class ServiceContext:
         self.share_copies, self.workspaces = domain.share_copies, domain.workspaces
         self.shares, self.jobs = domain.shares, domain.jobs
         self.rescans, self.diskwatch = domain.rescans, domain.diskwatch
+        self.sessions = domain.sessions
         self.files = WorkspaceFiles(self.workspaces)  # browsing and downloads without a job
         self.reconciler = Reconciler(
             self.workspaces,
@@ -119,6 +120,7 @@ class ServiceContext:
             rescans=self.rescans,
             diskwatch=(self.diskwatch, settings.disk_quota_check_interval),
             user_deletions=(domain.user_deletions, settings.user_sync_interval),
+            session_watch=(domain.session_watch, settings.session_check_interval),
         )
         self.hub_auth = UWSHubAuth(cache_max_age=settings.token_cache_seconds)
         self.limits = _rate_limits(settings)
@@ -207,6 +209,7 @@ def routes(prefix: str) -> list:
         (rf"{api}workspaces/([^/]+)/start/?", jobs.StartHandler),
         (rf"{api}jobs/?", jobs.JobsHandler),
         (rf"{api}jobs/([^/]+)/stop/?", jobs.StopHandler),
+        (rf"{api}jobs/([^/]+)/extend/?", jobs.ExtendHandler),
         (rf"{api}jobs/([^/]+)/events/?", jobs.EventsHandler),
         (rf"{api}jobs/([^/]+)/([^/]+)/?", base.UnknownActionHandler, _JOB_ACTIONS),
         (rf"{api}jobs/([^/]+)/?", jobs.JobsHandler),

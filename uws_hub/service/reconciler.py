@@ -18,6 +18,7 @@ from ..db.models import utcnow
 from ..diskwatch import DiskWatch
 from ..idempotency import IdempotencyStore
 from ..jobs.manager import JobManager
+from ..jobs.sessions import SessionWatch
 from ..periodic import Periodic
 from ..users.deletions import UserDeletions
 from ..workspaces.manager import WorkspaceManager
@@ -46,6 +47,7 @@ class Reconciler:
         rescans: Rescans | None = None,
         diskwatch: tuple[DiskWatch, float] | None = None,
         user_deletions: tuple[UserDeletions, float] | None = None,
+        session_watch: tuple[SessionWatch, float] | None = None,
     ):
         self.workspaces = workspaces
         self.jobs = jobs
@@ -56,6 +58,7 @@ class Reconciler:
         self.rescans = rescans
         self.diskwatch = diskwatch  # (the watch, seconds between its passes)
         self.user_deletions = user_deletions  # (people deleted from the hub, seconds between)
+        self.session_watch = session_watch  # (time-limit warnings, seconds between passes)
         self.interval = interval
         self.work = work  # requests signal recorded work here: a pass runs at once
         self._loops: list[Periodic] = []
@@ -79,6 +82,9 @@ class Reconciler:
         if self.user_deletions is not None:
             deletions, every = self.user_deletions
             self._loops.append(Periodic(deletions.run_pass, every, "user sync"))
+        if self.session_watch is not None:
+            watch, every = self.session_watch
+            self._loops.append(Periodic(watch.run_pass, every, "session watch"))
         for loop in self._loops:
             loop.start()
 

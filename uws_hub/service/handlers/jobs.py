@@ -11,6 +11,7 @@ from tornado.iostream import StreamClosedError
 from ... import scopes
 from ...db.models import Job, JobStatus, User, UserQuota
 from ...errors import BadRequest, HubAPIError, UWSError
+from ...jobs import sessions
 from ...jobs.specs import StartSpec
 from .. import serialize
 from .base import BaseHandler, endpoint
@@ -28,7 +29,11 @@ class JobHandlerMixin:
         )
 
     def job_json(self, job: Job) -> dict:
-        return serialize.job(job, self.url_domain())
+        out = serialize.job(job, self.url_domain())
+        if job.status == JobStatus.RUNNING.value:  # what may still be added to its time
+            current = out["job_details"]["current_job_details"]
+            current["extension"] = sessions.offer(self.ctx.settings, job)
+        return out
 
 
 class StartHandler(JobHandlerMixin, BaseHandler):
@@ -78,6 +83,19 @@ class StopHandler(JobHandlerMixin, BaseHandler):
         mgr = self.ctx.jobs
         job = await mgr.stop(self.db, user, mgr.get(self.db, user, job_id))
         self.ok("Job queued to stop.", {"job": self.job_json(job)})
+
+
+class ExtendHandler(JobHandlerMixin, BaseHandler):
+    @endpoint
+    async def put(self, job_id: str) -> None:
+        user = self.acting_user(scopes.JOBS)
+        job = self.ctx.jobs.get(self.db, user, job_id)
+        minutes = sessions.SessionManager.parse_minutes(self.json_body())
+        job = await self.ctx.sessions.extend(self.db, user, job, minutes)
+        out = self.job_json(job)
+        left = sessions.left_text(out["job_details"]["current_job_details"].get("time_left") or 0)
+        added = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        self.ok(f"Job extended by {added}; it now has {left} left.", {"job": out})
 
 
 class EventsHandler(JobHandlerMixin, BaseHandler):
@@ -140,18 +158,25 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         last, last_sent, told = None, time.monotonic(), (0, None)
+        warned = None
         try:
             while not self._closed:
                 with self.ctx.db() as session:
                     job = session.get(Job, job_id)
-                    payload = serialize.dumps(self.job_json(job))
+                    out = self.job_json(job)
+                    payload = serialize.dumps(out)
                     ended = job.status in ENDED
                     told, quota = self._quota_event(session, job, told)
+                warning = out["job_details"]["current_job_details"].get("time_warning")
+                news = warning if warning != warned and warning else None
+                warned = warning
                 if quota is not None:
                     self.write(f"event: quota\ndata: {quota}\n\n")
+                if news is not None:
+                    self.write(f"event: warning\ndata: {serialize.dumps(news)}\n\n")
                 if payload != last:
                     self.write(f"event: status\ndata: {payload}\n\n")
-                if quota is not None or payload != last:
+                if quota is not None or news is not None or payload != last:
                     await self.flush()
                     last, last_sent = payload, time.monotonic()
                 elif time.monotonic() - last_sent > self.keepalive_seconds:

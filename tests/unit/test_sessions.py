@@ -1,0 +1,227 @@
+"""Sessions people can plan around (`uws_hub.jobs.sessions`): the policy that bounds extending a
+running job (the stricter of its resource's and job type's settings, the site's defaults
+otherwise), the extension itself (time limit, record, audit, refusals with the numbers) and the
+time-limit warnings (each point once per end time, re-armed by an extension). On real jobs,
+Slurm and JupyterLab: tests/e2e/test_sessions.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from uws_hub.db.models import AuditEvent, Job, User, utcnow
+from uws_hub.errors import BadRequest, Forbidden, UWSError
+from uws_hub.jobs import sessions
+from uws_hub.jobs.sessions import SessionManager, left_text, policy_for
+
+from .domain import Domain
+
+RESOURCES = {
+    "local": {"kind": "local", "name": "This server", "max_cpus": 8},
+    "strict": {
+        "kind": "local",
+        "name": "Strict",
+        "max_extensions": 1,
+        "max_extension_min": 30,
+        "max_total_time_min": 150,
+        "idle_timeout_min": 20,
+    },
+    "cluster": {
+        "kind": "slurm",
+        "name": "Cluster",
+        "partition": "debug",
+        "max_time_limit_min": 600,
+    },
+}
+JOB_TYPES = {
+    "jupyter_lab": {"name": "JupyterLab"},
+    "short": {
+        "name": "Short",
+        "max_extensions": 3,
+        "max_extension_min": 15,
+        "idle_timeout_min": 45,
+    },
+}
+
+
+@pytest.fixture
+def domain(tmp_path):
+    with Domain(tmp_path, resources=RESOURCES, job_types=JOB_TYPES) as d:
+        yield d
+
+
+def running(
+    d: Domain, owner: User, *, resource="local", job_type="jupyter_lab", minutes=120, ago=0
+):
+    """A running job of `owner` with a time limit of `minutes`, started `ago` minutes ago."""
+    ws = d.create_workspace(owner)
+    job = d.start_job(owner, ws, resource=resource, job_type=job_type)
+    with d.db() as session:
+        row = session.get(Job, job.id)
+        row.status = "running"
+        row.datetime_start = utcnow() - dt.timedelta(minutes=ago)
+        row.time_limit_s = minutes * 60
+        session.commit()
+    return job.id
+
+
+def extend(d: Domain, owner: User, job_id: int, minutes: int) -> Job:
+    async def main():
+        with d.db() as session:
+            user = session.get(User, owner.id)
+            return await d.sessions.extend(session, user, session.get(Job, job_id), minutes)
+
+    return d.run(main())
+
+
+def test_the_stricter_policy_applies_and_the_sites_defaults_elsewhere(domain):
+    s = domain.settings
+    plain = policy_for(s, "local", "jupyter_lab")
+    assert (plain.max_extensions, plain.max_extension_min) == (2, 60)  # c.UWS defaults
+    assert plain.max_total_time_min is None and plain.idle_timeout_min == 0
+    strict = policy_for(s, "strict", "short")
+    assert (strict.max_extensions, strict.max_extension_min) == (1, 15)
+    assert (strict.max_total_time_min, strict.idle_timeout_min) == (150, 20)
+    assert policy_for(s, "cluster", "jupyter_lab").max_total_time_min == 600  # the resource's max
+
+
+def test_an_extension_moves_the_limit_and_is_recorded(domain, alice):
+    job_id = running(domain, alice, minutes=120, ago=100)
+    job = extend(domain, alice, job_id, 45)
+    assert job.time_limit_s == 165 * 60
+    row = domain.fresh(Job, job_id)
+    assert [e["minutes"] for e in row.job_details["extensions"]] == [45]
+    with domain.db() as session:
+        (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "job.extend"))
+    assert event.details["minutes"] == 45 and event.details["time_limit_min"] == 165
+    offer = sessions.offer(domain.settings, row)
+    assert offer == {"allowed": True, "max_minutes": 60, "used": 1, "max": 2, "why_not": None}
+
+
+@pytest.mark.parametrize(
+    "resource, job_type, minutes, asked, message",
+    [
+        (
+            "local",
+            "jupyter_lab",
+            120,
+            90,
+            "One extension may add at most 60 minutes; 90 were asked for.",
+        ),
+        (
+            "strict",
+            "jupyter_lab",
+            130,
+            25,
+            "Extending by 25 minutes would make this job's time limit 155 minutes; the most "
+            "allowed is 150 minutes, so at most 20 more can be added.",
+        ),
+        (
+            "strict",
+            "jupyter_lab",
+            150,
+            5,
+            "This job already has the longest time allowed here (150 minutes).",
+        ),
+    ],
+    ids=["per-extension", "total", "at-the-total"],
+)
+def test_refusals_name_the_numbers(domain, alice, resource, job_type, minutes, asked, message):
+    job_id = running(domain, alice, resource=resource, job_type=job_type, minutes=minutes)
+    with pytest.raises(Forbidden) as e:
+        extend(domain, alice, job_id, asked)
+    assert e.value.message == message
+    assert domain.fresh(Job, job_id).time_limit_s == minutes * 60  # nothing changed
+
+
+def test_the_number_of_extensions_is_bounded(domain, alice):
+    job_id = running(domain, alice, resource="strict", minutes=60)
+    extend(domain, alice, job_id, 30)
+    with pytest.raises(Forbidden, match=r"extended 1 time, the most allowed \(1\)"):
+        extend(domain, alice, job_id, 10)
+    assert domain.fresh(Job, job_id).time_limit_s == 90 * 60
+
+
+def test_the_core_hour_quota_counts_the_added_time(domain, alice):
+    job_id = running(domain, alice, minutes=60)  # 1 core: 1 core-hour held by the job
+    with domain.db() as session:
+        domain.quotas.set_limits(session, session.get(User, alice.id), {"core_hours_limit": 1.5})
+        session.commit()
+    with pytest.raises(UWSError) as e:
+        extend(domain, alice, job_id, 60)
+    assert e.value.status_code == 403
+    assert e.value.message.startswith(
+        f"Extending job {job_id} by 60 minutes asks for 1 core × 1 h = 1 core-hours; you have "
+        "0.5 of 1.5 left (1 more are held by your running jobs)."
+    )
+    extend(domain, alice, job_id, 30)  # half an hour fits
+    assert domain.fresh(Job, job_id).time_limit_s == 90 * 60
+
+
+def test_only_a_running_job_and_a_whole_number_of_minutes(domain, alice):
+    job_id = running(domain, alice)
+    for body in ({}, {"minutes": 0}, {"minutes": "10"}, {"minutes": 1.5}, [], {"minutes": True}):
+        with pytest.raises(BadRequest, match=r'\{"minutes": n\}'):
+            SessionManager.parse_minutes(body)
+    with domain.db() as session:
+        session.get(Job, job_id).status = "stopping"
+        session.commit()
+    with pytest.raises(
+        BadRequest, match=f"Only a running job can be extended. Job {job_id} is stopping."
+    ):
+        extend(domain, alice, job_id, 10)
+
+
+def test_warnings_come_once_per_point_and_an_extension_rearms_them(domain, alice):
+    job_id = running(domain, alice, minutes=60)
+    start = domain.fresh(Job, job_id).datetime_start
+    watch = domain.session_watch
+
+    def at(minutes: float) -> list[int]:
+        return watch.warn_due(start + dt.timedelta(minutes=minutes))
+
+    def warning() -> dict | None:
+        return domain.fresh(Job, job_id).job_details["current_job_details"].get("time_warning")
+
+    assert at(20) == [] and warning() is None  # 40 minutes left: before the first point
+    assert at(31) == [job_id]
+    assert warning()["point"] == 1800
+    assert warning()["message"].startswith("This session ends in 29 minutes, at ")
+    assert "Save your work, or extend it (up to 60 minutes more)." in warning()["message"]
+    assert at(32) == []  # told at this point already
+    assert at(55) == [job_id] and warning()["point"] == 600  # 5 minutes left: the 10-minute point
+    assert at(58.5) == [job_id] and warning()["point"] == 120
+    assert at(59.5) == []
+    extend(domain, alice, job_id, 60)
+    assert warning() is None  # the end moved
+    assert at(59.5) == []  # 60.5 minutes left
+    assert at(100) == [job_id] and warning()["message"].startswith(
+        "This session ends in 20 minutes"
+    )
+    assert at(121) == []  # past the end: nothing more to say
+
+
+def test_the_last_warning_says_when_no_more_time_can_be_added(domain, alice):
+    job_id = running(domain, alice, resource="strict", minutes=150)
+    start = domain.fresh(Job, job_id).datetime_start
+    domain.session_watch.warn_due(start + dt.timedelta(minutes=145))
+    told = domain.fresh(Job, job_id).job_details["current_job_details"]["time_warning"]
+    assert told["message"].endswith(
+        "Save your work: This job already has the longest time allowed here (150 minutes)."
+    )
+
+
+def test_time_is_said_as_people_say_it():
+    assert [left_text(s) for s in (1, 45, 89, 90, 600, 3599, 3600, 3900, 7260)] == [
+        "1 second",
+        "45 seconds",
+        "89 seconds",
+        "2 minutes",
+        "10 minutes",
+        "60 minutes",
+        "1 h 00 min",
+        "1 h 05 min",
+        "2 h 01 min",
+    ]

@@ -1,0 +1,360 @@
+"""Sessions people can plan around: a running job's time-limit warnings, the policy that bounds
+extending it, and the extension itself.
+
+**Policy.** A resource and a job type may each set ``max_extensions``, ``max_extension_min``,
+``max_total_time_min`` and ``idle_timeout_min`` (`types.SessionLimits`); the stricter of the two
+applies, and where neither sets one the site's default does (``c.UWS.max_extensions``,
+``c.UWS.max_extension_min``, the resource's ``max_time_limit_min``, ``c.UWS.idle_timeout_min``).
+
+**Warnings.** `due_warning` says which of ``c.UWS.time_warnings`` (seconds before the end) a job
+should be warned at now; each point once per end time, so an extension re-arms them. The watch
+(`uws_hub.sessionwatch`) records it in ``current_job_details.time_warning``, which the job's
+answer, its event stream, the workspace page and the JupyterLab extension show.
+
+**Extensions.** `SessionManager.extend` checks the policy and the core-hour quota (the added
+time counts), raises Slurm's ``TimeLimit`` with ``scontrol update`` (the service's account must
+be root, the SlurmUser or a Slurm operator: users may only lower their own limits) or, for a
+local job, moves the timer the job manager enforces; the job's ``time_limit_s`` and so its
+``time_left`` change at once. Audited ``job.extend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import audit
+from ..db.models import Job, JobStatus, User, utcnow
+from ..errors import BadRequest, Forbidden, UWSError
+from ..times import utc_text
+from .state import set_current
+
+if TYPE_CHECKING:
+    from ..config import UWS
+    from ..quotas import QuotaManager
+    from .manager import JobManager
+
+log = logging.getLogger("uws_hub.jobs.sessions")
+
+EXTENSIONS = Counter("uws_job_extensions_total", "Running jobs extended, by resource", ["resource"])
+EXTENSION_REFUSALS = Counter(
+    "uws_job_extension_refusals_total",
+    "Extensions refused, by reason (count, minutes, total, quota, scheduler, state)",
+    ["reason"],
+)
+for _reason in ("count", "minutes", "total", "quota", "scheduler", "state"):
+    EXTENSION_REFUSALS.labels(_reason)  # a 0, not a missing series
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    max_extensions: int
+    max_extension_min: int
+    max_total_time_min: int | None  # None: no bound
+    idle_timeout_min: int  # 0: jobs are not stopped for idleness
+
+
+def policy_for(settings: UWS, resource_id: str, job_type_id: str) -> SessionPolicy:
+    """The session policy of a job on `resource_id` of type `job_type_id`: the stricter of
+    what the two set, the site's defaults where neither does."""
+    res = settings.resource_map.get(resource_id)
+    jtype = settings.job_type_map.get(job_type_id)
+
+    def pick(key: str, default: int | None) -> int | None:
+        own = [getattr(x.session, key) for x in (res, jtype) if x is not None]
+        given = [v for v in own if v is not None]
+        return min(given) if given else default
+
+    return SessionPolicy(
+        max_extensions=pick("max_extensions", settings.max_extensions) or 0,
+        max_extension_min=pick("max_extension_min", settings.max_extension_min) or 0,
+        max_total_time_min=pick("max_total_time_min", res.max_time_limit_min if res else None),
+        idle_timeout_min=pick("idle_timeout_min", settings.idle_timeout_min or None) or 0,
+    )
+
+
+def ends_at(job: Job) -> dt.datetime | None:
+    """When a running job's time limit ends (None without a start or a limit)."""
+    if job.datetime_start is None or not job.time_limit_s:
+        return None
+    return job.datetime_start + dt.timedelta(seconds=job.time_limit_s)
+
+
+def left_text(seconds: float) -> str:
+    """Time left as people say it: "45 seconds", "10 minutes", "1 h 05 min"."""
+    s = max(0, int(round(seconds)))
+    if s < 90:
+        return f"{s} second{'s' if s != 1 else ''}"
+    if s < 3600:
+        return f"{round(s / 60)} minutes"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h} h {m:02d} min"
+
+
+def extensions_of(job: Job) -> list[dict]:
+    return list((job.job_details or {}).get("extensions") or [])
+
+
+def offer(settings: UWS, job: Job) -> dict[str, Any]:
+    """What the owner may still add to running `job` (shown with the job and inside JupyterLab):
+    ``{allowed, max_minutes, used, max, why_not}``; `why_not` says why not, with the numbers."""
+    policy = policy_for(settings, job.resource, job.job_type)
+    used = len(extensions_of(job))
+    room = None
+    if policy.max_total_time_min is not None and job.time_limit_s:
+        room = policy.max_total_time_min - math.ceil(job.time_limit_s / 60)
+    max_minutes = policy.max_extension_min if room is None else min(policy.max_extension_min, room)
+    why = None
+    if job.status != JobStatus.RUNNING.value:
+        why = "Only a running job can be extended."
+    elif not job.time_limit_s:
+        why = "This job has no time limit."
+    elif policy.max_extensions == 0 or policy.max_extension_min == 0:
+        why = "Jobs on this resource cannot be extended."
+    elif used >= policy.max_extensions:
+        why = (
+            f"This job has been extended {used} time{'s' if used != 1 else ''}, "
+            f"the most allowed ({policy.max_extensions})."
+        )
+    elif max_minutes <= 0:
+        why = (
+            f"This job already has the longest time allowed here "
+            f"({policy.max_total_time_min} minutes)."
+        )
+    return {
+        "allowed": why is None,
+        "max_minutes": max(0, max_minutes) if why is None else 0,
+        "used": used,
+        "max": policy.max_extensions,
+        "why_not": why,
+    }
+
+
+def due_warning(points: list[int], job: Job, now: dt.datetime) -> int | None:
+    """The point of ``c.UWS.time_warnings`` (seconds before the end) running `job` should be
+    warned at now, if it was not warned at it (or a nearer one) for its current end time."""
+    end = ends_at(job)
+    if end is None or job.status != JobStatus.RUNNING.value:
+        return None
+    left = (end - now).total_seconds()
+    due = [p for p in points if 0 < left <= p]
+    if not due:
+        return None
+    point = min(due)
+    told = ((job.job_details or {}).get("current_job_details") or {}).get("time_warning") or {}
+    if told.get("ends_at") == utc_text(end) and told.get("point", math.inf) <= point:
+        return None
+    return point
+
+
+def warning_text(settings: UWS, job: Job, now: dt.datetime) -> str:
+    end = ends_at(job)
+    left = (end - now).total_seconds()
+    said = f"This session ends in {left_text(left)}, at {end:%H:%M} UTC."
+    more = offer(settings, job)
+    if more["allowed"]:
+        return f"{said} Save your work, or extend it (up to {more['max_minutes']} minutes more)."
+    return f"{said} Save your work: {more['why_not']}"
+
+
+def record_warning(settings: UWS, job: Job, point: int, now: dt.datetime) -> dict:
+    """Record the time warning at `point` on `job` (the caller holds the row)."""
+    warning = {
+        "kind": "time",
+        "point": point,
+        "at": utc_text(now),
+        "ends_at": utc_text(ends_at(job)),
+        "message": warning_text(settings, job, now),
+    }
+    set_current(job, time_warning=warning)
+    return warning
+
+
+class SessionManager:
+    """Extensions of running jobs (the API's ``PUT /jobs/<id>/extend/``)."""
+
+    def __init__(self, settings: UWS, quotas: QuotaManager, jobs: JobManager):
+        self.settings = settings
+        self.quotas = quotas
+        self.jobs = jobs
+        #: one extension of a job at a time (a lock lives while someone holds or awaits it)
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @staticmethod
+    def parse_minutes(body: Any) -> int:
+        minutes = body.get("minutes") if isinstance(body, dict) else None
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
+            raise BadRequest(
+                'Say how long to extend the job by: {"minutes": n}, a whole number of 1 or more.'
+            )
+        return minutes
+
+    async def extend(self, session: Session, user: User, job: Job, minutes: int) -> Job:
+        """Add `minutes` to running `job`'s time limit, within its policy and the owner's
+        core-hour quota; one extension of a job at a time."""
+        lock = self._locks.get(job.id)
+        if lock is None:
+            lock = self._locks[job.id] = asyncio.Lock()
+        async with lock:
+            return await self._extend(session, user, job.id, minutes)
+
+    async def _extend(self, session: Session, user: User, job_id: int, minutes: int) -> Job:
+        session.expire_all()
+        job = session.get(Job, job_id)
+        self._check(session, user, job, minutes)
+        old = job.time_limit_s
+        new_min = math.ceil(old / 60) + minutes
+        session.commit()  # hold no transaction while the scheduler works
+        if job.resource_job_id and self._is_slurm(job):
+            await self._raise_slurm_limit(job, new_min)
+        with_lock = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        if with_lock.status != JobStatus.RUNNING.value or with_lock.time_limit_s != old:
+            session.rollback()
+            EXTENSION_REFUSALS.labels("state").inc()
+            raise UWSError(
+                f"Job {job_id} changed while it was being extended ({with_lock.status}); "
+                "look at it again before extending it.",
+                status_code=409,
+            )
+        with_lock.time_limit_s = new_min * 60
+        details = dict(with_lock.job_details or {})
+        current = dict(details.get("current_job_details") or {})
+        current.pop("time_warning", None)  # the end moved: the warnings are re-armed
+        current.pop("time_left", None)  # computed from the new limit until Slurm says more
+        details["current_job_details"] = current
+        details["extensions"] = [
+            *extensions_of(with_lock),
+            {"minutes": minutes, "at": utc_text(utcnow())},
+        ]
+        with_lock.job_details = details
+        audit.record(
+            session,
+            "job.extend",
+            user=user.name,
+            target_id=job_id,
+            details={
+                "minutes": minutes,
+                "time_limit_min": new_min,
+                "ends_at": utc_text(ends_at(with_lock)),
+            },
+        )
+        session.commit()
+        EXTENSIONS.labels(with_lock.resource).inc()
+        log.info("job %s extended by %s minutes to %s minutes", job_id, minutes, new_min)
+        return with_lock
+
+    def _is_slurm(self, job: Job) -> bool:
+        res = self.settings.resource_map.get(job.resource)
+        return res is not None and res.kind == "slurm"
+
+    def _check(self, session: Session, user: User, job: Job, minutes: int) -> None:
+        more = offer(self.settings, job)
+        if not more["allowed"]:
+            reason = "state" if job.status != JobStatus.RUNNING.value else "count"
+            EXTENSION_REFUSALS.labels(reason).inc()
+            if reason == "state":
+                raise BadRequest(f"{more['why_not']} Job {job.id} is {job.status}.")
+            raise Forbidden(more["why_not"])
+        policy = policy_for(self.settings, job.resource, job.job_type)
+        if minutes > more["max_minutes"]:
+            now_min = math.ceil(job.time_limit_s / 60)
+            if more["max_minutes"] < policy.max_extension_min:
+                EXTENSION_REFUSALS.labels("total").inc()
+                raise Forbidden(
+                    f"Extending by {minutes} minutes would make this job's time limit "
+                    f"{now_min + minutes} minutes; the most allowed is "
+                    f"{policy.max_total_time_min} minutes, so at most {more['max_minutes']} "
+                    "more can be added."
+                )
+            EXTENSION_REFUSALS.labels("minutes").inc()
+            raise Forbidden(
+                f"One extension may add at most {policy.max_extension_min} minutes; "
+                f"{minutes} were asked for."
+            )
+        try:
+            self.quotas.check_core_hours(
+                session,
+                session.get(User, job.user_id),
+                job.cpus,
+                minutes * 60,
+                asking=f"Extending job {job.id} by {minutes} minutes asks for",
+            )
+        except UWSError:
+            EXTENSION_REFUSALS.labels("quota").inc()
+            raise
+
+    async def _raise_slurm_limit(self, job: Job, minutes: int) -> None:
+        from ..slurm.monitor import run as slurm_run
+
+        code, _, err = await slurm_run(
+            ["scontrol", "update", f"JobId={job.resource_job_id}", f"TimeLimit={minutes}"],
+            self.settings.slurm_command_timeout,
+            self.jobs.slurm.env,
+        )
+        if code != 0:
+            EXTENSION_REFUSALS.labels("scheduler").inc()
+            text = (err or "").strip() or f"scontrol exited with status {code}"
+            hint = ""
+            if "denied" in text.lower() or "permission" in text.lower():
+                hint = (
+                    " The uws service's account must be root, the SlurmUser or a Slurm operator "
+                    "to raise time limits; ask an administrator."
+                )
+            raise UWSError(
+                f"Slurm did not extend job {job.resource_job_id}: {text}.{hint}",
+                status_code=502,
+            )
+        self.jobs.slurm.forget(str(job.resource_job_id))
+
+
+TIME_WARNINGS = Counter("uws_job_time_warnings_total", "Time-limit warnings recorded on jobs")
+
+
+class SessionWatch:
+    """Every ``c.UWS.session_check_interval``: records the time-limit warnings that are due
+    on running jobs (each row locked and re-checked, as the job manager's transitions do)."""
+
+    def __init__(self, settings: UWS, db: sessionmaker[Session]):
+        self.settings = settings
+        self.db = db
+        self.passes = 0
+
+    async def run_pass(self) -> None:
+        await asyncio.to_thread(self.warn_due, utcnow())
+        self.passes += 1
+
+    def warn_due(self, now: dt.datetime) -> list[int]:
+        """Record the warnings due at `now`; returns the ids of the jobs warned."""
+        points = list(self.settings.time_warnings)
+        if not points:
+            return []
+        with self.db() as session:
+            rows = session.scalars(
+                select(Job).where(
+                    Job.status == JobStatus.RUNNING.value,
+                    Job.time_limit_s.is_not(None),
+                    Job.datetime_start.is_not(None),
+                )
+            ).all()
+            due = [j.id for j in rows if due_warning(points, j, now) is not None]
+        warned = []
+        for job_id in due:
+            with self.db() as session:
+                job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+                point = due_warning(points, job, now) if job is not None else None
+                if point is None:
+                    continue
+                record_warning(self.settings, job, point, now)
+                session.commit()
+            TIME_WARNINGS.inc()
+            warned.append(job_id)
+        return warned
