@@ -3,7 +3,8 @@
 #   make test   set up what is missing, start the services the tests need, run the whole suite
 #               (tests/unit, tests/e2e, then tests/contract; `make test PYTEST_ARGS=tests/e2e/test_jobs.py`)
 #   make unit   only the fast unit tests (tests/unit): seconds, any user, no services
-.PHONY: run test unit lint format bench clean
+#   make labext rebuild the JupyterLab extension (committed prebuilt; needs Node 20 and npm)
+.PHONY: run test unit lint format bench clean labext
 
 run:
 	@scripts/run.sh
@@ -24,6 +25,12 @@ format:
 BENCH ?= bench_workspaces.py
 bench:
 	@PATH="$$(scripts/bootstrap.sh test)/bin:$$PATH" python bench/$(BENCH) $(BENCH_ARGS)
+
+# Rebuild the JupyterLab extension (labext/uws-hub-session) into uws_hub/labextension/ with
+# Node 20 and npm (offline from the npm registry's packages): the built bundle is committed, so
+# neither `make run` nor `make test` builds it.
+labext:
+	@cd labext/uws-hub-session && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf uws-data .pytest_cache build *.egg-info

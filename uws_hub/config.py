@@ -381,6 +381,13 @@ class UWS(Configurable):
         help="Where the uws service listens (the hub's proxy routes /services/<name>/ to it).",
     ).tag(config=True)
 
+    job_service_url = Unicode(
+        "",
+        help="""Where job servers reach the uws service (for the session warnings and "Extend"
+        inside JupyterLab): an address the compute nodes can connect to, as JupyterHub's
+        ``hub_connect_url`` is for the hub. Empty: ``service_url``.""",
+    ).tag(config=True)
+
     admin_users = Set(
         Unicode(), help="Hub users given the uws-admin role (manage quotas, read usage and audit)."
     ).tag(config=True)

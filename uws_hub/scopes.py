@@ -94,6 +94,19 @@ def token_api_scopes(service_name: str) -> list[str]:
     ]
 
 
+def job_server_scopes(service_name: str) -> list[str]:
+    """What a job server's own token (JUPYTERHUB_API_TOKEN) carries: JupyterHub's ``server``
+    role (activity, access to itself) and the owner's uws job scopes, so the session extension
+    inside JupyterLab can read its job and extend it (`uws_hub.labserver`)."""
+    return [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={service_name}",
+        f"{READ_JOBS}!user",
+        f"{JOBS}!user",
+    ]
+
+
 #: what the uws service needs in addition when the hub logs in with Globus: the people's auth
 #: state (their refresh tokens), to renew the Globus tokens of running jobs
 SERVICE_GLOBUS_HUB_SCOPES = ["admin:auth_state"]

@@ -32,7 +32,7 @@ LAYERS: dict[str, set[str]] = {
     },
     "service": {"service"},
     "hub": {"__init__", "authenticators", "spawners"},
-    "job": {"job_wrapper", "testjob"},  # runs inside a job: stands alone
+    "job": {"job_wrapper", "testjob", "labserver", "labextension"},  # runs inside a job: alone
     "tools": {"cli"},
 }
 #: what each layer may import

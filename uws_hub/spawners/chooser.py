@@ -21,6 +21,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Type, default, directional_link
 from wrapspawner import WrapSpawner
 
+from .. import scopes
 from ..config import UWS
 from . import jobctx
 from .local import UWSLocalSpawner
@@ -58,6 +59,11 @@ class UWSJobSpawner(WrapSpawner):
     def _no_user_options(self):
         # user_options carry only the job id, read by run_pre_spawn_hook; nothing to apply
         return lambda spawner, user_options: None
+
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self) -> list[str]:
+        # the hub asks the wrapper (not the child) for them when it makes the server's token
+        return scopes.job_server_scopes(self.uws.service_name)
 
     @property
     def uws(self) -> UWS:

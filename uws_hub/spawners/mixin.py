@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from jupyterhub.spawner import SpawnException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import HasTraits, Integer
+from traitlets import HasTraits, Integer, default
 
-from .. import audit
+from .. import audit, scopes
 from ..config import UWS
 from ..db.models import JobStatus
 from ..errors import UWSError
@@ -96,6 +96,10 @@ def proxy_details(url: str, path: str) -> dict[str, Any]:
     return {"hostname": parts.hostname or "", "port": parts.port or 0, "path": path}
 
 
+#: the job servers' extra Jupyter config: turns on `uws_hub.labserver` and the lab extension
+LAB_CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "labextension", "config")
+
+
 class UWSJobMixin(HasTraits):
     """Workspace/job logic shared by the local and Slurm spawners."""
 
@@ -104,6 +108,11 @@ class UWSJobMixin(HasTraits):
     uws_kind = ""
 
     _job: JobContext | None = None
+
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self) -> list[str]:
+        return scopes.job_server_scopes(self.uws.service_name)
+
     #: file name -> (environment variable, content): secrets a job gets as owner-only files
     #: (e.g. Globus tokens), never in its environment or on a command line
     uws_private_files: dict = {}
@@ -149,6 +158,12 @@ class UWSJobMixin(HasTraits):
                     value
                 )
         env.update(ctx.job_type.environment)
+        # the session extension (time left, warnings, Extend) in JupyterLab: its config first
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+            p for p in (LAB_CONFIG, ctx.job_type.environment.get("JUPYTER_CONFIG_PATH")) if p
+        )
+        service = (self.uws.job_service_url or self.uws.service_url).rstrip("/")
+        env["UWS_API_URL"] = f"{service}/services/{self.uws.service_name}/api/"
         env.update(self._private_env)
         return env
 

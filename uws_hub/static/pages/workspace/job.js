@@ -1,6 +1,8 @@
 // The current job: its live progress (followed with server-sent events, or polled when the
-// stream is refused), "Open" and "Stop", and the countdown of its time limit.
+// stream is refused), "Open" and "Stop", the countdown of its time limit, its time-limit
+// warning and "Extend" (PUT /jobs/<id>/extend/, within the site's policy).
 import { api, badge, busy, clear, duration, el, errorText, keepFocus, notify, page, showQuotaBanner, xsrf } from "../../uws.js";
+import { loadWorkspace } from "./details.js";
 import { loadJobs } from "./history.js";
 import { renderLiveShares } from "./live-shares.js";
 import { LIVE, refreshQuota, state } from "./state.js";
@@ -60,7 +62,9 @@ export function showJob(job) {
   countdownEnd = timeLeft === null ? null : Date.now() + timeLeft * 1000;
   if (liveJobId !== job.id) follow(job.id);
   const flagged = cur.disk_quota ? cur.disk_quota.message : null; // the disk quota action
-  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress, flagged]);
+  const warned = cur.time_warning ? cur.time_warning.message : null;
+  const ext = (job.status === "running" && cur.extension) || null;
+  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress, flagged, warned, ext]);
   if (sig === shownSig) {
     tick(); // only the clock moved: nothing is rebuilt, focus and screen readers stay put
     return;
@@ -81,13 +85,19 @@ export function showJob(job) {
       el("div", { class: "d-flex flex-wrap align-items-center gap-2 mb-2" }, el("span", {}, `Job ${job.id} · ${job.job_type}${resource ? ` on ${resource.name}` : ""}`), badge(job.status)),
       job.status === "pending" ? startBar(cur.progress) : null,
       flagged ? el("div", { class: "alert alert-danger py-2", id: "job-disk-quota", role: "alert" }, flagged) : null,
-      el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m))),
+      warned ? el("div", { class: "alert alert-warning py-2", id: "time-warning", role: "alert" }, warned) : null,
+      // while it starts, every step so far; once it runs (or stops), only where it is now
+      job.status === "pending"
+        ? el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m)))
+        : el("p", { class: "small mb-2", id: "job-message" }, cur.message || ""),
       el(
         "div",
         { class: "d-flex flex-wrap align-items-center gap-2" },
         url ? el("a", { class: "btn btn-success", id: "open-lab", href: url, target: "_blank", rel: "noopener", dataset: { focusKey: "open" } }, `Open ${(catalog && catalog.job_types[job.job_type] && catalog.job_types[job.job_type].name) || "the server"}`) : null,
         stopBtn,
+        extendButton(job, ext),
         timeLeft !== null ? el("span", { class: "uws-countdown small", id: "time-left" }, "") : null,
+        ext && !ext.allowed && warned ? el("span", { class: "small text-body-secondary", id: "extend-why" }, ext.why_not) : null,
       ),
     ),
   );
@@ -95,6 +105,20 @@ export function showJob(job) {
   clearInterval(countdown);
   if (timeLeft !== null) countdown = setInterval(tick, 1000);
   renderLiveShares(job);
+}
+
+/** "Extend by N min" while the policy allows it (its title says how many are left). */
+function extendButton(job, ext) {
+  if (!ext || !ext.allowed) return null;
+  const b = el("button", { type: "button", class: "btn btn-outline-primary", id: "extend-button", title: `Extensions used: ${ext.used} of ${ext.max}`, dataset: { focusKey: "extend" } }, `Extend by ${ext.max_minutes} min`);
+  b.addEventListener("click", () =>
+    busy(b, async () => {
+      const r = await api("PUT", `jobs/${job.id}/extend/`, { minutes: ext.max_minutes });
+      notify(r._message || "Extended.", "success");
+      showJob(r.job);
+    }),
+  );
+  return b;
 }
 
 function ended(job) {
@@ -115,6 +139,7 @@ function follow(jobId) {
     if (job.status !== lastStatus) {
       lastStatus = job.status;
       loadJobs(); // the history shows the new status too
+      loadWorkspace(); // and the workspace's badge (active while a job is live)
     }
     showJob(job);
     if (!LIVE.has(job.status)) {
