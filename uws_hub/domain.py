@@ -71,7 +71,7 @@ def build_domain(
         settings, db, hub, jobs=jobs, shares=shares, work=work, executor=executor, fs=fsops
     )
     sessions = SessionManager(settings, quotas, jobs)
-    session_watch = SessionWatch(settings, db)
+    session_watch = SessionWatch(settings, db, hub, jobs)
     return Domain(
         quotas,
         notifier,

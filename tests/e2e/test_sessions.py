@@ -7,16 +7,22 @@ tests/unit/test_sessions.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+import uuid
 
 import pytest
+import requests
+import websocket
 from test_disk_quota_jobs import Stream
 from test_pages import ARTIFACTS, PASSWORD, Person, browser, expect  # noqa: F401 (a fixture)
 from test_rescans import until
 
 from conftest import Client
 from hubtest import HubProcess
-from jobutil import started, stop_and_wait
+from jobutil import server_base, started, stop_and_wait, wait_job
+from metricsutil import Scrape
 
 ME, OTHER, ADMIN = "uwsp-carol", "uwsp-dave", "uwst-admin"
 assert PASSWORD  # the hub's test login, as the pages' tests use it
@@ -24,10 +30,23 @@ assert PASSWORD  # the hub's test login, as the pages' tests use it
 WARNINGS = [14_500, 600]
 
 
+#: a JupyterLab with an idle limit of one minute (warned after 30 s), whose server tells the hub
+#: of its activity every 5 s; the hub reads the proxy's activity every 5 s
+IDLE_CONFIG = """
+c.UWS.job_types["lab_idle"] = {
+    "name": "JupyterLab (idle limit)",
+    "idle_timeout_min": 1,
+    "environment": {"JUPYTERHUB_ACTIVITY_INTERVAL": "5"},
+}
+c.UWS.idle_warning = 30
+c.JupyterHub.last_activity_interval = 5
+"""
+
+
 @pytest.fixture(scope="module")
 def shub(hub_factory):
     extra = f"c.UWS.time_warnings = {WARNINGS}\nc.UWS.session_check_interval = 1.0\n"
-    return hub_factory("sessions", system_users=(ME, OTHER), extra_config=extra)
+    return hub_factory("sessions", system_users=(ME, OTHER), extra_config=extra + IDLE_CONFIG)
 
 
 def workspace(me: Client, name: str) -> dict:
@@ -134,3 +153,75 @@ def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess):
     stop_and_wait(me, j["id"])
     r = me.put(f"jobs/{j['id']}/extend/", json={"minutes": 5})
     assert r.status_code == 400 and "Only a running job can be extended." in r.json()["message"]
+
+
+def run_in_kernel(j: dict, me: Client, code: str) -> None:
+    """Start a kernel in the job's JupyterLab and have it run `code`; returns once the kernel
+    says it is busy, and closes the connection (nobody watches it compute)."""
+    base = server_base(j)
+    r = requests.post(base + "api/kernels", headers=me.session.headers, json={}, timeout=60)
+    assert r.status_code == 201, r.text
+    ws = websocket.create_connection(
+        "ws" + base[4:] + f"api/kernels/{r.json()['id']}/channels",
+        header=[f"Authorization: {me.session.headers['Authorization']}"],
+        timeout=60,
+    )
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": ME,
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {"code": code, "silent": False, "allow_stdin": False},
+                }
+            )
+        )
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and (
+                msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy"
+            ):
+                return
+    finally:
+        ws.close()
+
+
+def test_an_idle_job_is_stopped_and_a_busy_one_is_not(shub: HubProcess):
+    me, admin = Client.of(shub, ME), Client.of(shub, ADMIN)
+    idle_ws, busy_ws = workspace(me, "idle"), workspace(me, "busy")
+    idle = started(me, idle_ws["id"], job_type="lab_idle", resource="local", timeout=180)
+    busy = started(me, busy_ws["id"], job_type="lab_idle", resource="local", timeout=180)
+    run_in_kernel(busy, me, "import time; time.sleep(240)")  # computes silently for 4 minutes
+    silent_since = time.monotonic()
+    stream = Stream(shub, me, idle["id"])
+    # the idle one: warned (in its record and stream), then stopped, ending with the reason
+    until("the idle warning", lambda: current(me, idle["id"]).get("idle_warning"), timeout=120)
+    told = current(me, idle["id"])["idle_warning"]["message"]
+    assert told.startswith("This session has had no activity for ")
+    assert "after 1 minute without activity." in told
+    end = wait_job(me, idle["id"], ("complete", "failed"), timeout=120)
+    assert end["status"] == "complete", end
+    assert end["job_details"]["current_job_details"]["message"] == "Stopped after 1 minute idle."
+    assert any(n == "warning" and d["kind"] == "idle" for n, d in stream.events)
+    # the busy one: its kernel is busy although nothing has reached the hub for 1.5 times its
+    # idle limit (its warning would have come at 30 s, its stop at 60 s)
+    time.sleep(max(0.0, silent_since + 90 - time.monotonic()))
+    busy_now = me.get(f"jobs/{busy['id']}/").json()["data"]["jobs"][0]
+    assert busy_now["status"] == "running", busy_now
+    assert "idle_warning" not in busy_now["job_details"]["current_job_details"]
+    scrape = Scrape(admin.get(f"{shub.url}/services/uws/metrics").text)
+    assert scrape.value("uws_idle_stops_total", resource="local") == 1
+    saved = scrape.value("uws_idle_stop_core_hours_saved_total", resource="local")
+    assert 3.9 < saved < 4.0  # 1 core × the rest of its 4 hours
+    stop = admin.get("audit/", params={"action": "job.stop", "user": ME}).json()["data"]["events"]
+    assert stop[0]["details"]["reason"] == "Stopped after 1 minute idle."
+    stop_and_wait(me, busy["id"])

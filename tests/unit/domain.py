@@ -78,6 +78,7 @@ class FakeHub:
     `calls` records what was asked, in order."""
 
     def __init__(self) -> None:
+        self.token = "fake-service-token"  # the service's token, as job servers would check it
         self.users: dict[str, dict] = {}
         self.servers: dict[tuple[str, str], dict] = {}
         self.named: set[tuple[str, str]] = set()

@@ -6,15 +6,22 @@ Slurm and JupyterLab: tests/e2e/test_sessions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
+import threading
 
 import pytest
 from sqlalchemy import select
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
 from uws_hub.db.models import AuditEvent, Job, User, utcnow
 from uws_hub.errors import BadRequest, Forbidden, UWSError
 from uws_hub.jobs import sessions
 from uws_hub.jobs.sessions import SessionManager, left_text, policy_for
+from uws_hub.jobs.state import end_job, set_current
 
 from .domain import Domain
 
@@ -225,3 +232,145 @@ def test_time_is_said_as_people_say_it():
         "1 h 05 min",
         "2 h 01 min",
     ]
+
+
+# ---- idle shutdown ----------------------------------------------------------------------------
+
+
+class Kernels(web.RequestHandler):
+    """A job server's ``GET <base>api/kernels``, answering for the service's token only."""
+
+    def initialize(self, state: dict) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        if self.request.headers.get("Authorization") != "token fake-service-token":
+            raise web.HTTPError(403)
+        assert self.get_argument("no_track_activity") == "1"  # asking is not activity
+        self.state["asked"] += 1
+        self.write(json.dumps(self.state["kernels"]))
+
+
+@pytest.fixture
+def job_server():
+    """A real HTTP server standing in for the job server's kernels API (its own thread)."""
+    state: dict = {"kernels": [], "asked": 0, "stopped": threading.Event()}
+    ready = threading.Event()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        sock, state["port"] = bind_unused_port()
+        server = HTTPServer(web.Application([(r"/user/.*/api/kernels", Kernels, {"state": state})]))
+        server.add_sockets([sock])
+        state["stop"] = lambda: loop.is_closed() or loop.call_soon_threadsafe(loop.stop)
+        ready.set()
+        loop.run_forever()
+        server.stop()
+        loop.close()
+        state["stopped"].set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield state
+    state["stop"]()
+    thread.join(10)
+
+
+def idle_job(d: Domain, owner: User, server: dict, *, started_ago: int = 60) -> tuple[int, str]:
+    """A running job on the "strict" resource (idle limit 20 minutes) whose server answers at
+    `server`'s port; the hub lists its server."""
+    job_id = running(d, owner, resource="strict", minutes=240, ago=started_ago)
+    with d.db() as session:
+        job = session.get(Job, job_id)
+        set_current(job, proxy_details={"hostname": "127.0.0.1", "port": server["port"]})
+        session.commit()
+        name = job.server_name
+    d.hub.servers[(owner.name, name)] = {"name": name, "url": f"/user/{owner.name}/{name}/"}
+    return job_id, name
+
+
+def active(d: Domain, owner: User, name: str, minutes_ago: float) -> None:
+    when = utcnow() - dt.timedelta(minutes=minutes_ago)
+    d.hub.servers[(owner.name, name)]["last_activity"] = when.isoformat().replace("+00:00", "Z")
+
+
+def kernel(state: str, minutes_ago: float) -> dict:
+    when = utcnow() - dt.timedelta(minutes=minutes_ago)
+    return {"execution_state": state, "last_activity": when.isoformat().replace("+00:00", "Z")}
+
+
+def check(d: Domain) -> dict[str, int]:
+    return d.run(d.session_watch.check_idle(utcnow()))
+
+
+def idle_warning(d: Domain, job_id: int) -> dict | None:
+    return d.fresh(Job, job_id).job_details["current_job_details"].get("idle_warning")
+
+
+def test_an_idle_job_is_warned_then_stopped_and_ends_saying_why(domain, alice, job_server):
+    d = domain
+    job_id, name = idle_job(d, alice, job_server)
+    active(d, alice, name, 5)  # recently used: nothing to say, the kernels not even asked
+    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0} and job_server["asked"] == 0
+    active(d, alice, name, 12)
+    job_server["kernels"] = [kernel("idle", 14)]
+    assert check(d)["warned"] == 1
+    told = idle_warning(d, job_id)
+    assert told["message"].startswith("This session has had no activity for 12 minutes: it will")
+    assert "after 20 minutes without activity. Use it (open it, run something)" in told["message"]
+    assert check(d)["warned"] == 0  # once
+    active(d, alice, name, 21)
+    job_server["kernels"] = []
+    assert check(d)["stopped"] == 1
+    row = d.fresh(Job, job_id)
+    assert row.status == "stopping" and d.hub.stopped() == [(alice.name, name, False)]
+    with d.db() as session:
+        (stop,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "job.stop"))
+        assert stop.details["reason"] == "Stopped after 20 minutes idle."
+        end_job(session.get(Job, job_id), "complete", "Stopped.")  # as the spawner records it
+        session.commit()
+    assert d.fresh(Job, job_id).job_details["current_job_details"]["message"] == (
+        "Stopped after 20 minutes idle."
+    )
+
+
+def test_activity_after_the_warning_cancels_it(domain, alice, job_server):
+    d = domain
+    job_id, name = idle_job(d, alice, job_server)
+    active(d, alice, name, 15)
+    assert check(d)["warned"] == 1
+    active(d, alice, name, 0.5)  # they came back
+    assert check(d)["cleared"] == 1 and idle_warning(d, job_id) is None
+    assert d.fresh(Job, job_id).status == "running"
+
+
+def test_a_busy_kernel_is_never_idle(domain, alice, job_server):
+    d = domain
+    job_id, name = idle_job(d, alice, job_server)
+    active(d, alice, name, 45)  # the hub has seen nothing for 45 minutes ...
+    job_server["kernels"] = [kernel("idle", 50), kernel("busy", 45)]  # ... one kernel computes
+    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
+    assert d.fresh(Job, job_id).status == "running" and idle_warning(d, job_id) is None
+    job_server["kernels"] = [kernel("idle", 3)]  # a kernel that finished 3 minutes ago
+    assert check(d)["stopped"] == 0 and d.fresh(Job, job_id).status == "running"
+
+
+def test_nothing_is_stopped_when_the_kernels_cannot_be_asked(domain, alice, job_server):
+    d = domain
+    job_id, name = idle_job(d, alice, job_server)
+    active(d, alice, name, 45)
+    job_server["stop"]()  # the job server does not answer
+    assert job_server["stopped"].wait(10)
+    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
+    assert d.fresh(Job, job_id).status == "running"
+
+
+def test_jobs_without_an_idle_limit_are_left_alone(domain, alice, job_server):
+    d = domain
+    job_id = running(d, alice, minutes=240, ago=200)  # "local": no idle limit
+    with d.db() as session:
+        d.hub.servers[(alice.name, session.get(Job, job_id).server_name)] = {"url": "/x/"}
+    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
+    assert d.hub.calls.count(("list",)) == 0  # not even the hub asked

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import math
 import weakref
@@ -34,9 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..db.models import Job, JobStatus, User, utcnow
-from ..errors import BadRequest, Forbidden, UWSError
+from ..errors import BadRequest, Forbidden, HubAPIError, UWSError
 from ..times import utc_text
-from .state import set_current
+from .state import begin_stop, set_current
 
 if TYPE_CHECKING:
     from ..config import UWS
@@ -317,23 +318,63 @@ class SessionManager:
 
 
 TIME_WARNINGS = Counter("uws_job_time_warnings_total", "Time-limit warnings recorded on jobs")
+IDLE_WARNINGS = Counter("uws_job_idle_warnings_total", "Idle warnings recorded on jobs")
+IDLE_STOPS = Counter("uws_idle_stops_total", "Jobs stopped for idleness, by resource", ["resource"])
+IDLE_SAVED = Counter(
+    "uws_idle_stop_core_hours_saved_total",
+    "Core-hours idle stops left unspent: the job's cores × the rest of its time limit, by resource",
+    ["resource"],
+)
+
+
+@dataclass(frozen=True)
+class IdleCandidate:
+    """A running job with an idle limit, as read for one pass."""
+
+    job_id: int
+    user: str
+    server_name: str
+    resource: str
+    started: dt.datetime
+    timeout_s: int
+    host: str | None
+    port: int | None
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 class SessionWatch:
-    """Every ``c.UWS.session_check_interval``: records the time-limit warnings that are due
-    on running jobs (each row locked and re-checked, as the job manager's transitions do)."""
+    """Every ``c.UWS.session_check_interval``: records the time-limit warnings that are due on
+    running jobs, and deals with idle ones — warned ``c.UWS.idle_warning`` seconds before their
+    idle limit, stopped at it (*Stopped after N minutes idle.*), the warning withdrawn when
+    activity comes back. Activity is the hub's ``last_activity`` of the server, and the job
+    server's kernels (``/api/kernels``): a busy kernel is activity now, whatever the hub says;
+    when the kernels cannot be asked, nothing is stopped. Each row is locked and re-checked
+    before it changes, as the job manager's transitions do."""
 
-    def __init__(self, settings: UWS, db: sessionmaker[Session]):
+    def __init__(self, settings: UWS, db: sessionmaker[Session], hub: Any, jobs: JobManager):
         self.settings = settings
         self.db = db
+        self.hub = hub
+        self.jobs = jobs
         self.passes = 0
 
     async def run_pass(self) -> None:
-        await asyncio.to_thread(self.warn_due, utcnow())
+        now = utcnow()
+        await asyncio.to_thread(self.warn_due, now)
+        await self.check_idle(now)
         self.passes += 1
 
     def warn_due(self, now: dt.datetime) -> list[int]:
-        """Record the warnings due at `now`; returns the ids of the jobs warned."""
+        """Record the time warnings due at `now`; returns the ids of the jobs warned."""
         points = list(self.settings.time_warnings)
         if not points:
             return []
@@ -358,3 +399,149 @@ class SessionWatch:
             TIME_WARNINGS.inc()
             warned.append(job_id)
         return warned
+
+    # ---- idleness ------------------------------------------------------------------------
+
+    def idle_candidates(self) -> list[IdleCandidate]:
+        """Running jobs whose policy has an idle limit."""
+        out = []
+        with self.db() as session:
+            rows = session.execute(
+                select(Job, User.name)
+                .join(User, User.id == Job.user_id)
+                .where(Job.status == JobStatus.RUNNING.value, Job.datetime_start.is_not(None))
+            ).all()
+            for job, name in rows:
+                limit = policy_for(self.settings, job.resource, job.job_type).idle_timeout_min
+                if not limit or not job.server_name:
+                    continue
+                current = (job.job_details or {}).get("current_job_details") or {}
+                proxy = current.get("proxy_details") or {}
+                out.append(
+                    IdleCandidate(
+                        job.id,
+                        name,
+                        job.server_name,
+                        job.resource,
+                        job.datetime_start,
+                        limit * 60,
+                        proxy.get("hostname"),
+                        proxy.get("port"),
+                    )
+                )
+        return out
+
+    async def check_idle(self, now: dt.datetime) -> dict[str, int]:
+        """One look at every job with an idle limit; returns what was done (warned, stopped,
+        cleared)."""
+        counts = {"warned": 0, "stopped": 0, "cleared": 0}
+        candidates = await asyncio.to_thread(self.idle_candidates)
+        if not candidates:
+            return counts
+        try:
+            servers = await self.hub.active_servers()
+        except HubAPIError as e:
+            log.warning("idle check skipped: the hub did not answer (%s)", e.message)
+            return counts
+        for c in candidates:
+            server = servers.get((c.user, c.server_name))
+            if server is None:
+                continue  # not (or no longer) the hub's: the job sync settles it
+            last = max(c.started, _when(server.get("last_activity")) or c.started)
+            warn_at = max(0, c.timeout_s - self.settings.idle_warning)
+            if (now - last).total_seconds() >= warn_at:
+                kernels = await self.kernel_activity(c, server, now)
+                if kernels is None:
+                    continue  # the kernels could not be asked: conclude nothing
+                last = max(last, kernels)
+            idle = (now - last).total_seconds()
+            decision = "stop" if idle >= c.timeout_s else "warn" if idle >= warn_at else "clear"
+            done, stop = await asyncio.to_thread(self._apply_idle, c, decision, last, now)
+            if done:
+                counts[{"stop": "stopped", "warn": "warned", "clear": "cleared"}[decision]] += 1
+            if stop is not None:
+                await self.jobs.send_stops([stop])
+        return counts
+
+    async def kernel_activity(
+        self, c: IdleCandidate, server: dict, now: dt.datetime
+    ) -> dt.datetime | None:
+        """When the job server's kernels were last active (`now` if one is busy; the start if
+        it has none); None if they cannot be asked."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+        if not c.host or not c.port or not server.get("url"):
+            return None
+        # (no_track_activity: asking is not activity, or nothing would ever be idle)
+        url = f"http://{c.host}:{c.port}{server['url']}api/kernels?no_track_activity=1"
+        try:
+            resp = await AsyncHTTPClient().fetch(
+                HTTPRequest(
+                    url,
+                    headers={"Authorization": f"token {self.hub.token}"},
+                    request_timeout=10,
+                    connect_timeout=5,
+                )
+            )
+            kernels = json.loads(resp.body)
+        except Exception as e:  # noqa: BLE001 (any failure: conclude nothing)
+            log.warning("job %s: could not ask its kernels (%s); not judged idle", c.job_id, e)
+            return None
+        if any(k.get("execution_state") == "busy" for k in kernels):
+            return now
+        times = [t for k in kernels if (t := _when(k.get("last_activity")))]
+        return max(times, default=c.started)
+
+    def _apply_idle(
+        self, c: IdleCandidate, decision: str, last: dt.datetime, now: dt.datetime
+    ) -> tuple[bool, Any]:
+        """Warn, stop or clear the warning of job `c` (row locked, still running); returns
+        (whether anything changed, the stop to send or None)."""
+        minutes = c.timeout_s // 60
+        limit = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        with self.db() as session:
+            job = session.scalar(select(Job).where(Job.id == c.job_id).with_for_update())
+            if job is None or job.status != JobStatus.RUNNING.value:
+                return False, None
+            current = (job.job_details or {}).get("current_job_details") or {}
+            warned = current.get("idle_warning")
+            if decision == "clear":
+                if not warned:
+                    return False, None
+                details = dict(job.job_details)
+                details["current_job_details"] = {
+                    k: v for k, v in current.items() if k != "idle_warning"
+                }
+                job.job_details = details
+            elif decision == "warn":
+                if warned:
+                    return False, None
+                stop_at = last + dt.timedelta(seconds=c.timeout_s)
+                set_current(
+                    job,
+                    idle_warning={
+                        "kind": "idle",
+                        "at": utc_text(now),
+                        "idle_since": utc_text(last),
+                        "stop_at": utc_text(stop_at),
+                        "message": (
+                            f"This session has had no activity for {left_text((now - last).total_seconds())}: "
+                            f"it will be stopped at {stop_at:%H:%M} UTC, after {limit} without "
+                            "activity. Use it (open it, run something) to keep it."
+                        ),
+                    },
+                )
+                IDLE_WARNINGS.inc()
+            else:
+                reason = f"Stopped after {limit} idle."
+                begin_stop(session, job, c.user, reason, reason=reason)
+                rest = max(
+                    0.0, (job.time_limit_s or 0) - (now - job.datetime_start).total_seconds()
+                )
+                IDLE_STOPS.labels(job.resource).inc()
+                IDLE_SAVED.labels(job.resource).inc(max(1, job.cpus) * rest / 3600)
+                session.commit()
+                log.info("job %s stopped after %s minutes idle", c.job_id, minutes)
+                return True, (c.user, c.job_id, c.server_name)
+            session.commit()
+        return True, None

@@ -46,22 +46,30 @@ def begin_stop(
     *,
     via: str | None = None,
     actor: audit.Actor | None = None,
+    reason: str | None = None,
 ) -> None:
     """A stop someone asked for: the job becomes ``stopping`` with `message`, and ``job.stop``
     is audited (by the session's actor, or `actor`) in the caller's transaction. Used by the
-    API's stop and by the spawner for stops asked through the hub (``via="hub"``)."""
+    API's stop and by the spawner for stops asked through the hub (``via="hub"``). A `reason`
+    (e.g. an idle stop) is kept as the message the job ends with (see `end_job`)."""
     job.status = J.STOPPING.value
-    set_current(job, message=message)
+    set_current(job, message=message, **({"stop_reason": reason} if reason else {}))
     details: dict[str, Any] = {"workspace_id": job.workspace_id}
     if via:
         details["via"] = via
+    if reason:
+        details["reason"] = reason
     audit.record(session, "job.stop", user=owner, target_id=job.id, details=details, actor=actor)
 
 
 def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None) -> None:
-    """Record the end of a job (idempotent for ended jobs)."""
+    """Record the end of a job (idempotent for ended jobs). A stopping job stopped for a reason
+    (`begin_stop`'s `reason`) that completes ends with that reason as its message."""
     if job.status in ENDED:
         return
+    reason = ((job.job_details or {}).get("current_job_details") or {}).get("stop_reason")
+    if reason and job.status == J.STOPPING.value and status == J.COMPLETE.value:
+        message = reason
     job.status = status
     job.datetime_end = when or utcnow()
     job.core_seconds = core_seconds(job.datetime_start, job.datetime_end, job.cpus)

@@ -158,7 +158,7 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         last, last_sent, told = None, time.monotonic(), (0, None)
-        warned = None
+        warned: list = [None, None]
         try:
             while not self._closed:
                 with self.ctx.db() as session:
@@ -167,16 +167,17 @@ class EventsHandler(JobHandlerMixin, BaseHandler):
                     payload = serialize.dumps(out)
                     ended = job.status in ENDED
                     told, quota = self._quota_event(session, job, told)
-                warning = out["job_details"]["current_job_details"].get("time_warning")
-                news = warning if warning != warned and warning else None
+                current = out["job_details"]["current_job_details"]
+                warning = [current.get("time_warning"), current.get("idle_warning")]
+                news = [w for w, was in zip(warning, warned, strict=True) if w and w != was]
                 warned = warning
                 if quota is not None:
                     self.write(f"event: quota\ndata: {quota}\n\n")
-                if news is not None:
-                    self.write(f"event: warning\ndata: {serialize.dumps(news)}\n\n")
+                for w in news:
+                    self.write(f"event: warning\ndata: {serialize.dumps(w)}\n\n")
                 if payload != last:
                     self.write(f"event: status\ndata: {payload}\n\n")
-                if quota is not None or news is not None or payload != last:
+                if quota is not None or news or payload != last:
                     await self.flush()
                     last, last_sent = payload, time.monotonic()
                 elif time.monotonic() - last_sent > self.keepalive_seconds:

@@ -63,8 +63,9 @@ export function showJob(job) {
   if (liveJobId !== job.id) follow(job.id);
   const flagged = cur.disk_quota ? cur.disk_quota.message : null; // the disk quota action
   const warned = cur.time_warning ? cur.time_warning.message : null;
+  const idle = cur.idle_warning ? cur.idle_warning.message : null;
   const ext = (job.status === "running" && cur.extension) || null;
-  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress, flagged, warned, ext]);
+  const sig = JSON.stringify([job.id, job.status, url, seenMessages.length, timeLeft === null, cur.progress, flagged, warned, idle, ext]);
   if (sig === shownSig) {
     tick(); // only the clock moved: nothing is rebuilt, focus and screen readers stay put
     return;
@@ -86,6 +87,7 @@ export function showJob(job) {
       job.status === "pending" ? startBar(cur.progress) : null,
       flagged ? el("div", { class: "alert alert-danger py-2", id: "job-disk-quota", role: "alert" }, flagged) : null,
       warned ? el("div", { class: "alert alert-warning py-2", id: "time-warning", role: "alert" }, warned) : null,
+      idle ? el("div", { class: "alert alert-warning py-2", id: "idle-warning", role: "alert" }, idle) : null,
       // while it starts, every step so far; once it runs (or stops), only where it is now
       job.status === "pending"
         ? el("ol", { class: "uws-progress-log list-unstyled mb-2", id: "job-progress", "aria-label": "Progress" }, seenMessages.map((m, i) => el("li", { class: i === seenMessages.length - 1 ? "current" : "" }, m)))
