@@ -131,6 +131,15 @@ def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess):
         return next(f for f in out.split() if f.startswith("TimeLimit="))
 
     assert time_limit() == "TimeLimit=04:00:00"
+    # Slurm lets only root, the SlurmUser or an operator raise a limit (docs/jobs.md): the owner's
+    # own account may not, which is why the service (root here, as it runs) does it
+    mine = subprocess.run(
+        ["runuser", "-u", ME, "--", "scontrol", "update", f"JobId={slurm_id}", "TimeLimit=300"],
+        capture_output=True,
+        text=True,
+    )
+    assert mine.returncode != 0 and "denied" in mine.stderr.lower(), mine
+    assert time_limit() == "TimeLimit=04:00:00"
     before = current(me, j["id"])["time_left"]
     r = me.put(f"jobs/{j['id']}/extend/", json={"minutes": 30})
     assert r.status_code == 200, r.text
