@@ -116,8 +116,7 @@ def session_of(job: dict) -> dict:
 class ExtendHandler(_UWSHandler):
     @web.authenticated
     async def post(self) -> None:
-        body = self.get_json_body() or {}
-        status, answer = await self.uws(
-            "PUT", f"jobs/{self.job_id}/extend/", {"minutes": body.get("minutes")}
-        )
+        body = self.get_json_body()
+        minutes = body.get("minutes") if isinstance(body, dict) else None
+        status, answer = await self.uws("PUT", f"jobs/{self.job_id}/extend/", {"minutes": minutes})
         self.answer(status, {"message": answer.get("message", ""), "detail": answer.get("detail")})
