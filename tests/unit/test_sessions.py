@@ -374,3 +374,28 @@ def test_jobs_without_an_idle_limit_are_left_alone(domain, alice, job_server):
         d.hub.servers[(alice.name, session.get(Job, job_id).server_name)] = {"url": "/x/"}
     assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
     assert d.hub.calls.count(("list",)) == 0  # not even the hub asked
+
+
+def test_the_lab_page_gets_the_warnings_and_what_it_may_add():
+    from uws_hub.labserver import session_of
+
+    warning = {"kind": "time", "at": "2026-12-06T10:00:00Z", "ends_at": "2026-12-06T10:10:00Z"}
+    job = {
+        "status": "running",
+        "job_details": {
+            "current_job_details": {
+                "time_left": 600,
+                "time_warning": {**warning, "message": "This session ends in 10 minutes."},
+                "idle_warning": {"message": "No activity."},
+                "extension": {"allowed": True, "max_minutes": 45, "why_not": None},
+            }
+        },
+    }
+    out = session_of(job)
+    assert out["time_left"] == 600 and out["end"] == "2026-12-06T10:10:00Z"
+    assert [w["message"] for w in out["warnings"]] == ["This session ends in 10 minutes."]
+    assert out["idle"] == {"warning": "No activity."}
+    assert out["extend"] == {"allowed": True, "minutes": 45, "why_not": None}
+    ended = session_of({"status": "complete", "job_details": {"current_job_details": {}}})
+    assert ended["time_left"] is None and ended["warnings"] == []
+    assert ended["extend"] == {"allowed": False, "minutes": 0, "why_not": None}
