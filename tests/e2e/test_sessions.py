@@ -221,9 +221,9 @@ def test_an_idle_job_is_stopped_and_a_busy_one_is_not(shub: HubProcess):
     assert end["status"] == "complete", end
     assert end["job_details"]["current_job_details"]["message"] == "Stopped after 1 minute idle."
     assert any(n == "warning" and d["kind"] == "idle" for n, d in stream.events)
-    # the busy one: its kernel is busy although nothing has reached the hub for 1.5 times its
+    # the busy one: its kernel is busy although nothing has reached the hub for 1.25 times its
     # idle limit (its warning would have come at 30 s, its stop at 60 s)
-    time.sleep(max(0.0, silent_since + 90 - time.monotonic()))
+    time.sleep(max(0.0, silent_since + 75 - time.monotonic()))
     busy_now = me.get(f"jobs/{busy['id']}/").json()["data"]["jobs"][0]
     assert busy_now["status"] == "running", busy_now
     assert "idle_warning" not in busy_now["job_details"]["current_job_details"]
