@@ -8,10 +8,18 @@ own job without a token of its own:
 - ``POST <base_url>uws/session/extend`` ``{"minutes": n}``: ``PUT /jobs/<id>/extend/``, the
   answer's message relayed.
 
-Both are the lab's own authenticated API handlers (the person's login to their server); the
-uws API is called with the server's token (``JUPYTERHUB_API_TOKEN``, which the spawner asks to
-carry the person's ``custom:uws:jobs`` scope). Without ``UWS_API_URL`` and ``UWS_JOB_ID`` (a
-server not started by uws_hub) nothing is added and the page's extension stays silent.
+Both are the lab's own authenticated API handlers (the person's login to their server, or a
+live share of it); only the job's owner may extend. The uws API is called with the server's
+token (``JUPYTERHUB_API_TOKEN``, which the spawner asks to carry only the owner's
+``custom:uws:read:jobs`` and ``custom:uws:jobs:extend`` scopes).
+
+It also keeps **busy kernels counted as activity**: every few seconds, if a kernel is busy, it
+sets a ``*_last_activity`` time that jupyter_server's ``last_activity()`` includes, so the job
+server's activity reports to the hub say the server is in use while a cell computes silently
+(the hub's record alone would call it idle; the idle shutdown reads that record).
+
+Without ``UWS_API_URL`` and ``UWS_JOB_ID`` (a server not started by uws_hub) nothing is added and
+the page's extension stays silent.
 """
 
 from __future__ import annotations
@@ -20,12 +28,17 @@ import json
 import os
 from typing import Any
 
+from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import PeriodicCallback
 
-TIMEOUT = 15.0
+#: above c.UWS.slurm_command_timeout (20 s): an extension's scontrol must be able to finish
+TIMEOUT = 60.0
+#: how often busy kernels are looked for (milliseconds)
+BUSY_CHECK_MS = 5000
 
 
 def _jupyter_server_extension_points() -> list[dict]:
@@ -47,6 +60,22 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("uws session: job %s, asking %s", job, api)
+    PeriodicCallback(lambda: mark_busy_kernels(serverapp), BUSY_CHECK_MS).start()
+
+
+def mark_busy_kernels(serverapp: Any) -> bool:
+    """If a kernel is busy, record now as activity (``uws_busy_kernel_last_activity``, which
+    jupyter_server's ``last_activity()`` counts); True if one was."""
+    km = serverapp.kernel_manager
+    busy = False
+    for kid in list(km.list_kernel_ids()):
+        try:
+            busy = busy or getattr(km.get_kernel(kid), "execution_state", None) == "busy"
+        except KeyError:  # shut down meanwhile
+            continue
+    if busy:
+        serverapp.web_app.settings["uws_busy_kernel_last_activity"] = utcnow()
+    return busy
 
 
 class _UWSHandler(APIHandler):
@@ -108,6 +137,7 @@ def session_of(job: dict) -> dict:
         "extend": {
             "allowed": bool(ext.get("allowed")),
             "minutes": int(ext.get("max_minutes") or 0),
+            "used": int(ext.get("used") or 0),
             "why_not": ext.get("why_not"),
         },
     }
@@ -116,7 +146,15 @@ def session_of(job: dict) -> dict:
 class ExtendHandler(_UWSHandler):
     @web.authenticated
     async def post(self) -> None:
+        owner = os.environ.get("JUPYTERHUB_USER", "")
+        who = getattr(self.current_user, "username", None)
+        if owner and who != owner:  # someone the session is shared with
+            self.answer(403, {"message": f"Only {owner} can extend this session."})
+            return
         body = self.get_json_body()
-        minutes = body.get("minutes") if isinstance(body, dict) else None
-        status, answer = await self.uws("PUT", f"jobs/{self.job_id}/extend/", {"minutes": minutes})
+        body = body if isinstance(body, dict) else {}
+        ask = {"minutes": body.get("minutes")}
+        if "used" in body:  # the extensions the page saw: a repeated click is not a second one
+            ask["used"] = body["used"]
+        status, answer = await self.uws("PUT", f"jobs/{self.job_id}/extend/", ask)
         self.answer(status, {"message": answer.get("message", ""), "detail": answer.get("detail")})

@@ -14,6 +14,7 @@ READ_WORKSPACES = f"{PREFIX}:read:workspaces"
 WORKSPACES = f"{PREFIX}:workspaces"
 READ_JOBS = f"{PREFIX}:read:jobs"
 JOBS = f"{PREFIX}:jobs"
+EXTEND_JOBS = f"{PREFIX}:jobs:extend"
 READ_SHARES = f"{PREFIX}:read:shares"
 SHARES = f"{PREFIX}:shares"
 READ_QUOTA = f"{PREFIX}:read:quota"
@@ -31,7 +32,8 @@ CUSTOM_SCOPES: dict[str, dict] = {
         "subscopes": [READ_WORKSPACES],
     },
     READ_JOBS: {"description": "Read uws jobs and their status."},
-    JOBS: {"description": "Start and stop uws jobs.", "subscopes": [READ_JOBS]},
+    EXTEND_JOBS: {"description": "Extend the time limit of running uws jobs."},
+    JOBS: {"description": "Start and stop uws jobs.", "subscopes": [READ_JOBS, EXTEND_JOBS]},
     READ_SHARES: {"description": "Read uws workspace share invitations."},
     SHARES: {
         "description": "Share uws workspaces, accept, decline and cancel invitations.",
@@ -96,14 +98,16 @@ def token_api_scopes(service_name: str) -> list[str]:
 
 def job_server_scopes(service_name: str) -> list[str]:
     """What a job server's own token (JUPYTERHUB_API_TOKEN) carries: JupyterHub's ``server``
-    role (activity, access to itself) and the owner's uws job scopes, so the session extension
-    inside JupyterLab can read its job and extend it (`uws_hub.labserver`)."""
+    role (activity, access to itself) and, of the owner's uws scopes, only reading their jobs
+    and extending them, so the session extension inside JupyterLab can (`uws_hub.labserver`)
+    — anyone with a terminal in the server can read the token: it cannot start, stop or share
+    jobs, nor touch workspaces."""
     return [
         "users:activity!user",
         "access:servers!server",
         f"access:services!service={service_name}",
         f"{READ_JOBS}!user",
-        f"{JOBS}!user",
+        f"{EXTEND_JOBS}!user",
     ]
 
 

@@ -183,7 +183,7 @@ ROWS: dict[tuple[str, str], Row] = {
         user_op("jobs", Expect(200, "Job queued to stop."), JOB_404), dedicated=True
     ),
     ("PUT", "/jobs/{job_id}/extend/"): Row(
-        user_op("jobs", Expect(200, contains("Job extended by 1 minute;")), JOB_404),
+        user_op("jobs:extend", Expect(200, contains("Job extended by 1 minute;")), JOB_404),
         lambda t: {"json": {"minutes": 1}},
     ),
     ("GET", "/jobs/{job_id}/events"): Row(

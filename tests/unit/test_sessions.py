@@ -6,22 +6,17 @@ Slurm and JupyterLab: tests/e2e/test_sessions.py."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import threading
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
-from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from uws_hub.db.models import AuditEvent, Job, User, utcnow
-from uws_hub.errors import BadRequest, Forbidden, UWSError
+from uws_hub.errors import BadRequest, Forbidden, HubAPIError, UWSError
 from uws_hub.jobs import sessions
 from uws_hub.jobs.sessions import SessionManager, left_text, policy_for
-from uws_hub.jobs.state import end_job, set_current
+from uws_hub.jobs.state import end_job
 
 from .domain import Domain
 
@@ -44,6 +39,8 @@ RESOURCES = {
 }
 JOB_TYPES = {
     "jupyter_lab": {"name": "JupyterLab"},
+    "long": {"name": "Long", "max_total_time_min": 1440},
+    "no_idle": {"name": "Never idle", "idle_timeout_min": 0},
     "short": {
         "name": "Short",
         "max_extensions": 3,
@@ -74,11 +71,12 @@ def running(
     return job.id
 
 
-def extend(d: Domain, owner: User, job_id: int, minutes: int) -> Job:
+def extend(d: Domain, owner: User, job_id: int, minutes: int, used: int | None = None) -> Job:
     async def main():
         with d.db() as session:
             user = session.get(User, owner.id)
-            return await d.sessions.extend(session, user, session.get(Job, job_id), minutes)
+            job = session.get(Job, job_id)
+            return await d.sessions.extend(session, user, job, minutes, used)
 
     return d.run(main())
 
@@ -92,6 +90,12 @@ def test_the_stricter_policy_applies_and_the_sites_defaults_elsewhere(domain):
     assert (strict.max_extensions, strict.max_extension_min) == (1, 15)
     assert (strict.max_total_time_min, strict.idle_timeout_min) == (150, 20)
     assert policy_for(s, "cluster", "jupyter_lab").max_total_time_min == 600  # the resource's max
+    # a job type cannot lift the resource's hard maximum; 0 turns idle shutdown off there
+    assert policy_for(s, "cluster", "long").max_total_time_min == 600
+    s.idle_timeout_min = 30  # a site-wide idle limit ...
+    assert policy_for(s, "local", "jupyter_lab").idle_timeout_min == 30
+    assert policy_for(s, "local", "no_idle").idle_timeout_min == 0  # ... a job type opts out
+    assert policy_for(s, "strict", "no_idle").idle_timeout_min == 20  # the resource's still holds
 
 
 def test_an_extension_moves_the_limit_and_is_recorded(domain, alice):
@@ -171,7 +175,10 @@ def test_only_a_running_job_and_a_whole_number_of_minutes(domain, alice):
     job_id = running(domain, alice)
     for body in ({}, {"minutes": 0}, {"minutes": "10"}, {"minutes": 1.5}, [], {"minutes": True}):
         with pytest.raises(BadRequest, match=r'\{"minutes": n\}'):
-            SessionManager.parse_minutes(body)
+            SessionManager.parse_request(body)
+    with pytest.raises(BadRequest, match='"used" must be the number of extensions seen'):
+        SessionManager.parse_request({"minutes": 5, "used": -1})
+    assert SessionManager.parse_request({"minutes": 5, "used": 1}) == (5, 1)
     with domain.db() as session:
         session.get(Job, job_id).status = "stopping"
         session.commit()
@@ -179,6 +186,40 @@ def test_only_a_running_job_and_a_whole_number_of_minutes(domain, alice):
         BadRequest, match=f"Only a running job can be extended. Job {job_id} is stopping."
     ):
         extend(domain, alice, job_id, 10)
+
+
+def test_a_repeated_extension_is_not_applied_twice(domain, alice):
+    job_id = running(domain, alice, minutes=60)
+    extend(domain, alice, job_id, 30, used=0)
+    with pytest.raises(UWSError) as e:  # the same click again (its answer was lost, say)
+        extend(domain, alice, job_id, 30, used=0)
+    assert e.value.status_code == 409 and "your extension was already made" in e.value.message
+    assert domain.fresh(Job, job_id).time_limit_s == 90 * 60
+
+
+def test_a_job_that_ends_while_slurm_extends_it_stays_as_it_ended(domain, alice, monkeypatch):
+    job_id = running(domain, alice, resource="cluster", minutes=60)
+    with domain.db() as session:
+        session.get(Job, job_id).resource_job_id = 4711
+        session.commit()
+    asked = []
+
+    async def slurm_then_the_job_ends(slurm_id: str, minutes: int) -> None:
+        asked.append((slurm_id, minutes))
+        with domain.db() as session:  # the spawner records the end meanwhile
+            job = session.get(Job, job_id)
+            end_job(job, "complete", "The job ended.")
+            session.commit()
+
+    monkeypatch.setattr(domain.sessions, "_raise_slurm_limit", slurm_then_the_job_ends)
+    with pytest.raises(UWSError) as e:
+        extend(domain, alice, job_id, 30)
+    assert e.value.status_code == 409 and "it is complete now" in e.value.message
+    assert asked == [("4711", 90)]
+    row = domain.fresh(Job, job_id)
+    assert row.status == "complete" and row.time_limit_s == 60 * 60
+    assert row.job_details["current_job_details"]["message"] == "The job ended."
+    assert "extensions" not in row.job_details
 
 
 def test_warnings_come_once_per_point_and_an_extension_rearms_them(domain, alice):
@@ -237,56 +278,11 @@ def test_time_is_said_as_people_say_it():
 # ---- idle shutdown ----------------------------------------------------------------------------
 
 
-class Kernels(web.RequestHandler):
-    """A job server's ``GET <base>api/kernels``, answering for the service's token only."""
-
-    def initialize(self, state: dict) -> None:
-        self.state = state
-
-    def get(self) -> None:
-        if self.request.headers.get("Authorization") != "token fake-service-token":
-            raise web.HTTPError(403)
-        assert self.get_argument("no_track_activity") == "1"  # asking is not activity
-        self.state["asked"] += 1
-        self.write(json.dumps(self.state["kernels"]))
-
-
-@pytest.fixture
-def job_server():
-    """A real HTTP server standing in for the job server's kernels API (its own thread)."""
-    state: dict = {"kernels": [], "asked": 0, "stopped": threading.Event()}
-    ready = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        sock, state["port"] = bind_unused_port()
-        server = HTTPServer(web.Application([(r"/user/.*/api/kernels", Kernels, {"state": state})]))
-        server.add_sockets([sock])
-        state["stop"] = lambda: loop.is_closed() or loop.call_soon_threadsafe(loop.stop)
-        ready.set()
-        loop.run_forever()
-        server.stop()
-        loop.close()
-        state["stopped"].set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield state
-    state["stop"]()
-    thread.join(10)
-
-
-def idle_job(d: Domain, owner: User, server: dict, *, started_ago: int = 60) -> tuple[int, str]:
-    """A running job on the "strict" resource (idle limit 20 minutes) whose server answers at
-    `server`'s port; the hub lists its server."""
+def idle_job(d: Domain, owner: User, *, started_ago: int = 60) -> tuple[int, str]:
+    """A running job on the "strict" resource (idle limit 20 minutes, warned 10 minutes
+    before); the hub lists its server."""
     job_id = running(d, owner, resource="strict", minutes=240, ago=started_ago)
-    with d.db() as session:
-        job = session.get(Job, job_id)
-        set_current(job, proxy_details={"hostname": "127.0.0.1", "port": server["port"]})
-        session.commit()
-        name = job.server_name
+    name = d.fresh(Job, job_id).server_name
     d.hub.servers[(owner.name, name)] = {"name": name, "url": f"/user/{owner.name}/{name}/"}
     return job_id, name
 
@@ -296,34 +292,31 @@ def active(d: Domain, owner: User, name: str, minutes_ago: float) -> None:
     d.hub.servers[(owner.name, name)]["last_activity"] = when.isoformat().replace("+00:00", "Z")
 
 
-def kernel(state: str, minutes_ago: float) -> dict:
-    when = utcnow() - dt.timedelta(minutes=minutes_ago)
-    return {"execution_state": state, "last_activity": when.isoformat().replace("+00:00", "Z")}
-
-
-def check(d: Domain) -> dict[str, int]:
-    return d.run(d.session_watch.check_idle(utcnow()))
+def check(d: Domain, later_min: float = 0) -> dict[str, int]:
+    return d.run(d.session_watch.check_idle(utcnow() + dt.timedelta(minutes=later_min)))
 
 
 def idle_warning(d: Domain, job_id: int) -> dict | None:
     return d.fresh(Job, job_id).job_details["current_job_details"].get("idle_warning")
 
 
-def test_an_idle_job_is_warned_then_stopped_and_ends_saying_why(domain, alice, job_server):
+NOTHING = {"warned": 0, "stopped": 0, "cleared": 0}
+
+
+def test_an_idle_job_is_warned_then_stopped_and_ends_saying_why(domain, alice):
     d = domain
-    job_id, name = idle_job(d, alice, job_server)
-    active(d, alice, name, 5)  # recently used: nothing to say, the kernels not even asked
-    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0} and job_server["asked"] == 0
+    job_id, name = idle_job(d, alice)
+    active(d, alice, name, 5)  # recently used: nothing to say
+    assert check(d) == NOTHING
     active(d, alice, name, 12)
-    job_server["kernels"] = [kernel("idle", 14)]
     assert check(d)["warned"] == 1
     told = idle_warning(d, job_id)
     assert told["message"].startswith("This session has had no activity for 12 minutes: it will")
     assert "after 20 minutes without activity. Use it (open it, run something)" in told["message"]
-    assert check(d)["warned"] == 0  # once
-    active(d, alice, name, 21)
-    job_server["kernels"] = []
-    assert check(d)["stopped"] == 1
+    assert check(d) == NOTHING  # once
+    active(d, alice, name, 21)  # past the limit, but warned only just now: not yet
+    assert check(d) == NOTHING and d.fresh(Job, job_id).status == "running"
+    assert check(d, later_min=10)["stopped"] == 1  # the warning has stood its 10 minutes
     row = d.fresh(Job, job_id)
     assert row.status == "stopping" and d.hub.stopped() == [(alice.name, name, False)]
     with d.db() as session:
@@ -336,44 +329,69 @@ def test_an_idle_job_is_warned_then_stopped_and_ends_saying_why(domain, alice, j
     )
 
 
-def test_activity_after_the_warning_cancels_it(domain, alice, job_server):
+def test_a_job_found_long_idle_is_warned_before_it_is_stopped(domain, alice):
     d = domain
-    job_id, name = idle_job(d, alice, job_server)
+    job_id, name = idle_job(d, alice)
+    active(d, alice, name, 50)  # (the service was down meanwhile, say)
+    assert check(d)["warned"] == 1 and d.fresh(Job, job_id).status == "running"
+
+
+def test_activity_after_the_warning_cancels_it(domain, alice):
+    d = domain
+    job_id, name = idle_job(d, alice)
     active(d, alice, name, 15)
     assert check(d)["warned"] == 1
     active(d, alice, name, 0.5)  # they came back
     assert check(d)["cleared"] == 1 and idle_warning(d, job_id) is None
-    assert d.fresh(Job, job_id).status == "running"
+    assert check(d, later_min=5) == NOTHING and d.fresh(Job, job_id).status == "running"
 
 
-def test_a_busy_kernel_is_never_idle(domain, alice, job_server):
+def test_nothing_is_concluded_when_the_hub_does_not_answer(domain, alice):
     d = domain
-    job_id, name = idle_job(d, alice, job_server)
-    active(d, alice, name, 45)  # the hub has seen nothing for 45 minutes ...
-    job_server["kernels"] = [kernel("idle", 50), kernel("busy", 45)]  # ... one kernel computes
-    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
+    job_id, name = idle_job(d, alice)
+    active(d, alice, name, 50)
+    d.hub.refuse_listing = HubAPIError(503, "hub down")
+    assert check(d) == NOTHING and check(d, later_min=30) == NOTHING
     assert d.fresh(Job, job_id).status == "running" and idle_warning(d, job_id) is None
-    job_server["kernels"] = [kernel("idle", 3)]  # a kernel that finished 3 minutes ago
-    assert check(d)["stopped"] == 0 and d.fresh(Job, job_id).status == "running"
 
 
-def test_nothing_is_stopped_when_the_kernels_cannot_be_asked(domain, alice, job_server):
-    d = domain
-    job_id, name = idle_job(d, alice, job_server)
-    active(d, alice, name, 45)
-    job_server["stop"]()  # the job server does not answer
-    assert job_server["stopped"].wait(10)
-    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
-    assert d.fresh(Job, job_id).status == "running"
-
-
-def test_jobs_without_an_idle_limit_are_left_alone(domain, alice, job_server):
+def test_jobs_without_an_idle_limit_are_left_alone(domain, alice):
     d = domain
     job_id = running(d, alice, minutes=240, ago=200)  # "local": no idle limit
-    with d.db() as session:
-        d.hub.servers[(alice.name, session.get(Job, job_id).server_name)] = {"url": "/x/"}
-    assert check(d) == {"warned": 0, "stopped": 0, "cleared": 0}
+    d.hub.servers[(alice.name, d.fresh(Job, job_id).server_name)] = {"url": "/x/"}
+    assert check(d, later_min=500) == NOTHING
     assert d.hub.calls.count(("list",)) == 0  # not even the hub asked
+
+
+class FakeKernel:
+    def __init__(self, state: str):
+        self.execution_state = state
+
+
+class FakeServerApp:
+    """What `uws_hub.labserver.mark_busy_kernels` reads of a jupyter_server ServerApp."""
+
+    def __init__(self, states: list[str]):
+        kernels = {f"k{i}": FakeKernel(st) for i, st in enumerate(states)}
+        self.kernel_manager = SimpleNamespace(
+            list_kernel_ids=lambda: list(kernels), get_kernel=lambda k: kernels[k]
+        )
+        self.web_app = SimpleNamespace(settings={})
+
+
+def test_the_job_server_counts_a_busy_kernel_as_activity():
+    """A kernel computing silently sends nothing the hub would see: the job server's extension
+    records it as activity, under a key jupyter_server's last_activity() counts (*_last_activity),
+    so its activity reports to the hub keep the job from being called idle."""
+    from uws_hub.labserver import mark_busy_kernels
+
+    app = FakeServerApp(["idle", "busy"])
+    assert mark_busy_kernels(app) is True
+    (key,) = app.web_app.settings
+    assert key.endswith("_last_activity")
+    assert (utcnow() - app.web_app.settings[key]).total_seconds() < 5
+    quiet = FakeServerApp(["idle", "starting"])
+    assert mark_busy_kernels(quiet) is False and quiet.web_app.settings == {}
 
 
 def test_the_lab_page_gets_the_warnings_and_what_it_may_add():
@@ -395,7 +413,7 @@ def test_the_lab_page_gets_the_warnings_and_what_it_may_add():
     assert out["time_left"] == 600 and out["end"] == "2026-12-06T10:10:00Z"
     assert [w["message"] for w in out["warnings"]] == ["This session ends in 10 minutes."]
     assert out["idle"] == {"warning": "No activity."}
-    assert out["extend"] == {"allowed": True, "minutes": 45, "why_not": None}
+    assert out["extend"] == {"allowed": True, "minutes": 45, "used": 0, "why_not": None}
     ended = session_of({"status": "complete", "job_details": {"current_job_details": {}}})
     assert ended["time_left"] is None and ended["warnings"] == []
-    assert ended["extend"] == {"allowed": False, "minutes": 0, "why_not": None}
+    assert ended["extend"] == {"allowed": False, "minutes": 0, "used": 0, "why_not": None}

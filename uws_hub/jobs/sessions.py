@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import math
 import weakref
@@ -70,16 +69,27 @@ def policy_for(settings: UWS, resource_id: str, job_type_id: str) -> SessionPoli
     res = settings.resource_map.get(resource_id)
     jtype = settings.job_type_map.get(job_type_id)
 
-    def pick(key: str, default: int | None) -> int | None:
-        own = [getattr(x.session, key) for x in (res, jtype) if x is not None]
-        given = [v for v in own if v is not None]
-        return min(given) if given else default
+    def given(key: str) -> list[int]:
+        return [
+            v for x in (res, jtype) if x is not None and (v := getattr(x.session, key)) is not None
+        ]
 
+    def pick(key: str, default: int | None) -> int | None:
+        return min(given(key)) if given(key) else default
+
+    total = pick("max_total_time_min", None)
+    if res is not None and res.max_time_limit_min is not None:  # the resource's hard maximum
+        total = res.max_time_limit_min if total is None else min(total, res.max_time_limit_min)
+    # idle: 0 set on the resource or job type turns it off there; the shorter positive applies
+    idle = [v for v in given("idle_timeout_min") if v > 0]
+    idle_min = (
+        min(idle) if idle else (0 if given("idle_timeout_min") else settings.idle_timeout_min)
+    )
     return SessionPolicy(
         max_extensions=pick("max_extensions", settings.max_extensions) or 0,
         max_extension_min=pick("max_extension_min", settings.max_extension_min) or 0,
-        max_total_time_min=pick("max_total_time_min", res.max_time_limit_min if res else None),
-        idle_timeout_min=pick("idle_timeout_min", settings.idle_timeout_min or None) or 0,
+        max_total_time_min=total,
+        idle_timeout_min=idle_min or 0,
     )
 
 
@@ -114,29 +124,40 @@ def offer(settings: UWS, job: Job) -> dict[str, Any]:
     if policy.max_total_time_min is not None and job.time_limit_s:
         room = policy.max_total_time_min - math.ceil(job.time_limit_s / 60)
     max_minutes = policy.max_extension_min if room is None else min(policy.max_extension_min, room)
-    why = None
+    why, code = None, None
     if job.status != JobStatus.RUNNING.value:
-        why = "Only a running job can be extended."
+        why, code = "Only a running job can be extended.", "state"
     elif not job.time_limit_s:
-        why = "This job has no time limit."
+        why, code = "This job has no time limit.", "state"
     elif policy.max_extensions == 0 or policy.max_extension_min == 0:
-        why = "Jobs on this resource cannot be extended."
+        why, code = "Jobs on this resource cannot be extended.", "count"
     elif used >= policy.max_extensions:
-        why = (
+        why, code = (
             f"This job has been extended {used} time{'s' if used != 1 else ''}, "
-            f"the most allowed ({policy.max_extensions})."
+            f"the most allowed ({policy.max_extensions}).",
+            "count",
         )
     elif max_minutes <= 0:
-        why = (
+        why, code = (
             f"This job already has the longest time allowed here "
-            f"({policy.max_total_time_min} minutes)."
+            f"({policy.max_total_time_min} minutes).",
+            "total",
         )
+    if code is not None:
+        return {
+            "allowed": False,
+            "max_minutes": 0,
+            "used": used,
+            "max": policy.max_extensions,
+            "why_not": why,
+            "_reason": code,
+        }
     return {
-        "allowed": why is None,
-        "max_minutes": max(0, max_minutes) if why is None else 0,
+        "allowed": True,
+        "max_minutes": max_minutes,
         "used": used,
         "max": policy.max_extensions,
-        "why_not": why,
+        "why_not": None,
     }
 
 
@@ -191,39 +212,76 @@ class SessionManager:
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @staticmethod
-    def parse_minutes(body: Any) -> int:
-        minutes = body.get("minutes") if isinstance(body, dict) else None
-        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 1:
+    def parse_request(body: Any) -> tuple[int, int | None]:
+        """(minutes, used): the minutes to add and, if given, how many extensions the client saw
+        (a repeated request is then refused, not applied twice)."""
+        body = body if isinstance(body, dict) else {}
+        minutes, used = body.get("minutes"), body.get("used")
+
+        def whole(v: Any, least: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+        if not whole(minutes, 1):
             raise BadRequest(
                 'Say how long to extend the job by: {"minutes": n}, a whole number of 1 or more.'
             )
-        return minutes
+        if used is not None and not whole(used, 0):
+            raise BadRequest('"used" must be the number of extensions seen so far (0 or more).')
+        return minutes, used
 
-    async def extend(self, session: Session, user: User, job: Job, minutes: int) -> Job:
+    async def extend(
+        self, session: Session, user: User, job: Job, minutes: int, used: int | None = None
+    ) -> Job:
         """Add `minutes` to running `job`'s time limit, within its policy and the owner's
-        core-hour quota; one extension of a job at a time."""
+        core-hour quota; one extension of a job at a time. `used`: the extensions the client
+        saw (409 if there are more by now: its request was already applied)."""
         lock = self._locks.get(job.id)
         if lock is None:
             lock = self._locks[job.id] = asyncio.Lock()
         async with lock:
-            return await self._extend(session, user, job.id, minutes)
+            return await self._extend(session, user, job.id, minutes, used)
 
-    async def _extend(self, session: Session, user: User, job_id: int, minutes: int) -> Job:
+    async def _extend(
+        self, session: Session, user: User, job_id: int, minutes: int, used: int | None
+    ) -> Job:
         session.expire_all()
         job = session.get(Job, job_id)
+        if used is not None and len(extensions_of(job)) != used:
+            EXTENSION_REFUSALS.labels("state").inc()
+            raise UWSError(
+                f"Job {job_id} has been extended {len(extensions_of(job))} times by now, not "
+                f"{used}: your extension was already made. Look at the job again.",
+                status_code=409,
+            )
         self._check(session, user, job, minutes)
         old = job.time_limit_s
         new_min = math.ceil(old / 60) + minutes
+        slurm_id = self._slurm_id(job)
         session.commit()  # hold no transaction while the scheduler works
-        if job.resource_job_id and self._is_slurm(job):
-            await self._raise_slurm_limit(job, new_min)
-        with_lock = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        if slurm_id is not None:
+            await self._raise_slurm_limit(slurm_id, new_min)
+        # the row as it is now (not as this session last saw it), locked until recorded
+        with_lock = session.scalar(
+            select(Job)
+            .where(Job.id == job_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
         if with_lock.status != JobStatus.RUNNING.value or with_lock.time_limit_s != old:
             session.rollback()
             EXTENSION_REFUSALS.labels("state").inc()
+            if slurm_id is not None:  # the scheduler's limit stays raised for a job that is ending
+                log.warning(
+                    "job %s changed while Slurm job %s was extended to %s minutes (%s); not "
+                    "recorded",
+                    job_id,
+                    slurm_id,
+                    new_min,
+                    with_lock.status,
+                )
             raise UWSError(
-                f"Job {job_id} changed while it was being extended ({with_lock.status}); "
-                "look at it again before extending it.",
+                f"Job {job_id} changed while it was being extended (it is {with_lock.status} "
+                "now); look at it again before extending it.",
                 status_code=409,
             )
         with_lock.time_limit_s = new_min * 60
@@ -248,21 +306,41 @@ class SessionManager:
                 "ends_at": utc_text(ends_at(with_lock)),
             },
         )
-        session.commit()
+        try:
+            session.commit()
+        except Exception:
+            if slurm_id is not None:
+                log.error(
+                    "job %s: Slurm job %s was extended to %s minutes but the record failed",
+                    job_id,
+                    slurm_id,
+                    new_min,
+                )
+            raise
         EXTENSIONS.labels(with_lock.resource).inc()
         log.info("job %s extended by %s minutes to %s minutes", job_id, minutes, new_min)
         return with_lock
 
-    def _is_slurm(self, job: Job) -> bool:
+    def _slurm_id(self, job: Job) -> str | None:
+        """The Slurm job whose limit to raise (None for a local job); a job whose kind cannot
+        be told (its resource is no longer configured), or a Slurm job without its id, is
+        refused rather than half-extended."""
         res = self.settings.resource_map.get(job.resource)
-        return res is not None and res.kind == "slurm"
+        kind = res.kind if res is not None else ""
+        if kind == "local":
+            return None
+        if kind == "slurm" and job.resource_job_id:
+            return str(job.resource_job_id)
+        EXTENSION_REFUSALS.labels("state").inc()
+        raise UWSError(
+            f"Job {job.id} cannot be extended: its scheduler job is not known.", status_code=409
+        )
 
     def _check(self, session: Session, user: User, job: Job, minutes: int) -> None:
         more = offer(self.settings, job)
         if not more["allowed"]:
-            reason = "state" if job.status != JobStatus.RUNNING.value else "count"
-            EXTENSION_REFUSALS.labels(reason).inc()
-            if reason == "state":
+            EXTENSION_REFUSALS.labels(more["_reason"]).inc()
+            if job.status != JobStatus.RUNNING.value:
                 raise BadRequest(f"{more['why_not']} Job {job.id} is {job.status}.")
             raise Forbidden(more["why_not"])
         policy = policy_for(self.settings, job.resource, job.job_type)
@@ -293,28 +371,41 @@ class SessionManager:
             EXTENSION_REFUSALS.labels("quota").inc()
             raise
 
-    async def _raise_slurm_limit(self, job: Job, minutes: int) -> None:
+    async def _raise_slurm_limit(self, slurm_id: str, minutes: int) -> None:
+        """``scontrol update JobId=<id> TimeLimit=<minutes>``; if it fails (or times out), the
+        limit is read back: the update may have gone through all the same."""
         from ..slurm.monitor import run as slurm_run
 
+        timeout, env = self.settings.slurm_command_timeout, self.jobs.slurm.env
         code, _, err = await slurm_run(
-            ["scontrol", "update", f"JobId={job.resource_job_id}", f"TimeLimit={minutes}"],
-            self.settings.slurm_command_timeout,
-            self.jobs.slurm.env,
+            ["scontrol", "update", f"JobId={slurm_id}", f"TimeLimit={minutes}"], timeout, env
         )
-        if code != 0:
-            EXTENSION_REFUSALS.labels("scheduler").inc()
-            text = (err or "").strip() or f"scontrol exited with status {code}"
-            hint = ""
-            if "denied" in text.lower() or "permission" in text.lower():
-                hint = (
-                    " The uws service's account must be root, the SlurmUser or a Slurm operator "
-                    "to raise time limits; ask an administrator."
-                )
-            raise UWSError(
-                f"Slurm did not extend job {job.resource_job_id}: {text}.{hint}",
-                status_code=502,
+        self.jobs.slurm.forget(slurm_id)
+        if code == 0:
+            return
+        back, out, _ = await slurm_run(["squeue", "-h", "-o", "%l", "-j", slurm_id], timeout, env)
+        if back == 0 and parse_limit(out.strip()) == minutes:
+            log.warning(
+                "Slurm job %s: scontrol failed (%s) but the limit was raised", slurm_id, err
             )
-        self.jobs.slurm.forget(str(job.resource_job_id))
+            return
+        EXTENSION_REFUSALS.labels("scheduler").inc()
+        text = (err or "").strip() or f"scontrol exited with status {code}"
+        hint = ""
+        if "denied" in text.lower() or "permission" in text.lower():
+            hint = (
+                " The uws service's account must be root, the SlurmUser or a Slurm operator "
+                "to raise time limits; ask an administrator."
+            )
+        raise UWSError(f"Slurm did not extend job {slurm_id}: {text}.{hint}", status_code=502)
+
+
+def parse_limit(text: str) -> int | None:
+    """Minutes of a Slurm time limit as squeue prints it (``4:30:00``, ``1-00:00:00``, ``30:00``)."""
+    from ..slurm.monitor import parse_duration
+
+    seconds = parse_duration(text)
+    return None if seconds is None else seconds // 60
 
 
 TIME_WARNINGS = Counter("uws_job_time_warnings_total", "Time-limit warnings recorded on jobs")
@@ -334,11 +425,9 @@ class IdleCandidate:
     job_id: int
     user: str
     server_name: str
-    resource: str
     started: dt.datetime
     timeout_s: int
-    host: str | None
-    port: int | None
+    warned_at: dt.datetime | None  # when its idle warning was recorded (None: not warned)
 
 
 def _when(text: str | None) -> dt.datetime | None:
@@ -354,11 +443,14 @@ def _when(text: str | None) -> dt.datetime | None:
 class SessionWatch:
     """Every ``c.UWS.session_check_interval``: records the time-limit warnings that are due on
     running jobs, and deals with idle ones — warned ``c.UWS.idle_warning`` seconds before their
-    idle limit, stopped at it (*Stopped after N minutes idle.*), the warning withdrawn when
-    activity comes back. Activity is the hub's ``last_activity`` of the server, and the job
-    server's kernels (``/api/kernels``): a busy kernel is activity now, whatever the hub says;
-    when the kernels cannot be asked, nothing is stopped. Each row is locked and re-checked
-    before it changes, as the job manager's transitions do."""
+    idle limit, stopped once the limit has passed *and* the warning has stood that long (*Stopped
+    after N minutes idle.*), the warning withdrawn when activity comes back.
+
+    Activity is the hub's ``last_activity`` of the server: traffic through its proxy and the job
+    server's own reports, which count a busy kernel as activity (`uws_hub.labserver` marks it:
+    the hub's record alone misses a kernel that computes silently). The service never calls the
+    job server itself. Each row is locked and re-checked before it changes, as the job manager's
+    transitions do."""
 
     def __init__(self, settings: UWS, db: sessionmaker[Session], hub: Any, jobs: JobManager):
         self.settings = settings
@@ -416,17 +508,10 @@ class SessionWatch:
                 if not limit or not job.server_name:
                     continue
                 current = (job.job_details or {}).get("current_job_details") or {}
-                proxy = current.get("proxy_details") or {}
+                warned = _when((current.get("idle_warning") or {}).get("at"))
                 out.append(
                     IdleCandidate(
-                        job.id,
-                        name,
-                        job.server_name,
-                        job.resource,
-                        job.datetime_start,
-                        limit * 60,
-                        proxy.get("hostname"),
-                        proxy.get("port"),
+                        job.id, name, job.server_name, job.datetime_start, limit * 60, warned
                     )
                 )
         return out
@@ -448,14 +533,7 @@ class SessionWatch:
             if server is None:
                 continue  # not (or no longer) the hub's: the job sync settles it
             last = max(c.started, _when(server.get("last_activity")) or c.started)
-            warn_at = max(0, c.timeout_s - self.settings.idle_warning)
-            if (now - last).total_seconds() >= warn_at:
-                kernels = await self.kernel_activity(c, server, now)
-                if kernels is None:
-                    continue  # the kernels could not be asked: conclude nothing
-                last = max(last, kernels)
-            idle = (now - last).total_seconds()
-            decision = "stop" if idle >= c.timeout_s else "warn" if idle >= warn_at else "clear"
+            decision = self.idle_decision(c, (now - last).total_seconds(), now)
             done, stop = await asyncio.to_thread(self._apply_idle, c, decision, last, now)
             if done:
                 counts[{"stop": "stopped", "warn": "warned", "clear": "cleared"}[decision]] += 1
@@ -463,34 +541,15 @@ class SessionWatch:
                 await self.jobs.send_stops([stop])
         return counts
 
-    async def kernel_activity(
-        self, c: IdleCandidate, server: dict, now: dt.datetime
-    ) -> dt.datetime | None:
-        """When the job server's kernels were last active (`now` if one is busy; the start if
-        it has none); None if they cannot be asked."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
-        if not c.host or not c.port or not server.get("url"):
-            return None
-        # (no_track_activity: asking is not activity, or nothing would ever be idle)
-        url = f"http://{c.host}:{c.port}{server['url']}api/kernels?no_track_activity=1"
-        try:
-            resp = await AsyncHTTPClient().fetch(
-                HTTPRequest(
-                    url,
-                    headers={"Authorization": f"token {self.hub.token}"},
-                    request_timeout=10,
-                    connect_timeout=5,
-                )
-            )
-            kernels = json.loads(resp.body)
-        except Exception as e:  # noqa: BLE001 (any failure: conclude nothing)
-            log.warning("job %s: could not ask its kernels (%s); not judged idle", c.job_id, e)
-            return None
-        if any(k.get("execution_state") == "busy" for k in kernels):
-            return now
-        times = [t for k in kernels if (t := _when(k.get("last_activity")))]
-        return max(times, default=c.started)
+    def idle_decision(self, c: IdleCandidate, idle: float, now: dt.datetime) -> str:
+        """ "stop" once the idle limit has passed and the warning has stood its time, "warn"
+        from ``c.UWS.idle_warning`` seconds before the limit, else "clear"."""
+        lead = self.settings.idle_warning
+        if idle < max(0, c.timeout_s - lead):
+            return "clear"
+        if idle >= c.timeout_s and c.warned_at and (now - c.warned_at).total_seconds() >= lead:
+            return "stop"
+        return "warn"
 
     def _apply_idle(
         self, c: IdleCandidate, decision: str, last: dt.datetime, now: dt.datetime

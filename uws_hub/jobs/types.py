@@ -32,6 +32,8 @@ _OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: the session policy a resource and a job type may each set (the stricter applies; see
 #: `uws_hub.jobs.sessions.policy_for`): extensions of a running job's time and idle shutdown
 SESSION_KEYS = ("max_extensions", "max_extension_min", "max_total_time_min", "idle_timeout_min")
+#: of those, the ones 0 means something for: no extensions, no idle shutdown here
+ZERO_OK = ("max_extensions", "idle_timeout_min")
 
 JOB_TYPE_KEYS = {
     *SESSION_KEYS,
@@ -74,14 +76,12 @@ class SessionLimits:
     max_extensions: int | None = None  # how many times a running job may be extended
     max_extension_min: int | None = None  # minutes one extension may add
     max_total_time_min: int | None = None  # a job's time limit with every extension
-    idle_timeout_min: int | None = None  # minutes without activity before a job is stopped
+    idle_timeout_min: int | None = None  # minutes without activity before a stop; 0: never
 
     @classmethod
     def parse(cls, spec: dict, where: str) -> SessionLimits:
         values = {
-            key: _positive_int(
-                spec.get(key), f"{where}: {key!r}", allow_zero=key == "max_extensions"
-            )
+            key: _positive_int(spec.get(key), f"{where}: {key!r}", allow_zero=key in ZERO_OK)
             for key in SESSION_KEYS
         }
         return cls(**values)

@@ -61,8 +61,11 @@ class StorageError(UWSError):
 class Owner:
     uid: int
     gid: int
-    #: supplementary groups, as the owner's jobs have them (`account_groups`); () for none
+    #: supplementary groups, as the owner's jobs have them; () for none
     groups: tuple[int, ...] = ()
+    #: the account's name: its groups are looked up (`account_groups`) in the worker thread
+    #: that acts as it, never on the event loop (the lookup may go to LDAP)
+    name: str = ""
 
 
 # ---- acting as the owner -----------------------------------------------------------------
@@ -122,15 +125,26 @@ def acting_as(owner: Owner | None) -> Iterator[None]:
         yield
         return
     saved = None
-    if owner.groups and _SYS_SETGROUPS is not None:
+    if _SYS_SETGROUPS is not None:  # exactly the owner's groups, none of this thread's own
+        groups = owner.groups or (account_groups(owner.name, owner.gid) if owner.name else ())
         saved = os.getgroups()  # this thread's
-        _set_thread_groups(owner.groups)
+        _set_thread_groups(groups)
     try:
         with _fs_ids(owner):
             yield
     finally:
         if saved is not None:
-            _set_thread_groups(saved)
+            _restore_groups(saved)
+
+
+def _restore_groups(saved: list[int]) -> None:
+    """Give the thread its groups back; if that fails, the process must not go on with a
+    thread holding someone else's groups: it ends (JupyterHub restarts the service)."""
+    try:
+        _set_thread_groups(saved)
+    except StorageError:
+        log.critical("could not restore a worker thread's groups; exiting")
+        os._exit(70)
 
 
 @contextmanager

@@ -60,8 +60,7 @@ def workspace_owner(
 ) -> tuple[PosixAccount, fsops.Owner]:
     """The POSIX account that owns `ws` and the (uid, gid, groups) its files are handled as."""
     account = account_for(session.get(User, ws.user_id), single_account=single_account)
-    groups = fsops.account_groups(account.name, account.gid)
-    return account, fsops.Owner(account.uid, account.gid, groups)
+    return account, fsops.Owner(account.uid, account.gid, name=account.name)
 
 
 def apply_scan(ws: Workspace, result: fsops.ScanResult) -> None:

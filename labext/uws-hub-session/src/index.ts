@@ -31,7 +31,12 @@ interface ISessionState {
   end: string | null;
   warnings?: ISessionWarning[];
   idle?: { warning: string | null };
-  extend?: { allowed: boolean; minutes: number; why_not: string | null };
+  extend?: {
+    allowed: boolean;
+    minutes: number;
+    used?: number;
+    why_not: string | null;
+  };
 }
 
 /** "1 h 05 min" / "42 min" / "< 1 min". */
@@ -102,13 +107,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     // --- extend action -----------------------------------------------------
-    const extend = async (minutes: number): Promise<void> => {
+    // `used`: the extensions seen when the button was shown, so that a repeated click (or one
+    // whose answer was lost) is refused by the service instead of extending twice
+    const extend = async (minutes: number, used?: number): Promise<void> => {
       try {
         const response = await ServerConnection.makeRequest(
           sessionUrl(settings, '/extend'),
           {
             method: 'POST',
-            body: JSON.stringify({ minutes }),
+            body: JSON.stringify(
+              used === undefined ? { minutes } : { minutes, used }
+            ),
             headers: { 'Content-Type': 'application/json' }
           },
           settings
@@ -147,7 +156,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           caption: 'Ask the hub for more time for this session',
           displayType: 'accent',
           callback: () => {
-            void extend(ext.minutes);
+            void extend(ext.minutes, ext.used);
           }
         });
       }

@@ -32,7 +32,8 @@ class JobHandlerMixin:
         out = serialize.job(job, self.url_domain())
         if job.status == JobStatus.RUNNING.value:  # what may still be added to its time
             current = out["job_details"]["current_job_details"]
-            current["extension"] = sessions.offer(self.ctx.settings, job)
+            offer = sessions.offer(self.ctx.settings, job)
+            current["extension"] = {k: v for k, v in offer.items() if not k.startswith("_")}
         return out
 
 
@@ -88,10 +89,10 @@ class StopHandler(JobHandlerMixin, BaseHandler):
 class ExtendHandler(JobHandlerMixin, BaseHandler):
     @endpoint
     async def put(self, job_id: str) -> None:
-        user = self.acting_user(scopes.JOBS)
+        user = self.acting_user(scopes.EXTEND_JOBS)
         job = self.ctx.jobs.get(self.db, user, job_id)
-        minutes = sessions.SessionManager.parse_minutes(self.json_body())
-        job = await self.ctx.sessions.extend(self.db, user, job, minutes)
+        minutes, used = sessions.SessionManager.parse_request(self.json_body())
+        job = await self.ctx.sessions.extend(self.db, user, job, minutes, used)
         out = self.job_json(job)
         left = sessions.left_text(out["job_details"]["current_job_details"].get("time_left") or 0)
         added = f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -115,7 +115,8 @@ function extendButton(job, ext) {
   const b = el("button", { type: "button", class: "btn btn-outline-primary", id: "extend-button", title: `Extensions used: ${ext.used} of ${ext.max}`, dataset: { focusKey: "extend" } }, `Extend by ${ext.max_minutes} min`);
   b.addEventListener("click", () =>
     busy(b, async () => {
-      const r = await api("PUT", `jobs/${job.id}/extend/`, { minutes: ext.max_minutes });
+      // `used`: a second click (or one whose answer was lost) is refused, not applied twice
+      const r = await api("PUT", `jobs/${job.id}/extend/`, { minutes: ext.max_minutes, used: ext.used });
       notify(r._message || "Extended.", "success");
       showJob(r.job);
     }),
