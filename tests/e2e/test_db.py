@@ -277,3 +277,60 @@ def test_a_deleted_persons_job_that_ended_meanwhile_stays_ended(pg_domain):
     t.join()
     assert stops == [] and stop_events(d) == []
     assert d.fresh(Job, job_id).status == "complete"
+
+
+def test_the_uws_schema_builds_and_reads_on_postgresql(pg_url):
+    """The UWS database as the importer reads it (uws_hub.importer.uwsschema), on PostgreSQL as
+    UWS runs in production: jsonb, timestamptz, numeric come back as they went in."""
+    from decimal import Decimal
+
+    from uws_hub.importer import uwsschema as u
+
+    engine = create_engine(pg_url)
+    u.create_uws_schema(engine)
+    when = dt.datetime(2025, 3, 1, 12, 30, tzinfo=dt.timezone.utc)
+    details = {"request_workspace_details": {"files": [{"name": "a.txt"}], "symlinks": []}}
+    with engine.begin() as conn:
+        conn.execute(
+            u.AUTH_USER.insert(),
+            {
+                "id": 7, "password": "!", "is_superuser": False, "username": "alice",
+                "first_name": "A", "last_name": "L", "email": "a@x.org", "is_staff": False,
+                "is_active": True, "date_joined": when,
+            },
+        )  # fmt: skip
+        conn.execute(
+            u.WORKSPACE.insert(),
+            {
+                "id": 41, "name": "w", "description": "d", "file_path": "alice/41",
+                "disk_space": 5 * 1024**3, "datetime_created": when,
+                "workspace_details": details, "user_id_id": 7, "status": "idle",
+            },
+        )  # fmt: skip
+        conn.execute(
+            u.JOB.insert(),
+            {
+                "id": 9, "job_type": "jupyter_lab", "resource_name": "SlurmAPIResource",
+                "status": "complete", "core_hours": Decimal("1.25000"), "job_details": {},
+                "workspace_id_id": 41, "datetime_created": when, "resource_job_id": 4711,
+                "user_id_id": 7, "resource_options": {"num_cpus": 2},
+            },
+        )  # fmt: skip
+    with engine.connect() as conn:
+        assert u.check_uws_schema(conn) == []
+        ws = conn.execute(u.WORKSPACE.select()).one()
+        assert ws.workspace_details == details and ws.disk_space == 5 * 1024**3
+        assert ws.datetime_created == when
+        job = conn.execute(u.JOB.select()).one()
+        assert job.core_hours == Decimal("1.25000") and job.resource_options == {"num_cpus": 2}
+        kinds = dict(
+            conn.execute(
+                text(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_name = 'user_workspaces_server_workspace'"
+                )
+            ).all()
+        )
+    assert kinds["workspace_details"] == "jsonb" and kinds["disk_space"] == "bigint"
+    assert kinds["datetime_created"] == "timestamp with time zone"
+    engine.dispose()

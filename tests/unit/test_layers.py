@@ -29,6 +29,7 @@ LAYERS: dict[str, set[str]] = {
         "shares",
         "users",
         "slurm",
+        "importer",
     },
     "service": {"service"},
     "hub": {"__init__", "authenticators", "spawners"},
