@@ -1,0 +1,188 @@
+"""Planning the import of a UWS site (`uws_hub.importer.plan`), what the dry run prints: what
+comes over (people, workspaces with their ids and directories, jobs as history, invitations,
+quotas, tokens), what is kept because it was imported before, and every conflict, exactly."""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+from sqlalchemy import create_engine
+
+from uws_hub.db.models import ExternalIdentity, User, Workspace
+from uws_hub.importer.plan import plan_import
+from uws_hub.importer.reader import read_site
+
+from .domain import Domain
+from .uwssite import T0, UWSSite
+
+ME = pwd.getpwuid(os.getuid())  # the account the test's directories belong to
+PSC = "PSCAPIUserAuthentication"
+
+
+@pytest.fixture
+def domain(tmp_path):
+    with Domain(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture
+def uws(tmp_path):
+    """A UWS site whose people all use this process's account (their directories are ours)."""
+    root = tmp_path / "uws-root"
+    site = UWSSite(create_engine(f"sqlite:///{tmp_path}/uws.sqlite"))
+    site.root = root
+    site.person(7, "alice", "alice@uni.edu", token="b" * 40)
+    site.mapping(12, 7, PSC, "8812", ME.pw_name, {"uid": ME.pw_uid})
+    site.person(8, "bob", "bob@lab.org", token="c" * 40)
+    site.mapping(14, 8, PSC, "8813", ME.pw_name)
+    for ws_id, owner in ((41, 7), (42, 8), (43, 8)):
+        site.workspace(ws_id, owner, f"{ME.pw_name}/{ws_id}")
+        (root / ME.pw_name / str(ws_id)).mkdir(parents=True)
+    site.workspace(44, 8, f"{ME.pw_name}/44", status="deleting")
+    site.job(101, 7, 41, "complete", core_hours="2.5", resource_job_id=4711)
+    site.job(102, 8, 42, "running", resource_job_id=4712)
+    site.job(103, 7, None, "failed")
+    site.share(201, 41, 43)
+    site.quota(301, 7, 10 * 1024**3, "100")
+    return site
+
+
+def plan(d: Domain, site: UWSSite, **kw):
+    kw.setdefault("uws_root", str(site.root))
+    kw.setdefault("root_dir", str(site.root))
+    with site.engine.connect() as conn:
+        s = read_site(conn)
+    with d.db() as session:
+        return plan_import(s, session, **kw)
+
+
+def test_a_clean_site_comes_over_whole(domain, uws):
+    p = plan(domain, uws)
+    assert p.conflicts == []
+    assert p.counts() == {
+        "people_new": 2,
+        "people_kept": 0,
+        "workspaces_new": 3,
+        "workspaces_kept": 0,
+        "workspaces_moved": 0,  # uws_hub uses UWS's root: the directories stay
+        "workspaces_skipped": 1,  # 44 was being deleted
+        "jobs": 2,
+        "jobs_still_running": 1,
+        "invitations": 1,
+        "quotas": 1,
+        "tokens": 2,
+        "conflicts": 0,
+    }
+    assert [(w.workspace.id, w.why) for w in p.workspaces if w.action == "skip"] == [
+        (44, "it is deleting in UWS")
+    ]
+    assert p.live_jobs == [102] and "1 job(s) still run in UWS (102)" in p.notes[0]
+    assert "UWS never enforced its quotas" in p.notes[1]
+    alice = p.people[0]
+    assert (alice.posix, alice.uid, alice.gid) == (ME.pw_name, ME.pw_uid, ME.pw_gid)
+
+
+def test_into_another_root_the_directories_move(domain, uws, tmp_path):
+    p = plan(domain, uws, root_dir=str(tmp_path / "hub-root"))
+    moved = [w for w in p.workspaces if w.action == "create"]
+    assert [w.target for w in moved] == [
+        str(tmp_path / "hub-root" / ME.pw_name / str(i)) for i in (41, 42, 43)
+    ]
+    assert p.counts()["workspaces_moved"] == 3 and p.conflicts == []
+
+
+def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
+    d = domain
+    # uws_hub already has a "bob" with another identity; "carol" is a hub user uws_hub never saw
+    with d.db() as session:
+        bob = User(name="bob", created=T0)
+        session.add(bob)
+        session.flush()
+        session.add(ExternalIdentity(user_id=bob.id, source="ldap", external_id="bob-ldap"))
+        dave = User(name="dave", created=T0)  # owns alice's PSC identity
+        session.add(dave)
+        session.flush()
+        session.add(ExternalIdentity(user_id=dave.id, source="account-api", external_id="7777"))
+        session.commit()
+    uws.person(9, "carol", "carol@x.org")
+    uws.mapping(15, 9, PSC, "8815", "no-such-uws-account")
+    uws.person(10, "erin", "erin@x.org", token="b" * 40 + "x")
+    uws.mapping(16, 10, PSC, "7777", ME.pw_name)  # dave's identity in uws_hub
+    uws.person(11, "frank", "frank@x.org", token="f" * 40)
+    uws.mapping(17, 11, PSC, "8817", ME.pw_name)
+    for ws_id in (50, 51, 52, 53):
+        uws.workspace(ws_id, 11, f"{ME.pw_name}/{ws_id}")
+    (uws.root / ME.pw_name / "51").symlink_to("/etc")
+    (uws.root / ME.pw_name / "52").mkdir()
+    (tmp_path / "hub-root" / ME.pw_name / "52").mkdir(parents=True)  # already there
+    (uws.root / ME.pw_name / "53").write_text("a file")
+    d.create_workspace(d.user("zoe"))  # takes id 1 ...
+    with d.db() as session:
+        session.get(Workspace, 1).id = 41  # ... renumbered to collide with alice's 41
+        session.commit()
+    p = plan(
+        d,
+        uws,
+        root_dir=str(tmp_path / "hub-root"),
+        hub_users={"carol"},
+        token_owner=lambda t: "zoe" if t == "f" * 40 else None,
+    )
+    assert [str(c) for c in p.conflicts] == [
+        "person bob: uws_hub already has a bob with other identities (ldap:bob-ldap); rename "
+        "one of them first.",
+        "person carol: the hub already has a user of this name that uws_hub does not know; if "
+        "it is the same person, nothing is needed; if not, rename one of them first.",
+        "person carol: their account no-such-uws-account does not exist on this machine; make "
+        "it (same uid and gid as on the UWS host) or connect the directory service first.",
+        "person erin: their account-api identity 7777 already belongs to dave in uws_hub; "
+        "nobody gets another person's account.",
+        "workspace 41: uws_hub already uses id 41 for zoe's workspace 'analysis'; import into an "
+        "empty uws_hub database.",
+        f"workspace 50: its directory {uws.root}/{ME.pw_name}/50 is missing.",
+        f"workspace 51: {uws.root}/{ME.pw_name}/51 is a link; links are never followed.",
+        f"workspace 52: {tmp_path}/hub-root/{ME.pw_name}/52 exists already; it is not overwritten.",
+        f"workspace 53: {uws.root}/{ME.pw_name}/53 is not a directory.",
+        "person frank: the hub already has their UWS token for zoe; it is not carried over.",
+    ]
+    skipped = {w.workspace.id: w.why for w in p.workspaces if w.action == "skip"}
+    assert skipped[42] == "its owner bob is not imported"
+    assert 201 not in p.shares  # its copy (43, bob's) stays behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another account needs root")
+def test_a_directory_of_someone_else_is_a_conflict(domain, uws):
+    nobody = pwd.getpwnam("nobody")
+    os.chown(uws.root / ME.pw_name / "42", nobody.pw_uid, nobody.pw_gid)
+    p = plan(domain, uws)
+    assert [str(c) for c in p.conflicts] == [
+        f"workspace 42: {uws.root}/{ME.pw_name}/42 belongs to uid {nobody.pw_uid}, not to "
+        f"{ME.pw_name} (uid {ME.pw_uid}); give it to its owner first."
+    ]
+
+
+def test_what_was_imported_before_is_kept(domain, uws):
+    d = domain
+    with d.db() as session:
+        alice = User(name="alice", created=T0, posix_name=ME.pw_name)
+        session.add(alice)
+        session.flush()
+        session.add(ExternalIdentity(user_id=alice.id, source="account-api", external_id="8812"))
+        session.add(
+            Workspace(
+                id=41,
+                user_id=alice.id,
+                name="workspace 41",
+                file_path=f"{ME.pw_name}/41",
+                status="idle",
+                datetime_created=T0,
+                workspace_details={},
+            )
+        )
+        session.commit()
+    p = plan(d, uws, hub_users={"alice"})
+    assert p.conflicts == []
+    counts = p.counts()
+    assert (counts["people_kept"], counts["people_new"]) == (1, 1)
+    assert (counts["workspaces_kept"], counts["workspaces_new"]) == (1, 2)
