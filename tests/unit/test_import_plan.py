@@ -22,12 +22,6 @@ PSC = "PSCAPIUserAuthentication"
 
 
 @pytest.fixture
-def domain(tmp_path):
-    with Domain(tmp_path) as d:
-        yield d
-
-
-@pytest.fixture
 def uws(tmp_path):
     """A UWS site whose people all use this process's account (their directories are ours)."""
     root = tmp_path / "uws-root"
