@@ -8,9 +8,20 @@ import os
 import pwd
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
-from uws_hub.db.models import ExternalIdentity, User, Workspace
+from uws_hub.db.models import (
+    AuditEvent,
+    ExternalIdentity,
+    Job,
+    SharedWorkspace,
+    User,
+    UserQuota,
+    Workspace,
+)
+from uws_hub.errors import UWSError
+from uws_hub.importer.apply import apply_plan
 from uws_hub.importer.plan import plan_import
 from uws_hub.importer.reader import read_site
 
@@ -43,13 +54,18 @@ def uws(tmp_path):
     return site
 
 
-def plan(d: Domain, site: UWSSite, **kw):
+def planned(d: Domain, site: UWSSite, **kw):
+    """(the plan, the site read) of importing `site` (into UWS's own root unless told)."""
     kw.setdefault("uws_root", str(site.root))
     kw.setdefault("root_dir", str(site.root))
     with site.engine.connect() as conn:
         s = read_site(conn)
     with d.db() as session:
-        return plan_import(s, session, **kw)
+        return plan_import(s, session, **kw), s
+
+
+def plan(d: Domain, site: UWSSite, **kw):
+    return planned(d, site, **kw)[0]
 
 
 def test_a_clean_site_comes_over_whole(domain, uws):
@@ -62,7 +78,7 @@ def test_a_clean_site_comes_over_whole(domain, uws):
         "workspaces_kept": 0,
         "workspaces_moved": 0,  # uws_hub uses UWS's root: the directories stay
         "workspaces_skipped": 1,  # 44 was being deleted
-        "jobs": 2,
+        "jobs": 1,
         "jobs_still_running": 1,
         "invitations": 1,
         "quotas": 1,
@@ -73,7 +89,8 @@ def test_a_clean_site_comes_over_whole(domain, uws):
         (44, "it is deleting in UWS")
     ]
     assert p.live_jobs == [102] and "1 job(s) still run in UWS (102)" in p.notes[0]
-    assert "UWS never enforced its quotas" in p.notes[1]
+    assert p.notes[1].startswith("1 job(s) of workspaces deleted in UWS are not imported")
+    assert "UWS never enforced its quotas" in p.notes[2]
     alice = p.people[0]
     assert (alice.posix, alice.uid, alice.gid) == (ME.pw_name, ME.pw_uid, ME.pw_gid)
 
@@ -180,3 +197,86 @@ def test_what_was_imported_before_is_kept(domain, uws):
     counts = p.counts()
     assert (counts["people_kept"], counts["people_new"]) == (1, 1)
     assert (counts["workspaces_kept"], counts["workspaces_new"]) == (1, 2)
+
+
+# ---- the real run ----------------------------------------------------------------------------
+
+
+def run(d: Domain, site: UWSSite, **kw):
+    p, s = planned(d, site, **kw)
+    return p, apply_plan(p, s, d.db, resources={"slurm": "cluster", "local": "local"})
+
+
+def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, tmp_path):
+    d = domain
+    (uws.root / ME.pw_name / "41" / "notes.txt").write_text("from UWS")
+    hub_root = tmp_path / "hub-root"
+    p, made = run(d, uws, root_dir=str(hub_root))
+    assert made == {
+        "people": 2,
+        "identities": 2,
+        "workspaces": 3,
+        "moved": 3,
+        "jobs": 1,
+        "invitations": 1,
+        "quotas": 1,
+    }
+    with d.db() as session:
+        alice = session.scalar(select(User).where(User.name == "alice"))
+        assert (alice.email, alice.posix_name, alice.uid) == (
+            "alice@uni.edu",
+            ME.pw_name,
+            ME.pw_uid,
+        )
+        assert [(i.source, i.external_id) for i in alice.identities] == [("account-api", "8812")]
+        ws = session.get(Workspace, 41)
+        assert (ws.user_id, ws.file_path, ws.status) == (alice.id, f"{ME.pw_name}/41", "idle")
+        job = session.get(Job, 101)
+        assert (job.workspace_id, job.resource, job.resource_job_id) == (41, "cluster", 4711)
+        assert job.core_seconds == 9000 and job.status == "complete" and job.cpus == 2
+        assert session.get(Job, 102) is None  # still running in UWS: not adopted
+        share = session.get(SharedWorkspace, 201)
+        bob = session.scalar(select(User).where(User.name == "bob"))
+        assert (share.sender_id, share.recipient_id, share.is_accepted) == (alice.id, bob.id, False)
+        quota = session.get(UserQuota, alice.id)
+        assert (quota.disk_limit, quota.core_seconds_limit) == (10 * 1024**3, 360000)
+        (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "import.uws"))
+        assert event.details["workspaces"] == 3
+    assert (hub_root / ME.pw_name / "41" / "notes.txt").read_text() == "from UWS"
+    assert not (uws.root / ME.pw_name / "41").exists()
+    # new workspaces get ids after the imported ones
+    assert d.create_workspace(d.user("zoe")).id == 44
+    # again: everything is kept, nothing made
+    p2, made2 = run(d, uws, root_dir=str(hub_root))
+    assert p2.conflicts == [] and set(made2.values()) == {0}
+    assert (p2.counts()["people_kept"], p2.counts()["workspaces_kept"]) == (2, 3)
+
+
+def test_a_run_that_stopped_after_a_move_finishes(domain, uws, tmp_path, monkeypatch):
+    d = domain
+    hub_root = tmp_path / "hub-root"
+    real_add = Session.add
+
+    def crash_on_workspace_42(self, obj, *a, **kw):
+        if isinstance(obj, Workspace) and obj.id == 42:
+            raise RuntimeError("the machine went down")
+        return real_add(self, obj, *a, **kw)
+
+    monkeypatch.setattr(Session, "add", crash_on_workspace_42)
+    with pytest.raises(RuntimeError):
+        run(d, uws, root_dir=str(hub_root))
+    monkeypatch.setattr(Session, "add", real_add)
+    assert (hub_root / ME.pw_name / "42").is_dir() and d.fresh(Workspace, 42) is None
+    p, made = run(d, uws, root_dir=str(hub_root))  # the directory is found where it went
+    assert p.conflicts == [] and made["workspaces"] == 2 and made["moved"] == 1
+    assert d.fresh(Workspace, 42).file_path == f"{ME.pw_name}/42"
+
+
+def test_a_plan_with_conflicts_is_not_carried_out(domain, uws):
+    d = domain
+    (uws.root / ME.pw_name / "42").rmdir()
+    p, s = planned(d, uws)
+    with pytest.raises(UWSError, match="The plan has 1 conflict"):
+        apply_plan(p, s, d.db, resources={})
+    with d.db() as session:
+        assert session.scalar(select(User).where(User.name == "alice")) is None

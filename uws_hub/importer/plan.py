@@ -142,17 +142,24 @@ def plan_import(
     people = _plan_people(plan, site, session, hub_users)
     _plan_workspaces(plan, site, session, people, uws_root, root_dir)
     imported = {w.workspace.id for w in plan.workspaces if w.action != "skip"}
+    orphans = 0
     for job in site.jobs.values():
-        if job.workspace_id is not None and job.workspace_id not in imported:
-            continue  # its workspace stays behind (deleted in UWS, or skipped)
         if job.user_id not in people or people[job.user_id].action == "skip":
+            continue
+        if job.workspace_id not in imported:
+            orphans += job.workspace_id is None  # (else its workspace was skipped, reported)
             continue
         (plan.live_jobs if job.status in LIVE else plan.jobs).append(job.id)
     if plan.live_jobs:
         plan.notes.append(
             f"{len(plan.live_jobs)} job(s) still run in UWS ({', '.join(map(str, plan.live_jobs))}):"
-            " they are imported as ended history; stop them in UWS (or let them end) before the"
-            " switch."
+            " they are not imported (uws_hub does not adopt them); stop them in UWS, or let them"
+            " end, before the switch."
+        )
+    if orphans:
+        plan.notes.append(
+            f"{orphans} job(s) of workspaces deleted in UWS are not imported (uws_hub keeps jobs"
+            " with their workspace)."
         )
     for share in site.shares.values():
         if share.shared_workspace_id in imported and share.original_workspace_id in imported:
@@ -314,6 +321,9 @@ def _plan_directory(
     try:
         st = os.lstat(wp.source)
     except FileNotFoundError:
+        if wp.source != wp.target and os.path.isdir(wp.target) and not os.path.islink(wp.target):
+            wp.source = wp.target  # moved by an earlier run that stopped before its record
+            return
         wp.action = "skip"
         plan.conflicts.append(Conflict("directory", what, f"its directory {wp.source} is missing."))
         return
