@@ -43,7 +43,7 @@ log = logging.getLogger("uws_hub.importer")
 RESOURCE_KINDS = {"SlurmAPIResource": "slurm", "LocalResource": "local"}
 
 
-class ImportError_(UWSError):
+class ImportFailed(UWSError):
     status_code = 500
 
 
@@ -59,7 +59,7 @@ def apply_plan(
     `resources`: uws_hub resource id for each UWS resource kind ("slurm", "local"), under which
     jobs are recorded. Returns what was made."""
     if plan.conflicts:
-        raise ImportError_(
+        raise ImportFailed(
             f"The plan has {len(plan.conflicts)} conflict(s); resolve them (see the dry run) "
             "before importing."
         )
@@ -130,7 +130,7 @@ def _workspaces(
             try:
                 os.rename(wp.source, wp.target)  # one rename: never a half-moved workspace
             except OSError as e:
-                raise ImportError_(
+                raise ImportFailed(
                     f"Workspace {ws.id}: could not move {wp.source} to {wp.target}: "
                     f"{e.strerror}. Move it yourself (same owner) and run the import again, or "
                     "import with uws_hub's root_dir set to UWS's."
