@@ -117,3 +117,10 @@ def test_secrets_are_dropped_at_any_depth():
     assert public_details(
         {"a": 1, "tokens": {"t": 1}, "nested": [{"access_token": "x", "keep": 2}]}
     ) == {"a": 1, "nested": [{"keep": 2}]}
+
+
+def test_local_logins_are_keyed_by_name_as_uws_hub_keys_them(site):
+    site.person(9, "carol", "carol@x.org")
+    site.mapping(21, 9, "LocalUserAuthentication", "50009", "carol", {"uid": 50009})
+    (ident,) = read(site).people[9].identities
+    assert (ident.source, ident.external_id, ident.external_username) == ("local", "carol", "carol")

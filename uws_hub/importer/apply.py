@@ -112,6 +112,7 @@ def _people(plan: Plan, db: sessionmaker[Session], made: dict[str, int]) -> dict
                         details=ident.details or None,
                     )
                 )
+                have.add((ident.source, ident.external_id))
                 made["identities"] += 1
             session.commit()
             ids[p.id] = user.id

@@ -285,7 +285,7 @@ def _plan_workspaces(
         wp.owner, wp.status = owner.person.name, IMPORTED_STATUSES[ws.status]
         existing = session.get(Workspace, ws.id)
         if existing is not None:
-            if existing.user.name == owner.person.name and existing.datetime_created == ws.created:
+            if existing.user.name == owner.person.name and existing.file_path == ws.file_path:
                 wp.action = "keep"
             else:
                 wp.action = "skip"
@@ -306,13 +306,14 @@ def _plan_directory(
 ) -> None:
     ws, what = wp.workspace, f"workspace {wp.workspace.id}"
     parts = ws.file_path.split("/")
-    if len(parts) != 2 or not all(parts) or ".." in parts or parts[0] != owner.posix:
+    if parts != [owner.posix, str(ws.id)]:
         wp.action = "skip"
         plan.conflicts.append(
             Conflict(
                 "directory",
                 what,
-                f"its path {ws.file_path!r} is not <account>/<id> for {owner.posix}; fix it in UWS.",
+                f"its path {ws.file_path!r} is not {owner.posix}/{ws.id} (<account>/<id>); fix "
+                "it in UWS.",
             )
         )
         return

@@ -225,7 +225,8 @@ def _identities(
                 mapping_id=r.id,
                 method=r.user_authentication_name,
                 source=source,
-                external_id=str(r.external_user_id),
+                # UWS keyed local logins by uid; uws_hub's local login keys them by name
+                external_id=r.external_username if source == "local" else str(r.external_user_id),
                 external_username=r.external_username,
                 details=public_details(r.external_user_details or {}),
             )
