@@ -280,3 +280,42 @@ def test_a_plan_with_conflicts_is_not_carried_out(domain, uws):
         apply_plan(p, s, d.db, resources={})
     with d.db() as session:
         assert session.scalar(select(User).where(User.name == "alice")) is None
+
+
+def test_job_and_invitation_ids_in_use_and_shared_identities_are_conflicts(domain, uws):
+    d = domain
+    zoe = d.user("zoe")
+    ws = d.create_workspace(zoe)  # id 1
+    with d.db() as session:  # uws_hub's own job 101 and invitation 201
+        session.add(
+            Job(
+                id=101,
+                user_id=zoe.id,
+                workspace_id=ws.id,
+                job_type="jupyter_lab",
+                status="complete",
+            )
+        )
+        other = d.create_workspace(zoe, name="copy")
+        session.add(
+            SharedWorkspace(
+                id=201,
+                original_workspace_id=ws.id,
+                shared_workspace_id=other.id,
+                sender_id=zoe.id,
+                recipient_id=zoe.id,
+            )
+        )
+        session.commit()
+    uws.person(12, "gina", "gina@x.org")
+    uws.mapping(18, 12, PSC, "8812", ME.pw_name)  # alice's PSC identity too
+    p = plan(d, uws)
+    assert [str(c) for c in p.conflicts] == [
+        "person gina: their account-api identity 8812 is also alice's in UWS; merge or separate "
+        "them in UWS first.",
+        "job 101: uws_hub already uses id 101 for another job (of workspace 1); import into an "
+        "empty uws_hub database.",
+        "invitation 201: uws_hub already uses id 201 for another invitation (of copy 2); import "
+        "into an empty uws_hub database.",
+    ]
+    assert p.jobs == [] and p.shares == []

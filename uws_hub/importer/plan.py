@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.models import ExternalIdentity, User, Workspace
+from ..db.models import ExternalIdentity, Job, SharedWorkspace, User, Workspace
 from .reader import Person, Site, SiteWorkspace
 
 #: UWS job statuses that mean the job may still run
@@ -149,7 +149,23 @@ def plan_import(
         if job.workspace_id not in imported:
             orphans += job.workspace_id is None  # (else its workspace was skipped, reported)
             continue
-        (plan.live_jobs if job.status in LIVE else plan.jobs).append(job.id)
+        if job.status in LIVE:
+            plan.live_jobs.append(job.id)
+            continue
+        existing = session.get(Job, job.id)
+        if existing is not None and not (
+            existing.workspace_id == job.workspace_id and existing.datetime_created == job.created
+        ):
+            plan.conflicts.append(
+                Conflict(
+                    "job-id",
+                    f"job {job.id}",
+                    f"uws_hub already uses id {job.id} for another job (of workspace "
+                    f"{existing.workspace_id}); import into an empty uws_hub database.",
+                )
+            )
+            continue
+        plan.jobs.append(job.id)
     if plan.live_jobs:
         plan.notes.append(
             f"{len(plan.live_jobs)} job(s) still run in UWS ({', '.join(map(str, plan.live_jobs))}):"
@@ -163,6 +179,17 @@ def plan_import(
         )
     for share in site.shares.values():
         if share.shared_workspace_id in imported and share.original_workspace_id in imported:
+            existing = session.get(SharedWorkspace, share.id)
+            if existing is not None and existing.shared_workspace_id != share.shared_workspace_id:
+                plan.conflicts.append(
+                    Conflict(
+                        "invitation-id",
+                        f"invitation {share.id}",
+                        f"uws_hub already uses id {share.id} for another invitation (of copy "
+                        f"{existing.shared_workspace_id}); import into an empty uws_hub database.",
+                    )
+                )
+                continue
             plan.shares.append(share.id)
     for quota in site.quotas:
         if quota.user_id in people and people[quota.user_id].action != "skip":
@@ -192,6 +219,10 @@ def _plan_people(
     plan: Plan, site: Site, session: Session, hub_users: Container[str]
 ) -> dict[int, PersonPlan]:
     out: dict[int, PersonPlan] = {}
+    holders: dict[tuple[str, str], str] = {}  # identity -> the first UWS person with it
+    for person in site.people.values():
+        for ident in person.identities:
+            holders.setdefault((ident.source, ident.external_id), person.name)
     for person in site.people.values():
         pp = PersonPlan(person, "create")
         out[person.id] = pp
@@ -224,6 +255,18 @@ def _plan_people(
                 )
             )
         for source, external_id in sorted(mine):
+            first = holders[(source, external_id)]
+            if first != person.name:
+                pp.action = "skip"
+                plan.conflicts.append(
+                    Conflict(
+                        "identity",
+                        what,
+                        f"their {source} identity {external_id} is also {first}'s in UWS; "
+                        "merge or separate them in UWS first.",
+                    )
+                )
+                continue
             owner = session.scalar(
                 select(User)
                 .join(ExternalIdentity, ExternalIdentity.user_id == User.id)
