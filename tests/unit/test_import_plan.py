@@ -143,8 +143,6 @@ def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
     assert [str(c) for c in p.conflicts] == [
         "person bob: uws_hub already has a bob with other identities (ldap:bob-ldap); rename "
         "one of them first.",
-        "person carol: the hub already has a user of this name that uws_hub does not know; if "
-        "it is the same person, nothing is needed; if not, rename one of them first.",
         "person carol: their account no-such-uws-account does not exist on this machine; make "
         "it (same uid and gid as on the UWS host) or connect the directory service first.",
         "person erin: their account-api identity 7777 already belongs to dave in uws_hub; "
@@ -157,6 +155,7 @@ def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
         f"workspace 53: {uws.root}/{ME.pw_name}/53 is not a directory.",
         "person frank: the hub already has their UWS token for zoe; it is not carried over.",
     ]
+    assert "The hub already has a user carol that uws_hub does not know" in " ".join(p.notes)
     skipped = {w.workspace.id: w.why for w in p.workspaces if w.action == "skip"}
     assert skipped[42] == "its owner bob is not imported"
     assert 201 not in p.shares  # its copy (43, bob's) stays behind
@@ -319,3 +318,14 @@ def test_job_and_invitation_ids_in_use_and_shared_identities_are_conflicts(domai
         "into an empty uws_hub database.",
     ]
     assert p.jobs == [] and p.shares == []
+
+
+def test_names_are_the_hubs_lower_case_ones_and_collisions_are_named(domain, uws):
+    uws.person(13, "Alice", "alice@elsewhere.org")  # the hub would make this "alice" too
+    uws.person(14, "Harry", "harry@x.org")
+    p = plan(domain, uws)
+    assert [str(c) for c in p.conflicts] == [
+        "person Alice: their hub name alice is also alice's (the hub names people in lower "
+        "case); rename one of them in UWS first."
+    ]
+    assert "harry" in [pp.person.name for pp in p.people if pp.action == "create"]

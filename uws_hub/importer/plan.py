@@ -220,7 +220,9 @@ def _plan_people(
 ) -> dict[int, PersonPlan]:
     out: dict[int, PersonPlan] = {}
     holders: dict[tuple[str, str], str] = {}  # identity -> the first UWS person with it
+    named: dict[str, str] = {}  # hub name -> the first UWS username with it
     for person in site.people.values():
+        named.setdefault(person.name, person.uws_username or person.name)
         for ident in person.identities:
             holders.setdefault((ident.source, ident.external_id), person.name)
     for person in site.people.values():
@@ -228,6 +230,18 @@ def _plan_people(
         out[person.id] = pp
         plan.people.append(pp)
         what = f"person {person.name}"
+        first = named[person.name]
+        if first != (person.uws_username or person.name):
+            pp.action = "skip"
+            plan.conflicts.append(
+                Conflict(
+                    "name",
+                    f"person {person.uws_username}",
+                    f"their hub name {person.name} is also {first}'s (the hub names people in "
+                    "lower case); rename one of them in UWS first.",
+                )
+            )
+            continue
         existing = session.scalar(select(User).where(User.name == person.name))
         mine = {(i.source, i.external_id) for i in person.identities}
         if existing is not None:
@@ -246,13 +260,10 @@ def _plan_people(
                 continue
             pp.action = "keep"
         elif person.name in hub_users:
-            plan.conflicts.append(
-                Conflict(
-                    "name",
-                    what,
-                    "the hub already has a user of this name that uws_hub does not know; if it "
-                    "is the same person, nothing is needed; if not, rename one of them first.",
-                )
+            plan.notes.append(
+                f"The hub already has a user {person.name} that uws_hub does not know: the "
+                "import takes it for the same person. If it is someone else, rename one of them "
+                "first."
             )
         for source, external_id in sorted(mine):
             first = holders[(source, external_id)]

@@ -3,7 +3,8 @@
 mappings), workspaces, jobs, share invitations and quotas, as UWS left them. Nothing is written.
 
 People are named as uws_hub will know them: their hub name is the Django ``username`` (what a
-portal's ``user_info`` and UWS's trusted-client logins used). Each ``ExternalUserMapping`` is an
+portal's ``user_info`` and UWS's trusted-client logins used), in lower case as JupyterHub
+normalises names. Each ``ExternalUserMapping`` is an
 identity under the uws_hub source its login method corresponds to (`SOURCES`, adjustable per
 site); the Slurm token cache (``SlurmAPIResourceAuthentication``) is not an identity and is
 skipped. Secrets in the mappings' details (Globus tokens, the Slurm cache, passwords) are never
@@ -64,7 +65,7 @@ class Identity:
 @dataclass
 class Person:
     id: int  # auth_user.id
-    name: str  # the hub name
+    name: str  # the hub name: the Django username as JupyterHub normalises names (lower case)
     email: str
     first_name: str
     last_name: str
@@ -74,6 +75,7 @@ class Person:
     token: str | None = None  # the DRF token's key
     token_created: dt.datetime | None = None
     identities: list[Identity] = field(default_factory=list)
+    uws_username: str = ""  # as UWS had it
 
 
 @dataclass
@@ -187,7 +189,8 @@ def _people(conn: Connection) -> dict[int, Person]:
     people = {
         r.id: Person(
             id=r.id,
-            name=r.username,
+            name=r.username.lower(),
+            uws_username=r.username,
             email=r.email or "",
             first_name=r.first_name or "",
             last_name=r.last_name or "",
