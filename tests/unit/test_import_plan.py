@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -21,37 +22,83 @@ from uws_hub.db.models import (
     Workspace,
 )
 from uws_hub.errors import UWSError
-from uws_hub.importer.apply import apply_plan
+from uws_hub.importer.apply import ImportFailed, apply_plan
 from uws_hub.importer.plan import plan_import
 from uws_hub.importer.reader import read_site
 
 from .domain import Domain
 from .uwssite import T0, UWSSite
 
-ME = pwd.getpwuid(os.getuid())  # the account the test's directories belong to
+#: every UWS person has their own account (nobody gets another person's): alice has this
+#: process's (root), bob ``nobody``, the others of single tests other system accounts
+ME = pwd.getpwuid(os.getuid())
+BOB = pwd.getpwnam("nobody")
+DAEMON = pwd.getpwnam("daemon")
+BIN = pwd.getpwnam("bin")
+SYS = pwd.getpwnam("sys")
 PSC = "PSCAPIUserAuthentication"
+SAME_ACCOUNT = (
+    "their account {} is also {}'s; nobody gets another person's account: give one of them "
+    "their own account in UWS first."
+)
+
+
+def own(path, account: pwd.struct_passwd) -> None:
+    """Give `path` to `account`, as UWS's storage left its owner's directories."""
+    os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def zoes_workspaces(d: Domain, *names: str) -> list[Workspace]:
+    """Workspaces `names` (ids 1, 2... on an empty database) of uws_hub's own zoe, who has her
+    own account (the domain makes everyone's workspaces with this process's, alice's here)."""
+    zoe = d.user("zoe")
+    made = [d.create_workspace(zoe, name=name) for name in names]
+    with d.db() as session:
+        user = session.get(User, zoe.id)
+        user.posix_name, user.uid, user.gid = SYS.pw_name, SYS.pw_uid, SYS.pw_gid
+        session.commit()
+    return made
+
+
+def directory(site: UWSSite, account: pwd.struct_passwd, ws_id: int):
+    """A workspace directory ``<uws root>/<account>/<id>`` of `account`'s."""
+    path = site.root / account.pw_name / str(ws_id)
+    path.mkdir(parents=True)
+    own(path, account)
+    return path
 
 
 @pytest.fixture
 def uws(tmp_path):
-    """A UWS site whose people all use this process's account (their directories are ours)."""
+    """A UWS site of two people with their own accounts: alice this process's, bob
+    ``nobody`` (his directories are given to him: that needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("giving bob's directories to his own account needs root")
     root = tmp_path / "uws-root"
     site = UWSSite(create_engine(f"sqlite:///{tmp_path}/uws.sqlite"))
     site.root = root
     site.person(7, "alice", "alice@uni.edu", token="b" * 40)
     site.mapping(12, 7, PSC, "8812", ME.pw_name, {"uid": ME.pw_uid})
     site.person(8, "bob", "bob@lab.org", token="c" * 40)
-    site.mapping(14, 8, PSC, "8813", ME.pw_name)
-    for ws_id, owner in ((41, 7), (42, 8), (43, 8)):
-        site.workspace(ws_id, owner, f"{ME.pw_name}/{ws_id}")
-        (root / ME.pw_name / str(ws_id)).mkdir(parents=True)
-    site.workspace(44, 8, f"{ME.pw_name}/44", status="deleting")
+    site.mapping(14, 8, PSC, "8813", BOB.pw_name)
+    for ws_id, owner, account in ((41, 7, ME), (42, 8, BOB), (43, 8, BOB)):
+        site.workspace(ws_id, owner, f"{account.pw_name}/{ws_id}")
+        directory(site, account, ws_id)
+    site.workspace(44, 8, f"{BOB.pw_name}/44", status="deleting")
     site.job(101, 7, 41, "complete", core_hours="2.5", resource_job_id=4711)
     site.job(102, 8, 42, "running", resource_job_id=4712)
     site.job(103, 7, None, "failed")
     site.share(201, 41, 43)
     site.quota(301, 7, 10 * 1024**3, "100")
     return site
+
+
+@pytest.fixture
+def hub_root(tmp_path):
+    """uws_hub's own root, another than UWS's (it exists, as c.UWS.root_dir must)."""
+    path = tmp_path / "hub-root"
+    path.mkdir()
+    return path
 
 
 def planned(d: Domain, site: UWSSite, **kw):
@@ -91,20 +138,22 @@ def test_a_clean_site_comes_over_whole(domain, uws):
     assert p.live_jobs == [102] and "1 job(s) still run in UWS (102)" in p.notes[0]
     assert p.notes[1].startswith("1 job(s) of workspaces deleted in UWS are not imported")
     assert "UWS never enforced its quotas" in p.notes[2]
-    alice = p.people[0]
+    alice, bob = p.people
     assert (alice.posix, alice.uid, alice.gid) == (ME.pw_name, ME.pw_uid, ME.pw_gid)
+    assert (bob.posix, bob.uid, bob.gid) == (BOB.pw_name, BOB.pw_uid, BOB.pw_gid)
 
 
-def test_into_another_root_the_directories_move(domain, uws, tmp_path):
-    p = plan(domain, uws, root_dir=str(tmp_path / "hub-root"))
+def test_into_another_root_the_directories_move(domain, uws, hub_root):
+    p = plan(domain, uws, root_dir=str(hub_root))
     moved = [w for w in p.workspaces if w.action == "create"]
-    assert [w.target for w in moved] == [
-        str(tmp_path / "hub-root" / ME.pw_name / str(i)) for i in (41, 42, 43)
+    assert [(w.source, w.target) for w in moved] == [
+        (str(uws.root / account.pw_name / str(i)), str(hub_root / account.pw_name / str(i)))
+        for i, account in ((41, ME), (42, BOB), (43, BOB))
     ]
     assert p.counts()["workspaces_moved"] == 3 and p.conflicts == []
 
 
-def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
+def test_every_conflict_is_named_exactly(domain, uws, hub_root):
     d = domain
     # uws_hub already has a "bob" with another identity; "carol" is a hub user uws_hub never saw
     with d.db() as session:
@@ -120,23 +169,25 @@ def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
     uws.person(9, "carol", "carol@x.org")
     uws.mapping(15, 9, PSC, "8815", "no-such-uws-account")
     uws.person(10, "erin", "erin@x.org", token="b" * 40 + "x")
-    uws.mapping(16, 10, PSC, "7777", ME.pw_name)  # dave's identity in uws_hub
+    uws.mapping(16, 10, PSC, "7777", BIN.pw_name)  # dave's identity in uws_hub
     uws.person(11, "frank", "frank@x.org", token="f" * 40)
-    uws.mapping(17, 11, PSC, "8817", ME.pw_name)
+    uws.mapping(17, 11, PSC, "8817", DAEMON.pw_name)
     for ws_id in (50, 51, 52, 53):
-        uws.workspace(ws_id, 11, f"{ME.pw_name}/{ws_id}")
-    (uws.root / ME.pw_name / "51").symlink_to("/etc")
-    (uws.root / ME.pw_name / "52").mkdir()
-    (tmp_path / "hub-root" / ME.pw_name / "52").mkdir(parents=True)  # already there
-    (uws.root / ME.pw_name / "53").write_text("a file")
-    d.create_workspace(d.user("zoe"))  # takes id 1 ...
+        uws.workspace(ws_id, 11, f"{DAEMON.pw_name}/{ws_id}")
+    frank = uws.root / DAEMON.pw_name
+    frank.mkdir()
+    (frank / "51").symlink_to("/etc")
+    directory(uws, DAEMON, 52)
+    (hub_root / DAEMON.pw_name / "52").mkdir(parents=True)  # already there
+    (frank / "53").write_text("a file")
+    zoes_workspaces(d, "analysis")  # takes id 1 ...
     with d.db() as session:
         session.get(Workspace, 1).id = 41  # ... renumbered to collide with alice's 41
         session.commit()
     p = plan(
         d,
         uws,
-        root_dir=str(tmp_path / "hub-root"),
+        root_dir=str(hub_root),
         hub_users={"carol"},
         token_owner=lambda t: "zoe" if t == "f" * 40 else None,
     )
@@ -149,10 +200,10 @@ def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
         "nobody gets another person's account.",
         "workspace 41: uws_hub already uses id 41 for zoe's workspace 'analysis'; import into an "
         "empty uws_hub database.",
-        f"workspace 50: its directory {uws.root}/{ME.pw_name}/50 is missing.",
-        f"workspace 51: {uws.root}/{ME.pw_name}/51 is a link; links are never followed.",
-        f"workspace 52: {tmp_path}/hub-root/{ME.pw_name}/52 exists already; it is not overwritten.",
-        f"workspace 53: {uws.root}/{ME.pw_name}/53 is not a directory.",
+        f"workspace 50: its directory {frank}/50 is missing.",
+        f"workspace 51: {frank}/51 is a link; links are never followed.",
+        f"workspace 52: {hub_root}/{DAEMON.pw_name}/52 exists already; it is not overwritten.",
+        f"workspace 53: {frank}/53 is not a directory.",
         "person frank: the hub already has their UWS token for zoe; it is not carried over.",
     ]
     assert "The hub already has a user carol that uws_hub does not know" in " ".join(p.notes)
@@ -161,14 +212,12 @@ def test_every_conflict_is_named_exactly(domain, uws, tmp_path):
     assert 201 not in p.shares  # its copy (43, bob's) stays behind
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another account needs root")
 def test_a_directory_of_someone_else_is_a_conflict(domain, uws):
-    nobody = pwd.getpwnam("nobody")
-    os.chown(uws.root / ME.pw_name / "42", nobody.pw_uid, nobody.pw_gid)
+    own(uws.root / BOB.pw_name / "42", DAEMON)
     p = plan(domain, uws)
     assert [str(c) for c in p.conflicts] == [
-        f"workspace 42: {uws.root}/{ME.pw_name}/42 belongs to uid {nobody.pw_uid}, not to "
-        f"{ME.pw_name} (uid {ME.pw_uid}); give it to its owner first."
+        f"workspace 42: {uws.root}/{BOB.pw_name}/42 belongs to uid {DAEMON.pw_uid}, not to "
+        f"{BOB.pw_name} (uid {BOB.pw_uid}); give it to its owner first."
     ]
 
 
@@ -192,10 +241,71 @@ def test_what_was_imported_before_is_kept(domain, uws):
         )
         session.commit()
     p = plan(d, uws, hub_users={"alice"})
-    assert p.conflicts == []
+    assert p.conflicts == []  # alice's account is her own uws_hub user's: not someone else's
     counts = p.counts()
     assert (counts["people_kept"], counts["people_new"]) == (1, 1)
     assert (counts["workspaces_kept"], counts["workspaces_new"]) == (1, 2)
+
+
+def test_two_people_with_one_account_are_a_conflict(domain, uws):
+    # dave's identity names bob's account, and his workspace is in it
+    uws.person(10, "dave", "dave@x.org", token="d" * 40)
+    uws.mapping(16, 10, PSC, "8816", BOB.pw_name)
+    uws.workspace(45, 10, f"{BOB.pw_name}/45")
+    directory(uws, BOB, 45)
+    # erin's identity names an account of her own, but UWS kept her workspace in alice's
+    uws.person(11, "erin", "erin@x.org")
+    uws.mapping(17, 11, PSC, "8817", BIN.pw_name)
+    uws.workspace(46, 11, f"{ME.pw_name}/46")
+    directory(uws, ME, 46)
+    p = plan(domain, uws)
+    assert [(c.kind, str(c)) for c in p.conflicts] == [
+        ("account", "person dave: " + SAME_ACCOUNT.format(BOB.pw_name, "bob")),
+        ("account", "person erin: " + SAME_ACCOUNT.format(ME.pw_name, "alice")),
+    ]
+    assert [(pp.person.name, pp.action) for pp in p.people] == [
+        ("alice", "create"),
+        ("bob", "create"),  # the first with the account keeps it
+        ("dave", "skip"),
+        ("erin", "skip"),
+    ]
+    assert [(pp.uid, pp.gid) for pp in p.people[2:]] == [(None, None)] * 2
+    skipped = {w.workspace.id: w.why for w in p.workspaces if w.action == "skip"}
+    assert (skipped[45], skipped[46]) == (
+        "its owner dave is not imported",
+        "its owner erin is not imported",
+    )
+    assert p.tokens == [7, 8]  # not dave's
+    assert p.counts()["people_new"] == 2 and p.counts()["conflicts"] == 2
+
+
+def test_an_account_of_another_uws_hub_user_is_a_conflict(domain, uws):
+    d = domain
+    with d.db() as session:
+        session.add(
+            User(
+                name="zoe",
+                created=T0,
+                posix_name=BOB.pw_name,
+                uid=BOB.pw_uid,
+                gid=BOB.pw_gid,
+            )
+        )
+        # deleted from the hub: her files may still be there, her account is still hers
+        session.add(User(name="yves", created=T0, posix_name=ME.pw_name, deleted_at=T0))
+        session.commit()
+    p = plan(d, uws)
+    assert [(c.kind, str(c)) for c in p.conflicts] == [
+        ("account", "person alice: " + SAME_ACCOUNT.format(ME.pw_name, "yves")),
+        ("account", "person bob: " + SAME_ACCOUNT.format(BOB.pw_name, "zoe")),
+    ]
+    assert [pp.action for pp in p.people] == ["skip", "skip"]
+    assert {w.action for w in p.workspaces} == {"skip"}
+    assert (p.jobs, p.shares, p.quotas, p.tokens) == ([], [], [], [])
+    with pytest.raises(ImportFailed, match="The plan has 2 conflict"):
+        apply_plan(p, planned(d, uws)[1], d.db, resources={})
+    with d.db() as session:  # nobody was made
+        assert list(session.scalars(select(User.name).order_by(User.id))) == ["zoe", "yves"]
 
 
 # ---- the real run ----------------------------------------------------------------------------
@@ -206,10 +316,9 @@ def run(d: Domain, site: UWSSite, **kw):
     return p, apply_plan(p, s, d.db, resources={"slurm": "cluster", "local": "local"})
 
 
-def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, tmp_path):
+def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, hub_root):
     d = domain
     (uws.root / ME.pw_name / "41" / "notes.txt").write_text("from UWS")
-    hub_root = tmp_path / "hub-root"
     p, made = run(d, uws, root_dir=str(hub_root))
     assert made == {
         "people": 2,
@@ -236,6 +345,8 @@ def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, tmp_p
         assert session.get(Job, 102) is None  # still running in UWS: not adopted
         share = session.get(SharedWorkspace, 201)
         bob = session.scalar(select(User).where(User.name == "bob"))
+        assert (bob.posix_name, bob.uid, bob.gid) == (BOB.pw_name, BOB.pw_uid, BOB.pw_gid)
+        assert session.get(Workspace, 42).file_path == f"{BOB.pw_name}/42"
         assert (share.sender_id, share.recipient_id, share.is_accepted) == (alice.id, bob.id, False)
         quota = session.get(UserQuota, alice.id)
         assert (quota.disk_limit, quota.core_seconds_limit) == (10 * 1024**3, 360000)
@@ -243,17 +354,23 @@ def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, tmp_p
         assert event.details["workspaces"] == 3
     assert (hub_root / ME.pw_name / "41" / "notes.txt").read_text() == "from UWS"
     assert not (uws.root / ME.pw_name / "41").exists()
+    # <hub root>/<account>/ made as uws_hub makes it: its account's, c.UWS.user_dir_mode
+    for account, ids in ((ME, ["41"]), (BOB, ["42", "43"])):
+        st = os.lstat(hub_root / account.pw_name)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+        assert (st.st_uid, st.st_gid) == (account.pw_uid, account.pw_gid)
+        assert sorted(os.listdir(hub_root / account.pw_name)) == ids
+        assert os.lstat(hub_root / account.pw_name / ids[0]).st_uid == account.pw_uid
     # new workspaces get ids after the imported ones
-    assert d.create_workspace(d.user("zoe")).id == 44
+    assert zoes_workspaces(d, "analysis")[0].id == 44
     # again: everything is kept, nothing made
     p2, made2 = run(d, uws, root_dir=str(hub_root))
     assert p2.conflicts == [] and set(made2.values()) == {0}
     assert (p2.counts()["people_kept"], p2.counts()["workspaces_kept"]) == (2, 3)
 
 
-def test_a_run_that_stopped_after_a_move_finishes(domain, uws, tmp_path, monkeypatch):
+def test_a_run_that_stopped_after_a_move_finishes(domain, uws, hub_root, monkeypatch):
     d = domain
-    hub_root = tmp_path / "hub-root"
     real_add = Session.add
 
     def crash_on_workspace_42(self, obj, *a, **kw):
@@ -265,15 +382,38 @@ def test_a_run_that_stopped_after_a_move_finishes(domain, uws, tmp_path, monkeyp
     with pytest.raises(RuntimeError):
         run(d, uws, root_dir=str(hub_root))
     monkeypatch.setattr(Session, "add", real_add)
-    assert (hub_root / ME.pw_name / "42").is_dir() and d.fresh(Workspace, 42) is None
+    assert (hub_root / BOB.pw_name / "42").is_dir() and d.fresh(Workspace, 42) is None
     p, made = run(d, uws, root_dir=str(hub_root))  # the directory is found where it went
     assert p.conflicts == [] and made["workspaces"] == 2 and made["moved"] == 1
-    assert d.fresh(Workspace, 42).file_path == f"{ME.pw_name}/42"
+    assert d.fresh(Workspace, 42).file_path == f"{BOB.pw_name}/42"
+
+
+def test_a_link_in_place_of_an_account_directory_is_never_followed(domain, uws, hub_root, tmp_path):
+    d = domain
+    elsewhere = tmp_path / "elsewhere"  # bob's, so a followed link would pass every check
+    elsewhere.mkdir()
+    own(elsewhere, BOB)
+    (hub_root / BOB.pw_name).symlink_to(elsewhere)
+    p, s = planned(d, uws, root_dir=str(hub_root))
+    assert p.conflicts == []  # <hub root>/nobody/42 does not exist (through the link or not)
+    with pytest.raises(ImportFailed, match="Workspace 42: could not move") as e:
+        apply_plan(p, s, d.db, resources={"slurm": "cluster", "local": "local"})
+    assert f"{uws.root}/{BOB.pw_name}/42 to {hub_root}/{BOB.pw_name}/42" in e.value.message
+    assert os.listdir(elsewhere) == []  # nothing went through the link
+    assert os.path.islink(hub_root / BOB.pw_name)  # nor was it replaced
+    assert (uws.root / BOB.pw_name / "42").is_dir()  # the workspace stays where UWS left it
+    assert d.fresh(Workspace, 42) is None
+    # alice's, before it, came over; a run after the link is fixed finishes
+    assert (hub_root / ME.pw_name / "41").is_dir() and d.fresh(Workspace, 41) is not None
+    (hub_root / BOB.pw_name).unlink()
+    p2, made = run(d, uws, root_dir=str(hub_root))
+    assert p2.conflicts == [] and (made["workspaces"], made["moved"]) == (2, 2)
+    assert d.fresh(Workspace, 43).file_path == f"{BOB.pw_name}/43"
 
 
 def test_a_plan_with_conflicts_is_not_carried_out(domain, uws):
     d = domain
-    (uws.root / ME.pw_name / "42").rmdir()
+    (uws.root / BOB.pw_name / "42").rmdir()
     p, s = planned(d, uws)
     with pytest.raises(UWSError, match="The plan has 1 conflict"):
         apply_plan(p, s, d.db, resources={})
@@ -283,8 +423,8 @@ def test_a_plan_with_conflicts_is_not_carried_out(domain, uws):
 
 def test_job_and_invitation_ids_in_use_and_shared_identities_are_conflicts(domain, uws):
     d = domain
-    zoe = d.user("zoe")
-    ws = d.create_workspace(zoe)  # id 1
+    ws, other = zoes_workspaces(d, "analysis", "copy")  # ids 1 and 2
+    zoe = d.fresh(User, ws.user_id)
     with d.db() as session:  # uws_hub's own job 101 and invitation 201
         session.add(
             Job(
@@ -295,7 +435,6 @@ def test_job_and_invitation_ids_in_use_and_shared_identities_are_conflicts(domai
                 status="complete",
             )
         )
-        other = d.create_workspace(zoe, name="copy")
         session.add(
             SharedWorkspace(
                 id=201,
@@ -307,7 +446,7 @@ def test_job_and_invitation_ids_in_use_and_shared_identities_are_conflicts(domai
         )
         session.commit()
     uws.person(12, "gina", "gina@x.org")
-    uws.mapping(18, 12, PSC, "8812", ME.pw_name)  # alice's PSC identity too
+    uws.mapping(18, 12, PSC, "8812", BIN.pw_name)  # alice's PSC identity too
     p = plan(d, uws)
     assert [str(c) for c in p.conflicts] == [
         "person gina: their account-api identity 8812 is also alice's in UWS; merge or separate "

@@ -1,6 +1,7 @@
 """Carrying out an import plan (`apply_plan`): the real run of ``uws-hub import-uws``.
 
-Step by step, each in its own transaction, so a run that stops (a crash, a full disk) is simply
+First the id sequences go past every id UWS gave (PostgreSQL), then step by step, each in its
+own transaction, so a run that stops (a crash, a full disk) is simply
 run again: what is in uws_hub already is kept (the plan says "keep"), what is not yet is made.
 
 1. People: their uws_hub user (hub name, e-mail, names, POSIX account) and identities.
@@ -9,9 +10,8 @@ run again: what is in uws_hub already is kept (the plan says "keep"), what is no
 3. Jobs (ended ones, with their ids) as history: times, status, core-hours, options.
 4. Invitations, with their ids: a pending one can still be accepted or declined by its copy's id.
 5. Quotas as limits (a UWS limit of 0 was never meant as "nothing": no limit).
-6. The id sequences continue after the imported ids (PostgreSQL; SQLite does so by itself).
 
-Every step is audited (``import.uws`` with the counts) under the operator who ran it.
+The run is audited: one ``import.uws`` event with the counts, under the operator who ran it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ..db.models import (
     utcnow,
 )
 from ..errors import UWSError
+from ..workspaces import fsops
 from .plan import Plan
 from .reader import Site, SiteJob
 
@@ -54,10 +55,14 @@ def apply_plan(
     *,
     resources: dict[str, str],
     actor: audit.Actor = audit.SYSTEM,
+    user_dir_mode: int = 0o700,
+    option_names: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Carry out `plan` (from `plan_import` on `site`) into the uws_hub database `db`.
     `resources`: uws_hub resource id for each UWS resource kind ("slurm", "local"), under which
-    jobs are recorded. Returns what was made."""
+    jobs are recorded; `user_dir_mode`: the mode of a ``<root>/<account>/`` made for a
+    workspace that moves (c.UWS.user_dir_mode); `option_names`: the site's own translated
+    launch option -> uws_hub option (`OPTION_NAMES`). Returns what was made."""
     if plan.conflicts:
         raise ImportFailed(
             f"The plan has {len(plan.conflicts)} conflict(s); resolve them (see the dry run) "
@@ -66,12 +71,12 @@ def apply_plan(
     made = dict.fromkeys(
         ("people", "identities", "workspaces", "moved", "jobs", "invitations", "quotas"), 0
     )
+    _continue_sequences(db, site)  # first: no id UWS gave can be handed out again
     users = _people(plan, db, made)
-    _workspaces(plan, db, users, made)
-    _jobs(plan, site, db, users, resources, made)
+    _workspaces(plan, db, users, made, user_dir_mode)
+    _jobs(plan, site, db, users, resources, made, option_names)
     _shares(plan, site, db, made)
     _quotas(plan, site, db, users, made)
-    _continue_sequences(db)
     with db() as session:
         audit.record(
             session, "import.uws", user=None, target_type="site", details=made, actor=actor
@@ -120,20 +125,32 @@ def _people(plan: Plan, db: sessionmaker[Session], made: dict[str, int]) -> dict
 
 
 def _workspaces(
-    plan: Plan, db: sessionmaker[Session], users: dict[int, int], made: dict[str, int]
+    plan: Plan,
+    db: sessionmaker[Session],
+    users: dict[int, int],
+    made: dict[str, int],
+    user_dir_mode: int,
 ) -> None:
+    owners = {p.person.id: (p.uid, p.gid) for p in plan.people}
     for wp in plan.workspaces:
         if wp.action != "create":
             continue
         ws = wp.workspace
         if wp.source != wp.target:
-            os.makedirs(os.path.dirname(wp.target), exist_ok=True)
+            account_dir = os.path.dirname(wp.target)
             try:
+                # <root>/<account>/ as uws_hub makes it: its owner's, never through a link
+                fsops.ensure_user_dir(
+                    os.path.dirname(account_dir),
+                    os.path.basename(account_dir),
+                    fsops.Owner(owners[ws.user_id][0], owners[ws.user_id][1]),
+                    user_dir_mode,
+                )
                 os.rename(wp.source, wp.target)  # one rename: never a half-moved workspace
-            except OSError as e:
+            except (OSError, UWSError) as e:
                 raise ImportFailed(
                     f"Workspace {ws.id}: could not move {wp.source} to {wp.target}: "
-                    f"{e.strerror}. Move it yourself (same owner) and run the import again, or "
+                    f"{getattr(e, 'strerror', None) or e}. Move it yourself (same owner) and run the import again, or "
                     "import with uws_hub's root_dir set to UWS's."
                 ) from e
             made["moved"] += 1
@@ -163,12 +180,43 @@ def _workspaces(
         made["workspaces"] += 1
 
 
-def _job_row(job: SiteJob, user_id: int, resource: str) -> Job:
+#: the launch options UWS stored on its jobs (translated by its resource's parameter_mapping,
+#: UWS-REFERENCE §2, §8.1) -> the option uws_hub records: the generic names and the
+#: translations of UWS's example configuration; a site's own mapping is added (`option_names`)
+OPTION_NAMES = {
+    "num_cpus": "num_cpus",
+    "cpus_per_task": "num_cpus",
+    "memory_mb": "memory_mb",
+    "memory_per_node": "memory_mb",
+    "time_limit_min": "time_limit_min",
+    "time_limit": "time_limit_min",
+    "gpus": "gpus",
+    "gpu_enabled": "gpus",
+}
+
+
+def job_options(options: dict, names: dict[str, str] | None = None) -> dict[str, int]:
+    """The whole-number launch options of a UWS job (`options` as UWS stored them) under
+    uws_hub's names; values that are not whole numbers (or yes/no for GPUs) are left out."""
+    out: dict[str, int] = {}
+    table = {**OPTION_NAMES, **(names or {})}
+    for key, value in options.items():
+        name = table.get(key)
+        if name is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and value >= 0:
+            out.setdefault(name, value)
+    return out
+
+
+def _job_row(job: SiteJob, user_id: int, resource: str, names: dict[str, str] | None) -> Job:
     options = job.resource_options or {}
-    cpus = options.get("num_cpus") if isinstance(options.get("num_cpus"), int) else 1
-    limit = (
-        options.get("time_limit_min") if isinstance(options.get("time_limit_min"), int) else None
-    )
+    known = job_options(options, names)
+    limit = known.get("time_limit_min")
     return Job(
         id=job.id,
         user_id=user_id,
@@ -180,7 +228,9 @@ def _job_row(job: SiteJob, user_id: int, resource: str) -> Job:
         datetime_created=job.created,
         datetime_start=job.start,
         datetime_end=job.end or job.start or job.created,
-        cpus=max(1, cpus),
+        cpus=max(1, known.get("num_cpus", 1)),
+        memory_mb=known.get("memory_mb") or None,
+        gpus=known.get("gpus", 0),
         time_limit_s=limit * 60 if limit else None,
         core_seconds=int((job.core_hours * Decimal(3600)).to_integral_value()),
         resource_options=options,
@@ -197,6 +247,7 @@ def _jobs(
     users: dict[int, int],
     resources: dict[str, str],
     made: dict[str, int],
+    option_names: dict[str, str] | None,
 ) -> None:
     with db() as session:
         have = set(session.scalars(select(Job.id).where(Job.id.in_(plan.jobs))))
@@ -205,7 +256,7 @@ def _jobs(
                 continue
             job = site.jobs[job_id]
             kind = RESOURCE_KINDS.get(job.resource_name, "slurm")
-            session.add(_job_row(job, users[job.user_id], resources.get(kind, kind)))
+            session.add(_job_row(job, users[job.user_id], resources.get(kind, kind), option_names))
             made["jobs"] += 1
         session.commit()
 
@@ -259,18 +310,34 @@ def _quotas(
         session.commit()
 
 
-def _continue_sequences(db: sessionmaker[Session]) -> None:
-    """PostgreSQL: the id sequences of workspaces, jobs and invitations continue after the
-    largest id (imported rows were given theirs); SQLite takes the largest id + 1 by itself."""
+def _continue_sequences(db: sessionmaker[Session], site: Site) -> None:
+    """PostgreSQL: the id sequences of workspaces, jobs and invitations go past every id UWS
+    gave (imported or not: a portal may still hold the id of a workspace UWS was deleting, or of
+    a job that ran on), before any row is inserted with its own id. Never backwards. SQLite
+    gives the largest id + 1 by itself, so there a UWS id above the largest imported one may be
+    given again (docs/operations.md)."""
     with db() as session:
         if session.get_bind().dialect.name != "postgresql":
             return
-        for model in (Workspace, Job, SharedWorkspace, User, ExternalIdentity):
+        for model, ids in (
+            (Workspace, site.workspaces),
+            (Job, site.jobs),
+            (SharedWorkspace, site.shares),
+        ):
             table = model.__tablename__
-            top = session.scalar(select(func.max(model.id))) or 0
-            if top:
-                session.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :top)"),
-                    {"top": top},
+            top = max([*ids, session.scalar(select(func.max(model.id))) or 0])
+            if not top:
+                continue
+            seq = session.scalar(text(f"SELECT pg_get_serial_sequence('{table}', 'id')"))
+            if seq is None:
+                raise ImportFailed(
+                    f"uws_hub's table {table} has no id sequence; nothing was imported."
                 )
+            session.execute(
+                text(
+                    "SELECT setval(CAST(:seq AS regclass), GREATEST(:top, "
+                    "COALESCE(pg_sequence_last_value(CAST(:seq AS regclass)), 0)))"
+                ),
+                {"seq": seq, "top": top},
+            )
         session.commit()

@@ -178,6 +178,12 @@ def plan_import(
             " with their workspace)."
         )
     for share in site.shares.values():
+        if share.shared_workspace_id in imported and share.original_workspace_id not in imported:
+            plan.notes.append(
+                f"Invitation {share.id}: its original workspace is not imported (deleted in UWS"
+                f" or skipped), so it stays behind; its copy {share.shared_workspace_id} is "
+                "imported as its recipient's workspace."
+            )
         if share.shared_workspace_id in imported and share.original_workspace_id in imported:
             existing = session.get(SharedWorkspace, share.id)
             if existing is not None and existing.shared_workspace_id != share.shared_workspace_id:
@@ -221,6 +227,7 @@ def _plan_people(
     out: dict[int, PersonPlan] = {}
     holders: dict[tuple[str, str], str] = {}  # identity -> the first UWS person with it
     named: dict[str, str] = {}  # hub name -> the first UWS username with it
+    accounts: dict[str, str] = {}  # POSIX account -> the first person planned with it
     for person in site.people.values():
         named.setdefault(person.name, person.uws_username or person.name)
         for ident in person.identities:
@@ -299,7 +306,18 @@ def _plan_people(
             continue
         pp.posix = _posix_name(site, person)
         acct = _account(pp.posix) if pp.posix else None
-        if pp.posix and acct is None:
+        holder = _account_holder(session, pp.posix, person.name, accounts)
+        if holder is not None:
+            pp.action = "skip"
+            plan.conflicts.append(
+                Conflict(
+                    "account",
+                    what,
+                    f"their account {pp.posix} is also {holder}'s; nobody gets another "
+                    "person's account: give one of them their own account in UWS first.",
+                )
+            )
+        elif pp.posix and acct is None:
             pp.action = "skip"
             plan.conflicts.append(
                 Conflict(
@@ -312,6 +330,23 @@ def _plan_people(
         elif acct is not None:
             pp.uid, pp.gid = acct.pw_uid, acct.pw_gid
     return out
+
+
+def _account_holder(
+    session: Session, posix: str | None, name: str, accounts: dict[str, str]
+) -> str | None:
+    """Who else has the account `posix`: an earlier UWS person of this import, or a uws_hub
+    user (deleted ones included: their files may still be there); None if nobody. Records
+    `name` as its holder."""
+    if not posix:
+        return None
+    first = accounts.setdefault(posix, name)
+    if first != name:
+        return first
+    other = session.scalar(
+        select(User.name).where(User.posix_name == posix, User.name != name).limit(1)
+    )
+    return other
 
 
 def _plan_workspaces(
@@ -376,12 +411,15 @@ def _plan_directory(
     try:
         st = os.lstat(wp.source)
     except FileNotFoundError:
-        if wp.source != wp.target and os.path.isdir(wp.target) and not os.path.islink(wp.target):
-            wp.source = wp.target  # moved by an earlier run that stopped before its record
+        if wp.source == wp.target or not os.path.lexists(wp.target):
+            wp.action = "skip"
+            plan.conflicts.append(
+                Conflict("directory", what, f"its directory {wp.source} is missing.")
+            )
             return
-        wp.action = "skip"
-        plan.conflicts.append(Conflict("directory", what, f"its directory {wp.source} is missing."))
-        return
+        # moved by an earlier run that stopped before its record: checked as the source was
+        wp.source = wp.target
+        st = os.lstat(wp.source)
     if not stat.S_ISDIR(st.st_mode):
         wp.action = "skip"
         said = (
