@@ -10,6 +10,9 @@ uws-hub usage [--from DATE] [--to DATE] [--user U] [--csv] -f ...   core-hours p
 uws-hub audit [--user U] [--actor A] [--action PREFIX] [--since DATE] [--until DATE]
               [--limit N] [--json] -f ...       the audit log, oldest of the selection first
 uws-hub audit-prune --before DATE -f ...        delete audit events older than DATE
+uws-hub import-uws (--uws-settings DIR | --uws-db URL [--uws-root DIR]) [--dry-run]
+              [--source METHOD=SOURCE] [--resource KIND=ID] [--hub-db URL] [--json] -f ...
+                                               switch a UWS site to uws_hub (docs/operations.md)
 """
 
 from __future__ import annotations
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for w in warnings:
         print(f"uws_hub: warning: {w}", file=sys.stderr)
+    if args.cmd == "import-uws":
+        return _import_cmd(args, settings)
     if args.cmd == "check-config":
         print(f"configuration OK: root_dir={settings.root_dir} db_url={settings.db_url}")
         return 0
@@ -164,7 +169,64 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true")
     _config_option(p)
     _add_audit_parsers(sub)
+    _add_import_parser(sub)
     return parser
+
+
+def _add_import_parser(sub) -> None:
+    p = sub.add_parser(
+        "import-uws",
+        help="import a UWS site: people, workspaces (same ids), jobs, invitations, quotas, tokens",
+    )
+    p.add_argument(
+        "--uws-settings",
+        metavar="DIR",
+        help="UWS's src directory: its database from django_config.json, its storage root from "
+        "config.json",
+    )
+    p.add_argument(
+        "--uws-db", metavar="URL", help="UWS's database (postgresql://... or sqlite:///...)"
+    )
+    p.add_argument("--uws-root", metavar="DIR", help="UWS's storage root (default: c.UWS.root_dir)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="METHOD=SOURCE",
+        help="the uws_hub identity source of a UWS login method (adds to the built-in ones)",
+    )
+    p.add_argument(
+        "--resource",
+        action="append",
+        metavar="KIND=ID",
+        help="the c.UWS.resources id ended slurm or local jobs are recorded under",
+    )
+    p.add_argument(
+        "--hub-db", metavar="URL", help="the hub's database (default: c.JupyterHub.db_url)"
+    )
+    p.add_argument("--json", action="store_true", help="the report as one JSON object")
+    _config_option(p)
+
+
+def _import_cmd(args, settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from .errors import UWSError
+    from .importer.apply import ImportFailed
+    from .importer.command import run
+
+    try:
+        return run(args, settings, sys.stdout, _cli_actor())
+    except ImportFailed as e:
+        print(f"uws-hub import-uws: stopped: {e}", file=sys.stderr)
+        return 3
+    except OperationalError as e:
+        print(f"uws-hub import-uws: cannot reach a database: {e.orig}", file=sys.stderr)
+        return 2
+    except UWSError as e:
+        detail = f" ({e.detail})" if getattr(e, "detail", None) else ""
+        print(f"uws-hub import-uws: {e}{detail}", file=sys.stderr)
+        return 2
 
 
 def _add_audit_parsers(sub) -> None:
