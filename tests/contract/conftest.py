@@ -76,6 +76,7 @@ def deployment():
             "forbidden_dataset": os.environ.get("UWS_CONTRACT_FORBIDDEN_DATASET"),
             "unknown_dataset": uuid.uuid4().hex,
             "symlink_target": os.environ.get("UWS_CONTRACT_SYMLINK_TARGET"),
+            "imported": None,  # what a switched UWS site had: only the suite's own hub knows
         }
         return
     if os.geteuid() != 0:

@@ -6,12 +6,15 @@ This is the only part of tests/contract that knows how test hubs are made: it us
 harness (tests/e2e/hubtest.py, hub_config.py as it is) and the dataset lookup stand-in
 (tests/e2e/standins/datasets.py), so the hub has the test configuration's job types, the
 portal's parameters (``time_limit_minutes``, ``gpu_enabled``) and dataset links resolved over
-HTTP with a Globus groups token, as HuBMAP's storage did (UWS-REFERENCE §3.2).
+HTTP with a Globus groups token, as HuBMAP's storage did (UWS-REFERENCE §3.2). And the hub is
+a switched UWS site: before the suite starts, a UWS site (tests/e2e/uwsimport.py) is imported
+into it with ``uws-hub import-uws``, so the whole suite runs against imported data, and
+test_imported.py checks what came over.
 
 It prints one JSON line once the hub answers::
 
     {"url", "client_token", "groups_token", "datasets": [uuid, ...],
-     "forbidden_dataset", "unknown_dataset", "symlink_target", "log"}
+     "forbidden_dataset", "unknown_dataset", "symlink_target", "log", "imported"}
 
 and keeps the hub until its standard input closes (or SIGTERM/SIGINT), then stops it and
 removes what it left. The tests themselves speak HTTP only (conftest.py).
@@ -30,6 +33,9 @@ from pathlib import Path
 
 E2E = Path(__file__).resolve().parents[1] / "e2e"
 sys.path.insert(0, str(E2E))
+
+from sqlalchemy import create_engine  # noqa: E402
+from uwsimport import build_site, import_uws  # noqa: E402
 
 from hubtest import HubFactory, HubProcess  # noqa: E402
 from standins.datasets import DatasetLookupStandin  # noqa: E402
@@ -63,6 +69,19 @@ def _wait_for_eof() -> None:
             select.select([0], [], [])
 
 
+def _switch_from_uws(hub: HubProcess) -> dict:
+    """Make the hub a switched UWS site: stop it (after its first start set its databases
+    up), import a UWS site (tests/e2e/uwsimport.py) with ``uws-hub import-uws``, start it again.
+    Its directories move from UWS's root into the hub's. Returns what the site had."""
+    site_db = f"sqlite:///{hub.dir}/uws-site.sqlite"
+    storage = hub.dir / "uws-storage"
+    expected = build_site(create_engine(site_db), storage)
+    hub.stop()
+    import_uws(hub, "--uws-db", site_db, "--uws-root", str(storage))
+    hub.start()
+    return expected
+
+
 def _stop(signum, frame):
     raise SystemExit(0)
 
@@ -87,6 +106,7 @@ def main() -> None:
                 ),
                 before_start=_datasets(lookup),
             )
+            imported = _switch_from_uws(hub)
             info = {
                 "url": hub.url,
                 # the "test-portal" service of hub_config.py: a trusted token client
@@ -98,6 +118,8 @@ def main() -> None:
                 # an existing directory under c.UWS.symlink_roots (symlinks with source_path)
                 "symlink_target": str(hub.datasets / "hubmap" / READABLE[0]),
                 "log": str(hub.log_path),
+                # what the site it was switched from had (tests/contract/test_imported.py)
+                "imported": imported,
             }
             print(json.dumps(info), flush=True)
             _wait_for_eof()  # until the test session closes our input (or dies)
