@@ -1,7 +1,7 @@
 """A switched UWS site (issue 15, docs/operations.md "Switching a UWS site"): what a UWS client
 had before the switch still answers the same after ``uws-hub import-uws`` — each person's UWS
-token lists their workspaces with their UWS ids and nothing more, their ended jobs, their
-invitations (a pending one is accepted by its copy's id), the files; the portal's login finds
+token lists their workspaces with their UWS ids and nothing more, their ended jobs (counted
+against their quota, now a limit), their invitations (a pending one is accepted by its copy's id), the files; the portal's login finds
 the same person; new ids continue after the imported ones.
 
 Runs against the suite's own hub (tests/contract/launch_hub.py imports tests/e2e/uwsimport.py's
@@ -84,6 +84,14 @@ def test_ended_jobs_are_history_and_running_ones_stayed_behind(apis, imported):
     assert (job["workspace_id"], job["status"], job["resource_job_id"]) == (41, "complete", 4711)
     assert float(job["core_hours"]) == 2.5
     assert iso(job["datetime_end"]) > iso(job["datetime_start"])
+
+
+def test_a_uws_quota_is_now_a_limit_and_the_history_counts(apis, imported):
+    q = imported["quota"]
+    got = ok(apis[q["user"]].get("users/me/quota/"))["data"]
+    assert got["disk"]["limit"] == q["disk"]
+    assert float(got["core_hours"]["limit"]) == q["core_hours"]
+    assert float(got["core_hours"]["used"]) == q["used"]
 
 
 def test_invitations_keep_their_ids_on_both_sides(apis, imported):

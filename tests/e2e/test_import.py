@@ -122,6 +122,7 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
             "jobs": 2,
             "invitations": 2,
             "quotas": 1,
+            "hub_users": 3,
             "tokens": 3,
         }
         again = json.loads(import_uws(hub, "--uws-settings", str(settings), "--json").stdout)

@@ -111,6 +111,8 @@ def build_site(engine: Engine, storage: Path) -> dict:
         "accepted_copy": ACCEPTED_COPY,
         "largest_imported_workspace": ACCEPTED_COPY,
         "files_41": sorted(FILES_41),
+        # ann's UWS quota, now a limit; her ended job's core-hours count against it
+        "quota": {"user": ANN, "disk": 1_500_000_000, "core_hours": 100, "used": 2.5},
     }
 
 

@@ -241,7 +241,7 @@ class Hub:
 @pytest.fixture
 def hub(tmp_path, capsys) -> Hub:
     """A uws_hub site's configuration (its own root, SQLite databases under `tmp_path`) with
-    its database upgraded; the hub itself never started (its database is not there)."""
+    its database upgraded and the hub's set up as its first start leaves it."""
     root = tmp_path / "hub-root"
     root.mkdir()
     h = Hub(
@@ -262,13 +262,27 @@ def hub(tmp_path, capsys) -> Hub:
     )
     assert main(["db", "upgrade", "-f", h.config]) == 0
     capsys.readouterr()
+    set_up_hub_db(h.hub_db_url)
     return h
+
+
+def set_up_hub_db(url: str) -> None:
+    """The hub's database as the hub's first start with uws_hub's configuration leaves it:
+    its tables, default roles, the ``user`` role with the uws scopes, its OAuth client."""
+    hub_db = orm.new_session_factory(url)()
+    define_scopes()
+    for role in roles.get_default_roles():
+        roles.create_role(hub_db, role)
+    roles.create_role(hub_db, {"name": "user", "scopes": user_role_scopes("uws")})
+    hub_db.add(orm.OAuthClient(identifier="jupyterhub"))
+    hub_db.commit()
+    hub_db.close()
 
 
 @pytest.fixture
 def site(tmp_path) -> UWSSite:
-    """A UWS site (SQLite) of alice, on this process's account, without a token (so the hub's
-    database is not needed), with one workspace directory and a job that ended."""
+    """A UWS site (SQLite) of alice, on this process's account, without a token, with one
+    workspace directory and a job that ended."""
     s = UWSSite(create_engine(f"sqlite:///{tmp_path}/uws.sqlite"))
     s.url = f"sqlite:///{tmp_path}/uws.sqlite"
     s.root = tmp_path / "uws-root"
@@ -413,31 +427,31 @@ def test_a_uws_hub_database_not_upgraded_is_exit_2(hub, site, capsys, tmp_path):
     assert status == 2 and "run `uws-hub db upgrade -f <config>` first" in err
 
 
-def test_tokens_need_the_hubs_database(hub, site, capsys):
-    site.person(8, "bob", "bob@lab.org", token="c" * 40)
-    status, out, err = import_uws(hub, capsys, *of_site(site, "--dry-run"))
-    assert status == 2 and out == ""
-    assert "start the hub once" in err and "then run the import" in err
+def test_the_hub_must_have_started_once(hub, site, capsys):
+    """People become hub users and their tokens hub tokens: the hub's database must be there,
+    as the hub's first start leaves it; the dry run says so too, and nothing is made (not even
+    an empty database file where the hub's should be)."""
+    os.unlink(make_url(hub.hub_db_url).database)
+    for args in (of_site(site, "--dry-run"), of_site(site)):
+        status, out, err = import_uws(hub, capsys, *args)
+        assert status == 2 and out == ""
+        assert "start the hub once" in err and "then run the import" in err
+    assert not os.path.exists(make_url(hub.hub_db_url).database)
     with hub.session() as session:
         assert session.scalars(select(User)).all() == []
 
 
-def test_tokens_go_into_the_hubs_database(hub, site, capsys):
+def test_people_become_hub_users_and_tokens_hub_tokens(hub, site, capsys):
     site.person(8, "bob", "bob@lab.org", token="c" * 40)  # no account, no workspace
-    hub_db = orm.new_session_factory(hub.hub_db_url)()  # as the hub's first start leaves it
-    define_scopes()
-    for role in roles.get_default_roles():
-        roles.create_role(hub_db, role)
-    roles.create_role(hub_db, {"name": "user", "scopes": user_role_scopes("uws")})
-    hub_db.add(orm.OAuthClient(identifier="jupyterhub"))
-    hub_db.commit()
+    status, out, err = import_uws(hub, capsys, *of_site(site))
+    assert status == 0, err
+    assert "people 2" in out and "hub_users 2, tokens 1" in out
+    hub_db = orm.new_session_factory(hub.hub_db_url)()
     try:
-        status, out, err = import_uws(hub, capsys, *of_site(site))
-        assert status == 0, err
-        assert "people 2" in out and "tokens 1" in out
-        hub_db.expire_all()
         assert orm.APIToken.find(hub_db, "c" * 40).user.name == "bob"
-        status, out, err = import_uws(hub, capsys, *of_site(site))  # again: kept
-        assert status == 0 and "  tokens already there: bob\n" in out
+        alice = orm.User.find(hub_db, "alice")
+        assert [r.name for r in alice.roles] == ["user"] and alice.api_tokens == []
     finally:
         hub_db.close()
+    status, out, err = import_uws(hub, capsys, *of_site(site))  # again: kept
+    assert status == 0 and "hub_users 0" in out and "  tokens already there: bob\n" in out

@@ -115,7 +115,7 @@ def hub_db_url(config_file: str) -> str:
 
 def _hub_session(url: str, needed: bool) -> Session | None:
     """A session on the hub's database, which a hub with this configuration has set up (its
-    roles); None when not `needed` and it is not there."""
+    roles and OAuth client); None when not `needed` and it is not there."""
     engine = create_engine(url)
     ready = existing_sqlite(engine) and {"users", "roles", "api_tokens", "oauth_clients"} <= set(
         inspect(engine).get_table_names()
@@ -135,7 +135,7 @@ def _hub_session(url: str, needed: bool) -> Session | None:
     if needed:
         raise NotReady(
             f"The hub's database ({engine.url.render_as_string(hide_password=True)}) is not set "
-            "up yet, and people's tokens go there: start the hub once with this configuration "
+            "up yet, and people's hub accounts and tokens go there: start the hub once with this configuration "
             "(it creates its tables and roles), stop it, then run the import.",
         )
     return None
@@ -174,6 +174,7 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
         raise BadRequest("Name UWS's database: --uws-db URL or --uws-settings DIR.")
     if not os.path.isdir(uws_root):
         raise BadRequest(f"UWS's storage root {uws_root} is not a directory.")
+    sources = pairs(args.source, "--source")
     resources = {**_default_resources(settings), **pairs(args.resource, "--resource")}
     unknown = [r for r in resources.values() if r not in settings.resources]
     if unknown:
@@ -184,7 +185,7 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
         raise BadRequest(f"UWS's database {uws_engine.url.database} does not exist.")
     try:
         with uws_engine.connect() as conn:
-            site = read_site(conn, sources=pairs(args.source, "--source"))
+            site = read_site(conn, sources=sources)
     finally:
         uws_engine.dispose()
 
@@ -197,7 +198,7 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
             f"uws_hub's database is at schema {current}, this version needs {head}: run "
             "`uws-hub db upgrade -f <config>` first."
         )
-    hub = _hub_session(args.hub_db or hub_db_url(args.config), needed=site.counts()["tokens"] > 0)
+    hub = _hub_session(args.hub_db or hub_db_url(args.config), needed=bool(site.people))
     try:
         where = (uws_root, resources, option_names)
         return _plan_and_apply(args, settings, site, engine, hub, where, out, actor)
@@ -211,7 +212,7 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
 def _plan_and_apply(args, settings, site, engine: Engine, hub, where, out, actor) -> int:
     from jupyterhub import orm
 
-    from .hubtokens import carry_tokens, token_owner
+    from .hubtokens import carry_tokens, ensure_hub_users, token_owner
 
     uws_root, resources, option_names = where
     db = make_sessionmaker(engine)
@@ -238,6 +239,8 @@ def _plan_and_apply(args, settings, site, engine: Engine, hub, where, out, actor
         user_dir_mode=settings.user_dir_mode,
         option_names=option_names,
     )
+    names = [p.person.name for p in plan.people if p.action != "skip"]
+    report["made"]["hub_users"] = len(ensure_hub_users(hub, names)) if hub is not None else 0
     if plan.tokens:
         people = {p.person.id: p.person for p in plan.people}
         result = carry_tokens(

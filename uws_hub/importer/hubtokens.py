@@ -1,6 +1,7 @@
 """People's UWS tokens carried over as JupyterHub tokens (`carry_tokens`), in the hub's own
 database through JupyterHub's ORM, so that scripts and the portal keep their tokens on
-switch-over day. Run while the hub is stopped (as the import is), after the hub has started
+switch-over day, and every imported person made a hub user (`ensure_hub_users`). Run while the
+hub is stopped (as the import is), after the hub has started
 once with uws_hub's configuration (its roles and the ``user`` role's uws scopes are then in its
 database).
 
@@ -43,6 +44,22 @@ def token_owner(db: Session, token: str) -> str | None:
     if found is None:
         return None
     return found.user.name if found.user is not None else f"service {found.service.name}"
+
+
+def ensure_hub_users(db: Session, names: list[str]) -> list[str]:
+    """Make each person a hub user (with the default roles) unless the hub has them; one
+    commit. Returns the names made. (A hub that admits only the users it has, with
+    ``allow_existing_users``, then lets them in.)"""
+    made = []
+    for name in sorted(set(names)):
+        if orm.User.find(db, name) is None:
+            user = orm.User(name=name)
+            db.add(user)
+            db.flush()
+            roles.assign_default_roles(db, user)
+            made.append(name)
+    db.commit()
+    return made
 
 
 def carry_tokens(db: Session, tokens: dict[str, str], service_name: str) -> TokenResult:
