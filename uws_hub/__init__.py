@@ -138,6 +138,7 @@ def _load_roles(c, uws, name: str) -> None:
         "portals that obtain API tokens for users",
         scopes={ADMIN_TOKENS},
         services=uws.get("token_client_services", set()),
+        users=uws.get("token_client_users", set()),
     )
     c.JupyterHub.load_roles = list(roles.values())
 

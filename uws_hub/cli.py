@@ -11,7 +11,8 @@ uws-hub audit [--user U] [--actor A] [--action PREFIX] [--since DATE] [--until D
               [--limit N] [--json] -f ...       the audit log, oldest of the selection first
 uws-hub audit-prune --before DATE -f ...        delete audit events older than DATE
 uws-hub import-uws (--uws-settings DIR | --uws-db URL [--uws-root DIR]) [--dry-run]
-              [--source METHOD=SOURCE] [--resource KIND=ID] [--hub-db URL] [--json] -f ...
+              [--source METHOD=SOURCE] [--resource KIND=ID] [--same-person NAME]
+              [--hub-db URL] [--json] -f ...
                                                switch a UWS site to uws_hub (docs/operations.md)
 """
 
@@ -203,6 +204,12 @@ def _add_import_parser(sub) -> None:
     )
     p.add_argument(
         "--hub-db", metavar="URL", help="the hub's database (default: c.JupyterHub.db_url)"
+    )
+    p.add_argument(
+        "--same-person",
+        action="append",
+        metavar="NAME",
+        help="a hub user uws_hub does not know yet who is the UWS person of that name",
     )
     p.add_argument("--json", action="store_true", help="the report as one JSON object")
     _config_option(p)

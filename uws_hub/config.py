@@ -585,6 +585,13 @@ class UWS(Configurable):
         role through ``c.JupyterHub.load_roles`` too.""",
     ).tag(config=True)
 
+    token_client_users = Set(
+        Unicode(),
+        help="""Hub users (e.g. a portal's account imported from UWS, where it was in the
+        ``api_clients`` group) that may exchange ``user_info`` for a user's API token at
+        ``POST /api/tokens/``: they get the ``uws-token-client`` role.""",
+    ).tag(config=True)
+
     token_expires_in = Integer(
         30 * 86400,
         help="""Lifetime in seconds of API tokens issued by ``POST /api/tokens/`` (0: the hub's

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import sqlite3
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -423,6 +424,10 @@ def test_bad_arguments_are_exit_2(hub, capsys, args, said):
 def test_a_uws_hub_database_not_upgraded_is_exit_2(hub, site, capsys, tmp_path):
     text = Path(hub.config).read_text().replace("uws_hub.sqlite", "new.sqlite")
     Path(hub.config).write_text(text)
+    status, _, err = import_uws(hub, capsys, *of_site(site))  # a mistyped c.UWS.db_url
+    assert status == 2 and f"uws_hub's database {tmp_path}/new.sqlite does not exist" in err
+    assert not (tmp_path / "new.sqlite").exists()  # and it is not made
+    sqlite3.connect(tmp_path / "new.sqlite").close()  # there, but empty
     status, _, err = import_uws(hub, capsys, *of_site(site))
     assert status == 2 and "run `uws-hub db upgrade -f <config>` first" in err
 
@@ -455,3 +460,19 @@ def test_people_become_hub_users_and_tokens_hub_tokens(hub, site, capsys):
         hub_db.close()
     status, out, err = import_uws(hub, capsys, *of_site(site))  # again: kept
     assert status == 0 and "hub_users 0" in out and "  tokens already there: bob\n" in out
+
+
+def test_a_hub_user_of_the_same_name_is_taken_only_when_the_operator_says(hub, site, capsys):
+    hub_db = orm.new_session_factory(hub.hub_db_url)()
+    hub_db.add(orm.User(name="alice"))  # e.g. an admin who logged in before the import
+    hub_db.commit()
+    hub_db.close()
+    status, out, _ = import_uws(hub, capsys, *of_site(site, "--dry-run"))
+    assert status == 1
+    assert (
+        "  [name] person alice: the hub already has a user alice, unknown to uws_hub; if that "
+        "is this person, say so with --same-person alice, else rename one of them first."
+    ) in out.splitlines()
+    status, out, err = import_uws(hub, capsys, *of_site(site, "--same-person", "alice"))
+    assert status == 0, err
+    assert "Imported: people 1," in out and "hub_users 0" in out

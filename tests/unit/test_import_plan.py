@@ -4,9 +4,13 @@ quotas, tokens), what is kept because it was imported before, and every conflict
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pwd
+import shutil
 import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -22,6 +26,7 @@ from uws_hub.db.models import (
     Workspace,
 )
 from uws_hub.errors import UWSError
+from uws_hub.importer import uwsschema as u
 from uws_hub.importer.apply import ImportFailed, apply_plan
 from uws_hub.importer.plan import plan_import
 from uws_hub.importer.reader import read_site
@@ -65,6 +70,7 @@ def directory(site: UWSSite, account: pwd.struct_passwd, ws_id: int):
     path = site.root / account.pw_name / str(ws_id)
     path.mkdir(parents=True)
     own(path, account)
+    own(path.parent, account)  # <root>/<account>/ is theirs too, as UWS's storage leaves it
     return path
 
 
@@ -143,7 +149,20 @@ def test_a_clean_site_comes_over_whole(domain, uws):
     assert (bob.posix, bob.uid, bob.gid) == (BOB.pw_name, BOB.pw_uid, BOB.pw_gid)
 
 
+def ended(site: UWSSite, job_id: int) -> None:
+    """Job `job_id` ended in UWS (as an operator waits for before the switch)."""
+    with site.engine.begin() as conn:
+        conn.execute(u.JOB.update().where(u.JOB.c.id == job_id).values(status="complete"))
+
+
 def test_into_another_root_the_directories_move(domain, uws, hub_root):
+    # not while a job still runs in one: it would lose its directory
+    p = plan(domain, uws, root_dir=str(hub_root))
+    assert [str(c) for c in p.conflicts] == [
+        "workspace 42: job 102 still runs in it in UWS and would lose its directory when it "
+        "moves: let it end (or stop it in UWS) first."
+    ]
+    ended(uws, 102)
     p = plan(domain, uws, root_dir=str(hub_root))
     moved = [w for w in p.workspaces if w.action == "create"]
     assert [(w.source, w.target) for w in moved] == [
@@ -157,7 +176,7 @@ def test_every_conflict_is_named_exactly(domain, uws, hub_root):
     d = domain
     # uws_hub already has a "bob" with another identity; "carol" is a hub user uws_hub never saw
     with d.db() as session:
-        bob = User(name="bob", created=T0)
+        bob = User(name="bob", created=T0 + dt.timedelta(days=1))  # not imported: joined later
         session.add(bob)
         session.flush()
         session.add(ExternalIdentity(user_id=bob.id, source="ldap", external_id="bob-ldap"))
@@ -176,9 +195,12 @@ def test_every_conflict_is_named_exactly(domain, uws, hub_root):
         uws.workspace(ws_id, 11, f"{DAEMON.pw_name}/{ws_id}")
     frank = uws.root / DAEMON.pw_name
     frank.mkdir()
+    own(frank, DAEMON)
+    uws.person(12, "gus", "gus@x.org")  # the hub has a "gus" too: the same person?
     (frank / "51").symlink_to("/etc")
     directory(uws, DAEMON, 52)
     (hub_root / DAEMON.pw_name / "52").mkdir(parents=True)  # already there
+    own(hub_root / DAEMON.pw_name, DAEMON)
     (frank / "53").write_text("a file")
     zoes_workspaces(d, "analysis")  # takes id 1 ...
     with d.db() as session:
@@ -188,16 +210,19 @@ def test_every_conflict_is_named_exactly(domain, uws, hub_root):
         d,
         uws,
         root_dir=str(hub_root),
-        hub_users={"carol"},
+        hub_users={"carol", "gus"},
+        same_people={"carol"},  # --same-person carol: the operator says so; not for gus
         token_owner=lambda t: "zoe" if t == "f" * 40 else None,
     )
     assert [str(c) for c in p.conflicts] == [
-        "person bob: uws_hub already has a bob with other identities (ldap:bob-ldap); rename "
+        "person bob: uws_hub already has a bob (ldap:bob-ldap) who is not this person; rename "
         "one of them first.",
         "person carol: their account no-such-uws-account does not exist on this machine; make "
         "it (same uid and gid as on the UWS host) or connect the directory service first.",
         "person erin: their account-api identity 7777 already belongs to dave in uws_hub; "
         "nobody gets another person's account.",
+        "person gus: the hub already has a user gus, unknown to uws_hub; if that is this "
+        "person, say so with --same-person gus, else rename one of them first.",
         "workspace 41: uws_hub already uses id 41 for zoe's workspace 'analysis'; import into an "
         "empty uws_hub database.",
         f"workspace 50: its directory {frank}/50 is missing.",
@@ -206,7 +231,6 @@ def test_every_conflict_is_named_exactly(domain, uws, hub_root):
         f"workspace 53: {frank}/53 is not a directory.",
         "person frank: the hub already has their UWS token for zoe; it is not carried over.",
     ]
-    assert "The hub already has a user carol that uws_hub does not know" in " ".join(p.notes)
     skipped = {w.workspace.id: w.why for w in p.workspaces if w.action == "skip"}
     assert skipped[42] == "its owner bob is not imported"
     assert 201 not in p.shares  # its copy (43, bob's) stays behind
@@ -319,13 +343,14 @@ def run(d: Domain, site: UWSSite, **kw):
 def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, hub_root):
     d = domain
     (uws.root / ME.pw_name / "41" / "notes.txt").write_text("from UWS")
+    ended(uws, 102)
     p, made = run(d, uws, root_dir=str(hub_root))
     assert made == {
         "people": 2,
         "identities": 2,
         "workspaces": 3,
         "moved": 3,
-        "jobs": 1,
+        "jobs": 2,
         "invitations": 1,
         "quotas": 1,
     }
@@ -342,7 +367,7 @@ def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, hub_r
         job = session.get(Job, 101)
         assert (job.workspace_id, job.resource, job.resource_job_id) == (41, "cluster", 4711)
         assert job.core_seconds == 9000 and job.status == "complete" and job.cpus == 2
-        assert session.get(Job, 102) is None  # still running in UWS: not adopted
+        assert session.get(Job, 102).status == "complete"  # ended in UWS before the switch
         share = session.get(SharedWorkspace, 201)
         bob = session.scalar(select(User).where(User.name == "bob"))
         assert (bob.posix_name, bob.uid, bob.gid) == (BOB.pw_name, BOB.pw_uid, BOB.pw_gid)
@@ -378,6 +403,7 @@ def test_a_run_that_stopped_after_a_move_finishes(domain, uws, hub_root, monkeyp
             raise RuntimeError("the machine went down")
         return real_add(self, obj, *a, **kw)
 
+    ended(uws, 102)
     monkeypatch.setattr(Session, "add", crash_on_workspace_42)
     with pytest.raises(RuntimeError):
         run(d, uws, root_dir=str(hub_root))
@@ -390,22 +416,34 @@ def test_a_run_that_stopped_after_a_move_finishes(domain, uws, hub_root, monkeyp
 
 def test_a_link_in_place_of_an_account_directory_is_never_followed(domain, uws, hub_root, tmp_path):
     d = domain
+    ended(uws, 102)
     elsewhere = tmp_path / "elsewhere"  # bob's, so a followed link would pass every check
     elsewhere.mkdir()
     own(elsewhere, BOB)
-    (hub_root / BOB.pw_name).symlink_to(elsewhere)
+    link = hub_root / BOB.pw_name
+    link.symlink_to(elsewhere)
+    # the dry run sees it
     p, s = planned(d, uws, root_dir=str(hub_root))
-    assert p.conflicts == []  # <hub root>/nobody/42 does not exist (through the link or not)
+    assert [str(c) for c in p.conflicts] == [
+        f"workspace {i}: {link} is a link; links are never followed. Fix it first: the "
+        "directory would move into it."
+        for i in (42, 43)
+    ]
+    # one made after the plan: the real run refuses it when it gets there
+    link.unlink()
+    p, s = planned(d, uws, root_dir=str(hub_root))
+    assert p.conflicts == []
+    link.symlink_to(elsewhere)
     with pytest.raises(ImportFailed, match="Workspace 42: could not move") as e:
         apply_plan(p, s, d.db, resources={"slurm": "cluster", "local": "local"})
-    assert f"{uws.root}/{BOB.pw_name}/42 to {hub_root}/{BOB.pw_name}/42" in e.value.message
+    assert f"{uws.root}/{BOB.pw_name}/42 to {link}/42" in e.value.message
     assert os.listdir(elsewhere) == []  # nothing went through the link
-    assert os.path.islink(hub_root / BOB.pw_name)  # nor was it replaced
+    assert os.path.islink(link)  # nor was it replaced
     assert (uws.root / BOB.pw_name / "42").is_dir()  # the workspace stays where UWS left it
     assert d.fresh(Workspace, 42) is None
     # alice's, before it, came over; a run after the link is fixed finishes
     assert (hub_root / ME.pw_name / "41").is_dir() and d.fresh(Workspace, 41) is not None
-    (hub_root / BOB.pw_name).unlink()
+    link.unlink()
     p2, made = run(d, uws, root_dir=str(hub_root))
     assert p2.conflicts == [] and (made["workspaces"], made["moved"]) == (2, 2)
     assert d.fresh(Workspace, 43).file_path == f"{BOB.pw_name}/43"
@@ -468,3 +506,67 @@ def test_names_are_the_hubs_lower_case_ones_and_collisions_are_named(domain, uws
         "case); rename one of them in UWS first."
     ]
     assert "harry" in [pp.person.name for pp in p.people if pp.action == "create"]
+
+
+def test_who_may_keep_a_token_and_a_copy_nobody_accepted(domain, uws, tmp_path):
+    """Inactive people (UWS refused them) keep their workspaces but not their tokens; a trusted
+    client (group api_clients) keeps its token only with the uws-token-client role; a pending
+    invitation's copy stays behind with its original."""
+    d = domain
+    uws.person(20, "hal", "hal@x.org", token="d" * 40, active=False)
+    uws.person(21, "portal", "", groups=("api_clients",), token="e" * 40)
+    uws.workspace(45, 7, f"{ME.pw_name}/45", status="deleting")  # alice's, going
+    directory(uws, BOB, 46)
+    uws.workspace(46, 8, f"{BOB.pw_name}/46")
+    uws.share(202, 45, 46)  # pending: bob never saw 46
+    p = plan(d, uws)
+    assert [str(c) for c in p.conflicts] == [
+        "person portal: a trusted client in UWS (group api_clients): add them to "
+        "c.UWS.token_client_users (the uws-token-client role), and their name to "
+        "c.AccountMapping.home_domains if their user_info names this site's accounts; start "
+        "the hub once, then run the import."
+    ]
+    assert any(n.startswith("Inactive in UWS (they could not log in there): hal.") for n in p.notes)
+    skipped = {w.workspace.id: w.why for w in p.workspaces if w.action == "skip"}
+    assert skipped[46] == (
+        "it is the copy of a pending invitation (202) whose original is not imported"
+    )
+    p = plan(d, uws, token_clients={"portal"})
+    assert p.conflicts == []
+    people = {pp.person.id: pp.person.name for pp in p.people}
+    assert sorted(people[i] for i in p.tokens) == ["alice", "bob", "portal"]  # not hal
+
+
+def test_accounts_and_file_systems_that_do_not_fit(domain, uws, hub_root):
+    d = domain
+    ended(uws, 102)
+    # uws_hub knows alice already, with another account
+    with d.db() as session:
+        session.add(User(name="alice", created=T0, posix_name=SYS.pw_name, uid=SYS.pw_uid))
+        session.commit()
+    # bob's account directory in UWS's root is a file: nothing can be read in it
+    shutil.rmtree(uws.root / BOB.pw_name)
+    (uws.root / BOB.pw_name).write_text("not a directory")
+    p = plan(d, uws, root_dir=str(hub_root))
+    assert [str(c) for c in p.conflicts] == [
+        f"person alice: uws_hub maps them to the account {SYS.pw_name}, UWS's storage to "
+        f"{ME.pw_name}; make them one first.",
+        f"workspace 42: {uws.root}/{BOB.pw_name} is not a directory.",
+        f"workspace 43: {uws.root}/{BOB.pw_name} is not a directory.",
+    ]
+
+
+def test_a_move_to_another_file_system_is_a_conflict(domain, uws):
+    """/dev/shm (tmpfs) is another file system than the tests' /tmp: a rename cannot move."""
+    ended(uws, 102)
+    other = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        p = plan(domain, uws, root_dir=str(other))
+        assert [str(c) for c in p.conflicts][0] == (
+            f"workspace 41: {other} is on another file system than "
+            f"{uws.root}/{ME.pw_name}/41: the move would be a copy. Move the directories "
+            "yourself (same owners, links as links), or set c.UWS.root_dir to UWS's root."
+        )
+        assert len(p.conflicts) == 3 and os.listdir(other) == []
+    finally:
+        shutil.rmtree(other)

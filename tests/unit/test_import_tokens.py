@@ -52,3 +52,28 @@ def test_a_second_run_keeps_it_and_someone_elses_token_is_refused(hub_db):
     assert again.refused == [("bob", "the hub already has this token for alice")]
     assert orm.User.find(hub_db, "bob") is None
     assert hub_db.query(orm.APIToken).filter_by(note="UWS token (imported)").count() == 1
+
+
+def test_a_trusted_clients_token_may_exchange_user_info_only_with_the_role(hub_db):
+    """UWS's api_clients: the token gets ``custom:uws:admin:tokens`` when its person has the
+    uws-token-client role (c.UWS.token_client_users); without the role the hub refuses it and
+    the import says so, carrying the others."""
+    roles.create_role(hub_db, {"name": "uws-token-client", "scopes": ["custom:uws:admin:tokens"]})
+    portal = orm.User(name="portal")
+    hub_db.add(portal)
+    hub_db.commit()
+    roles.grant_role(hub_db, portal, "uws-token-client")
+    roles.assign_default_roles(hub_db, portal)
+    hub_db.commit()
+    result = carry_tokens(
+        hub_db,
+        {"portal": "e" * 40, "rogue": "f" * 40, "alice": ALICE_TOKEN},
+        "uws",
+        clients={"portal", "rogue"},
+    )
+    assert result.made == ["alice", "portal"]
+    assert [name for name, _ in result.refused] == ["rogue"]
+    assert "custom:uws:admin:tokens" in result.refused[0][1]
+    assert "custom:uws:admin:tokens" in orm.APIToken.find(hub_db, "e" * 40).scopes
+    assert "custom:uws:admin:tokens" not in orm.APIToken.find(hub_db, ALICE_TOKEN).scopes
+    assert orm.APIToken.find(hub_db, "f" * 40) is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from sqlalchemy import create_engine, inspect, select
@@ -26,7 +26,7 @@ from ..config import UWS, load_config_file
 from ..db import migrate
 from ..db.session import make_sessionmaker
 from ..errors import BadRequest, UWSError
-from .apply import OPTION_NAMES, apply_plan
+from .apply import OPTION_NAMES, ImportFailed, apply_plan
 from .plan import Plan, plan_import
 from .reader import Site, read_site
 
@@ -181,26 +181,32 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
         raise BadRequest(f"--resource names {', '.join(unknown)}, not in c.UWS.resources.")
 
     uws_engine = create_engine(db_url)
-    if not existing_sqlite(uws_engine):
-        raise BadRequest(f"UWS's database {uws_engine.url.database} does not exist.")
     try:
+        if not existing_sqlite(uws_engine):
+            raise BadRequest(f"UWS's database {uws_engine.url.database} does not exist.")
         with uws_engine.connect() as conn:
             site = read_site(conn, sources=sources)
     finally:
         uws_engine.dispose()
+    where = Where(uws_root, resources, option_names, set(args.same_person or ()))
 
     from ..db.session import make_engine
 
     engine = make_engine(settings.db_url, **settings.db_kwargs)
-    current, head = migrate.current_revision(engine), migrate.head_revision()
-    if current != head:
-        raise NotReady(
-            f"uws_hub's database is at schema {current}, this version needs {head}: run "
-            "`uws-hub db upgrade -f <config>` first."
-        )
-    hub = _hub_session(args.hub_db or hub_db_url(args.config), needed=bool(site.people))
+    hub = None
     try:
-        where = (uws_root, resources, option_names)
+        if not existing_sqlite(engine):
+            raise NotReady(
+                f"uws_hub's database {engine.url.database} does not exist: start the hub once "
+                "with this configuration (or run `uws-hub db upgrade -f <config>`) first."
+            )
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+        if current != head:
+            raise NotReady(
+                f"uws_hub's database is at schema {current}, this version needs {head}: run "
+                "`uws-hub db upgrade -f <config>` first."
+            )
+        hub = _hub_session(args.hub_db or hub_db_url(args.config), needed=bool(site.people))
         return _plan_and_apply(args, settings, site, engine, hub, where, out, actor)
     finally:
         if hub is not None:
@@ -209,49 +215,91 @@ def run(args, settings: UWS, out: TextIO, actor) -> int:
         engine.dispose()
 
 
-def _plan_and_apply(args, settings, site, engine: Engine, hub, where, out, actor) -> int:
+@dataclass
+class Where:
+    """What the import goes by besides the site: UWS's root, the resources ended jobs are
+    recorded under, the site's launch option names, the hub users that are the same people."""
+
+    uws_root: str
+    resources: dict[str, str]
+    option_names: dict[str, str]
+    same_people: set[str]
+
+
+def _token_clients(hub: Session | None) -> set[str]:
+    """The hub users with the ``uws-token-client`` role (c.UWS.token_client_users)."""
+    if hub is None:
+        return set()
+    from jupyterhub import orm
+
+    role = hub.scalar(select(orm.Role).where(orm.Role.name == "uws-token-client"))
+    return {u.name for u in role.users} if role is not None else set()
+
+
+def _plan_and_apply(args, settings, site, engine: Engine, hub, where: Where, out, actor) -> int:
     from jupyterhub import orm
 
     from .hubtokens import carry_tokens, ensure_hub_users, token_owner
 
-    uws_root, resources, option_names = where
     db = make_sessionmaker(engine)
     hub_users = set(hub.scalars(select(orm.User.name))) if hub is not None else set()
+    clients = _token_clients(hub)
     with db() as session:
         plan = plan_import(
             site,
             session,
-            uws_root=uws_root,
+            uws_root=where.uws_root,
             root_dir=settings.root_dir,
             hub_users=hub_users,
+            # the operator named the trusted clients in c.UWS.token_client_users: the hub made
+            # them at its start, and they are the UWS people of those names
+            same_people=where.same_people | clients,
             token_owner=(lambda t: token_owner(hub, t)) if hub is not None else (lambda t: None),
+            token_clients=clients,
         )
     report = _report(site, plan, dry_run=args.dry_run)
     if args.dry_run or plan.conflicts:
         _print(report, out, json_out=args.json)
         return 1 if plan.conflicts else 0
-    report["made"] = apply_plan(
-        plan,
-        site,
-        db,
-        resources=resources,
-        actor=actor,
-        user_dir_mode=settings.user_dir_mode,
-        option_names=option_names,
-    )
-    names = [p.person.name for p in plan.people if p.action != "skip"]
-    report["made"]["hub_users"] = len(ensure_hub_users(hub, names)) if hub is not None else 0
-    if plan.tokens:
-        people = {p.person.id: p.person for p in plan.people}
-        result = carry_tokens(
-            hub,
-            {people[i].name: people[i].token for i in plan.tokens},
-            settings.service_name,
+    refused: list = []
+    try:
+        report["made"] = apply_plan(
+            plan,
+            site,
+            db,
+            resources=where.resources,
+            actor=actor,
+            user_dir_mode=settings.user_dir_mode,
+            option_names=where.option_names,
         )
-        report["made"]["tokens"] = len(result.made)
-        report["tokens_kept"] = result.kept
-        report["tokens_refused"] = [f"{n}: {why}" for n, why in result.refused]
+        active = [p.person for p in plan.people if p.action != "skip" and p.person.is_active]
+        made = ensure_hub_users(hub, [p.name for p in active]) if hub is not None else []
+        report["made"]["hub_users"] = len(made)
+        if plan.tokens:
+            people = {p.person.id: p.person for p in plan.people}
+            result = carry_tokens(
+                hub,
+                {people[i].name: people[i].token for i in plan.tokens},
+                settings.service_name,
+                clients={people[i].name for i in plan.tokens} & clients,
+            )
+            report["made"]["tokens"] = len(result.made)
+            report["tokens_kept"] = result.kept
+            report["tokens_refused"] = [f"{n}: {why}" for n, why in result.refused]
+            refused = result.refused
+    except ImportFailed:
+        raise
+    except Exception as e:  # what was done is kept; the next run goes on from there
+        raise ImportFailed(
+            f"The import stopped: {e!r}. What it made is kept; fix the cause and run it again "
+            "(it goes on where it stopped)."
+        ) from e
     _print(report, out, json_out=args.json)
+    if refused:
+        raise ImportFailed(
+            f"{len(refused)} token(s) could not be carried over (see above); everything else "
+            "is imported. Fix what the hub says and run the import again."
+        )
     return 0
 
 

@@ -13,13 +13,14 @@ API. A person the hub does not know yet is made a hub user with the default role
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from jupyterhub import orm, roles
 from jupyterhub import scopes as hub_scopes
 from sqlalchemy.orm import Session
 
-from ..scopes import CUSTOM_SCOPES, token_api_scopes
+from ..scopes import ADMIN_TOKENS, CUSTOM_SCOPES, token_api_scopes
 
 NOTE = "UWS token (imported)"
 
@@ -62,13 +63,17 @@ def ensure_hub_users(db: Session, names: list[str]) -> list[str]:
     return made
 
 
-def carry_tokens(db: Session, tokens: dict[str, str], service_name: str) -> TokenResult:
-    """Store each person's (hub name -> token value) token as theirs, limited to the uws API;
-    one commit. A token the hub already has for someone else is refused, not moved."""
+def carry_tokens(
+    db: Session, tokens: dict[str, str], service_name: str, clients: Container[str] = ()
+) -> TokenResult:
+    """Store each person's (hub name -> token value) token as theirs, limited to the uws API
+    (and, for `clients` — UWS's trusted clients, who hold the ``uws-token-client`` role —
+    exchanging user_info for people's tokens); one commit. A token the hub already has for
+    someone else is refused, not moved; so is one its person may not hold (the hub says why)."""
     define_scopes()
     result = TokenResult([], [], [])
-    scopes = token_api_scopes(service_name)
     for name, token in sorted(tokens.items()):
+        scopes = token_api_scopes(service_name) + ([ADMIN_TOKENS] if name in clients else [])
         owner = token_owner(db, token)
         if owner == name:
             result.kept.append(name)
@@ -82,7 +87,12 @@ def carry_tokens(db: Session, tokens: dict[str, str], service_name: str) -> Toke
             db.add(user)
             db.flush()
             roles.assign_default_roles(db, user)
-        orm.APIToken.new(token=token, user=user, scopes=scopes, note=NOTE)
+        try:
+            orm.APIToken.new(token=token, user=user, scopes=scopes, note=NOTE)
+        except ValueError as e:  # scopes the person does not have
+            db.rollback()
+            result.refused.append((name, str(e)))
+            continue
         result.made.append(name)
     db.commit()
     return result

@@ -35,6 +35,8 @@ from .reader import Person, Site, SiteWorkspace
 
 #: UWS job statuses that mean the job may still run
 LIVE = ("pending", "running", "stopping")
+#: the Django group of UWS's trusted clients (portals exchanging user_info for tokens)
+CLIENT_GROUP = "api_clients"
 #: UWS workspace statuses imported (as uws_hub's; ``initializing`` ones failed half-way: error)
 IMPORTED_STATUSES = {"idle": "idle", "active": "idle", "error": "error", "initializing": "error"}
 
@@ -133,24 +135,30 @@ def plan_import(
     uws_root: str,
     root_dir: str,
     hub_users: Container[str] = (),
+    same_people: Container[str] = (),
     token_owner: Callable[[str], str | None] = lambda token: None,
+    token_clients: Container[str] = (),
 ) -> Plan:
     """The import of `site` into uws_hub's database (`session`, read only) and `root_dir`, from
-    UWS's storage root `uws_root`. `hub_users`: the hub's user names; `token_owner(token)`: the
-    hub user a token value already belongs to (None if none)."""
+    UWS's storage root `uws_root`. `hub_users`: the hub's user names; `same_people`: those of
+    them the operator says are the UWS people of the same name; `token_owner(token)`: the hub
+    user a token value already belongs to (None if none); `token_clients`: the hub users that
+    may exchange user_info for tokens (the ``uws-token-client`` role)."""
     plan = Plan()
-    people = _plan_people(plan, site, session, hub_users)
+    people = _plan_people(plan, site, session, hub_users, same_people)
     _plan_workspaces(plan, site, session, people, uws_root, root_dir)
+    _skip_orphan_copies(plan, site)
+    _running_jobs_stay(plan, site)
     imported = {w.workspace.id for w in plan.workspaces if w.action != "skip"}
     orphans = 0
     for job in site.jobs.values():
         if job.user_id not in people or people[job.user_id].action == "skip":
             continue
+        if job.status in LIVE:  # reported wherever it runs
+            plan.live_jobs.append(job.id)
+            continue
         if job.workspace_id not in imported:
             orphans += job.workspace_id is None  # (else its workspace was skipped, reported)
-            continue
-        if job.status in LIVE:
-            plan.live_jobs.append(job.id)
             continue
         existing = session.get(Job, job.id)
         if existing is not None and not (
@@ -180,9 +188,9 @@ def plan_import(
     for share in site.shares.values():
         if share.shared_workspace_id in imported and share.original_workspace_id not in imported:
             plan.notes.append(
-                f"Invitation {share.id}: its original workspace is not imported (deleted in UWS"
-                f" or skipped), so it stays behind; its copy {share.shared_workspace_id} is "
-                "imported as its recipient's workspace."
+                f"Invitation {share.id} was accepted, but its original workspace is not imported"
+                f" (deleted in UWS or skipped): its copy {share.shared_workspace_id} comes over "
+                "as its recipient's workspace, without the invitation."
             )
         if share.shared_workspace_id in imported and share.original_workspace_id in imported:
             existing = session.get(SharedWorkspace, share.id)
@@ -204,8 +212,27 @@ def plan_import(
         plan.notes.append(
             "UWS never enforced its quotas: imported, they become limits uws_hub enforces."
         )
+    inactive = sorted(p.person.name for p in people.values() if not p.person.is_active)
+    if inactive:
+        plan.notes.append(
+            f"Inactive in UWS (they could not log in there): {', '.join(inactive)}. Their "
+            "workspaces are imported, their tokens are not, and they are not made hub users; add "
+            "them to c.Authenticator.blocked_users to keep them out of the hub too."
+        )
     for p in people.values():
-        if p.action == "skip" or not p.person.token:
+        if p.action == "skip" or not p.person.token or not p.person.is_active:
+            continue
+        if CLIENT_GROUP in p.person.groups and p.person.name not in token_clients:
+            plan.conflicts.append(
+                Conflict(
+                    "token",
+                    f"person {p.person.name}",
+                    f"a trusted client in UWS (group {CLIENT_GROUP}): add them to "
+                    "c.UWS.token_client_users (the uws-token-client role), and their name to "
+                    "c.AccountMapping.home_domains if their user_info names this site's "
+                    "accounts; start the hub once, then run the import.",
+                )
+            )
             continue
         owner = token_owner(p.person.token)
         if owner is not None and owner != p.person.name:
@@ -222,7 +249,7 @@ def plan_import(
 
 
 def _plan_people(
-    plan: Plan, site: Site, session: Session, hub_users: Container[str]
+    plan: Plan, site: Site, session: Session, hub_users: Container[str], same: Container[str]
 ) -> dict[int, PersonPlan]:
     out: dict[int, PersonPlan] = {}
     holders: dict[tuple[str, str], str] = {}  # identity -> the first UWS person with it
@@ -253,25 +280,32 @@ def _plan_people(
         mine = {(i.source, i.external_id) for i in person.identities}
         if existing is not None:
             theirs = {(i.source, i.external_id) for i in existing.identities}
-            if theirs and not theirs & mine:
+            # the same person: an identity in common, or imported before (the UWS join time)
+            if not (theirs & mine or existing.created == person.joined):
                 pp.action = "skip"
+                held = ", ".join(sorted(s + ":" + e for s, e in theirs)) or "no identities"
                 plan.conflicts.append(
                     Conflict(
                         "name",
                         what,
-                        f"uws_hub already has a {person.name} with other identities "
-                        f"({', '.join(sorted(s + ':' + e for s, e in theirs))}); rename one of "
-                        "them first.",
+                        f"uws_hub already has a {person.name} ({held}) who is not this person; "
+                        "rename one of them first.",
                     )
                 )
                 continue
             pp.action = "keep"
-        elif person.name in hub_users:
-            plan.notes.append(
-                f"The hub already has a user {person.name} that uws_hub does not know: the "
-                "import takes it for the same person. If it is someone else, rename one of them "
-                "first."
+        elif person.name in hub_users and person.name not in same:
+            pp.action = "skip"
+            plan.conflicts.append(
+                Conflict(
+                    "name",
+                    what,
+                    f"the hub already has a user {person.name}, unknown to uws_hub; if that is "
+                    f"this person, say so with --same-person {person.name}, else rename one of "
+                    "them first.",
+                )
             )
+            continue
         for source, external_id in sorted(mine):
             first = holders[(source, external_id)]
             if first != person.name:
@@ -307,7 +341,17 @@ def _plan_people(
         pp.posix = _posix_name(site, person)
         acct = _account(pp.posix) if pp.posix else None
         holder = _account_holder(session, pp.posix, person.name, accounts)
-        if holder is not None:
+        if existing is not None and existing.posix_name and existing.posix_name != pp.posix:
+            pp.action = "skip"
+            plan.conflicts.append(
+                Conflict(
+                    "account",
+                    what,
+                    f"uws_hub maps them to the account {existing.posix_name}, UWS's storage to "
+                    f"{pp.posix}; make them one first.",
+                )
+            )
+        elif holder is not None:
             pp.action = "skip"
             plan.conflicts.append(
                 Conflict(
@@ -330,6 +374,45 @@ def _plan_people(
         elif acct is not None:
             pp.uid, pp.gid = acct.pw_uid, acct.pw_gid
     return out
+
+
+def _skip_orphan_copies(plan: Plan, site: Site) -> None:
+    """A pending invitation's copy stays behind with its original: UWS hid it from its
+    recipient, who could only accept or decline it, which needs the invitation."""
+    imported = {w.workspace.id for w in plan.workspaces if w.action != "skip"}
+    by_id = {w.workspace.id: w for w in plan.workspaces}
+    for share in site.shares.values():
+        copy = by_id.get(share.shared_workspace_id)
+        if copy is None or copy.action != "create" or share.is_accepted:
+            continue
+        if share.original_workspace_id not in imported:
+            copy.action = "skip"
+            copy.why = (
+                f"it is the copy of a pending invitation ({share.id}) whose original is not "
+                "imported"
+            )
+
+
+def _running_jobs_stay(plan: Plan, site: Site) -> None:
+    """A workspace that would move while a job still runs in it in UWS is a conflict: the job
+    would lose its directory."""
+    moving = {  # (also those with another conflict: the dry run names every one)
+        w.workspace.id: w
+        for w in plan.workspaces
+        if w.source is not None and w.source != w.target and not w.why
+    }
+    for job in site.jobs.values():
+        wp = moving.get(job.workspace_id)
+        if wp is not None and job.status in LIVE:
+            wp.action = "skip"
+            plan.conflicts.append(
+                Conflict(
+                    "running",
+                    f"workspace {job.workspace_id}",
+                    f"job {job.id} still runs in it in UWS and would lose its directory when it "
+                    "moves: let it end (or stop it in UWS) first.",
+                )
+            )
 
 
 def _account_holder(
@@ -396,52 +479,72 @@ def _plan_directory(
     ws, what = wp.workspace, f"workspace {wp.workspace.id}"
     parts = ws.file_path.split("/")
     if parts != [owner.posix, str(ws.id)]:
-        wp.action = "skip"
-        plan.conflicts.append(
-            Conflict(
-                "directory",
-                what,
-                f"its path {ws.file_path!r} is not {owner.posix}/{ws.id} (<account>/<id>); fix "
-                "it in UWS.",
-            )
+        found = (
+            "directory",
+            f"its path {ws.file_path!r} is not {owner.posix}/{ws.id} (<account>/<id>); fix it "
+            "in UWS.",
         )
-        return
-    wp.source = os.path.join(os.path.abspath(uws_root), *parts)
-    wp.target = os.path.join(os.path.abspath(root_dir), owner.posix or "", str(ws.id))
+    else:
+        wp.source = os.path.join(os.path.abspath(uws_root), *parts)
+        wp.target = os.path.join(os.path.abspath(root_dir), *parts)
+        try:
+            found = _directory_problem(wp, owner)
+        except OSError as e:  # anything else the file system says
+            found = ("directory", f"{e.filename or wp.source} cannot be read: {e.strerror}.")
+    if found is not None:
+        wp.action = "skip"
+        plan.conflicts.append(Conflict(found[0], what, found[1]))
+
+
+def _real_dir(path: str, uid: int | None) -> tuple[str, str] | None:
+    """(kind, message) of what is wrong with `path` as a directory of account `uid`."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return "directory", f"{path} is a link; links are never followed."
+    if not stat.S_ISDIR(st.st_mode):
+        return "directory", f"{path} is not a directory."
+    if uid is not None and st.st_uid != uid:
+        return "owner", f"{path} belongs to uid {st.st_uid}, not to the account (uid {uid})."
+    return None
+
+
+def _directory_problem(wp: WorkspacePlan, owner: PersonPlan) -> tuple[str, str] | None:
+    """(kind, message) of what stops `wp`'s directory from coming over, or None."""
+    here, there = os.path.dirname(wp.source), os.path.dirname(wp.target)
+    if os.path.lexists(here) and (problem := _real_dir(here, owner.uid)):
+        return problem  # <UWS root>/<account>/ itself
+    if there != here and os.path.lexists(there) and (problem := _real_dir(there, owner.uid)):
+        return "target", problem[1] + " Fix it first: the directory would move into it."
     try:
         st = os.lstat(wp.source)
     except FileNotFoundError:
         if wp.source == wp.target or not os.path.lexists(wp.target):
-            wp.action = "skip"
-            plan.conflicts.append(
-                Conflict("directory", what, f"its directory {wp.source} is missing.")
-            )
-            return
+            return "directory", f"its directory {wp.source} is missing."
         # moved by an earlier run that stopped before its record: checked as the source was
         wp.source = wp.target
         st = os.lstat(wp.source)
     if not stat.S_ISDIR(st.st_mode):
-        wp.action = "skip"
         said = (
             "is a link; links are never followed"
             if stat.S_ISLNK(st.st_mode)
             else "is not a directory"
         )
-        plan.conflicts.append(Conflict("directory", what, f"{wp.source} {said}."))
-        return
+        return "directory", f"{wp.source} {said}."
     if owner.uid is not None and st.st_uid != owner.uid:
-        wp.action = "skip"
-        plan.conflicts.append(
-            Conflict(
-                "owner",
-                what,
-                f"{wp.source} belongs to uid {st.st_uid}, not to {owner.posix} (uid "
-                f"{owner.uid}); give it to its owner first.",
-            )
+        return "owner", (
+            f"{wp.source} belongs to uid {st.st_uid}, not to {owner.posix} (uid {owner.uid}); "
+            "give it to its owner first."
         )
-        return
-    if wp.source != wp.target and os.path.lexists(wp.target):
-        wp.action = "skip"
-        plan.conflicts.append(
-            Conflict("target", what, f"{wp.target} exists already; it is not overwritten.")
+    if wp.source == wp.target:
+        return None
+    if os.path.lexists(wp.target):
+        return "target", f"{wp.target} exists already; it is not overwritten."
+    parent = os.path.dirname(wp.target)
+    there = parent if os.path.lexists(parent) else os.path.dirname(parent)
+    if os.lstat(there).st_dev != st.st_dev:
+        return "target", (
+            f"{there} is on another file system than {wp.source}: the move would be a copy. "
+            "Move the directories yourself (same owners, links as links), or set "
+            "c.UWS.root_dir to UWS's root."
         )
+    return None
