@@ -35,7 +35,7 @@ E2E = Path(__file__).resolve().parents[1] / "e2e"
 sys.path.insert(0, str(E2E))
 
 from sqlalchemy import create_engine  # noqa: E402
-from uwsimport import build_site, import_uws  # noqa: E402
+from uwsimport import HUB_CONFIG, RUNNING_IN_42, build_site, end_job, import_uws  # noqa: E402
 
 from hubtest import HubFactory, HubProcess  # noqa: E402
 from standins.datasets import DatasetLookupStandin  # noqa: E402
@@ -75,7 +75,10 @@ def _switch_from_uws(hub: HubProcess) -> dict:
     Its directories move from UWS's root into the hub's. Returns what the site had."""
     site_db = f"sqlite:///{hub.dir}/uws-site.sqlite"
     storage = hub.dir / "uws-storage"
-    expected = build_site(create_engine(site_db), storage)
+    engine = create_engine(site_db)
+    expected = build_site(engine, storage)
+    end_job(engine, RUNNING_IN_42)  # the operator lets it end before the switch
+    engine.dispose()
     hub.stop()
     import_uws(hub, "--uws-db", site_db, "--uws-root", str(storage))
     hub.start()
@@ -102,7 +105,8 @@ def main() -> None:
                     "c.UWS.dataset_lookup_timeout = 5\n"
                     # a site moving from UWS: its portal's user names are the site's own
                     # accounts (UWS-REFERENCE §3.1; docs/identity/README.md)
-                    'c.AccountMapping.home_domains = ["test-portal"]\n'
+                    'c.AccountMapping.home_domains = ["test-portal"]\n' + HUB_CONFIG
+                    # a switched UWS site's own portal account (tests/e2e/uwsimport.py)
                 ),
                 before_start=_datasets(lookup),
             )

@@ -127,6 +127,21 @@ def test_the_portals_login_finds_the_same_person(anon, deployment, imported):
     assert sorted(w["id"] for w in listed) == imported["workspaces"]["uwsi-ann"]
 
 
+def test_the_portals_own_uws_token_still_logs_people_in(anon, imported):
+    """The portal's account was a trusted client in UWS (group api_clients): its UWS token,
+    carried over, still exchanges a person's user_info for their token."""
+    r = anon.post(
+        "tokens/",
+        json={
+            "client_token": imported["portal_token"],
+            "user_info": {"username": "uwsi-ben", "email": "ben@lab.org"},
+        },
+    )
+    token = ok(r, "Successful authentication.")["token"]
+    listed = ok(Api(anon.base, token).get("workspaces/"))["data"]["workspaces"]
+    assert [w["id"] for w in listed] == imported["workspaces"]["uwsi-ben"]
+
+
 def test_new_ids_continue_after_the_imported_ones(apis, imported):
     r = apis["uwsi-cy"].post("workspaces/", json={"name": "after the switch", "description": ""})
     ws = ok(r, "Successful.")["data"]["workspace"]

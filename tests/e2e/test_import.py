@@ -21,7 +21,18 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 from test_db import pg_admin_url, pg_url  # noqa: F401  (fixtures)
-from uwsimport import ANN, BEN, CY, LARGEST_JOB_ID, LARGEST_WORKSPACE_ID, build_site, import_uws
+from uwsimport import (
+    ANN,
+    BEN,
+    CY,
+    HUB_CONFIG,
+    LARGEST_JOB_ID,
+    LARGEST_WORKSPACE_ID,
+    RUNNING_IN_42,
+    build_site,
+    end_job,
+    import_uws,
+)
 
 from conftest import Client
 from hubtest import world_dir
@@ -70,16 +81,18 @@ def _uws_settings(directory: Path, db, storage: Path) -> None:
 
 
 def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noqa: F811
-    hub = hub_factory("import", env={"UWS_TEST_DB_URL": pg_url})  # first start: its databases
+    # its first start sets its databases up (and makes the portal's account a token client)
+    hub = hub_factory("import", env={"UWS_TEST_DB_URL": pg_url}, extra_config=HUB_CONFIG)
     hub.stop()
     where = world_dir("uws-site-")
     storage, settings = where / "storage", where / "src"
     try:
-        expected = build_site(create_engine(uws_pg), storage)
+        site_db = create_engine(uws_pg)
+        expected = build_site(site_db, storage)
         _uws_settings(settings, uws_pg, storage)
         ann, ben = pwd.getpwnam(ANN), pwd.getpwnam(BEN)
 
-        # two problems in the site: the dry run names both, exactly, and changes nothing
+        # three problems in the site: the dry run names them, exactly, and changes nothing
         os.chown(storage / BEN / "43", ann.pw_uid, ann.pw_gid)
         kidney = storage / ANN / "42"
         kidney.rename(storage / ANN / "42.real")
@@ -91,8 +104,10 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
             f"  [directory] workspace 42: {kidney} is a link; links are never followed.",
             f"  [owner] workspace 43: {storage}/{BEN}/43 belongs to uid {ann.pw_uid}, not to "
             f"{BEN} (uid {ben.pw_uid}); give it to its owner first.",
+            f"  [running] workspace 42: job {RUNNING_IN_42} still runs in it in UWS and would "
+            "lose its directory when it moves: let it end (or stop it in UWS) first.",
         ], dry.stdout
-        assert "Conflicts (2): nothing is imported until they are resolved" in dry.stdout
+        assert "Conflicts (3): nothing is imported until they are resolved" in dry.stdout
         real = import_uws(hub, "--uws-settings", str(settings), check=False)
         assert real.returncode == 1 and "Imported" not in real.stdout
         engine = make_engine(pg_url)
@@ -104,30 +119,31 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
         os.chown(storage / BEN / "43", ben.pw_uid, ben.pw_gid)
         kidney.unlink()
         (storage / ANN / "42.real").rename(kidney)
+        end_job(site_db, RUNNING_IN_42)
         dry = import_uws(hub, "--uws-settings", str(settings), "--dry-run")
-        assert "people: 3 new, 0 already imported" in dry.stdout, dry.stdout
+        assert "people: 4 new, 0 already imported" in dry.stdout, dry.stdout
         assert "workspaces: 5 new (5 moved), 0 already imported, 1 skipped" in dry.stdout
-        assert "jobs: 2 as history, 2 still running in UWS (not imported)" in dry.stdout
-        assert "invitations: 2, quotas: 1, tokens: 3" in dry.stdout
+        assert "jobs: 3 as history, 1 still running in UWS (not imported)" in dry.stdout
+        assert "invitations: 2, quotas: 1, tokens: 4" in dry.stdout
         assert f"skip workspace {LARGEST_WORKSPACE_ID}: it is deleting in UWS" in dry.stdout
         assert "No conflicts: run again without --dry-run to import." in dry.stdout
 
         done = import_uws(hub, "--uws-settings", str(settings), "--json")
         report = json.loads(done.stdout)
         assert report["made"] == {
-            "people": 3,
+            "people": 4,
             "identities": 4,
             "workspaces": 5,
             "moved": 5,
-            "jobs": 2,
+            "jobs": 3,
             "invitations": 2,
             "quotas": 1,
-            "hub_users": 3,
-            "tokens": 3,
+            "hub_users": 3,  # the portal's account the hub made at its start (a token client)
+            "tokens": 4,
         }
         again = json.loads(import_uws(hub, "--uws-settings", str(settings), "--json").stdout)
         assert set(again["made"].values()) == {0}, again["made"]
-        assert again["plan"]["workspaces_kept"] == 5 and again["plan"]["people_kept"] == 3
+        assert again["plan"]["workspaces_kept"] == 5 and again["plan"]["people_kept"] == 4
 
         # the directories moved whole, still their owners', links still links
         root = hub.root

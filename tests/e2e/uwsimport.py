@@ -4,14 +4,15 @@ schema UWS's migrations leave, on SQLite or PostgreSQL, tests/unit/uwssite.py) a
 root, with real system accounts owning the directories.
 
 Three people from three identity sources (Globus + the account service, the account service,
-a local login), each with a DRF token; workspaces with files and a link, one active, one being
+a local login), each with a DRF token, and the portal's account (a trusted client); workspaces with files and a link, one active, one being
 deleted (not imported, but its id, the site's largest, is never given again on PostgreSQL);
-ended and running jobs; a pending and an accepted invitation; a quota. `build_site` returns
+ended and running jobs (one running in a workspace that moves: `end_job` before the import); a pending and an accepted invitation; a quota. `build_site` returns
 what a UWS client saw of it (`expected`), which the import must keep.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -24,13 +25,24 @@ from hubtest import BIN, HubProcess, ensure_system_user
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from unit.uwssite import T0, UWSSite  # noqa: E402
 
+from uws_hub.importer import uwsschema as u  # noqa: E402
+
 GLOBUS, PSC, LOCAL = (
     "GlobusUserAuthentication",
     "PSCAPIUserAuthentication",
     "LocalUserAuthentication",
 )
 ANN, BEN, CY = "uwsi-ann", "uwsi-ben", "uwsi-cy"
+#: the portal's account: a trusted client (group api_clients) whose user_info names the site's
+#: accounts; the hub is configured for it (`HUB_CONFIG`)
+PORTAL = "uwsi-portal"
 TOKENS = {ANN: "a1" * 20, BEN: "b2" * 20, CY: "c3" * 20}  # DRF tokens: 40 hex characters
+PORTAL_TOKEN = "d4" * 20
+#: what a hub switched from this site is configured with
+HUB_CONFIG = (
+    f'c.UWS.token_client_users = {{"{PORTAL}"}}\nc.AccountMapping.home_domains.append("{PORTAL}")\n'
+)
+RUNNING_IN_42 = 103  # a job still running in workspace 42 (ended before the switch)
 #: files of workspace 41 (ann's), relative path -> content; "latest" is a link to a file in it
 FILES_41 = {"notes.txt": "from UWS\n", "data/cells.csv": "id,kind\n1,T\n"}
 PENDING_COPY, ACCEPTED_COPY = 44, 45
@@ -66,6 +78,7 @@ def build_site(engine: Engine, storage: Path) -> dict:
     site.mapping(13, 8, PSC, "9002", BEN)
     site.person(9, CY, "cy@uni.edu", first="Cy", last="Cole", token=TOKENS[CY])
     site.mapping(14, 9, LOCAL, "9003", CY)
+    site.person(10, PORTAL, "", groups=("api_clients",), token=PORTAL_TOKEN)
 
     def workspace(ws_id, owner, account, files, **kw):
         site.workspace(ws_id, owner, f"{account}/{ws_id}", details=_details(files), **kw)
@@ -90,8 +103,9 @@ def build_site(engine: Engine, storage: Path) -> dict:
         _own(storage / account, account)
     site.job(101, 7, 41, "complete", core_hours="2.5", resource_job_id=4711, hours=1.25)
     site.job(102, 8, 43, "failed", core_hours="0.1", resource_name="LocalResource")
-    site.job(103, 7, 42, "running", resource_job_id=4713)
-    site.job(LARGEST_JOB_ID, 9, ACCEPTED_COPY, "running", resource_job_id=4750)
+    site.job(RUNNING_IN_42, 7, 42, "running", resource_job_id=4713)
+    # still running (in a workspace UWS is deleting, which stays behind): reported only
+    site.job(LARGEST_JOB_ID, 9, LARGEST_WORKSPACE_ID, "running", resource_job_id=4750)
     site.share(201, 41, PENDING_COPY)
     site.share(202, 42, ACCEPTED_COPY, accepted=True)
     site.quota(301, 7, 1_500_000_000, "100", used_core="2.5")  # bytes, in a 32-bit column
@@ -106,7 +120,8 @@ def build_site(engine: Engine, storage: Path) -> dict:
             str(PENDING_COPY): "Spleen",
             str(ACCEPTED_COPY): "Kidney",
         },
-        "jobs": {ANN: [101], BEN: [102], CY: []},
+        "jobs": {ANN: [101, RUNNING_IN_42], BEN: [102], CY: []},
+        "portal_token": PORTAL_TOKEN,
         "pending_copy": PENDING_COPY,
         "accepted_copy": ACCEPTED_COPY,
         "largest_imported_workspace": ACCEPTED_COPY,
@@ -114,6 +129,16 @@ def build_site(engine: Engine, storage: Path) -> dict:
         # ann's UWS quota, now a limit; her ended job's core-hours count against it
         "quota": {"user": ANN, "disk": 1_500_000_000, "core_hours": 100, "used": 2.5},
     }
+
+
+def end_job(engine: Engine, job_id: int) -> None:
+    """Job `job_id` ended in UWS (an operator lets running jobs end before the switch)."""
+    with engine.begin() as conn:
+        conn.execute(
+            u.JOB.update()
+            .where(u.JOB.c.id == job_id)
+            .values(status="complete", datetime_end=T0 + dt.timedelta(hours=2))
+        )
 
 
 def import_uws(hub: HubProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess:
