@@ -25,12 +25,14 @@ from uwsimport import (
     ANN,
     BEN,
     CY,
+    DELETED_WORKSPACE_ID,
     HUB_CONFIG,
     LARGEST_JOB_ID,
     LARGEST_WORKSPACE_ID,
     RUNNING_IN_42,
     build_site,
     end_job,
+    gave_and_deleted,
     import_uws,
 )
 
@@ -89,6 +91,7 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
     try:
         site_db = create_engine(uws_pg)
         expected = build_site(site_db, storage)
+        gave_and_deleted(site_db)
         _uws_settings(settings, uws_pg, storage)
         ann, ben = pwd.getpwnam(ANN), pwd.getpwnam(BEN)
 
@@ -163,10 +166,10 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
         anns = Client(hub, expected["tokens"][ANN], header="uws")
         listed = anns.get("workspaces/").json()["data"]["workspaces"]
         assert sorted(w["id"] for w in listed) == [41, 42]
-        # PostgreSQL's sequences went past every id UWS gave, imported or not
+        # PostgreSQL's sequences went past every id UWS gave: imported or not, or deleted
         r = anns.post("workspaces/", json={"name": "after", "description": ""})
         assert r.status_code == 200, r.text
-        assert r.json()["data"]["workspace"]["id"] > LARGEST_WORKSPACE_ID
+        assert r.json()["data"]["workspace"]["id"] == DELETED_WORKSPACE_ID + 1
         # a job in an imported workspace runs as its owner, in its moved directory
         ann_lab = Client.of(hub, ANN)  # a hub token of hers that may reach her job servers
         j = started(ann_lab, 41, job_type="test_job", resource_options={})

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from hubtest import BIN, HubProcess, ensure_system_user
@@ -129,6 +130,20 @@ def build_site(engine: Engine, storage: Path) -> dict:
         # ann's UWS quota, now a limit; her ended job's core-hours count against it
         "quota": {"user": ANN, "disk": 1_500_000_000, "core_hours": 100, "used": 2.5},
     }
+
+
+#: the largest workspace id UWS ever gave (on PostgreSQL): a workspace it deleted since
+DELETED_WORKSPACE_ID = 70
+
+
+def gave_and_deleted(engine: Engine) -> None:
+    """UWS gave workspace ids up to `DELETED_WORKSPACE_ID` and deleted the last ones (its
+    PostgreSQL sequence remembers them; the rows are gone)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v)"),
+            {"t": u.WORKSPACE.name, "v": DELETED_WORKSPACE_ID},
+        )
 
 
 def end_job(engine: Engine, job_id: int) -> None:

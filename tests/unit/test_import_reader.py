@@ -124,3 +124,16 @@ def test_local_logins_are_keyed_by_name_as_uws_hub_keys_them(site):
     site.mapping(21, 9, "LocalUserAuthentication", "50009", "carol", {"uid": 50009})
     (ident,) = read(site).people[9].identities
     assert (ident.source, ident.external_id, ident.external_username) == ("local", "carol", "carol")
+
+
+def test_the_largest_ids_uws_ever_gave_come_from_its_sequences(site):
+    """Django's SQLite ids are AUTOINCREMENT: ``sqlite_sequence`` remembers ids of rows deleted
+    since (PostgreSQL's sequences: tests/e2e/test_import.py)."""
+    assert read(site).last_ids == {"workspace": 0, "job": 0, "share": 0}  # cannot tell
+    with site.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE django_x (id INTEGER PRIMARY KEY AUTOINCREMENT)"))
+        conn.execute(
+            text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, 90), ('other', 7)"),
+            {"t": "user_workspaces_server_workspace"},
+        )
+    assert read(site).last_ids == {"workspace": 90, "job": 0, "share": 0}

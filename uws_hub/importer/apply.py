@@ -312,20 +312,23 @@ def _quotas(
 
 def _continue_sequences(db: sessionmaker[Session], site: Site) -> None:
     """PostgreSQL: the id sequences of workspaces, jobs and invitations go past every id UWS
-    gave (imported or not: a portal may still hold the id of a workspace UWS was deleting, or of
-    a job that ran on), before any row is inserted with its own id. Never backwards. SQLite
+    gave (imported or not, and those of rows UWS deleted, from its own sequences: a portal may
+    still hold the id of a workspace UWS was deleting, or of a job that ran on), before any row
+    is inserted with its own id. Never backwards. SQLite
     gives the largest id + 1 by itself, so there a UWS id above the largest imported one may be
     given again (docs/operations.md)."""
     with db() as session:
         if session.get_bind().dialect.name != "postgresql":
             return
-        for model, ids in (
-            (Workspace, site.workspaces),
-            (Job, site.jobs),
-            (SharedWorkspace, site.shares),
+        for model, ids, kind in (
+            (Workspace, site.workspaces, "workspace"),
+            (Job, site.jobs, "job"),
+            (SharedWorkspace, site.shares, "share"),
         ):
             table = model.__tablename__
-            top = max([*ids, session.scalar(select(func.max(model.id))) or 0])
+            top = max(
+                [*ids, site.last_ids.get(kind, 0), session.scalar(select(func.max(model.id))) or 0]
+            )
             if not top:
                 continue
             seq = session.scalar(text(f"SELECT pg_get_serial_sequence('{table}', 'id')"))

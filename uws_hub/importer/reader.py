@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import UWSError
@@ -141,6 +141,9 @@ class Site:
     quotas: list[SiteQuota]
     #: mappings of login methods uws_hub has no source for: (mapping id, method), reported
     unknown_methods: list[tuple[int, str]] = field(default_factory=list)
+    #: the largest id UWS's database ever gave ("workspace", "job", "share"), rows it deleted
+    #: since included (its sequences; 0 where it cannot tell)
+    last_ids: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -182,7 +185,34 @@ def read_site(conn: Connection, sources: dict[str, str] | None = None) -> Site:
         shares={s.id: s for s in _shares(conn)},
         quotas=_quotas(conn),
         unknown_methods=unknown,
+        last_ids=_last_ids(conn),
     )
+
+
+def _last_ids(conn: Connection) -> dict[str, int]:
+    """The last value of UWS's id sequences: PostgreSQL's serial/identity sequences, SQLite's
+    ``sqlite_sequence`` (Django makes its SQLite ids AUTOINCREMENT)."""
+    tables = {"workspace": u.WORKSPACE.name, "job": u.JOB.name, "share": u.SHARE.name}
+    out = dict.fromkeys(tables, 0)
+    if conn.dialect.name == "postgresql":
+        for kind, table in tables.items():
+            last = conn.scalar(
+                text(
+                    "SELECT pg_sequence_last_value(CAST(pg_get_serial_sequence(:t, 'id') "
+                    "AS regclass))"
+                ),
+                {"t": table},
+            )
+            out[kind] = int(last or 0)
+    elif conn.dialect.name == "sqlite" and conn.scalar(
+        text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'")
+    ):
+        for kind, table in tables.items():
+            out[kind] = int(
+                conn.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table})
+                or 0
+            )
+    return out
 
 
 def _people(conn: Connection) -> dict[int, Person]:
