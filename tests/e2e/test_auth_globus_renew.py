@@ -22,8 +22,8 @@ from conftest import Client
 from jobutil import started, stop_and_wait
 from standins.globus import TRANSFER_RS, GlobusStandin
 
-LIFETIME = 30  # seconds an access token lives at the stand-in
-MARGIN = 20  # renew when it expires within this many seconds
+LIFETIME = 12  # seconds an access token lives at the stand-in
+MARGIN = 8  # renew when it expires within this many seconds
 INTERVAL = 1  # seconds between the service's passes
 NAME = "uwsr-rita"
 
