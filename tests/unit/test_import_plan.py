@@ -570,3 +570,22 @@ def test_a_move_to_another_file_system_is_a_conflict(domain, uws):
         assert len(p.conflicts) == 3 and os.listdir(other) == []
     finally:
         shutil.rmtree(other)
+
+
+def test_a_directory_swapped_for_a_link_after_the_plan_goes_back(domain, uws, hub_root, tmp_path):
+    """Its owner may swap a workspace for a link between the dry run and the move: the link
+    is moved (never followed), found out, and put back; nothing is recorded."""
+    d = domain
+    ended(uws, 102)
+    p, s = planned(d, uws, root_dir=str(hub_root))
+    assert p.conflicts == []
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    own(elsewhere, BOB)
+    ws42 = uws.root / BOB.pw_name / "42"
+    ws42.rmdir()
+    ws42.symlink_to(elsewhere)
+    with pytest.raises(ImportFailed, match="Workspace 42: .* changed while it was moved"):
+        apply_plan(p, s, d.db, resources={"slurm": "cluster", "local": "local"})
+    assert ws42.is_symlink() and not os.path.lexists(hub_root / BOB.pw_name / "42")
+    assert d.fresh(Workspace, 42) is None and os.listdir(elsewhere) == []

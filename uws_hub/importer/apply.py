@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from decimal import Decimal
 
 from sqlalchemy import func, select, text
@@ -153,6 +154,7 @@ def _workspaces(
                     f"{getattr(e, 'strerror', None) or e}. Move it yourself (same owner) and run the import again, or "
                     "import with uws_hub's root_dir set to UWS's."
                 ) from e
+            _moved_as_planned(wp, owners[ws.user_id][0])
             made["moved"] += 1
         with db() as session:
             session.add(
@@ -211,6 +213,19 @@ def job_options(options: dict, names: dict[str, str] | None = None) -> dict[str,
         if isinstance(value, int) and value >= 0:
             out.setdefault(name, value)
     return out
+
+
+def _moved_as_planned(wp, uid: int | None) -> None:
+    """What arrived is the directory the plan checked: still a real directory of its owner (its
+    owner may have swapped it for a link since); else it goes back and the import stops."""
+    st = os.lstat(wp.target)
+    if stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid):
+        return
+    os.rename(wp.target, wp.source)
+    raise ImportFailed(
+        f"Workspace {wp.workspace.id}: {wp.source} changed while it was moved (it is no longer "
+        "its owner's directory); it is back where it was. Check it, then run the import again."
+    )
 
 
 def _job_row(job: SiteJob, user_id: int, resource: str, names: dict[str, str] | None) -> Job:
