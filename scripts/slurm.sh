@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's single-node Slurm cluster for tests and demos (Debian slurm-wlm + munge, no systemd).
-#   scripts/slurm.sh start | stop | status
-# Daemons: munged, slurmctld, slurmd on 127.0.0.1 (ports 6817/6818); state, logs and pid files in
+#   scripts/slurm.sh start | stop | status | rest-url | jwt-key
+# Daemons: munged, slurmctld, slurmd on 127.0.0.1 (ports 6817/6818) and slurmrestd (Slurm's REST
+# API, JWT authentication, on $UWS_SLURMRESTD_PORT, default 6820; its key: `jwt-key`); state, logs and pid files in
 # $UWS_SLURM_DIR (default /tmp/uws-slurm). Writes /etc/slurm/slurm.conf. Partitions: "debug"
 # (default), "short" (max 30 minutes) and "gpu". The node advertises $UWS_SLURM_CPUS CPUs (default
 # 16, more than the machine has: test jobs are small) so several jobs run at once, and
@@ -17,20 +18,24 @@ stop() {
   if [ -f "$S/slurmctld.pid" ] && kill -0 "$(cat "$S/slurmctld.pid")" 2>/dev/null; then
     timeout 10 scancel --state=PENDING,RUNNING --full --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
   fi
-  for p in slurmd slurmctld; do kill_pidfile "$S/$p.pid" "$p"; done
+  for p in slurmrestd slurmd slurmctld; do kill_pidfile "$S/$p.pid" "$p"; done
   kill_pidfile /run/munge/munged.pid munged
 }
 
+REST_PORT=${UWS_SLURMRESTD_PORT:-6820}
 case "${1:-start}" in
   stop) stop; exit 0 ;;
   status) sinfo 2>&1; squeue 2>&1; exit 0 ;;
+  rest-url) echo "http://127.0.0.1:$REST_PORT"; exit 0 ;;
+  jwt-key) echo "$S/state/jwt_hs256.key"; exit 0 ;;
   start) ;;
   *) die "usage: scripts/slurm.sh start|stop|status" ;;
 esac
 
 is_root || die "scripts/slurm.sh start needs root (it runs munged and the Slurm daemons)"
 command -v slurmctld >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null \
-  || apt_install slurm-wlm slurmctld slurmd slurm-client munge
+  && command -v slurmrestd >/dev/null && ls /usr/lib/*/slurm-wlm/auth_jwt.so >/dev/null 2>&1 \
+  || apt_install slurm-wlm slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
 mkdir -p "$S/state" "$S/spool" "$S/log" /etc/slurm
 
 CPUS=${UWS_SLURM_CPUS:-16}
@@ -44,6 +49,8 @@ SlurmctldHost=${HOST}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$S/state/jwt_hs256.key
 StateSaveLocation=$S/state
 SlurmdSpoolDir=$S/spool
 SlurmctldPidFile=$S/slurmctld.pid
@@ -79,6 +86,12 @@ PartitionName=short Nodes=ALL Default=NO MaxTime=30 State=UP OverSubscribe=NO
 PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 )
+# slurmrestd's auth/jwt: the key slurmctld checks tokens with (root's only); whoever holds it
+# can mint a token for anyone (the hub does, per person: uws_hub.slurm.rest)
+if [ ! -s "$S/state/jwt_hs256.key" ]; then
+  (umask 077; dd if=/dev/urandom of="$S/state/jwt_hs256.key" bs=32 count=1 status=none)
+fi
+chmod 600 "$S/state/jwt_hs256.key"
 changed=0
 if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
   printf '%s\n' "$conf" > /etc/slurm/slurm.conf
@@ -114,7 +127,7 @@ if [ $changed = 1 ] || ! running slurmctld || ! running slurmd; then
   /usr/sbin/slurmd
 fi
 for _ in $(seq 1 60); do
-  state=$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)
+  state=$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1 || true)
   case "$state" in idle*|mix*|alloc*) break ;; esac
   # down, or drained by an earlier configuration (e.g. fewer GPUs than declared): resume it
   case "$state" in down|down\*|drain*) scontrol update nodename="$HOST" state=resume 2>/dev/null ;; esac
@@ -123,4 +136,24 @@ done
 case "$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)" in
   idle*|mix*|alloc*) log "Slurm up: $(sinfo -h -o '%P %D %c %T' | tr '\n' ' ')(slurmctld pid $(cat "$S/slurmctld.pid"))" ;;
   *) tail -n 20 "$S/log/slurmctld.log" >&2; die "Slurm did not become ready (logs in $S/log)" ;;
+esac
+
+# slurmrestd (Slurm's REST API) on 127.0.0.1:$REST_PORT with JWT authentication. It refuses to
+# run as root (-u drops to the slurmrest account after binding) and needs SLURM_JWT=daemon;
+# it accepts tokens of ordinary users only (not root, not the SlurmUser).
+id slurmrest >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin slurmrest
+if [ $changed = 1 ] || ! running slurmrestd; then
+  kill_pidfile "$S/slurmrestd.pid" slurmrestd >/dev/null 2>&1
+  (cd / && SLURM_JWT=daemon exec setsid /usr/sbin/slurmrestd -u slurmrest -a rest_auth/jwt \
+    -s openapi/v0.0.38 "127.0.0.1:$REST_PORT") > "$S/log/slurmrestd.log" 2>&1 < /dev/null &
+  echo $! > "$S/slurmrestd.pid"
+fi
+for _ in $(seq 1 40); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping" || true)
+  case "$code" in 2*|4*) break ;; esac   # 401 without a token: it answers
+  sleep 0.25
+done
+case "$code" in
+  2*|4*) log "slurmrestd up on http://127.0.0.1:$REST_PORT (pid $(cat "$S/slurmrestd.pid"); JWT key $S/state/jwt_hs256.key)" ;;
+  *) tail -n 20 "$S/log/slurmrestd.log" >&2; die "slurmrestd did not answer (log: $S/log/slurmrestd.log)" ;;
 esac

@@ -1,0 +1,282 @@
+"""Slurm through its REST API, ``slurmrestd`` (issue 16): the hub then needs no Slurm commands
+or munge on its host.
+
+Written against the OpenAPI of Slurm 22.05's ``openapi/v0.0.38`` and ``openapi/dbv0.0.38``
+plugins (the version is a setting). With ``auth/jwt`` slurmrestd runs each request as the user
+its token names, and refuses tokens of root and of the SlurmUser; so every person's own
+request (submit, cancel, update) carries a short-lived token minted for that person
+(`JWTTokens`: HS256 with the cluster's ``jwt_hs256.key``, claims ``sun``, ``iat``, ``exp``;
+never for root or another privileged account: slurmrestd 22.05 runs a request with a valid
+token of root as root), and the one batched read of all jobs per interval carries an ordinary service account's. Never
+one token for everyone.
+
+A request that fails (no answer, an HTTP error, Slurm's ``errors``) raises `SlurmRestError`;
+the monitor turns that into "unknown", never "ended", as for the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from .monitor import SLURM_ERRORS, SLURM_QUERIES, SLURM_SECONDS, SlurmJob
+
+#: the scheduler command each request stands for, in the uws_slurm_* metrics
+COMMANDS = {
+    "jobs": "squeue",
+    "job": "scontrol",
+    "submit": "sbatch",
+    "cancel": "scancel",
+    "update": "scontrol",
+    "accounting": "sacct",
+    "ping": "ping",
+}
+
+
+class SlurmRestError(Exception):
+    """slurmrestd did not do what was asked: no answer, an HTTP error or Slurm's errors."""
+
+    def __init__(self, message: str, *, status: int | None = None, gone: bool = False):
+        super().__init__(message)
+        self.status = status
+        #: Slurm does not know the job (an invalid job id)
+        self.gone = gone
+
+
+class TokenSource(Protocol):
+    """Where a person's Slurm token comes from: `JWTTokens`, or a site's token service."""
+
+    def token(self, username: str) -> str: ...
+
+
+class JWTTokens:
+    """HS256 tokens minted with the cluster's ``jwt_hs256.key`` (a root-only secret), as
+    ``scontrol token`` would give them; each lives `lifespan` seconds and is reused until it
+    has less than a third of that left."""
+
+    def __init__(self, key_file: str, lifespan: int = 300, refused: frozenset[str] = frozenset()):
+        with open(key_file, "rb") as f:
+            self._key = f.read()
+        if not self._key:
+            raise ValueError(f"{key_file} is empty")
+        self.lifespan = lifespan
+        #: accounts never given a token besides root's (e.g. the cluster's SlurmUser)
+        self.refused = frozenset(refused)
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    def token(self, username: str) -> str:
+        if username in self.refused or _is_root(username):
+            # slurmrestd would run the request as them: whoever holds the key could be root
+            raise ValueError(f"no Slurm token is made for {username} (a privileged account)")
+        now = time.time()
+        cached = self._cache.get(username)
+        if cached and cached[1] - now > self.lifespan / 3:
+            return cached[0]
+        exp = int(now) + self.lifespan
+        value = jwt.encode({"sun": username, "iat": int(now), "exp": exp}, self._key, "HS256")
+        self._cache[username] = (value, exp)
+        return value
+
+
+@dataclass
+class SlurmRest:
+    """One cluster's slurmrestd at `url` (``http://host:6820``)."""
+
+    url: str
+    tokens: TokenSource
+    #: the account whose token reads every job (an ordinary user: not root, not SlurmUser)
+    read_user: str
+    version: str = "v0.0.38"
+    db_version: str = "dbv0.0.38"
+    timeout: float = 20.0
+
+    async def _call(self, what: str, method: str, path: str, user: str, body: Any = None) -> dict:
+        command = COMMANDS[what]
+        SLURM_QUERIES.labels(command).inc()
+        try:
+            token = self.tokens.token(user)
+        except ValueError as e:
+            SLURM_ERRORS.labels(command, "exec").inc()
+            raise SlurmRestError(str(e)) from e
+        t0 = time.perf_counter()
+        request = HTTPRequest(
+            self.url.rstrip("/") + path,
+            method=method,
+            headers={
+                "X-SLURM-USER-NAME": user,
+                "X-SLURM-USER-TOKEN": token,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+            request_timeout=self.timeout,
+            connect_timeout=min(self.timeout, 10.0),
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, TimeoutError) as e:  # refused, unreachable, timed out
+            SLURM_ERRORS.labels(command, "timeout").inc()
+            raise SlurmRestError(f"slurmrestd at {self.url} did not answer: {e}") from e
+        finally:
+            SLURM_SECONDS.labels(command).observe(time.perf_counter() - t0)
+        if response.code == 599:  # tornado: no HTTP answer at all
+            SLURM_ERRORS.labels(command, "timeout").inc()
+            raise SlurmRestError(
+                f"slurmrestd at {self.url} did not answer: {response.error}", status=599
+            )
+        try:
+            data = json.loads(response.body or b"{}")
+        except ValueError:
+            data = {}
+        errors = (
+            [e for e in data.get("errors") or [] if isinstance(e, dict)]
+            if isinstance(data, dict)
+            else []
+        )
+        if response.code >= 400 or errors:
+            SLURM_ERRORS.labels(command, "exit").inc()
+            text = (
+                "; ".join(str(e.get("error") or e.get("description") or e) for e in errors)
+                or f"HTTP {response.code}"
+            )
+            gone = any(e.get("error_number") == 2017 for e in errors) or ("Invalid job id" in text)
+            raise SlurmRestError(f"slurmrestd: {text}", status=response.code, gone=gone)
+        return data if isinstance(data, dict) else {}
+
+    # ---- reads (the service account) -------------------------------------------------------
+
+    async def ping(self) -> dict:
+        return await self._call("ping", "GET", f"/slurm/{self.version}/ping", self.read_user)
+
+    async def jobs(self) -> dict[str, SlurmJob]:
+        """Every job the controller remembers, in one request."""
+        data = await self._call("jobs", "GET", f"/slurm/{self.version}/jobs", self.read_user)
+        now = time.time()
+        return {
+            str(j["job_id"]): job_from_rest(j, now) for j in data.get("jobs") or [] if "job_id" in j
+        }
+
+    async def job(self, job_id: str) -> SlurmJob | None:
+        """One job, or None if the controller no longer knows it."""
+        try:
+            data = await self._call(
+                "job", "GET", f"/slurm/{self.version}/job/{int(job_id)}", self.read_user
+            )
+        except SlurmRestError as e:
+            if e.gone:
+                return None
+            raise
+        found = data.get("jobs") or []
+        return job_from_rest(found[0], time.time()) if found else None
+
+    async def accounting(self, job_id: str) -> SlurmJob | None:
+        """The job as accounting (slurmdbd) kept it, or None if it has no record."""
+        try:
+            data = await self._call(
+                "accounting", "GET", f"/slurmdb/{self.db_version}/job/{int(job_id)}", self.read_user
+            )
+        except SlurmRestError as e:
+            if e.gone or e.status == 404:
+                return None
+            raise
+        found = data.get("jobs") or []
+        return job_from_accounting(found[0]) if found else None
+
+    # ---- a person's own requests (their token) ---------------------------------------------
+
+    async def submit(self, user: str, script: str, job: dict) -> str:
+        """Submit `script` as `user` with the job properties `job`; the new job's id."""
+        data = await self._call(
+            "submit",
+            "POST",
+            f"/slurm/{self.version}/job/submit",
+            user,
+            {"script": script, "job": job},
+        )
+        if not data.get("job_id"):
+            raise SlurmRestError("slurmrestd accepted the job but gave no job id")
+        return str(data["job_id"])
+
+    async def cancel(self, user: str, job_id: str) -> None:
+        await self._call("cancel", "DELETE", f"/slurm/{self.version}/job/{int(job_id)}", user)
+
+    async def update(self, user: str, job_id: str, changes: dict) -> None:
+        """Change a job's properties (e.g. ``{"time_limit": minutes}``) as `user`."""
+        await self._call(
+            "update", "POST", f"/slurm/{self.version}/job/{int(job_id)}", user, changes
+        )
+
+
+def _is_root(username: str) -> bool:
+    try:
+        return username == "root" or pwd.getpwnam(username).pw_uid == 0
+    except KeyError:
+        return False
+
+
+def _epoch(value: Any) -> int:
+    """A v0.0.38 time: epoch seconds (0 or missing: not set)."""
+    if isinstance(value, dict):  # later versions: {"set": bool, "number": int}
+        return int(value.get("number") or 0) if value.get("set", True) else 0
+    return int(value or 0)
+
+
+def job_from_rest(j: dict, now: float) -> SlurmJob:
+    """A job entry of ``GET /slurm/<v>/jobs`` as the monitor keeps jobs."""
+    state = j.get("job_state") or "UNKNOWN"
+    if isinstance(state, list):  # later versions: a list of flags
+        state = state[0] if state else "UNKNOWN"
+    start, end = _epoch(j.get("start_time")), _epoch(j.get("end_time"))
+    running = state in ("RUNNING", "COMPLETING", "SUSPENDED")
+    elapsed = None
+    if start and (running or end):
+        elapsed = max(0, int((now if running else end) - start))
+    left = None
+    if state == "RUNNING" and end:
+        left = max(0, int(end - now))
+    cpus = j.get("cpus")
+    job = SlurmJob(
+        job_id=str(j["job_id"]),
+        state=str(state),
+        reason=str(j.get("state_reason") or ""),
+        node=str(j.get("nodes") or j.get("batch_host") or ""),
+        time_left_s=left,
+        elapsed_s=elapsed,
+        cpus=cpus if isinstance(cpus, int) else None,
+        partition=str(j.get("partition") or ""),
+        priority=j.get("priority") if isinstance(j.get("priority"), int) else 0,
+        name=str(j.get("name") or ""),
+        exit_code=str(j.get("exit_code", "")),
+    )
+    if state == "PENDING" and start:
+        job.extra["start_estimate"] = start  # Slurm's expected start (epoch seconds)
+    return job
+
+
+def job_from_accounting(j: dict) -> SlurmJob:
+    """A job entry of ``GET /slurmdb/<v>/job/<id>`` (shaped differently: ``state``,
+    ``time``, ``required``)."""
+    state = (j.get("state") or {}).get("current") or "UNKNOWN"
+    if isinstance(state, list):
+        state = state[0] if state else "UNKNOWN"
+    times = j.get("time") or {}
+    alloc = [t for t in (j.get("tres") or {}).get("allocated") or [] if t.get("type") == "cpu"]
+    cpus = alloc[0].get("count") if alloc else (j.get("required") or {}).get("CPUs")
+    exit_code = j.get("exit_code") or {}
+    return SlurmJob(
+        job_id=str(j.get("job_id")),
+        state=str(state).split()[0],
+        reason=str((j.get("state") or {}).get("reason") or ""),
+        node=str(j.get("nodes") or ""),
+        elapsed_s=times.get("elapsed") if isinstance(times.get("elapsed"), int) else None,
+        cpus=cpus if isinstance(cpus, int) else None,
+        partition=str(j.get("partition") or ""),
+        exit_code=str(exit_code.get("return_code", "")) if isinstance(exit_code, dict) else "",
+    )
