@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -40,9 +41,10 @@ USER = "uwst-bench"
 
 def wait_answering(url: str, headers: dict | None = None, timeout: float = 180) -> float:
     deadline = time.perf_counter() + timeout
+    http = requests.Session()  # one kept-alive connection, as a client polling would keep
     while time.perf_counter() < deadline:
         try:  # the server's own /api answer (not the hub's "starting" page)
-            r = requests.get(url, headers=headers, timeout=2, allow_redirects=False)
+            r = http.get(url, headers=headers, timeout=2, allow_redirects=False)
             if (
                 r.status_code == 200
                 and r.headers.get("Content-Type", "").startswith("application/json")
@@ -61,9 +63,10 @@ def wait_api_running(
     """What a UWS client waits for: the job says ``running`` and tells where to connect."""
     deadline = time.perf_counter() + timeout
     job: dict = {}
+    http = requests.Session()
     while time.perf_counter() < deadline:
         try:
-            r = requests.get(f"{api}/jobs/{job_id}/", headers=headers, timeout=10)
+            r = http.get(f"{api}/jobs/{job_id}/", headers=headers, timeout=10)
             if r.status_code == 200:
                 job = r.json()["data"]["jobs"][0]
                 current = (job.get("job_details") or {}).get("current_job_details") or {}
@@ -201,15 +204,32 @@ def bare_slurm(env: dict[str, str], cwd: str) -> float:
     return t1 - t0
 
 
+def settle(resource: str) -> None:
+    """Before a Slurm start: the node idle, then a random part of a second. slurmctld starts
+    new jobs on its one-second background pass, so a start waits 0-1 s for it depending on
+    when in the second it is submitted; the waits above end just after such a pass (the node
+    turns idle there), which would make every start wait almost the whole second. A uniform
+    offset gives uws and bare starts the same expected wait."""
+    if resource == "slurm":
+        wait_slurm_idle()
+        time.sleep(random.uniform(0.0, 1.0))
+
+
 def wait_slurm_idle(timeout: float = 60) -> None:
-    """Let a cancelled job finish leaving the node, so the next start finds the same cluster."""
+    """Let a cancelled job finish leaving the node — out of the queue, and the node idle again
+    (a job step's end can keep it busy a little longer) — so every start finds the same
+    cluster: one submitted while the node is still busy waits for Slurm's next scheduling
+    pass, up to a second or two, whichever way it was started."""
     deadline = time.time() + timeout
-    while (
-        time.time() < deadline
-        and subprocess.run(
-            ["squeue", "-h", "-u", USER], capture_output=True, text=True
-        ).stdout.strip()
-    ):
+
+    def busy() -> bool:
+        queue = subprocess.run(["squeue", "-h", "-u", USER], capture_output=True, text=True)
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-p", "debug", "-o", "%T"], capture_output=True, text=True
+        )
+        return bool(queue.stdout.strip()) or nodes.stdout.strip() not in ("idle", "")
+
+    while time.time() < deadline and busy():
         time.sleep(0.2)
 
 
@@ -249,7 +269,9 @@ def main() -> int:
             bare = bare_local if resource == "local" else bare_slurm
             for i in range(args.rounds):
                 if i % 2:  # alternate which goes first
+                    settle(resource)
                     bare_times.append(bare(env, cwd))
+                settle(resource)
                 t_api, t_proxy, job = uws_start(hub, token, ws["id"], resource)
                 api_times.append(t_api)
                 proxy_times.append(t_proxy)
@@ -258,6 +280,7 @@ def main() -> int:
                 if resource == "slurm":
                     wait_slurm_idle()
                 if not i % 2:
+                    settle(resource)
                     bare_times.append(bare(env, cwd))
             results[resource] = (api_times, proxy_times, bare_times)
     finally:

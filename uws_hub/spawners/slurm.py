@@ -68,6 +68,14 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         0.2, config=True, help="Seconds between checks while a job starts."
     )
 
+    startup_fast_checks = Float(
+        10.0,
+        config=True,
+        help="""Seconds after submission during which the queue is checked every
+        startup_poll_interval (Slurm starts most jobs within its first scheduling passes: a
+        start is seen when it happens, not up to a second later); then ever less often.""",
+    )
+
     uws_account = Unicode(
         "", help="POSIX account the job runs as (kept in the state, for scancel after a restart)."
     )
@@ -191,8 +199,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     async def _wait_until_running(self) -> SlurmJob:
         """Wait while the job is queued, telling why; fail if it ends before it runs."""
         last, wait = None, self.startup_poll_interval
+        submitted = time.monotonic()
         while True:
-            # soon after submission check often; a job that stays queued, less and less often
+            # while Slurm usually starts a job (its first scheduling passes) check at the start
+            # pace; a job that stays queued, less and less often
             info = await self.monitor.status(self.job_id, max_age=wait)
             if info.running:
                 return info
@@ -203,7 +213,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                 await self.emit(text, 30)
                 last = text
             await asyncio.sleep(wait)
-            wait = min(wait * 1.5, max(self.startup_poll_interval, min(self.monitor.interval, 5.0)))
+            if time.monotonic() - submitted > self.startup_fast_checks:
+                wait = min(
+                    wait * 1.5, max(self.startup_poll_interval, min(self.monitor.interval, 5.0))
+                )
 
     @staticmethod
     def _queue_message(info: SlurmJob) -> str:
