@@ -16,7 +16,8 @@ import pytest
 
 from hubtest import REPO, ensure_system_user
 from jobutil import ensure_slurm, scontrol
-from uws_hub.slurm.rest import JWTTokens, SlurmRest, SlurmRestError
+from uws_hub.slurm.monitor import GONE, UNKNOWN, SlurmMonitor
+from uws_hub.slurm.rest import JWTTokens, RestSource, SlurmRest, SlurmRestError
 
 PERSON, READER = "uwsr-sam", "uwsr-reader"
 
@@ -95,3 +96,40 @@ def test_what_slurm_refuses_is_an_error_and_silence_is_not_an_answer(rest):
     silent = SlurmRest("http://127.0.0.1:9", rest.tokens, read_user=READER, timeout=2)
     with pytest.raises(SlurmRestError, match="did not answer"):
         run(silent.jobs())
+
+
+def test_the_monitor_reads_the_queue_through_slurmrestd(rest):
+    """The shared monitor, fed by slurmrestd: one request per refresh for every job, a job
+    gone from the queue looked up alone, and a slurmrestd that does not answer is "unknown"
+    — a job is never called ended for it."""
+
+    async def scenario():
+        monitor = SlurmMonitor(interval=0.2, source=RestSource(rest))
+        job_id = await rest.submit(PERSON, "#!/bin/bash\nsleep 300\n", job_props("uws-mon", 5))
+        for _ in range(100):
+            job = await monitor.status(job_id, max_age=0.2)
+            if job.running:
+                break
+            await asyncio.sleep(0.2)
+        assert job.running and job.node and 0 < job.time_left_s <= 300
+        before = monitor.refreshes
+        await asyncio.gather(*(monitor.status(job_id, max_age=0) for _ in range(5)))
+        assert monitor.refreshes == before + 1  # five callers, one request
+        # slurmrestd silent: unknown, and still live for everyone asking
+        monitor.source = RestSource(
+            SlurmRest("http://127.0.0.1:9", rest.tokens, read_user=READER, timeout=2)
+        )
+        silent = await monitor.status(job_id, max_age=0)
+        assert silent.state == UNKNOWN and silent.live and "did not answer" in silent.reason
+        monitor.source = RestSource(rest)
+        await rest.cancel(PERSON, job_id)
+        for _ in range(100):
+            job = await monitor.status(job_id, max_age=0.2)
+            if job.ended:
+                break
+            await asyncio.sleep(0.2)
+        assert job.state == "CANCELLED"
+        # a job the controller never had: asked alone, then accounting; none here: gone
+        assert (await monitor.status("999998", max_age=0)).state == GONE
+
+    run(scenario())

@@ -170,52 +170,30 @@ async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace").strip()
 
 
-class SlurmMonitor:
-    _instances: dict[tuple, SlurmMonitor] = {}
+class QueueUnknown(Exception):
+    """The scheduler did not answer (the queue is unknown, no job has ended by it)."""
 
-    def __init__(
-        self,
-        interval: float = 10.0,
-        timeout: float = 20.0,
-        path: str = "/usr/bin:/bin:/usr/sbin:/sbin",
-    ):
-        self.interval = interval
+
+class CommandsSource:
+    """The queue through Slurm's commands on this host: one ``squeue`` for all jobs; a job
+    missing from it is looked up with ``scontrol show job``, then in accounting (``sacct``)."""
+
+    way = "commands"
+
+    def __init__(self, timeout: float = 20.0, path: str = "/usr/bin:/bin:/usr/sbin:/sbin"):
         self.timeout = timeout
         self.env = {"PATH": path, "LANG": "C"}
-        self.snapshot: dict[str, SlurmJob] = {}
-        self.snapshot_time = float("-inf")
-        self.snapshot_ok = False
-        self.last_error = ""
-        self._refresh: asyncio.Task | None = None
-        self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
-        self.refreshes = 0
 
-    @classmethod
-    def instance(cls, interval: float, timeout: float, path: str) -> SlurmMonitor:
-        key = (interval, timeout, path)
-        if key not in cls._instances:
-            cls._instances[key] = cls(interval, timeout, path)
-        return cls._instances[key]
+    @property
+    def key(self) -> tuple:
+        return (self.way, self.timeout, self.env["PATH"])
 
-    async def refresh(self) -> None:
-        """Refresh the snapshot with one squeue; concurrent callers share the same query."""
-        if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.ensure_future(self._do_refresh())
-        await asyncio.shield(self._refresh)
-
-    async def _do_refresh(self) -> None:
+    async def queue(self) -> dict[str, SlurmJob]:
         code, out, err = await run(
             ["squeue", "-h", "--all", "--states=all", "-o", SQUEUE_FORMAT], self.timeout, self.env
         )
-        self.refreshes += 1
-        self.snapshot_time = time.monotonic()
         if code != 0:
-            self.snapshot_ok = False
-            SLURM_QUEUE_UP.set(0)
-            self.last_error = err or f"squeue exited with status {code}"
-            log.warning("slurm monitor: queue unknown: %s", self.last_error)
-            return
-        SLURM_QUEUE_UP.set(1)
+            raise QueueUnknown(err or f"squeue exited with status {code}")
         jobs: dict[str, SlurmJob] = {}
         for line in out.splitlines():
             parts = line.split("|")
@@ -234,36 +212,9 @@ class SlurmMonitor:
                 priority=int(prio) if prio.strip().isdigit() else 0,
                 name=name,
             )
-        by_partition: dict[str, list[SlurmJob]] = {}
-        for job in jobs.values():
-            if job.pending:
-                by_partition.setdefault(job.partition, []).append(job)
-        for queue in by_partition.values():
-            queue.sort(key=lambda j: (-j.priority, int(j.job_id) if j.job_id.isdigit() else 0))
-            for i, job in enumerate(queue):
-                job.position = i + 1
-        self.snapshot, self.snapshot_ok, self.last_error = jobs, True, ""
+        return jobs
 
-    async def status(self, job_id: str, max_age: float | None = None) -> SlurmJob:
-        """What Slurm says of `job_id`, from a snapshot at most `max_age` seconds old."""
-        job_id = str(job_id)
-        if job_id in self._final:
-            return self._final[job_id]
-        age = time.monotonic() - self.snapshot_time
-        if age > (self.interval if max_age is None else max_age):
-            await self.refresh()
-        if not self.snapshot_ok:
-            return SlurmJob(job_id, UNKNOWN, reason=self.last_error)
-        job = self.snapshot.get(job_id)
-        if job is None:
-            job = await self._look_up(job_id)
-        if job.ended:
-            self._final[job_id] = job
-            while len(self._final) > 10000:
-                self._final.popitem(last=False)
-        return job
-
-    async def _look_up(self, job_id: str) -> SlurmJob:
+    async def look_up(self, job_id: str) -> SlurmJob:
         """A job missing from squeue: ask scontrol before calling it ended."""
         code, out, err = await run(
             ["scontrol", "show", "job", "-o", job_id], self.timeout, self.env
@@ -315,6 +266,87 @@ class SlurmMonitor:
         return SlurmJob(
             job_id, GONE, reason="Slurm no longer knows this job (and keeps no accounting here)."
         )
+
+
+class SlurmMonitor:
+    _instances: dict[tuple, SlurmMonitor] = {}
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        timeout: float = 20.0,
+        path: str = "/usr/bin:/bin:/usr/sbin:/sbin",
+        source=None,
+    ):
+        self.interval = interval
+        self.timeout = timeout
+        #: where the queue comes from: `CommandsSource` (the default) or a
+        #: `uws_hub.slurm.rest.RestSource`
+        self.source = source if source is not None else CommandsSource(timeout, path)
+        self.env = {"PATH": path, "LANG": "C"}
+        self.snapshot: dict[str, SlurmJob] = {}
+        self.snapshot_time = float("-inf")
+        self.snapshot_ok = False
+        self.last_error = ""
+        self._refresh: asyncio.Task | None = None
+        self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
+        self.refreshes = 0
+
+    @classmethod
+    def instance(cls, interval: float, timeout: float, path: str, source=None) -> SlurmMonitor:
+        key = (interval, timeout, path, source.key if source is not None else None)
+        if key not in cls._instances:
+            cls._instances[key] = cls(interval, timeout, path, source)
+        return cls._instances[key]
+
+    async def refresh(self) -> None:
+        """Refresh the snapshot with one query; concurrent callers share the same query."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._do_refresh())
+        await asyncio.shield(self._refresh)
+
+    async def _do_refresh(self) -> None:
+        try:
+            jobs = await self.source.queue()
+        except QueueUnknown as e:
+            self.refreshes += 1
+            self.snapshot_time = time.monotonic()
+            self.snapshot_ok = False
+            SLURM_QUEUE_UP.set(0)
+            self.last_error = str(e)
+            log.warning("slurm monitor: queue unknown: %s", self.last_error)
+            return
+        self.refreshes += 1
+        self.snapshot_time = time.monotonic()
+        SLURM_QUEUE_UP.set(1)
+        by_partition: dict[str, list[SlurmJob]] = {}
+        for job in jobs.values():
+            if job.pending:
+                by_partition.setdefault(job.partition, []).append(job)
+        for queue in by_partition.values():
+            queue.sort(key=lambda j: (-j.priority, int(j.job_id) if j.job_id.isdigit() else 0))
+            for i, job in enumerate(queue):
+                job.position = i + 1
+        self.snapshot, self.snapshot_ok, self.last_error = jobs, True, ""
+
+    async def status(self, job_id: str, max_age: float | None = None) -> SlurmJob:
+        """What Slurm says of `job_id`, from a snapshot at most `max_age` seconds old."""
+        job_id = str(job_id)
+        if job_id in self._final:
+            return self._final[job_id]
+        age = time.monotonic() - self.snapshot_time
+        if age > (self.interval if max_age is None else max_age):
+            await self.refresh()
+        if not self.snapshot_ok:
+            return SlurmJob(job_id, UNKNOWN, reason=self.last_error)
+        job = self.snapshot.get(job_id)
+        if job is None:
+            job = await self.source.look_up(job_id)
+        if job.ended:
+            self._final[job_id] = job
+            while len(self._final) > 10000:
+                self._final.popitem(last=False)
+        return job
 
     def forget(self, job_id: str) -> None:
         self._final.pop(str(job_id), None)

@@ -25,7 +25,15 @@ from typing import Any, Protocol
 import jwt
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from .monitor import SLURM_ERRORS, SLURM_QUERIES, SLURM_SECONDS, SlurmJob
+from .monitor import (
+    GONE,
+    SLURM_ERRORS,
+    SLURM_QUERIES,
+    SLURM_SECONDS,
+    UNKNOWN,
+    QueueUnknown,
+    SlurmJob,
+)
 
 #: the scheduler command each request stands for, in the uws_slurm_* metrics
 COMMANDS = {
@@ -280,3 +288,39 @@ def job_from_accounting(j: dict) -> SlurmJob:
         partition=str(j.get("partition") or ""),
         exit_code=str(exit_code.get("return_code", "")) if isinstance(exit_code, dict) else "",
     )
+
+
+class RestSource:
+    """The monitor's queue through slurmrestd (`SlurmMonitor(source=RestSource(rest))`): all
+    jobs in one request as the service account; a job missing from it is asked for alone, then
+    in accounting (``/slurmdb``); an error or silence is "unknown", never "ended"."""
+
+    way = "rest"
+
+    def __init__(self, rest: SlurmRest):
+        self.rest = rest
+
+    @property
+    def key(self) -> tuple:
+        return (self.way, self.rest.url, self.rest.read_user, self.rest.version)
+
+    async def queue(self) -> dict[str, SlurmJob]:
+        try:
+            return await self.rest.jobs()
+        except SlurmRestError as e:
+            raise QueueUnknown(str(e)) from e
+
+    async def look_up(self, job_id: str) -> SlurmJob:
+        try:
+            job = await self.rest.job(job_id)
+            if job is None:
+                job = await self.rest.accounting(job_id)
+        except SlurmRestError as e:
+            return SlurmJob(job_id, UNKNOWN, reason=str(e))
+        if job is None:
+            return SlurmJob(
+                job_id,
+                GONE,
+                reason="Slurm no longer knows this job (and keeps no accounting here).",
+            )
+        return job
