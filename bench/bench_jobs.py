@@ -204,15 +204,15 @@ def bare_slurm(env: dict[str, str], cwd: str) -> float:
     return t1 - t0
 
 
-def settle(resource: str) -> None:
+def settle(resource: str, offset: float) -> None:
     """Before a Slurm start: the node idle, then a random part of a second. slurmctld starts
     new jobs on its one-second background pass, so a start waits 0-1 s for it depending on
     when in the second it is submitted; the waits above end just after such a pass (the node
     turns idle there), which would make every start wait almost the whole second. A uniform
-    offset gives uws and bare starts the same expected wait."""
+    offset (the same for a round's two starts) gives uws and bare starts the same wait."""
     if resource == "slurm":
         wait_slurm_idle()
-        time.sleep(random.uniform(0.0, 1.0))
+        time.sleep(offset)
 
 
 def wait_slurm_idle(timeout: float = 60) -> None:
@@ -227,9 +227,13 @@ def wait_slurm_idle(timeout: float = 60) -> None:
         nodes = subprocess.run(
             ["sinfo", "-h", "-p", "debug", "-o", "%T"], capture_output=True, text=True
         )
-        return bool(queue.stdout.strip()) or nodes.stdout.strip() not in ("idle", "")
+        states = set(nodes.stdout.split())
+        return bool(queue.stdout.strip()) or not states <= {"idle"}
 
-    while time.time() < deadline and busy():
+    while busy():
+        if time.time() > deadline:
+            print(f"warning: Slurm still busy after {timeout:.0f} s; going on", file=sys.stderr)
+            return
         time.sleep(0.2)
 
 
@@ -268,10 +272,11 @@ def main() -> int:
             api_times, proxy_times, bare_times = [], [], []
             bare = bare_local if resource == "local" else bare_slurm
             for i in range(args.rounds):
+                offset = random.uniform(0.0, 1.0)  # the same for both starts of a round
                 if i % 2:  # alternate which goes first
-                    settle(resource)
+                    settle(resource, offset)
                     bare_times.append(bare(env, cwd))
-                settle(resource)
+                settle(resource, offset)
                 t_api, t_proxy, job = uws_start(hub, token, ws["id"], resource)
                 api_times.append(t_api)
                 proxy_times.append(t_proxy)
@@ -280,7 +285,7 @@ def main() -> int:
                 if resource == "slurm":
                     wait_slurm_idle()
                 if not i % 2:
-                    settle(resource)
+                    settle(resource, offset)
                     bare_times.append(bare(env, cwd))
             results[resource] = (api_times, proxy_times, bare_times)
     finally:

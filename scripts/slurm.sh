@@ -87,12 +87,23 @@ PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP OverSubscribe=N
 CONF
 )
 # slurmrestd's auth/jwt: the key slurmctld checks tokens with (root's only); whoever holds it
-# can mint a token for anyone (the hub does, per person: uws_hub.slurm.rest)
-if [ ! -s "$S/state/jwt_hs256.key" ]; then
-  (umask 077; dd if=/dev/urandom of="$S/state/jwt_hs256.key" bs=32 count=1 status=none)
-fi
-chmod 600 "$S/state/jwt_hs256.key"
+# can mint a token for anyone (the hub does, per person: uws_hub.slurm.rest). $S may be under
+# /tmp: its state directory must be root's and closed, and the key a regular file of root's
+# (one planted by someone else, or a link, is replaced)
 changed=0
+for d in "$S" "$S/state"; do
+  [ "$(stat -c %u "$d")" = 0 ] && [ ! -L "$d" ] || die "$d is not root's: remove it and start again"
+done
+chmod go-w "$S"; chmod 700 "$S/state"
+key="$S/state/jwt_hs256.key"
+if [ -L "$key" ] || { [ -e "$key" ] && { [ ! -f "$key" ] || [ "$(stat -c %u "$key")" != 0 ]; }; }; then
+  rm -f "$key"
+fi
+if [ ! -s "$key" ]; then
+  (umask 077; dd if=/dev/urandom of="$key" bs=32 count=1 status=none)
+  changed=1  # a running slurmctld still has the old key
+fi
+chmod 600 "$key"
 if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
   printf '%s\n' "$conf" > /etc/slurm/slurm.conf
   changed=1
@@ -149,11 +160,12 @@ if [ $changed = 1 ] || ! running slurmrestd; then
   echo $! > "$S/slurmrestd.pid"
 fi
 for _ in $(seq 1 40); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping" || true)
-  case "$code" in 2*|4*) break ;; esac   # 401 without a token: it answers
+  code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping" || true)
+  running slurmrestd || code=dead   # (another process on the port answers, ours died)
+  case "$code" in 200|401|dead) break ;; esac   # 401 without a token: it answers
   sleep 0.25
 done
 case "$code" in
-  2*|4*) log "slurmrestd up on http://127.0.0.1:$REST_PORT (pid $(cat "$S/slurmrestd.pid"); JWT key $S/state/jwt_hs256.key)" ;;
+  200|401) log "slurmrestd up on http://127.0.0.1:$REST_PORT (pid $(cat "$S/slurmrestd.pid"); JWT key $S/state/jwt_hs256.key)" ;;
   *) tail -n 20 "$S/log/slurmrestd.log" >&2; die "slurmrestd did not answer (log: $S/log/slurmrestd.log)" ;;
 esac

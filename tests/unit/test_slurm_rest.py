@@ -7,14 +7,24 @@ tests/e2e/test_slurm_rest.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 
 import jwt
 import pytest
 
-from uws_hub.slurm.rest import JWTTokens, job_from_accounting, job_from_rest
+from uws_hub.slurm.monitor import UNKNOWN, SlurmMonitor
+from uws_hub.slurm.rest import (
+    JWTTokens,
+    RestSource,
+    SlurmRest,
+    SlurmRestError,
+    job_from_accounting,
+    job_from_rest,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -63,8 +73,11 @@ def test_a_running_job_entry():
         "debug",
     )
     assert job.running and job.live and job.elapsed_s == 90
-    assert job.time_left_s == entry["end_time"] - now
+    # no time limit (null; its end_time is a year away): no time left to tell
+    assert entry["time_limit"] is None and job.time_left_s is None
     assert job.name == "resttest" and job.reason == "None"
+    limited = job_from_rest({**entry, "time_limit": 10}, now)
+    assert limited.time_left_s == 600 - 90
 
 
 def test_pending_ended_and_later_shapes():
@@ -74,8 +87,8 @@ def test_pending_ended_and_later_shapes():
             **entry,
             "job_state": "PENDING",
             "state_reason": "Resources",
-            "start_time": 2000,
-            "end_time": 0,
+            "start_time": 2000,  # Slurm's estimates, not times that passed
+            "end_time": 2600,
         },
         1000,
     )
@@ -92,10 +105,15 @@ def test_pending_ended_and_later_shapes():
             "job_state": ["RUNNING"],
             "start_time": {"set": True, "number": 100},
             "end_time": {"set": True, "number": 700},
+            "time_limit": {"set": True, "infinite": False, "number": 10},
         },
         400,
     )
     assert later.running and later.elapsed_s == 300 and later.time_left_s == 300
+    endless = job_from_rest(
+        {**entry, "time_limit": {"set": True, "infinite": True, "number": 0}}, 1
+    )
+    assert endless.time_left_s is None
 
 
 def test_an_accounting_entry():
@@ -113,3 +131,29 @@ def test_an_accounting_entry():
         {**entry, "state": {"current": "CANCELLED by 1004", "reason": "None"}}
     )
     assert cancelled.state == "CANCELLED"
+
+
+@pytest.fixture
+def hung_server():
+    """A server that accepts connections and never answers (a slurmrestd stuck on its
+    controller): a real listening socket."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    srv.close()
+
+
+def test_a_slurmrestd_that_never_answers_is_unknown_never_ended(key_file, hung_server):
+    rest = SlurmRest(hung_server, JWTTokens(key_file), read_user="reader", timeout=1)
+
+    async def ask():
+        with pytest.raises(SlurmRestError, match="did not answer") as e:
+            await rest.jobs()
+        assert e.value.status == 599 and not e.value.gone
+        job = await RestSource(rest).look_up("42")
+        assert job.state == UNKNOWN and job.live
+        monitor = SlurmMonitor(source=RestSource(rest))
+        assert (await monitor.status("42", max_age=0)).state == UNKNOWN
+
+    asyncio.run(ask())

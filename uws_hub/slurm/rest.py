@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .monitor import (
     GONE,
+    LIVE_STATES,
     SLURM_ERRORS,
     SLURM_QUERIES,
     SLURM_SECONDS,
@@ -68,13 +69,16 @@ class JWTTokens:
     ``scontrol token`` would give them; each lives `lifespan` seconds and is reused until it
     has less than a third of that left."""
 
-    def __init__(self, key_file: str, lifespan: int = 300, refused: frozenset[str] = frozenset()):
+    def __init__(
+        self, key_file: str, lifespan: int = 300, refused: frozenset[str] = frozenset({"slurm"})
+    ):
         with open(key_file, "rb") as f:
             self._key = f.read()
         if not self._key:
             raise ValueError(f"{key_file} is empty")
         self.lifespan = lifespan
-        #: accounts never given a token besides root's (e.g. the cluster's SlurmUser)
+        #: accounts never given a token besides root's and uid 0's (the cluster's SlurmUser;
+        #: name it if it is not ``slurm``)
         self.refused = frozenset(refused)
         self._cache: dict[str, tuple[str, float]] = {}
 
@@ -88,6 +92,8 @@ class JWTTokens:
             return cached[0]
         exp = int(now) + self.lifespan
         value = jwt.encode({"sun": username, "iat": int(now), "exp": exp}, self._key, "HS256")
+        if len(self._cache) > 10000:  # bounded: expired ones go first
+            self._cache = {u: t for u, t in self._cache.items() if t[1] > now}
         self._cache[username] = (value, exp)
         return value
 
@@ -123,15 +129,16 @@ class SlurmRest:
                 "Accept": "application/json",
             },
             body=None if body is None else json.dumps(body),
-            allow_nonstandard_methods=True,
             request_timeout=self.timeout,
             connect_timeout=min(self.timeout, 10.0),
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except (OSError, TimeoutError) as e:  # refused, unreachable, timed out
+        except (OSError, TimeoutError, HTTPClientError) as e:
+            # refused, unreachable, no answer in time, the connection dropped (raise_error=False
+            # covers HTTP statuses only: a timeout is still raised)
             SLURM_ERRORS.labels(command, "timeout").inc()
-            raise SlurmRestError(f"slurmrestd at {self.url} did not answer: {e}") from e
+            raise SlurmRestError(f"slurmrestd at {self.url} did not answer: {e}", status=599) from e
         finally:
             SLURM_SECONDS.labels(command).observe(time.perf_counter() - t0)
         if response.code == 599:  # tornado: no HTTP answer at all
@@ -243,12 +250,19 @@ def job_from_rest(j: dict, now: float) -> SlurmJob:
         state = state[0] if state else "UNKNOWN"
     start, end = _epoch(j.get("start_time")), _epoch(j.get("end_time"))
     running = state in ("RUNNING", "COMPLETING", "SUSPENDED")
+    live = running or state in LIVE_STATES  # (a pending job's times are estimates)
     elapsed = None
-    if start and (running or end):
-        elapsed = max(0, int((now if running else end) - start))
+    if start and running:
+        elapsed = max(0, int(now - start))
+    elif start and end and not live:
+        elapsed = max(0, end - start)
     left = None
-    if state == "RUNNING" and end:
-        left = max(0, int(end - now))
+    limit = j.get("time_limit")
+    if isinstance(limit, dict):  # later versions: {"set", "infinite", "number"}
+        limit = None if limit.get("infinite") or not limit.get("set", True) else limit.get("number")
+    if state == "RUNNING" and isinstance(limit, int) and start:
+        # (an unlimited job's end_time is a year away: no time left to tell)
+        left = max(0, int(start + limit * 60 - now))
     cpus = j.get("cpus")
     job = SlurmJob(
         job_id=str(j["job_id"]),

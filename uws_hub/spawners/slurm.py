@@ -69,11 +69,12 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     )
 
     startup_fast_checks = Float(
-        10.0,
+        6.0,
         config=True,
         help="""Seconds after submission during which the queue is checked every
-        startup_poll_interval (Slurm starts most jobs within its first scheduling passes: a
-        start is seen when it happens, not up to a second later); then ever less often.""",
+        startup_poll_interval (slurmctld starts jobs on its one-second pass, most within the
+        first few: a start is seen when it happens, not up to a second later); then ever less
+        often. The queue read is shared by every job starting at the same time.""",
     )
 
     uws_account = Unicode(
