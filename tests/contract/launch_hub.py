@@ -35,7 +35,7 @@ E2E = Path(__file__).resolve().parents[1] / "e2e"
 sys.path.insert(0, str(E2E))
 
 from sqlalchemy import create_engine  # noqa: E402
-from uwsimport import HUB_CONFIG, RUNNING_IN_42, build_site, end_job, import_uws  # noqa: E402
+from uwsimport import HUB_CONFIG, RUNNING_IN_42, UWSSite, build_site, import_uws  # noqa: E402
 
 from hubtest import HubFactory, HubProcess  # noqa: E402
 from standins.datasets import DatasetLookupStandin  # noqa: E402
@@ -77,7 +77,7 @@ def _switch_from_uws(hub: HubProcess) -> dict:
     storage = hub.dir / "uws-storage"
     engine = create_engine(site_db)
     expected = build_site(engine, storage)
-    end_job(engine, RUNNING_IN_42)  # the operator lets it end before the switch
+    UWSSite(engine).end_job(RUNNING_IN_42)  # the operator lets it end before the switch
     engine.dispose()
     hub.stop()
     import_uws(hub, "--uws-db", site_db, "--uws-root", str(storage))

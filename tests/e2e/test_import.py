@@ -30,8 +30,8 @@ from uwsimport import (
     LARGEST_JOB_ID,
     LARGEST_WORKSPACE_ID,
     RUNNING_IN_42,
+    UWSSite,
     build_site,
-    end_job,
     gave_and_deleted,
     import_uws,
 )
@@ -122,7 +122,7 @@ def test_switching_a_uws_site_on_postgresql(hub_factory, uws_pg, pg_url):  # noq
         os.chown(storage / BEN / "43", ben.pw_uid, ben.pw_gid)
         kidney.unlink()
         (storage / ANN / "42.real").rename(kidney)
-        end_job(site_db, RUNNING_IN_42)
+        UWSSite(site_db).end_job(RUNNING_IN_42)
         dry = import_uws(hub, "--uws-settings", str(settings), "--dry-run")
         assert "people: 4 new, 0 already imported" in dry.stdout, dry.stdout
         assert "workspaces: 5 new (5 moved), 0 already imported, 1 skipped" in dry.stdout

@@ -6,13 +6,12 @@ root, with real system accounts owning the directories.
 Three people from three identity sources (Globus + the account service, the account service,
 a local login), each with a DRF token, and the portal's account (a trusted client); workspaces with files and a link, one active, one being
 deleted (not imported, but its id, the site's largest, is never given again on PostgreSQL);
-ended and running jobs (one running in a workspace that moves: `end_job` before the import); a pending and an accepted invitation; a quota. `build_site` returns
+ended and running jobs (one running in a workspace that moves: `UWSSite.end_job` before the import); a pending and an accepted invitation; a quota. `build_site` returns
 what a UWS client saw of it (`expected`), which the import must keep.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -143,16 +142,6 @@ def gave_and_deleted(engine: Engine) -> None:
         conn.execute(
             text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v)"),
             {"t": u.WORKSPACE.name, "v": DELETED_WORKSPACE_ID},
-        )
-
-
-def end_job(engine: Engine, job_id: int) -> None:
-    """Job `job_id` ended in UWS (an operator lets running jobs end before the switch)."""
-    with engine.begin() as conn:
-        conn.execute(
-            u.JOB.update()
-            .where(u.JOB.c.id == job_id)
-            .values(status="complete", datetime_end=T0 + dt.timedelta(hours=2))
         )
 
 

@@ -26,7 +26,6 @@ from uws_hub.db.models import (
     Workspace,
 )
 from uws_hub.errors import UWSError
-from uws_hub.importer import uwsschema as u
 from uws_hub.importer.apply import ImportFailed, apply_plan
 from uws_hub.importer.plan import plan_import
 from uws_hub.importer.reader import read_site
@@ -149,12 +148,6 @@ def test_a_clean_site_comes_over_whole(domain, uws):
     assert (bob.posix, bob.uid, bob.gid) == (BOB.pw_name, BOB.pw_uid, BOB.pw_gid)
 
 
-def ended(site: UWSSite, job_id: int) -> None:
-    """Job `job_id` ended in UWS (as an operator waits for before the switch)."""
-    with site.engine.begin() as conn:
-        conn.execute(u.JOB.update().where(u.JOB.c.id == job_id).values(status="complete"))
-
-
 def test_into_another_root_the_directories_move(domain, uws, hub_root):
     # not while a job still runs in one: it would lose its directory
     p = plan(domain, uws, root_dir=str(hub_root))
@@ -162,7 +155,7 @@ def test_into_another_root_the_directories_move(domain, uws, hub_root):
         "workspace 42: job 102 still runs in it in UWS and would lose its directory when it "
         "moves: let it end (or stop it in UWS) first."
     ]
-    ended(uws, 102)
+    uws.end_job(102)
     p = plan(domain, uws, root_dir=str(hub_root))
     moved = [w for w in p.workspaces if w.action == "create"]
     assert [(w.source, w.target) for w in moved] == [
@@ -343,7 +336,7 @@ def run(d: Domain, site: UWSSite, **kw):
 def test_an_import_keeps_ids_and_a_second_run_changes_nothing(domain, uws, hub_root):
     d = domain
     (uws.root / ME.pw_name / "41" / "notes.txt").write_text("from UWS")
-    ended(uws, 102)
+    uws.end_job(102)
     p, made = run(d, uws, root_dir=str(hub_root))
     assert made == {
         "people": 2,
@@ -403,7 +396,7 @@ def test_a_run_that_stopped_after_a_move_finishes(domain, uws, hub_root, monkeyp
             raise RuntimeError("the machine went down")
         return real_add(self, obj, *a, **kw)
 
-    ended(uws, 102)
+    uws.end_job(102)
     monkeypatch.setattr(Session, "add", crash_on_workspace_42)
     with pytest.raises(RuntimeError):
         run(d, uws, root_dir=str(hub_root))
@@ -416,7 +409,7 @@ def test_a_run_that_stopped_after_a_move_finishes(domain, uws, hub_root, monkeyp
 
 def test_a_link_in_place_of_an_account_directory_is_never_followed(domain, uws, hub_root, tmp_path):
     d = domain
-    ended(uws, 102)
+    uws.end_job(102)
     elsewhere = tmp_path / "elsewhere"  # bob's, so a followed link would pass every check
     elsewhere.mkdir()
     own(elsewhere, BOB)
@@ -539,7 +532,7 @@ def test_who_may_keep_a_token_and_a_copy_nobody_accepted(domain, uws, tmp_path):
 
 def test_accounts_and_file_systems_that_do_not_fit(domain, uws, hub_root):
     d = domain
-    ended(uws, 102)
+    uws.end_job(102)
     # uws_hub knows alice already, with another account
     with d.db() as session:
         session.add(User(name="alice", created=T0, posix_name=SYS.pw_name, uid=SYS.pw_uid))
@@ -558,7 +551,7 @@ def test_accounts_and_file_systems_that_do_not_fit(domain, uws, hub_root):
 
 def test_a_move_to_another_file_system_is_a_conflict(domain, uws):
     """/dev/shm (tmpfs) is another file system than the tests' /tmp: a rename cannot move."""
-    ended(uws, 102)
+    uws.end_job(102)
     other = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
         p = plan(domain, uws, root_dir=str(other))
@@ -576,7 +569,7 @@ def test_a_directory_swapped_for_a_link_after_the_plan_goes_back(domain, uws, hu
     """Its owner may swap a workspace for a link between the dry run and the move: the link
     is moved (never followed), found out, and put back; nothing is recorded."""
     d = domain
-    ended(uws, 102)
+    uws.end_job(102)
     p, s = planned(d, uws, root_dir=str(hub_root))
     assert p.conflicts == []
     elsewhere = tmp_path / "elsewhere"

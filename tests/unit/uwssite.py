@@ -160,3 +160,12 @@ class UWSSite:
             used_disk_space=0,
             used_core_hours=Decimal(used_core),
         )
+
+    def end_job(self, job_id: int) -> None:
+        """Job `job_id` ended in UWS (an operator lets running jobs end before the switch)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                u.JOB.update()
+                .where(u.JOB.c.id == job_id)
+                .values(status="complete", datetime_end=T0 + dt.timedelta(hours=2))
+            )

@@ -47,6 +47,15 @@ def token_owner(db: Session, token: str) -> str | None:
     return found.user.name if found.user is not None else f"service {found.service.name}"
 
 
+def _new_hub_user(db: Session, name: str) -> orm.User:
+    """A hub user `name` with the default roles, as the hub makes one (not committed)."""
+    user = orm.User(name=name)
+    db.add(user)
+    db.flush()
+    roles.assign_default_roles(db, user)
+    return user
+
+
 def ensure_hub_users(db: Session, names: list[str]) -> list[str]:
     """Make each person a hub user (with the default roles) unless the hub has them; one
     commit. Returns the names made. (A hub that admits only the users it has, with
@@ -54,10 +63,7 @@ def ensure_hub_users(db: Session, names: list[str]) -> list[str]:
     made = []
     for name in sorted(set(names)):
         if orm.User.find(db, name) is None:
-            user = orm.User(name=name)
-            db.add(user)
-            db.flush()
-            roles.assign_default_roles(db, user)
+            _new_hub_user(db, name)
             made.append(name)
     db.commit()
     return made
@@ -81,12 +87,7 @@ def carry_tokens(
         if owner is not None:
             result.refused.append((name, f"the hub already has this token for {owner}"))
             continue
-        user = orm.User.find(db, name)
-        if user is None:
-            user = orm.User(name=name)
-            db.add(user)
-            db.flush()
-            roles.assign_default_roles(db, user)
+        user = orm.User.find(db, name) or _new_hub_user(db, name)
         try:
             orm.APIToken.new(token=token, user=user, scopes=scopes, note=NOTE)
         except ValueError as e:  # scopes the person does not have

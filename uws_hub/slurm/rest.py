@@ -83,13 +83,13 @@ class JWTTokens:
         self._cache: dict[str, tuple[str, float]] = {}
 
     def token(self, username: str) -> str:
-        if username in self.refused or _is_root(username):
-            # slurmrestd would run the request as them: whoever holds the key could be root
-            raise ValueError(f"no Slurm token is made for {username} (a privileged account)")
         now = time.time()
         cached = self._cache.get(username)
         if cached and cached[1] - now > self.lifespan / 3:
-            return cached[0]
+            return cached[0]  # (only ever minted for an unprivileged account)
+        if username in self.refused or _is_root(username):
+            # slurmrestd would run the request as them: whoever holds the key could be root
+            raise ValueError(f"no Slurm token is made for {username} (a privileged account)")
         exp = int(now) + self.lifespan
         value = jwt.encode({"sun": username, "iat": int(now), "exp": exp}, self._key, "HS256")
         if len(self._cache) > 10000:  # bounded: expired ones go first
