@@ -8,13 +8,15 @@ with the same environment, until it answers. Goal <= 1.3x. Also printed: the tim
 JupyterLab answers through the proxy (polled at the same time as the API, every 50 ms).
 
 P2 (Slurm): the same through a real Slurm job, against ``sbatch`` of a script that runs the same
-server (``sbatch`` -> RUNNING + server start) until it answers. Goal <= 1.2x.
+server (``sbatch`` -> RUNNING + server start) until it answers; both ways into the cluster: its
+commands (resource ``slurm``) and its slurmrestd (``slurm-rest``, the test hub's resources).
+Goal <= 1.05x.
 
 Rounds alternate uws and bare starts so both see the same machine. Needs root and, for P2, the
 project's Slurm (scripts/slurm.sh start). Short form (tests/e2e/test_benches.py): ``--quick`` (one round,
 no warm-up start; with ``--only local`` where there is no Slurm).
 
-    python bench/bench_jobs.py [--rounds 5] [--only local|slurm]
+    python bench/bench_jobs.py [--rounds 5] [--only local|slurm|slurm-rest]
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from benchnames import heading  # noqa: E402
-from hubtest import HubProcess, free_port  # noqa: E402
+from hubtest import HubProcess, ensure_system_user, free_port  # noqa: E402
 
 USER = "uwst-bench"
+#: the test hub's Slurm resources: the cluster through its commands, and its slurmrestd
+SLURM = ("slurm", "slurm-rest")
 
 
 def wait_answering(url: str, headers: dict | None = None, timeout: float = 180) -> float:
@@ -210,7 +214,7 @@ def settle(resource: str, offset: float) -> None:
     when in the second it is submitted; the waits above end just after such a pass (the node
     turns idle there), which would make every start wait almost the whole second. A uniform
     offset (the same for a round's two starts) gives uws and bare starts the same wait."""
-    if resource == "slurm":
+    if resource in SLURM:
         wait_slurm_idle()
         time.sleep(offset)
 
@@ -240,13 +244,14 @@ def wait_slurm_idle(timeout: float = 60) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--only", choices=["local", "slurm"])
+    ap.add_argument("--only", choices=["local", *SLURM])
     ap.add_argument(
         "--quick", action="store_true", help="short form (tests): 1 round, no warm-up start"
     )
     args = ap.parse_args()
     if args.quick:
         args.rounds = 1
+    ensure_system_user("uwst-slurmread")  # reads the queue through slurmrestd (hub_config.py)
     hub = HubProcess(name="benchjobs").start()
     results = {}
     try:
@@ -259,7 +264,7 @@ def main() -> int:
             timeout=60,
         ).json()["data"]["workspace"]
         cwd = str(hub.root / USER / str(ws["id"]))
-        for resource in ["local", "slurm"] if not args.only else [args.only]:
+        for resource in ["local", *SLURM] if not args.only else [args.only]:
             # warm up (imports cached, Slurm scheduled once) and take the server's environment;
             # not in the short form (its one round starts the uws job first, then bare)
             env: dict[str, str] = {}
@@ -267,7 +272,7 @@ def main() -> int:
                 _, _, job = uws_start(hub, token, ws["id"], resource)
                 env = server_env(job)
                 uws_stop(hub, token, job["id"])
-                if resource == "slurm":
+                if resource in SLURM:
                     wait_slurm_idle()
             api_times, proxy_times, bare_times = [], [], []
             bare = bare_local if resource == "local" else bare_slurm
@@ -282,7 +287,7 @@ def main() -> int:
                 proxy_times.append(t_proxy)
                 env = server_env(job)
                 uws_stop(hub, token, job["id"])
-                if resource == "slurm":
+                if resource in SLURM:
                     wait_slurm_idle()
                 if not i % 2:
                     settle(resource, offset)
@@ -293,7 +298,8 @@ def main() -> int:
         hub.cleanup()
     names = {
         "local": ("P1", "bare jupyterhub-singleuser", 1.3),
-        "slurm": ("P2", "sbatch + jupyterhub-singleuser", 1.2),
+        "slurm": ("P2", "sbatch + jupyterhub-singleuser", 1.05),
+        "slurm-rest": ("P2", "sbatch + jupyterhub-singleuser", 1.05),
     }
 
     def row(values: list[float]) -> str:
@@ -303,7 +309,8 @@ def main() -> int:
         number, base, goal = names[resource]
         ma, mp, mb = statistics.median(a), statistics.median(p), statistics.median(b)
         note = " (short form: no warm-up, figures indicative only)" if args.quick else ""
-        print(heading(number, f"{args.rounds} rounds{note}"))
+        way = {"slurm": ", the commands", "slurm-rest": ", through slurmrestd"}.get(resource, "")
+        print(heading(number, f"{args.rounds} rounds{way}{note}"))
         print(f"  uws, API says running with connection details : {row(a)}")
         print(f"  uws, JupyterLab answering through the proxy    : {row(p)}")
         print(f"  bare, JupyterLab answering ({base}): {row(b)}")

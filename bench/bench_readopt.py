@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from benchnames import heading  # noqa: E402
@@ -50,9 +50,13 @@ def slurm_cpus() -> int:
 
 
 def metric(hub: HubProcess, name: str, command: str) -> float:
-    text = hub.hub_api("GET", "metrics").text
-    m = re.search(rf'^{name}\{{command="{command}"\}} (\S+)$', text, re.M)
-    return float(m.group(1)) if m else 0.0
+    """The hub's count of `command` on its one cluster (``default``, through the commands)."""
+    want = {"cluster": "default", "way": "commands", "command": command}
+    for family in text_string_to_metric_families(hub.hub_api("GET", "metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == want:
+                return sample.value
+    return 0.0
 
 
 def ready_count(hub: HubProcess) -> int:

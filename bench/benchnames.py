@@ -15,6 +15,7 @@ NAMES = {
     "P10": "periodic rescans",  # bench_rescans.py
     "P11": "downloads",  # bench_download.py
     "P12": "mixed load",  # bench_load.py
+    "P13": "two clusters",  # bench_slurm_monitor.py (after P3)
 }
 
 

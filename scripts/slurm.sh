@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's single-node Slurm cluster for tests and demos (Debian slurm-wlm + munge, no systemd).
-#   scripts/slurm.sh start | stop | status | rest-url | jwt-key
+# The project's single-node Slurm clusters for tests and demos (Debian slurm-wlm + munge, no systemd).
+#   scripts/slurm.sh start | stop | status | rest-url [2] | jwt-key [2] | conf [2] | start2 | stop2
 # Daemons: munged, slurmctld, slurmd on 127.0.0.1 (ports 6817/6818) and slurmrestd (Slurm's REST
 # API, JWT authentication, on $UWS_SLURMRESTD_PORT, default 6820; its key: `jwt-key`); state, logs and pid files in
 # $UWS_SLURM_DIR (default /tmp/uws-slurm). Writes /etc/slurm/slurm.conf. Partitions: "debug"
@@ -9,56 +9,114 @@
 # $UWS_SLURM_GPUS stand-in GPUs (default 2): `--gres=gpu:N` is scheduled and counted like real
 # GPUs. Slurm 22.05 drops GPUs without device files, so /etc/slurm/gres.conf names stand-in
 # character devices $UWS_SLURM_DIR/dev/gpu<i> (the null device's numbers; nothing binds them).
+#
+# A second cluster, "uws2" (unless UWS_SLURM_SECOND=0; `start2`/`stop2` alone): its own
+# slurmctld, slurmd and slurmrestd on this machine with their own configuration
+# (/etc/slurm-uws2/slurm.conf: SLURM_CONF=... for its commands), ports (6827/6828, slurmrestd
+# $UWS_SLURMRESTD2_PORT default 6821), key, spool, state and logs ($UWS_SLURM2_DIR, default
+# /tmp/uws-slurm2); one partition "batch" of $UWS_SLURM2_CPUS CPUs (default 8). Both clusters
+# share munge. Tests run jobs on both, and stop one to see the other go on.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 S=${UWS_SLURM_DIR:-/tmp/uws-slurm}
 HOST=$(hostname -s)
 
-stop() {
-  if [ -f "$S/slurmctld.pid" ] && kill -0 "$(cat "$S/slurmctld.pid")" 2>/dev/null; then
-    timeout 10 scancel --state=PENDING,RUNNING --full --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+S2=${UWS_SLURM2_DIR:-/tmp/uws-slurm2}
+CONF2=/etc/slurm-uws2/slurm.conf
+REST_PORT=${UWS_SLURMRESTD_PORT:-6820}
+REST2_PORT=${UWS_SLURMRESTD2_PORT:-6821}
+
+stop_cluster() {  # DIR CONF
+  if [ -f "$1/slurmctld.pid" ] && kill -0 "$(cat "$1/slurmctld.pid")" 2>/dev/null; then
+    SLURM_CONF=$2 timeout 10 scancel --state=PENDING,RUNNING --full --quiet \
+      $(SLURM_CONF=$2 squeue -h -o %i 2>/dev/null) 2>/dev/null || true
   fi
-  for p in slurmrestd slurmd slurmctld; do kill_pidfile "$S/$p.pid" "$p"; done
+  for p in slurmrestd slurmd slurmctld; do kill_pidfile "$1/$p.pid" "$p"; done
+}
+
+stop() {
+  stop_cluster "$S2" "$CONF2"
+  stop_cluster "$S" /etc/slurm/slurm.conf
   kill_pidfile /run/munge/munged.pid munged
 }
 
-REST_PORT=${UWS_SLURMRESTD_PORT:-6820}
+second() { [ "${2:-}" = 2 ]; }
 case "${1:-start}" in
   stop) stop; exit 0 ;;
-  status) sinfo 2>&1; squeue 2>&1; exit 0 ;;
-  rest-url) echo "http://127.0.0.1:$REST_PORT"; exit 0 ;;
-  jwt-key) echo "$S/state/jwt_hs256.key"; exit 0 ;;
-  start) ;;
-  *) die "usage: scripts/slurm.sh start|stop|status" ;;
+  stop2) stop_cluster "$S2" "$CONF2"; exit 0 ;;
+  status) sinfo 2>&1; squeue 2>&1; SLURM_CONF=$CONF2 sinfo 2>&1; exit 0 ;;
+  rest-url) if second "$@"; then echo "http://127.0.0.1:$REST2_PORT"; else echo "http://127.0.0.1:$REST_PORT"; fi; exit 0 ;;
+  jwt-key) if second "$@"; then echo "$S2/state/jwt_hs256.key"; else echo "$S/state/jwt_hs256.key"; fi; exit 0 ;;
+  conf) if second "$@"; then echo "$CONF2"; else echo /etc/slurm/slurm.conf; fi; exit 0 ;;
+  start|start2) ;;
+  *) die "usage: scripts/slurm.sh start|stop|status|start2|stop2|rest-url [2]|jwt-key [2]|conf [2]" ;;
 esac
 
-is_root || die "scripts/slurm.sh start needs root (it runs munged and the Slurm daemons)"
-command -v slurmctld >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null \
-  && command -v slurmrestd >/dev/null && ls /usr/lib/*/slurm-wlm/auth_jwt.so >/dev/null 2>&1 \
-  || apt_install slurm-wlm slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
-mkdir -p "$S/state" "$S/spool" "$S/log" /etc/slurm
+# slurmrestd's auth/jwt: the key slurmctld checks tokens with (root's only); whoever holds it
+# can mint a token for anyone (the hub does, per person: uws_hub.slurm.rest). DIR may be under
+# /tmp: its state directory must be root's and closed, and the key a regular file of root's
+# (one planted by someone else, or a link, is replaced). Sets changed=1 for a new key.
+ensure_key() {  # DIR
+  local d key
+  for d in "$1" "$1/state"; do
+    [ "$(stat -c %u "$d")" = 0 ] && [ ! -L "$d" ] || die "$d is not root's: remove it and start again"
+  done
+  chmod go-w "$1"; chmod 700 "$1/state"
+  key="$1/state/jwt_hs256.key"
+  if [ -L "$key" ] || { [ -e "$key" ] && { [ ! -f "$key" ] || [ "$(stat -c %u "$key")" != 0 ]; }; }; then
+    rm -f "$key"
+  fi
+  if [ ! -s "$key" ]; then
+    (umask 077; dd if=/dev/urandom of="$key" bs=32 count=1 status=none)
+    changed=1  # a running slurmctld still has the old key
+  fi
+  chmod 600 "$key"
+}
 
-CPUS=${UWS_SLURM_CPUS:-16}
-MEM=${UWS_SLURM_MEM:-16000}
-GPUS=${UWS_SLURM_GPUS:-2}
-[ "$GPUS" -ge 1 ] 2>/dev/null || die "UWS_SLURM_GPUS must be a whole number of at least 1, got $GPUS"
-conf=$(cat <<CONF
-# written by uws_hub scripts/slurm.sh
-ClusterName=uws
+running() { [ -f "$1/$2.pid" ] && kill -0 "$(cat "$1/$2.pid")" 2>/dev/null; }
+
+# slurmrestd (Slurm's REST API) on 127.0.0.1:PORT with JWT authentication. It refuses to run as
+# root (-u drops to the slurmrest account after binding) and needs SLURM_JWT=daemon; it accepts
+# tokens of ordinary users (the hub never mints one for root or the SlurmUser).
+start_rest() {  # DIR CONF PORT
+  id slurmrest >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin slurmrest
+  if [ $changed = 1 ] || ! running "$1" slurmrestd; then
+    kill_pidfile "$1/slurmrestd.pid" slurmrestd >/dev/null 2>&1
+    (cd / && SLURM_CONF=$2 SLURM_JWT=daemon exec setsid /usr/sbin/slurmrestd -u slurmrest \
+      -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$3") > "$1/log/slurmrestd.log" 2>&1 < /dev/null &
+    echo $! > "$1/slurmrestd.pid"
+  fi
+  local code=
+  for _ in $(seq 1 40); do
+    code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$3/slurm/v0.0.38/ping" || true)
+    running "$1" slurmrestd || code=dead   # (another process on the port answers, ours died)
+    case "$code" in 200|401|dead) break ;; esac   # 401 without a token: it answers
+    sleep 0.25
+  done
+  case "$code" in
+    200|401) log "slurmrestd up on http://127.0.0.1:$3 (pid $(cat "$1/slurmrestd.pid"); JWT key $1/state/jwt_hs256.key)" ;;
+    *) tail -n 20 "$1/log/slurmrestd.log" >&2; die "slurmrestd did not answer (log: $1/log/slurmrestd.log)" ;;
+  esac
+}
+
+# the settings both test clusters share: base_conf NAME DIR SLURMCTLD_PORT SLURMD_PORT
+base_conf() {
+  cat <<CONF
+ClusterName=$1
 SlurmctldHost=${HOST}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthAltTypes=auth/jwt
-AuthAltParameters=jwt_key=$S/state/jwt_hs256.key
-StateSaveLocation=$S/state
-SlurmdSpoolDir=$S/spool
-SlurmctldPidFile=$S/slurmctld.pid
-SlurmdPidFile=$S/slurmd.pid
-SlurmctldLogFile=$S/log/slurmctld.log
-SlurmdLogFile=$S/log/slurmd.log
-SlurmctldPort=6817
-SlurmdPort=6818
+AuthAltParameters=jwt_key=$2/state/jwt_hs256.key
+StateSaveLocation=$2/state
+SlurmdSpoolDir=$2/spool
+SlurmctldPidFile=$2/slurmctld.pid
+SlurmdPidFile=$2/slurmd.pid
+SlurmctldLogFile=$2/log/slurmctld.log
+SlurmdLogFile=$2/log/slurmd.log
+SlurmctldPort=$3
+SlurmdPort=$4
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -69,7 +127,7 @@ DefMemPerCPU=500
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
-JobCompLoc=$S/log/jobcomp.txt
+JobCompLoc=$2/log/jobcomp.txt
 ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2,batch_sched_delay=0,sched_min_interval=0
@@ -79,6 +137,33 @@ KillWait=5
 SlurmctldTimeout=30
 SlurmdTimeout=300
 MessageTimeout=10
+CONF
+}
+
+is_root || die "scripts/slurm.sh start needs root (it runs munged and the Slurm daemons)"
+command -v slurmctld >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null \
+  && command -v slurmrestd >/dev/null && ls /usr/lib/*/slurm-wlm/auth_jwt.so >/dev/null 2>&1 \
+  || apt_install slurm-wlm slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge
+# munged runs as the munge account and needs its runtime directories
+mkdir -p /run/munge /var/log/munge /var/lib/munge
+chown munge:munge /run/munge /var/log/munge /var/lib/munge
+[ -f /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+  runuser -u munge -- /usr/sbin/munged   # pid file: /run/munge/munged.pid
+  for _ in $(seq 1 20); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.25; done
+fi
+munge -n | unmunge | grep -q 'STATUS: *Success' || die "munge does not work (see /var/log/munge)"
+
+if [ "${1:-start}" = start ]; then  # (cluster 1; start2 starts the second alone)
+mkdir -p "$S/state" "$S/spool" "$S/log" /etc/slurm
+
+CPUS=${UWS_SLURM_CPUS:-16}
+MEM=${UWS_SLURM_MEM:-16000}
+GPUS=${UWS_SLURM_GPUS:-2}
+[ "$GPUS" -ge 1 ] 2>/dev/null || die "UWS_SLURM_GPUS must be a whole number of at least 1, got $GPUS"
+conf=$(cat <<CONF
+# written by uws_hub scripts/slurm.sh
+$(base_conf uws "$S" 6817 6818)
 GresTypes=gpu
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM} Gres=gpu:${GPUS} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
@@ -86,24 +171,8 @@ PartitionName=short Nodes=ALL Default=NO MaxTime=30 State=UP OverSubscribe=NO
 PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 )
-# slurmrestd's auth/jwt: the key slurmctld checks tokens with (root's only); whoever holds it
-# can mint a token for anyone (the hub does, per person: uws_hub.slurm.rest). $S may be under
-# /tmp: its state directory must be root's and closed, and the key a regular file of root's
-# (one planted by someone else, or a link, is replaced)
 changed=0
-for d in "$S" "$S/state"; do
-  [ "$(stat -c %u "$d")" = 0 ] && [ ! -L "$d" ] || die "$d is not root's: remove it and start again"
-done
-chmod go-w "$S"; chmod 700 "$S/state"
-key="$S/state/jwt_hs256.key"
-if [ -L "$key" ] || { [ -e "$key" ] && { [ ! -f "$key" ] || [ "$(stat -c %u "$key")" != 0 ]; }; }; then
-  rm -f "$key"
-fi
-if [ ! -s "$key" ]; then
-  (umask 077; dd if=/dev/urandom of="$key" bs=32 count=1 status=none)
-  changed=1  # a running slurmctld still has the old key
-fi
-chmod 600 "$key"
+ensure_key "$S"
 if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then
   printf '%s\n' "$conf" > /etc/slurm/slurm.conf
   changed=1
@@ -121,18 +190,8 @@ if [ "$(cat /etc/slurm/gres.conf 2>/dev/null)" != "$gres" ]; then
   changed=1
 fi
 
-# munged runs as the munge account and needs its runtime directories
-mkdir -p /run/munge /var/log/munge /var/lib/munge
-chown munge:munge /run/munge /var/log/munge /var/lib/munge
-[ -f /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-  runuser -u munge -- /usr/sbin/munged   # pid file: /run/munge/munged.pid
-  for _ in $(seq 1 20); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.25; done
-fi
-munge -n | unmunge | grep -q 'STATUS: *Success' || die "munge does not work (see /var/log/munge)"
 
-running() { [ -f "$S/$1.pid" ] && kill -0 "$(cat "$S/$1.pid")" 2>/dev/null; }
-if [ $changed = 1 ] || ! running slurmctld || ! running slurmd; then
+if [ $changed = 1 ] || ! running "$S" slurmctld || ! running "$S" slurmd; then
   kill_pidfile "$S/slurmd.pid" slurmd >/dev/null 2>&1; kill_pidfile "$S/slurmctld.pid" slurmctld >/dev/null 2>&1
   /usr/sbin/slurmctld
   /usr/sbin/slurmd
@@ -148,24 +207,41 @@ case "$(sinfo -h -o '%T' -p debug 2>/dev/null | head -n 1)" in
   idle*|mix*|alloc*) log "Slurm up: $(sinfo -h -o '%P %D %c %T' | tr '\n' ' ')(slurmctld pid $(cat "$S/slurmctld.pid"))" ;;
   *) tail -n 20 "$S/log/slurmctld.log" >&2; die "Slurm did not become ready (logs in $S/log)" ;;
 esac
+start_rest "$S" /etc/slurm/slurm.conf "$REST_PORT"
+fi  # (cluster 1)
 
-# slurmrestd (Slurm's REST API) on 127.0.0.1:$REST_PORT with JWT authentication. It refuses to
-# run as root (-u drops to the slurmrest account after binding) and needs SLURM_JWT=daemon;
-# it accepts tokens of ordinary users only (not root, not the SlurmUser).
-id slurmrest >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin slurmrest
-if [ $changed = 1 ] || ! running slurmrestd; then
-  kill_pidfile "$S/slurmrestd.pid" slurmrestd >/dev/null 2>&1
-  (cd / && SLURM_JWT=daemon exec setsid /usr/sbin/slurmrestd -u slurmrest -a rest_auth/jwt \
-    -s openapi/v0.0.38 "127.0.0.1:$REST_PORT") > "$S/log/slurmrestd.log" 2>&1 < /dev/null &
-  echo $! > "$S/slurmrestd.pid"
+[ "${UWS_SLURM_SECOND:-1}" = 0 ] && [ "${1:-start}" = start ] && exit 0
+
+# ---- the second cluster, "uws2" ------------------------------------------------------------
+mkdir -p "$S2/state" "$S2/spool" "$S2/log" "$(dirname "$CONF2")"
+changed=0
+ensure_key "$S2"
+CPUS2=${UWS_SLURM2_CPUS:-8}
+conf2=$(cat <<CONF
+# written by uws_hub scripts/slurm.sh: the second test cluster
+$(base_conf uws2 "$S2" 6827 6828)
+FirstJobId=500000
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS2} RealMemory=8000 State=UNKNOWN
+PartitionName=batch Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+)
+if [ "$(cat "$CONF2" 2>/dev/null)" != "$conf2" ]; then
+  printf '%s\n' "$conf2" > "$CONF2"
+  changed=1
 fi
-for _ in $(seq 1 40); do
-  code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping" || true)
-  running slurmrestd || code=dead   # (another process on the port answers, ours died)
-  case "$code" in 200|401|dead) break ;; esac   # 401 without a token: it answers
-  sleep 0.25
+if [ $changed = 1 ] || ! running "$S2" slurmctld || ! running "$S2" slurmd; then
+  kill_pidfile "$S2/slurmd.pid" slurmd >/dev/null 2>&1; kill_pidfile "$S2/slurmctld.pid" slurmctld >/dev/null 2>&1
+  SLURM_CONF=$CONF2 /usr/sbin/slurmctld -f "$CONF2"
+  SLURM_CONF=$CONF2 /usr/sbin/slurmd -f "$CONF2"
+fi
+for _ in $(seq 1 60); do
+  state=$(SLURM_CONF=$CONF2 sinfo -h -o '%T' -p batch 2>/dev/null | head -n 1 || true)
+  case "$state" in idle*|mix*|alloc*) break ;; esac
+  case "$state" in down|down\*|drain*) SLURM_CONF=$CONF2 scontrol update nodename="$HOST" state=resume 2>/dev/null ;; esac
+  sleep 0.5
 done
-case "$code" in
-  200|401) log "slurmrestd up on http://127.0.0.1:$REST_PORT (pid $(cat "$S/slurmrestd.pid"); JWT key $S/state/jwt_hs256.key)" ;;
-  *) tail -n 20 "$S/log/slurmrestd.log" >&2; die "slurmrestd did not answer (log: $S/log/slurmrestd.log)" ;;
+case "$(SLURM_CONF=$CONF2 sinfo -h -o '%T' -p batch 2>/dev/null | head -n 1)" in
+  idle*|mix*|alloc*) log "Slurm cluster uws2 up: $(SLURM_CONF=$CONF2 sinfo -h -o '%P %D %c %T' | tr '\n' ' ')(slurmctld pid $(cat "$S2/slurmctld.pid"))" ;;
+  *) tail -n 20 "$S2/log/slurmctld.log" "$S2/log/slurmd.log" >&2; die "Slurm cluster uws2 did not become ready (logs in $S2/log)" ;;
 esac
+start_rest "$S2" "$CONF2" "$REST2_PORT"

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .jobs.launch import check_parameter_mappings
 from .jobs.params import Parameter, parse_parameters
 from .jobs.types import JobType, Resource, parse_job_types, parse_resources
+from .slurm.spec import ClusterSpec, default_cluster, parse_clusters
 from .times import PERIODS
 
 
@@ -232,8 +233,10 @@ class UWS(Configurable):
         ``max_memory_mb``, ``max_time_limit_min``, ``max_gpus``. Slurm: ``partition``, ``account``,
         ``qos``, ``reservation``, ``gpu_gres`` (default ``gpu``: GPUs become ``--gres=gpu:N``),
         ``gpu_partition`` (used instead of ``partition`` when GPUs are asked for),
-        ``extra_directives`` (``--name=value`` lines added to every batch script),
-        ``start_timeout`` (seconds until a job that is not answering is given up). Local:
+        ``extra_directives`` (``--name=value`` lines added to every batch script; on a
+        ``rest`` cluster they become job properties, and only those slurmrestd has are taken),
+        ``cluster`` (which of c.UWS.slurm_clusters runs its jobs; default: ``default``, or the
+        only one), ``start_timeout`` (seconds until a job that is not answering is given up). Local:
         ``enforce_memory`` (true: each process of a job gets the job's memory as its address-space
         limit; default false, memory is then advisory as MEM_LIMIT).
 
@@ -316,6 +319,38 @@ class UWS(Configurable):
         treats it as orphaned: then a Slurm job or local process that still runs without a hub
         server is cancelled (it would spend core-hours nobody can reach) and the job ends
         ``failed``. Covers the moment between recording a job and the hub registering its spawn.""",
+    ).tag(config=True)
+
+    slurm_clusters = Dict(
+        {},
+        help="""The Slurm clusters jobs run on: id -> settings; a Slurm resource names its
+        ``cluster``. Empty: one cluster, ``default``, reached with the Slurm commands of this
+        host and its own configuration.
+
+        ``way``: ``commands`` (``sbatch``, ``squeue``, ``scancel``, ``scontrol`` on the hub's
+        host, each job's run as its owner through ``runuser``) or ``rest`` (the cluster's
+        ``slurmrestd``: the hub's host then needs no Slurm commands or munge). ``name`` (shown
+        in /status/). Each cluster has its own monitor (one queue read per
+        ``poll_interval``, default c.UWS.slurm_poll_interval), health and metric series; a
+        cluster that does not answer makes only its own jobs unknown.
+
+        commands: ``slurm_conf`` (the cluster's slurm.conf, as SLURM_CONF for its commands and
+        jobs; default the host's).
+
+        rest: ``url`` (slurmrestd, e.g. ``http://slurm-rest:6820``); ``jwt_key_file`` (the
+        cluster's ``jwt_hs256.key``, readable by the hub only: each person's submit and cancel
+        carries a token minted for them, lasting ``token_lifespan`` seconds, default 300) or
+        ``token_source`` (``module:callable`` returning an object with ``token(username,
+        operator=False)``: a site's token service); ``read_user`` (an ordinary account whose
+        token reads every job, once per interval); ``operator_user`` (a Slurm operator,
+        AdminLevel=Operator: raises time limits for extensions, which people may not do
+        themselves; without it extensions of this cluster's jobs are refused);
+        ``refused_users`` (accounts never given a token besides root, default ``["slurm"]``:
+        name the SlurmUser); ``version`` / ``db_version`` (slurmrestd's API, default
+        ``v0.0.38`` / ``dbv0.0.38``, Slurm 22.05).
+
+        Both ways: ``job_path`` (PATH for this cluster's jobs, where its nodes differ from the
+        hub's host; default c.UWS.job_path).""",
     ).tag(config=True)
 
     slurm_poll_interval = Float(
@@ -845,6 +880,10 @@ class UWS(Configurable):
         return parse_resources(self.resources)
 
     @cached_property
+    def cluster_map(self) -> dict[str, ClusterSpec]:
+        return parse_clusters(self.slurm_clusters)
+
+    @cached_property
     def job_type_map(self) -> dict[str, JobType]:
         return parse_job_types(self.job_types, self.resource_map)
 
@@ -942,6 +981,30 @@ class UWS(Configurable):
             )
         self.parameter_list  # noqa: B018
         check_parameter_mappings(self.resource_map, self.parameter_list)
+        self._validate_clusters()
+
+    def _validate_clusters(self) -> None:
+        """Each Slurm resource's cluster is configured; a resource on a slurmrestd cluster
+        asks only for what slurmrestd's job properties can say."""
+        from .jobs.launch import rest_property
+
+        clusters = self.cluster_map
+        for rid, res in self.resource_map.items():
+            if res.kind != "slurm":
+                continue
+            cid = res.cluster or default_cluster(clusters)
+            where = f"c.UWS.resources[{rid!r}]"
+            if cid not in clusters:
+                raise ConfigError(
+                    f"{where}: cluster {cid!r} is not in c.UWS.slurm_clusters "
+                    f"({sorted(clusters)}); add it there or name one of those"
+                )
+            if clusters[cid].way == "rest":
+                for directive in res.extra_directives:
+                    try:
+                        rest_property(directive)
+                    except ValueError as e:
+                        raise ConfigError(f"{where}: {e}") from e
 
     def _validate_symlink_roots(self) -> None:
         for i, root in enumerate(self.symlink_roots):

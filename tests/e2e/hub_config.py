@@ -78,6 +78,54 @@ c.UWS.resources = {
         "max_gpus": 1,
         "gpu_partition": "gpu",
     },
+    # the same cluster through its slurmrestd, and the second cluster (scripts/slurm.sh) both
+    # ways: its slurmrestd, and its commands with its own slurm.conf
+    "slurm-rest": {
+        "kind": "slurm",
+        "name": "Cluster (debug, through slurmrestd)",
+        "cluster": "uws-rest",
+        "partition": "debug",
+        "max_cpus": 8,
+        "extra_directives": ["--comment=uws-rest-test"],
+    },
+    "slurm2": {
+        "kind": "slurm",
+        "name": "Second cluster",
+        "cluster": "uws2",
+        "partition": "batch",
+        "max_cpus": 4,
+    },
+    "slurm2-commands": {
+        "kind": "slurm",
+        "name": "Second cluster (commands)",
+        "cluster": "uws2-commands",
+        "partition": "batch",
+        "max_cpus": 4,
+    },
+}
+_slurm = env.get("UWS_TEST_SLURM_DIR", "/tmp/uws-slurm")
+_slurm2 = env.get("UWS_TEST_SLURM2_DIR", "/tmp/uws-slurm2")
+_rest = {"way": "rest", "read_user": "uwst-slurmread", "operator_user": "root"}
+c.UWS.slurm_clusters = {
+    "default": {"way": "commands", "name": "uws"},
+    "uws-rest": {
+        **_rest,
+        "name": "uws",
+        "url": env.get("UWS_TEST_SLURMRESTD", "http://127.0.0.1:6820"),
+        "jwt_key_file": f"{_slurm}/state/jwt_hs256.key",
+    },
+    "uws2": {
+        **_rest,
+        "name": "uws2",
+        "url": env.get("UWS_TEST_SLURMRESTD2", "http://127.0.0.1:6821"),
+        "jwt_key_file": f"{_slurm2}/state/jwt_hs256.key",
+        "poll_interval": float(env.get("UWS_TEST_SLURM_POLL", "2")),
+    },
+    "uws2-commands": {
+        "way": "commands",
+        "name": "uws2",
+        "slurm_conf": "/etc/slurm-uws2/slurm.conf",
+    },
 }
 # the parameters: uws_hub's own and the two the HuBMAP portal sends, which every resource maps
 # to its options (UWS's parameter_mapping; tests/e2e/test_parameter_mapping.py)

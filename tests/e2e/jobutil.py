@@ -13,11 +13,18 @@ from hubtest import REPO
 LIVE = ("pending", "running", "stopping")
 
 
+#: the ordinary account whose token reads the slurmrestd clusters' queues (hub_config.py)
+SLURM_READER = "uwst-slurmread"
+
+
 def ensure_slurm() -> None:
-    """The project's Slurm cluster (make test starts it; a bare pytest run starts it here)."""
+    """The project's Slurm clusters (make test starts them; a bare pytest run starts them
+    here), and the account that reads their queues through slurmrestd."""
     if os.environ.get("UWS_TEST_SLURM") != "1":
         subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
         os.environ["UWS_TEST_SLURM"] = "1"
+    if subprocess.run(["id", SLURM_READER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SLURM_READER], check=True)
 
 
 def start(client, ws_id: int, **body) -> requests.Response:
@@ -73,8 +80,27 @@ def server_base(j: dict) -> str:
     return cd["url_domain"] + path[: path.index("/job-") + len("/job-") + len(str(j["id"]))] + "/"
 
 
-def scontrol(job_id) -> dict:
+#: the test hub's Slurm resources (hub_config.py): resource -> (cluster id, the Slurm
+#: cluster's slurm.conf, partition). slurm and slurm-rest are the first cluster (commands,
+#: slurmrestd); slurm2 and slurm2-commands the second (slurmrestd, commands)
+SLURM_RESOURCES = {
+    "slurm": ("default", "/etc/slurm/slurm.conf", "debug"),
+    "slurm-rest": ("uws-rest", "/etc/slurm/slurm.conf", "debug"),
+    "slurm2": ("uws2", "/etc/slurm-uws2/slurm.conf", "batch"),
+    "slurm2-commands": ("uws2-commands", "/etc/slurm-uws2/slurm.conf", "batch"),
+}
+
+
+def slurm_env(resource: str = "slurm") -> dict:
+    """The environment for Slurm commands on `resource`'s cluster."""
+    return {**os.environ, "SLURM_CONF": SLURM_RESOURCES[resource][1]}
+
+
+def scontrol(job_id, resource: str = "slurm") -> dict:
     out = subprocess.run(
-        ["scontrol", "show", "job", "-o", str(job_id)], capture_output=True, text=True
+        ["scontrol", "show", "job", "-o", str(job_id)],
+        capture_output=True,
+        text=True,
+        env=slurm_env(resource),
     ).stdout
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)

@@ -74,14 +74,20 @@ def test_bench_workspaces():
     )
 
 
+WAYS = ("the commands", "through slurmrestd")
+
+
 def test_bench_jobs():
-    """P1 (local) and, with Slurm, P2 in the same hub."""
+    """P1 (local) and, with Slurm, P2 both ways (commands, slurmrestd) in the same hub."""
     out = run_bench("bench_jobs.py", "--quick", *([] if SLURM else ["--only", "local"]))
-    for name in ["P1", "P2"] if SLURM else ["P1"]:
-        block = out[out.index(f"bench {name}:") :]
+    heads = ["bench P1:"]
+    if SLURM:
+        heads += [f"bench P2: Slurm job start, 1 rounds, {way}" for way in WAYS]
+    for head in heads:
+        block = out[out.index(head) :]
         figures(
             block,
-            rf"^bench {name}: (local|Slurm) job start, 1 rounds",
+            r"^bench P\d: (local|Slurm) job start, 1 rounds",
             r"API says running with connection details : median +\d+\.\d\d s",
             r"JupyterLab answering through the proxy +: median +\d+\.\d\d s",
             r"^  bare, JupyterLab answering .*: median +\d+\.\d\d s",
@@ -143,10 +149,14 @@ def test_bench_quotas_postgres():
 @needs_slurm
 def test_bench_slurm_monitor():
     out = run_bench("bench_slurm_monitor.py", "--quick")
+    # N, commands: 1 query, CPU; slurmrestd: 1 request, CPU, its own CPU; batchspawner: N
     figures(
         out,
-        r"^ +1 +1 +\d+\.\d +1 +\d+\.\d",
-        r"^ +10 +1 +\d+\.\d +10 +\d+\.\d",
+        r"^ +1 +1 +\d+\.\d +1 +\d+\.\d +\d+ +1 +\d+\.\d",
+        r"^ +10 +1 +\d+\.\d +1 +\d+\.\d +\d+ +10 +\d+\.\d",
+        # two clusters: one query each, whatever N
+        r"^bench P13: two clusters",
+        r"^ +10 +2 +\d+\.\d",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -12,6 +13,17 @@ from openapi_spec_validator import validate
 from conftest import SPEC_PATH, Client
 from hubtest import hub_login
 from jobutil import ensure_slurm, scontrol, started, stop_and_wait
+
+#: the test hub's resources (hub_config.py), in their configured order
+RESOURCES = [
+    "local",
+    "local-capped",
+    "slurm",
+    "slurm-short",
+    "slurm-rest",
+    "slurm2",
+    "slurm2-commands",
+]
 
 
 def test_job_types_and_resources(anon):
@@ -30,7 +42,7 @@ def test_job_types_and_resources(anon):
         "id": "jupyter_lab",
         "name": "JupyterLab",
         "description": "",
-        "resources": ["local", "local-capped", "slurm", "slurm-short"],
+        "resources": RESOURCES,
     }
     assert types["local_only"]["resources"] == ["local"]
     r = anon.get("resources")
@@ -80,7 +92,9 @@ UWS_KEYS = {
     "storage_methods",
     "user_authentication_methods",
 }
-RESOURCE_IDS = {"local", "local-capped", "slurm", "slurm-short"}
+RESOURCE_IDS = set(RESOURCES)
+#: the Slurm clusters of the test hub (hub_config.py): one each way into each of the two
+CLUSTER_IDS = {"default", "uws-rest", "uws2", "uws2-commands"}
 
 
 def fresh_status(client: Client, after: str | None = None, timeout: float = 20) -> dict:
@@ -101,8 +115,9 @@ def test_status_shows_anyone_whether_each_part_is_connected(anon, alice, hub):
     body = anon.get("status/").json()
     assert body["version"] == "0.1.0" and body["build"]
     deps = body["dependencies"]
-    assert UWS_KEYS | {"database", "storage", "hub"} == set(deps)
+    assert UWS_KEYS | {"database", "storage", "hub", "slurm_clusters"} == set(deps)
     assert set(deps["resources"]) == RESOURCE_IDS
+    assert set(deps["slurm_clusters"]) == CLUSTER_IDS
     assert set(deps["storage_methods"]) == {"main_storage"}
     assert set(deps["user_authentication_methods"]) == {"dev"}  # the hub's login: uws-dev
     assert body["success"] is True, body
@@ -111,9 +126,10 @@ def test_status_shows_anyone_whether_each_part_is_connected(anon, alice, hub):
     flat = [
         deps[k]
         for k in deps
-        if k not in ("resources", "storage_methods", "user_authentication_methods")
+        if k
+        not in ("resources", "storage_methods", "user_authentication_methods", "slurm_clusters")
     ]
-    for group in ("resources", "storage_methods", "user_authentication_methods"):
+    for group in ("resources", "storage_methods", "user_authentication_methods", "slurm_clusters"):
         flat += deps[group].values()
     assert all(d == {"connected": True, "message": ""} for d in flat), deps
     # a person who is not an operator, and a token the hub does not know: the same
@@ -139,6 +155,19 @@ def test_status_tells_operators_what_each_check_found(admin):
         "partition debug UP"
     ), res["slurm"]
     assert res["slurm-short"]["message"].endswith("partition short UP")
+    # the same through slurmrestd, and the second cluster both ways
+    assert res["slurm-rest"]["message"] == (
+        "slurmctld vm is UP (slurmrestd http://127.0.0.1:6820); partition debug UP"
+    ).replace("vm", os.uname().nodename.split(".")[0])
+    assert res["slurm2"]["message"].endswith(
+        "(slurmrestd http://127.0.0.1:6821); partition batch UP"
+    )
+    assert " is UP" in res["slurm2-commands"]["message"]
+    assert res["slurm2-commands"]["message"].endswith("partition batch UP")
+    clusters = deps["slurm_clusters"]
+    assert clusters["uws2"]["message"].startswith("uws2 (rest): slurmctld ")
+    assert clusters["uws2-commands"]["message"].startswith("uws2 (commands): Slurmctld")
+    assert clusters["default"]["connected"] and clusters["uws-rest"]["connected"]
     assert deps["main_resource"] == res["local"]  # where a start naming no resource runs
     assert deps["user_authentication_methods"] == {
         "dev": {"connected": True, "message": "development login: no outside service"}

@@ -1,5 +1,7 @@
 """Job status across restarts and outages: hub restart (jobs re-adopted with one scheduler
-query), slurmctld down for 60 s (no job marked failed), uws service restart (rows catch up)."""
+query per cluster), slurmctld down for 60 s (no job marked failed; the other cluster's jobs
+carry on and new ones start there), uws service restart (rows catch up), orphans cancelled
+(scancel, and slurmrestd as the job's owner)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import requests
 
 from conftest import Client
 from hubtest import REPO, HubProcess
-from jobutil import ensure_slurm, job, server_base, started, stop_and_wait, wait_job
+from jobutil import ensure_slurm, job, scontrol, server_base, started, stop_and_wait, wait_job
 from metricsutil import Scrape, hub_metrics
 
 
@@ -38,14 +40,20 @@ def workspace(client) -> dict:
     return r.json()["data"]["workspace"]
 
 
-def squeue_count(hub: HubProcess) -> float:
-    return hub_metrics(hub).value("uws_slurm_queries_total", command="squeue")
+#: the first cluster through its commands, the second through its slurmrestd (hub_config.py)
+FIRST = {"cluster": "default", "way": "commands"}
+SECOND = {"cluster": "uws2", "way": "rest"}
+
+
+def squeue_count(hub: HubProcess, cluster: dict = FIRST) -> float:
+    """Queue reads of all jobs: squeue, or slurmrestd's GET jobs, on `cluster`."""
+    return hub_metrics(hub).value("uws_slurm_queries_total", **cluster, command="squeue")
 
 
 def squeue_errors(scrape: Scrape) -> float:
     """Failed squeue calls, whatever the reason (no answer in time, an error exit)."""
     return sum(
-        scrape.value("uws_slurm_query_errors_total", command="squeue", reason=reason)
+        scrape.value("uws_slurm_query_errors_total", **FIRST, command="squeue", reason=reason)
         for reason in ("timeout", "exit", "exec")
     )
 
@@ -58,25 +66,19 @@ def reachable(client, j: dict) -> bool:
 def test_hub_restart_readopts_running_jobs(rhub, ralice):
     jobs = [started(ralice, workspace(ralice)["id"], job_type="test_job", resource="local")]
     jobs += [
-        started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
-        for _ in range(3)
+        started(ralice, workspace(ralice)["id"], job_type="test_job", resource=resource)
+        for resource in ("slurm", "slurm", "slurm", "slurm2", "slurm2")
     ]
     rhub.stop()  # cleanup_servers = False: the jobs keep running
     for j in jobs:
-        if j["resource"] == "slurm":
-            assert (
-                subprocess.run(
-                    ["squeue", "-h", "-j", str(j["resource_job_id"]), "-o", "%T"],
-                    capture_output=True,
-                    text=True,
-                ).stdout.strip()
-                == "RUNNING"
-            )
+        if j["resource"].startswith("slurm"):
+            assert scontrol(j["resource_job_id"], j["resource"])["JobState"] == "RUNNING"
         else:
             os.kill(j["resource_job_id"], 0)  # still alive
     rhub.start()
-    # all re-adopted: one squeue answered every Slurm job's poll at start-up
-    assert squeue_count(rhub) == 1
+    # all re-adopted: one queue read per cluster answered every Slurm job's poll at start-up
+    # (squeue on the first, one slurmrestd request on the second)
+    assert squeue_count(rhub) == 1 and squeue_count(rhub, SECOND) == 1
     for j in jobs:
         now = job(ralice, j["id"])
         assert now["status"] == "running", now
@@ -90,32 +92,51 @@ def test_hub_restart_readopts_running_jobs(rhub, ralice):
 
 
 def test_slurmctld_down_for_a_minute(rhub, ralice):
+    """The first cluster's controller goes away for a minute: its job stays running (unknown
+    is not ended); the second cluster's jobs carry on, and new ones start there."""
     j = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
+    other = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm2")
     before = hub_metrics(rhub)
-    assert before.value("uws_slurm_queue_up") == 1
+    assert before.value("uws_slurm_queue_up", cluster="default") == 1
     pidfile = "/tmp/uws-slurm/slurmctld.pid"
     os.kill(int(open(pidfile).read()), signal.SIGTERM)
     try:
+        # meanwhile, on the second cluster: a new job starts, and stops
+        new = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm2")
+        assert stop_and_wait(ralice, new["id"])["status"] == "complete"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert job(ralice, j["id"])["status"] == "running"  # unknown is not ended
+            assert job(ralice, other["id"])["status"] == "running"
             time.sleep(2)
         assert reachable(ralice, job(ralice, j["id"]))  # the job itself kept running
-        # the hub kept asking, got no answer, and its metrics say so
+        assert reachable(ralice, job(ralice, other["id"]))
+        # the hub kept asking, got no answer, and its metrics say so, for that cluster only
         during = hub_metrics(rhub)
-        assert during.value("uws_slurm_queue_up") == 0
+        assert during.value("uws_slurm_queue_up", cluster="default") == 0
+        assert during.value("uws_slurm_queue_up", cluster="uws2") == 1
         assert squeue_errors(during) >= squeue_errors(before) + 1
-        assert during.value("uws_slurm_query_seconds_count", command="squeue") > before.value(
-            "uws_slurm_query_seconds_count", command="squeue"
+        seconds = "uws_slurm_query_seconds_count"
+        assert during.value(seconds, **FIRST, command="squeue") > before.value(
+            seconds, **FIRST, command="squeue"
         )
+        # and /status/ tells which cluster is down
+        status = Client(rhub).get("status/").json()
+        clusters = status["dependencies"]["slurm_clusters"]
+        assert not clusters["default"]["connected"] and clusters["uws2"]["connected"]
+        assert not status["dependencies"]["resources"]["slurm"]["connected"]
+        assert status["dependencies"]["resources"]["slurm2"]["connected"]
+        assert "slurm_clusters.default" in status["message"]
+        assert "slurm_clusters.uws2" not in status["message"]
     finally:
         subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
     deadline = time.monotonic() + 60  # a query still waiting on the old controller may end first
-    while hub_metrics(rhub).value("uws_slurm_queue_up") != 1:
+    while hub_metrics(rhub).value("uws_slurm_queue_up", cluster="default") != 1:
         assert time.monotonic() < deadline, "the Slurm monitor did not see the controller back"
         time.sleep(1)
     assert job(ralice, j["id"])["status"] == "running"
     assert stop_and_wait(ralice, j["id"])["status"] == "complete"
+    assert stop_and_wait(ralice, other["id"])["status"] == "complete"
 
 
 def test_service_restart_catches_up(rhub, ralice):
@@ -150,9 +171,10 @@ def test_orphaned_jobs_are_cancelled(rhub, ralice):
     its Slurm job is cancelled, its local process stopped, and the record says why."""
     slurm = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm")
     local = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="local")
+    rest = started(ralice, workspace(ralice)["id"], job_type="test_job", resource="slurm2")
     rhub.stop()  # the jobs keep running; the hub forgets their servers while it is down
     with sqlite3.connect(rhub.dir / "jupyterhub.sqlite") as db:
-        for j in (slurm, local):
+        for j in (slurm, local, rest):
             (server_id,) = db.execute(
                 "SELECT server_id FROM spawners WHERE name=?", (f"job-{j['id']}",)
             ).fetchone()
@@ -161,7 +183,7 @@ def test_orphaned_jobs_are_cancelled(rhub, ralice):
     rhub.start()
     ended = {
         j["id"]: wait_job(ralice, j["id"], ("failed", "complete"), timeout=90)
-        for j in (slurm, local)
+        for j in (slurm, local, rest)
     }
     s, loc = ended[slurm["id"]], ended[local["id"]]
     assert s["status"] == "failed", s
@@ -176,6 +198,11 @@ def test_orphaned_jobs_are_cancelled(rhub, ralice):
     assert "JobState=CANCELLED" in state or not state.strip(), state
     assert not running(local["resource_job_id"])
     assert float(s["core_hours"]) > 0  # Slurm's elapsed time x cpus
+    # through slurmrestd: cancelled with its owner's token
+    r = ended[rest["id"]]
+    assert r["status"] == "failed" and r["cluster"] == "uws2", r
+    assert f"Slurm job {rest['resource_job_id']} was stopped" in r["status_message"]
+    assert scontrol(rest["resource_job_id"], "slurm2")["JobState"] == "CANCELLED"
 
 
 def running(pid: int) -> bool:

@@ -15,18 +15,22 @@ import requests
 
 from conftest import empty_answer, workspace_dir
 from jobutil import (
+    SLURM_RESOURCES,
     ensure_slurm,
     job,
     open_url,
     scontrol,
     server_base,
+    slurm_env,
     start,
     started,
     stop_and_wait,
     wait_job,
 )
 
-RESOURCES = ["local", "slurm"]
+#: local, and Slurm both ways on both clusters: the first cluster through its commands and its
+#: slurmrestd, the second through its slurmrestd and its commands (its own slurm.conf)
+RESOURCES = ["local", *SLURM_RESOURCES]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -72,13 +76,19 @@ def test_start_reach_stop(hub, alice, ws, resource):
     assert info["uid"] == account.pw_uid and info["gid"] == account.pw_gid
     assert info["cwd"] == str(workspace_dir(hub, "uwst-alice", ws["id"]))
     assert info["home"] == account.pw_dir and info["job_id"] == str(j["id"])
-    if resource == "slurm":
+    if resource in SLURM_RESOURCES:
+        cluster, _, partition = SLURM_RESOURCES[resource]
+        assert j["cluster"] == cluster  # the record says which cluster runs it
         assert info["slurm_job_id"] == str(j["resource_job_id"])
-        sc = scontrol(j["resource_job_id"])
+        sc = scontrol(j["resource_job_id"], resource)
         assert sc["JobState"] == "RUNNING" and sc["UserId"].startswith("uwst-alice(")
-        assert sc["NumCPUs"] == "2" and sc["Partition"] == "debug"
+        assert sc["NumCPUs"] == "2" and sc["Partition"] == partition
+        assert sc["TimeLimit"] == "04:00:00" and sc["StdOut"].endswith(f"{j['id']}.log")
+        assert sc["WorkDir"] == info["cwd"] and sc["JobName"] == f"uws-job-{j['id']}"
+        if resource == "slurm-rest":  # the resource's extra directive, as a job property
+            assert sc["Comment"] == "uws-rest-test"
     else:
-        assert j["resource_job_id"] > 0  # the process id
+        assert j["resource_job_id"] > 0 and j["cluster"] is None  # the process id
     # the workspace is active while the job runs
     assert alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] == "active"
     # another user cannot use the job's server
@@ -92,8 +102,8 @@ def test_start_reach_stop(hub, alice, ws, resource):
     assert done["status"] == "complete"
     assert done["job_details"]["current_job_details"]["message"] == "Stopped."
     assert done["datetime_end"] and float(done["core_hours"]) >= 2 / 3600  # >= 1 s x 2 CPUs
-    if resource == "slurm":
-        assert scontrol(j["resource_job_id"])["JobState"] == "CANCELLED"  # scancel seen in Slurm
+    if resource in SLURM_RESOURCES:  # the cancel seen in Slurm
+        assert scontrol(j["resource_job_id"], resource)["JobState"] == "CANCELLED"
     deadline = time.monotonic() + 20
     while alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] != "idle":
         assert time.monotonic() < deadline
@@ -244,7 +254,7 @@ def test_dies_before_answering_fails_fast_with_reason(alice, ws, resource):
     assert j["status"] == "failed", j
     assert time.monotonic() - t0 < 30  # not the 600 s start timeout
     assert "uws test: failing on purpose" in j["status_message"]
-    if resource == "slurm":
+    if resource in SLURM_RESOURCES:
         assert (
             "before the server reported its port" in j["status_message"]
             or "before it started" in j["status_message"]
@@ -279,13 +289,13 @@ def test_sbatch_error_fails_the_job_with_slurms_words(alice, ws):
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
     j = started(alice, ws["id"], job_type="test_job", resource=resource)
-    if resource == "slurm":
-        subprocess.run(["scancel", str(j["resource_job_id"])], check=True)
+    if resource in SLURM_RESOURCES:
+        subprocess.run(["scancel", str(j["resource_job_id"])], check=True, env=slurm_env(resource))
     else:
         os.kill(j["resource_job_id"], signal.SIGKILL)
     end = wait_job(alice, j["id"], ("failed", "complete"), timeout=60)
     assert end["status"] == "failed"
-    if resource == "slurm":
+    if resource in SLURM_RESOURCES:
         assert "cancelled outside the hub" in end["status_message"]
     else:
         assert "exited with status -9" in end["status_message"]
@@ -336,10 +346,12 @@ def test_stopped_from_the_hub_admin_side(hub, alice, ws, admin):
     ]
 
 
-def test_stopped_from_the_hub_while_queued(hub, alice, ws, admin):
+@pytest.mark.parametrize("resource", ["slurm", "slurm2"])
+def test_stopped_from_the_hub_while_queued(hub, alice, ws, admin, resource):
     """The hub's Stop on a job still starting (in the queue, or its server coming up) ends it
-    as a stop, not as a failed start, and cancels the Slurm job."""
-    r = start(alice, ws["id"], job_type="slow_job", resource="slurm")  # 6 s before the server
+    as a stop, not as a failed start, and cancels the Slurm job (scancel as its owner, or
+    slurmrestd with the owner's token)."""
+    r = start(alice, ws["id"], job_type="slow_job", resource=resource)  # 6 s before the server
     assert r.status_code == 200, r.text
     job_id = r.json()["data"]["job"]["id"]
     deadline = time.monotonic() + 60
@@ -354,7 +366,7 @@ def test_stopped_from_the_hub_while_queued(hub, alice, ws, admin):
         "Stopped from the hub by test-admin."
     )
     assert [e["actor"] for e in hub_stops(admin, job_id)] == ["test-admin"]
-    assert scontrol(slurm_id).get("JobState") in (None, "CANCELLED")
+    assert scontrol(slurm_id, resource).get("JobState") in (None, "CANCELLED")
 
 
 def test_hub_api_refuses_bad_or_foreign_jobs(hub, alice, client_for, make_workspace):

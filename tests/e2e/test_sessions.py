@@ -21,7 +21,7 @@ from test_rescans import until
 
 from conftest import Client
 from hubtest import HubProcess
-from jobutil import server_base, started, stop_and_wait, wait_job
+from jobutil import server_base, slurm_env, started, stop_and_wait, wait_job
 from metricsutil import Scrape
 
 ME, OTHER, ADMIN = "uwsp-carol", "uwsp-dave", "uwst-admin"
@@ -118,15 +118,23 @@ def test_the_warning_and_extend_inside_jupyterlab(shub: HubProcess, browser):  #
     stop_and_wait(me, j["id"])
 
 
-def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess):
+@pytest.mark.parametrize("resource", ["slurm", "slurm2"])
+def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess, resource: str):
+    """Through the commands (scontrol as the service's account) and through slurmrestd (as
+    the cluster's operator_user; the owner's own token may not raise it either)."""
     me, admin, other = Client.of(shub, ME), Client.of(shub, ADMIN), Client.of(shub, OTHER)
-    ws = workspace(me, "slurm-session")
-    j = started(me, ws["id"], job_type="test_job", resource="slurm", timeout=180)
+    ws = workspace(me, f"{resource}-session")
+    j = started(me, ws["id"], job_type="test_job", resource=resource, timeout=180)
     slurm_id = str(j["resource_job_id"])
+    env = slurm_env(resource)
 
     def time_limit() -> str:
         out = subprocess.run(
-            ["scontrol", "show", "job", "-o", slurm_id], capture_output=True, text=True, check=True
+            ["scontrol", "show", "job", "-o", slurm_id],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout
         return next(f for f in out.split() if f.startswith("TimeLimit="))
 
@@ -137,6 +145,7 @@ def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess):
         ["runuser", "-u", ME, "--", "scontrol", "update", f"JobId={slurm_id}", "TimeLimit=300"],
         capture_output=True,
         text=True,
+        env=env,
     )
     assert mine.returncode != 0 and "denied" in mine.stderr.lower(), mine
     assert time_limit() == "TimeLimit=04:00:00"

@@ -204,8 +204,8 @@ def test_a_job_that_ends_while_slurm_extends_it_stays_as_it_ended(domain, alice,
         session.commit()
     asked = []
 
-    async def slurm_then_the_job_ends(slurm_id: str, minutes: int) -> None:
-        asked.append((slurm_id, minutes))
+    async def slurm_then_the_job_ends(cluster: str | None, slurm_id: str, minutes: int) -> None:
+        asked.append((cluster, slurm_id, minutes))
         with domain.db() as session:  # the spawner records the end meanwhile
             job = session.get(Job, job_id)
             end_job(job, "complete", "The job ended.")
@@ -215,7 +215,7 @@ def test_a_job_that_ends_while_slurm_extends_it_stays_as_it_ended(domain, alice,
     with pytest.raises(UWSError) as e:
         extend(domain, alice, job_id, 30)
     assert e.value.status_code == 409 and "it is complete now" in e.value.message
-    assert asked == [("4711", 90)]
+    assert asked == [(None, "4711", 90)]  # (a row from before clusters: its resource's)
     row = domain.fresh(Job, job_id)
     assert row.status == "complete" and row.time_limit_s == 60 * 60
     assert row.job_details["current_job_details"]["message"] == "The job ended."

@@ -178,6 +178,8 @@ class Job(Base):
     #: the resource/profile that runs it, e.g. "local" or "slurm:debug"
     resource: Mapped[str] = mapped_column(String(128), nullable=False, default="local")
     resource_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: the Slurm cluster (c.UWS.slurm_clusters id) that ran it; None for a local job
+    cluster: Mapped[str | None] = mapped_column(String(64))
     server_name: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
     status_message: Mapped[str | None] = mapped_column(Text)

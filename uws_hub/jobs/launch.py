@@ -62,6 +62,73 @@ class LaunchPlan:
         out.extend(res.extra_directives)
         return out
 
+    def slurm_job_properties(self, res: Resource) -> dict:
+        """The same request as slurmrestd's job properties (v0.0.38's names): a job submitted
+        over REST is described by these, not by ``#SBATCH`` lines."""
+        props: dict = {"cpus_per_task": self.cpus, "time_limit": self.time_limit_min}
+        if self.memory_mb:
+            props["memory_per_node"] = self.memory_mb
+        if self.partition:
+            props["partition"] = self.partition
+        if self.gres:
+            props["gres"] = self.gres
+        for key in ("account", "qos", "reservation"):
+            val = getattr(res, key)
+            if val:
+                props[key] = val
+        for directive in res.extra_directives:
+            key, value = rest_property(directive)
+            props[key] = value
+        return props
+
+
+#: ``extra_directives`` a resource on a slurmrestd cluster may use: sbatch's long option ->
+#: (job property, its type)
+REST_DIRECTIVES: dict[str, tuple[str, type]] = {
+    "constraint": ("constraints", str),
+    "licenses": ("licenses", str),
+    "wckey": ("wckey", str),
+    "mail-type": ("mail_type", str),
+    "mail-user": ("mail_user", str),
+    "nice": ("nice", int),
+    "ntasks": ("tasks", int),
+    "ntasks-per-node": ("tasks_per_node", int),
+    "mem-per-cpu": ("memory_per_cpu", int),
+    "cpus-per-gpu": ("cpus_per_gpu", int),
+    "gpus": ("gpus", str),
+    "exclusive": ("exclusive", str),
+    "requeue": ("requeue", bool),
+    "no-requeue": ("requeue", bool),
+    "signal": ("signal", str),
+    "dependency": ("dependency", str),
+    "comment": ("comment", str),
+}
+
+
+def rest_property(directive: str) -> tuple[str, Any]:
+    """One ``extra_directives`` entry (``--constraint=avx2``) as a job property; ValueError
+    naming what slurmrestd can take for one it cannot."""
+    text = directive.strip()
+    name, eq, value = text[2:].partition("=") if text.startswith("--") else ("", "", "")
+    if name not in REST_DIRECTIVES:
+        raise ValueError(
+            f"{directive!r} has no slurmrestd job property; on a 'rest' cluster use "
+            f"--OPTION=VALUE with one of {sorted(REST_DIRECTIVES)}"
+        )
+    key, kind = REST_DIRECTIVES[name]
+    if kind is bool:
+        return key, name != "no-requeue"
+    if name == "exclusive" and not eq:
+        return key, "true"
+    if not eq or not value:
+        raise ValueError(f"{directive!r} needs a value (--{name}=VALUE)")
+    if kind is int:
+        number = value[:-1] if name == "mem-per-cpu" and value[-1:] in "Mm" else value
+        if not number.isdigit():
+            raise ValueError(f"{directive!r}: the value must be a whole number")
+        return key, int(number)
+    return key, value
+
 
 def option_value(option: str, value: Any) -> Any:
     """A parameter's value as the option it is mapped to: a bool for ``gpus`` is a count (true:

@@ -51,7 +51,7 @@ from .state import (
 if TYPE_CHECKING:
     from ..config import UWS
     from ..quotas import QuotaManager
-    from ..slurm.monitor import SlurmMonitor
+    from ..slurm.clusters import Cluster
 
 log = logging.getLogger("uws_hub.jobs")
 J = JobStatus
@@ -91,9 +91,13 @@ class LiveJob:
     time_limit_s: int | None
     cpus: int
     resource_job_id: int | None
+    #: Slurm: the cluster that runs it (its resource's if the row says none) and the account
+    #: it runs as (slurmrestd cancels as the job's owner)
+    cluster: str | None = None
+    account: str | None = None
 
     @classmethod
-    def of(cls, job: Job, username: str, settings: UWS) -> LiveJob:
+    def of(cls, job: Job, username: str, settings: UWS, account: str | None = None) -> LiveJob:
         resource = settings.resource_map.get(job.resource)
         return cls(
             id=job.id,
@@ -106,6 +110,8 @@ class LiveJob:
             time_limit_s=job.time_limit_s,
             cpus=job.cpus,
             resource_job_id=job.resource_job_id,
+            cluster=job.cluster or (resource.cluster if resource is not None else None),
+            account=account,
         )
 
 
@@ -154,7 +160,6 @@ class JobManager:
         #: jobs whose start request the hub has not answered yet, and when it answered the others
         self._starting: set[int] = set()
         self._start_answered: dict[int, dt.datetime] = {}
-        self._slurm: SlurmMonitor | None = None
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -433,9 +438,9 @@ class JobManager:
         still to be removed (job id, user, server name; 200 at a time)."""
         with self.db() as session:
             live = [
-                LiveJob.of(job, name, self.settings)
-                for job, name in session.execute(
-                    select(Job, User.name)
+                LiveJob.of(job, name, self.settings, posix)
+                for job, name, posix in session.execute(
+                    select(Job, User.name, User.posix_name)
                     .join(User, User.id == Job.user_id)
                     .where(Job.status.in_(LIVE_JOB_STATUSES))
                 ).all()
@@ -580,10 +585,15 @@ class JobManager:
         """(whether the orphan's Slurm job still ran and is being cancelled — None if the
         scheduler did not answer, its core-seconds if it has ended)."""
         # imported here: the monitor's metrics belong in the registry only where Slurm is used
+        from ..slurm.clusters import ClusterError
         from ..slurm.monitor import UNKNOWN
-        from ..slurm.monitor import run as slurm_run
 
-        info = await self.slurm.status(str(job.resource_job_id))
+        try:
+            cluster = self.cluster(job.cluster)
+        except ClusterError as e:
+            log.warning("job %s: %s", job.id, e)
+            return None, None  # a cluster no longer configured: conclude nothing
+        info = await cluster.monitor.status(str(job.resource_job_id))
         if info.state == UNKNOWN:
             return None, None
         if not info.live:
@@ -593,14 +603,10 @@ class JobManager:
                 else None
             )
             return False, core
-        code, _, err = await slurm_run(
-            ["scancel", str(job.resource_job_id)],
-            self.settings.slurm_command_timeout,
-            self.slurm.env,
-        )
-        if code != 0:
-            log.warning("job %s: scancel %s: %s", job.id, job.resource_job_id, err)
-        self.slurm.forget(str(job.resource_job_id))
+        try:  # (commands: as the service's account; slurmrestd: as the job's owner)
+            await cluster.cancel(job.account if cluster.rest else None, str(job.resource_job_id))
+        except ClusterError as e:
+            log.warning("job %s: cancelling Slurm job %s: %s", job.id, job.resource_job_id, e)
         self._mark_orphan_stopping(
             job.id,
             f"The hub no longer runs this job's server; cancelling Slurm job {job.resource_job_id}.",
@@ -626,15 +632,12 @@ class JobManager:
 
         self._transition(job_id, LIVE_JOB_STATUSES, change)
 
-    @property
-    def slurm(self) -> SlurmMonitor:
-        """The service's own view of the Slurm queue (one squeue per poll interval)."""
-        if self._slurm is None:
-            from ..slurm.monitor import SlurmMonitor
+    def cluster(self, cluster_id: str | None) -> Cluster:
+        """A Slurm cluster as the service sees it (its own monitor: one queue read per
+        interval for all of the cluster's jobs); ClusterError if it is not configured."""
+        from ..slurm.clusters import cluster_of
 
-            s = self.settings
-            self._slurm = SlurmMonitor(s.slurm_poll_interval, s.slurm_command_timeout, s.job_path)
-        return self._slurm
+        return cluster_of(self.settings, cluster_id)
 
     def _settle_all(self) -> None:
         """Workspaces whose active/idle no longer matches their jobs (a spawner ended a job)."""

@@ -256,10 +256,11 @@ class SessionManager:
         self._check(session, user, job, minutes)
         old = job.time_limit_s
         new_min = math.ceil(old / 60) + minutes
-        slurm_id = self._slurm_id(job)
+        where = self._slurm_job(job)
+        slurm_id = where[1] if where else None
         session.commit()  # hold no transaction while the scheduler works
-        if slurm_id is not None:
-            await self._raise_slurm_limit(slurm_id, new_min)
+        if where is not None:
+            await self._raise_slurm_limit(*where, new_min)
         # the row as it is now (not as this session last saw it), locked until recorded
         with_lock = session.scalar(
             select(Job)
@@ -321,16 +322,16 @@ class SessionManager:
         log.info("job %s extended by %s minutes to %s minutes", job_id, minutes, new_min)
         return with_lock
 
-    def _slurm_id(self, job: Job) -> str | None:
-        """The Slurm job whose limit to raise (None for a local job); a job whose kind cannot
-        be told (its resource is no longer configured), or a Slurm job without its id, is
-        refused rather than half-extended."""
+    def _slurm_job(self, job: Job) -> tuple[str | None, str] | None:
+        """(cluster, Slurm job) whose limit to raise (None for a local job); a job whose kind
+        cannot be told (its resource is no longer configured), or a Slurm job without its id,
+        is refused rather than half-extended."""
         res = self.settings.resource_map.get(job.resource)
         kind = res.kind if res is not None else ""
         if kind == "local":
             return None
         if kind == "slurm" and job.resource_job_id:
-            return str(job.resource_job_id)
+            return job.cluster or res.cluster, str(job.resource_job_id)
         EXTENSION_REFUSALS.labels("state").inc()
         raise UWSError(
             f"Job {job.id} cannot be extended: its scheduler job is not known.", status_code=409
@@ -371,41 +372,26 @@ class SessionManager:
             EXTENSION_REFUSALS.labels("quota").inc()
             raise
 
-    async def _raise_slurm_limit(self, slurm_id: str, minutes: int) -> None:
-        """``scontrol update JobId=<id> TimeLimit=<minutes>``; if it fails (or times out), the
-        limit is read back: the update may have gone through all the same."""
-        from ..slurm.monitor import run as slurm_run
+    async def _raise_slurm_limit(self, cluster_id: str | None, slurm_id: str, minutes: int) -> None:
+        """Raise the Slurm job's time limit on its cluster (``scontrol update`` as the
+        service's account, or slurmrestd as the cluster's operator_user); an update that fails
+        is read back: it may have gone through all the same."""
+        from ..slurm.clusters import ClusterError
 
-        timeout, env = self.settings.slurm_command_timeout, self.jobs.slurm.env
-        code, _, err = await slurm_run(
-            ["scontrol", "update", f"JobId={slurm_id}", f"TimeLimit={minutes}"], timeout, env
-        )
-        self.jobs.slurm.forget(slurm_id)
-        if code == 0:
+        try:
+            await self.jobs.cluster(cluster_id).set_time_limit(slurm_id, minutes)
             return
-        back, out, _ = await slurm_run(["squeue", "-h", "-o", "%l", "-j", slurm_id], timeout, env)
-        if back == 0 and parse_limit(out.strip()) == minutes:
-            log.warning(
-                "Slurm job %s: scontrol failed (%s) but the limit was raised", slurm_id, err
-            )
-            return
+        except ClusterError as e:
+            text = str(e).strip().rstrip(".")
         EXTENSION_REFUSALS.labels("scheduler").inc()
-        text = (err or "").strip() or f"scontrol exited with status {code}"
         hint = ""
-        if "denied" in text.lower() or "permission" in text.lower():
+        if "denied" in text.lower() or "permission" in text.lower() or "operator" in text:
             hint = (
-                " The uws service's account must be root, the SlurmUser or a Slurm operator "
-                "to raise time limits; ask an administrator."
+                " Raising a time limit needs root, the SlurmUser or a Slurm operator (the uws "
+                "service's account, or the cluster's operator_user through slurmrestd); ask an "
+                "administrator."
             )
         raise UWSError(f"Slurm did not extend job {slurm_id}: {text}.{hint}", status_code=502)
-
-
-def parse_limit(text: str) -> int | None:
-    """Minutes of a Slurm time limit as squeue prints it (``4:30:00``, ``1-00:00:00``, ``30:00``)."""
-    from ..slurm.monitor import parse_duration
-
-    seconds = parse_duration(text)
-    return None if seconds is None else seconds // 60
 
 
 TIME_WARNINGS = Counter("uws_job_time_warnings_total", "Time-limit warnings recorded on jobs")

@@ -47,8 +47,19 @@ JOB_TYPE_KEYS = {
     "modules",
     "prologue",
 }
+#: a Slurm resource's settings that are Slurm names (and only for Slurm resources)
+SLURM_NAME_KEYS = (
+    "partition",
+    "account",
+    "qos",
+    "reservation",
+    "gpu_gres",
+    "gpu_partition",
+    "cluster",
+)
 RESOURCE_KEYS = {
     *SESSION_KEYS,
+    *SLURM_NAME_KEYS,
     "kind",
     "name",
     "description",
@@ -56,12 +67,6 @@ RESOURCE_KEYS = {
     "max_memory_mb",
     "max_time_limit_min",
     "max_gpus",
-    "partition",
-    "account",
-    "qos",
-    "reservation",
-    "gpu_gres",
-    "gpu_partition",
     "extra_directives",
     "start_timeout",
     "enforce_memory",
@@ -129,6 +134,8 @@ class Resource:
     gpu_gres: str = "gpu"
     gpu_partition: str | None = None
     extra_directives: tuple[str, ...] = ()
+    #: Slurm: the cluster (c.UWS.slurm_clusters) that runs its jobs; None: the default one
+    cluster: str | None = None
     start_timeout: int | None = None  # seconds
     enforce_memory: bool = False  # local: cap each process's address space at the job's memory
     #: (generic parameter, option) pairs, in configuration order; None: every parameter as itself
@@ -222,6 +229,7 @@ def _parse_resource(rid: Any, spec: Any, setting: str) -> Resource:
         gpu_gres=spec.get("gpu_gres", "gpu") or "gpu",
         gpu_partition=spec.get("gpu_partition"),
         extra_directives=directives,
+        cluster=spec.get("cluster"),
         start_timeout=_positive_int(spec.get("start_timeout"), f"{where}: 'start_timeout'"),
         enforce_memory=_bool(spec.get("enforce_memory", False), f"{where}: 'enforce_memory'"),
         parameter_mapping=_parameter_mapping(spec.get("parameter_mapping"), where),
@@ -251,7 +259,7 @@ def _parameter_mapping(value: Any, where: str) -> tuple[tuple[str, str], ...] | 
 
 def _check_slurm_names(spec: dict, kind: str, where: str) -> None:
     """The Slurm settings (partition, account, ...): Slurm names, and only on Slurm resources."""
-    for key in ("partition", "account", "qos", "reservation", "gpu_gres", "gpu_partition"):
+    for key in SLURM_NAME_KEYS:
         val = spec.get(key)
         if val is None:
             continue

@@ -2,8 +2,10 @@
 
 One round of checks asks every part once, all at the same time, each within
 ``c.UWS.status_check_timeout``: the database (``SELECT 1``), the storage (a file written and
-removed under ``root_dir``), the hub's API, each resource (local: the CPUs; Slurm: ``scontrol
-ping`` once per round and the resource's partition), and the servers of the hub's login method
+removed under ``root_dir``), the hub's API, each resource (local: the CPUs; Slurm: its
+cluster's controller once per round — ``scontrol ping`` or slurmrestd's ping — and the
+resource's partition), each Slurm cluster (``slurm_clusters``: its controller and whether its
+monitor's last queue read answered), and the servers of the hub's login method
 (LDAP answering, Globus Auth's discovery document, the account service answering, a passwd
 database with entries). Calls within ``c.UWS.status_cache_seconds`` get the last round's
 results; calls that arrive while a round runs share it. A check that blocks (a hung file
@@ -35,7 +37,6 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..globus_tokens import is_globus_login
 from ..jobs.types import Resource
-from ..slurm.monitor import run as slurm_run
 from .serialize import isoformat
 
 log = logging.getLogger("uws_hub.service.health")
@@ -43,7 +44,7 @@ log = logging.getLogger("uws_hub.service.health")
 #: the name UWS gave its one storage method; uws_hub has one storage, ``root_dir``
 STORAGE_NAME = "main_storage"
 #: the groups of the report that hold one entry per configured thing
-GROUPS = ("resources", "storage_methods", "user_authentication_methods")
+GROUPS = ("resources", "storage_methods", "user_authentication_methods", "slurm_clusters")
 
 
 def ok(message: str) -> dict:
@@ -76,8 +77,8 @@ def not_connected(deps: dict) -> list[str]:
     """Names of the parts not connected (``resources.slurm``); the aliases ``main_resource``,
     ``api_user_authentication`` and ``storage_methods`` are not named twice."""
     names = [k for k in ("database", "storage", "hub") if not deps[k]["connected"]]
-    for group in ("resources", "user_authentication_methods"):
-        names += [f"{group}.{n}" for n, d in deps[group].items() if not d["connected"]]
+    for group in ("resources", "user_authentication_methods", "slurm_clusters"):
+        names += [f"{group}.{n}" for n, d in deps.get(group, {}).items() if not d["connected"]]
     return names
 
 
@@ -121,9 +122,10 @@ class HealthChecks:
     async def _run(self) -> dict:
         checked_at = isoformat(dt.datetime.now(dt.timezone.utc))
         s = self.settings
-        ping: asyncio.Future | None = None
-        if any(r.kind == "slurm" for r in s.resource_map.values()):
-            ping = asyncio.ensure_future(self._bounded(self._slurm_ping()))
+        pings = {
+            cid: asyncio.ensure_future(self._bounded(self._slurm_ping(cid)))
+            for cid in self._clusters_used()
+        }
         login = self._login_checks()
         checks: dict[Any, Awaitable[dict]] = {
             "database": self._bounded(self._threaded("database", self._database)),
@@ -131,7 +133,9 @@ class HealthChecks:
             "hub": self._bounded(self._hub()),
         }
         for rid, resource in s.resource_map.items():
-            checks["resources", rid] = self._bounded(self._resource(resource, ping))
+            checks["resources", rid] = self._bounded(self._resource(resource, pings))
+        for cid in pings:
+            checks["slurm_clusters", cid] = self._bounded(self._cluster(cid, pings[cid]))
         for name, check in login:
             checks["user_authentication_methods", name] = self._bounded(check())
         done = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
@@ -143,6 +147,8 @@ class HealthChecks:
         deps["resources"] = resources
         deps["storage_methods"] = {STORAGE_NAME: deps["storage"]}
         deps["user_authentication_methods"] = methods
+        if pings:
+            deps["slurm_clusters"] = {cid: done["slurm_clusters", cid] for cid in pings}
         self._report = {"checked_at": checked_at, "dependencies": deps}
         self._at = time.monotonic()
         self.rounds += 1
@@ -226,35 +232,54 @@ class HealthChecks:
 
     # ---- resources --------------------------------------------------------------------------
 
-    async def _resource(self, resource: Resource, ping: asyncio.Future | None) -> dict:
+    def _clusters_used(self) -> list[str]:
+        """The Slurm clusters the resources run on (each checked once per round)."""
+        from ..slurm.spec import default_cluster
+
+        s = self.settings
+        found = {
+            r.cluster or default_cluster(s.cluster_map)
+            for r in s.resource_map.values()
+            if r.kind == "slurm"
+        }
+        return sorted(found)
+
+    def _cluster_of(self, cluster_id: str):
+        from ..slurm.clusters import cluster_of  # (its metrics only where Slurm is used)
+
+        return cluster_of(self.settings, cluster_id)
+
+    async def _resource(self, resource: Resource, pings: dict[str, asyncio.Future]) -> dict:
         if resource.kind != "slurm":
             cpus = os.cpu_count() or 0
             return ok(f"{cpus} CPUs on this host") if cpus else down("no CPU found")
-        assert ping is not None
-        controller = await asyncio.shield(ping)
+        from ..slurm.spec import default_cluster
+
+        cid = resource.cluster or default_cluster(self.settings.cluster_map)
+        controller = await asyncio.shield(pings[cid])
         if not controller["connected"] or not resource.partition:
             return controller
-        code, out, err = await self._slurm(
-            ["scontrol", "show", "partition", "-o", resource.partition]
-        )
-        if code != 0:
-            why = err or out.strip() or f"exit status {code}"
-            return down(f"partition {resource.partition}: {why}")
-        fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-        state = fields.get("State", "UNKNOWN")
-        message = f"{controller['message']}; partition {resource.partition} {state}"
-        return ok(message) if state == "UP" else down(message)
+        up, message = await self._cluster_of(cid).partition_state(resource.partition)
+        if not up:
+            return down(message)
+        return ok(f"{controller['message']}; {message}")
 
-    async def _slurm_ping(self) -> dict:
-        code, out, err = await self._slurm(["scontrol", "ping"])
-        answer = " ".join(out.split()) or err
-        if code == 0 and " is UP" in out:
-            return ok(out.strip().splitlines()[0])
-        return down(answer or f"scontrol ping: exit status {code}")
+    async def _slurm_ping(self, cluster_id: str) -> dict:
+        up, message = await self._cluster_of(cluster_id).ping()
+        return ok(message) if up else down(message)
 
-    async def _slurm(self, cmd: list[str]) -> tuple[int, str, str]:
-        env = {"PATH": self.settings.job_path, "LANG": "C"}
-        return await slurm_run(cmd, self.timeout, env)
+    async def _cluster(self, cluster_id: str, ping: asyncio.Future) -> dict:
+        """A cluster: its controller answering, and its monitor's last queue read (whether its
+        jobs' states are known; they are unknown while it does not answer)."""
+        cluster = self._cluster_of(cluster_id)
+        controller = await asyncio.shield(ping)
+        way = f"{cluster.spec.name} ({cluster.way})"
+        if not controller["connected"]:
+            return down(f"{way}: {controller['message']}")
+        monitor = cluster.monitor
+        if monitor.up is False:
+            return down(f"{way}: the last queue read failed: {monitor.last_error}")
+        return ok(f"{way}: {controller['message']}")
 
     # ---- the hub's login method ---------------------------------------------------------------
 

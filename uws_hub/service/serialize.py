@@ -95,6 +95,7 @@ def job(j: Job, url_domain: str = "") -> dict:
         "datetime_end": isoformat(j.datetime_end),
         "core_hours": core_hours(seconds),
         "resource": j.resource,
+        "cluster": j.cluster,
         "resource_options": j.resource_options,
         "job_details": details,
     }

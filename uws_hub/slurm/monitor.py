@@ -27,31 +27,42 @@ log = logging.getLogger("uws_hub.slurm")
 
 # in the default registry of the process that runs them: the hub's /hub/metrics for the
 # spawners' queries, the uws service's metrics for its job sync's (orphaned jobs)
+# each by cluster (c.UWS.slurm_clusters) and way: ``commands`` (the command itself) or ``rest``
+# (the slurmrestd request that stands for it: GET jobs is squeue, POST job/submit is sbatch...)
 SLURM_QUERIES = Counter(
     "uws_slurm_queries",
-    "Scheduler commands run (squeue, scontrol, sacct, sbatch, scancel), by command",
-    ["command"],
+    "Scheduler queries (squeue, scontrol, sacct, sbatch, scancel, ping), by cluster, way "
+    "(commands or rest: the slurmrestd request standing for the command) and command",
+    ["cluster", "way", "command"],
 )
 SLURM_ERRORS = Counter(
     "uws_slurm_query_errors",
-    "Scheduler commands that did not succeed, by command and reason (timeout: no answer in "
-    "c.UWS.slurm_command_timeout; exit: a non-zero exit status; exec: could not be run)",
-    ["command", "reason"],
+    "Scheduler queries that did not succeed, by cluster, way, command and reason (timeout: "
+    "no answer in c.UWS.slurm_command_timeout; exit: a non-zero exit status or an HTTP or "
+    "Slurm error; exec: could not be run, or no token could be made)",
+    ["cluster", "way", "command", "reason"],
 )
 SLURM_SECONDS = Histogram(
     "uws_slurm_query_seconds",
-    "Duration of scheduler commands, by command",
-    ["command"],
+    "Duration of scheduler queries, by cluster, way and command",
+    ["cluster", "way", "command"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
 )
 SLURM_QUEUE_UP = Gauge(
     "uws_slurm_queue_up",
-    "1 if the Slurm monitor's last squeue answered, 0 if it did not (NaN before the first)",
+    "1 if the cluster's Slurm monitor's last queue read answered, 0 if it did not (NaN "
+    "before the first), by cluster",
+    ["cluster"],
 )
-SLURM_QUEUE_UP.set(float("nan"))
-for _cmd in ("squeue", "scontrol", "sbatch", "scancel"):  # a 0, not a missing series
-    SLURM_QUERIES.labels(_cmd)
-    SLURM_ERRORS.labels(_cmd, "timeout")
+
+
+def declare(cluster: str, way: str) -> None:
+    """The cluster's series, present from the start (a 0, not a missing series)."""
+    SLURM_QUEUE_UP.labels(cluster).set(float("nan"))
+    for cmd in ("squeue", "scontrol", "sbatch", "scancel"):
+        SLURM_QUERIES.labels(cluster, way, cmd)
+        SLURM_ERRORS.labels(cluster, way, cmd, "timeout")
+
 
 LIVE_STATES = {
     "PENDING",
@@ -126,24 +137,28 @@ class SlurmJob:
 
 
 @contextmanager
-def measured(command: str) -> Iterator[None]:
-    """Count and time one scheduler command run some other way (batchspawner's sbatch and
-    scancel); an exception is an error (reason ``exit``)."""
-    SLURM_QUERIES.labels(command).inc()
+def measured(command: str, cluster: str = "default") -> Iterator[None]:
+    """Count and time one scheduler command run some other way (batchspawner's sbatch); an
+    exception is an error (reason ``exit``)."""
+    SLURM_QUERIES.labels(cluster, "commands", command).inc()
     t0 = time.perf_counter()
     try:
         yield
     except Exception:
-        SLURM_ERRORS.labels(command, "exit").inc()
+        SLURM_ERRORS.labels(cluster, "commands", command, "exit").inc()
         raise
     finally:
-        SLURM_SECONDS.labels(command).observe(time.perf_counter() - t0)
+        SLURM_SECONDS.labels(cluster, "commands", command).observe(time.perf_counter() - t0)
 
 
-async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[int, str, str]:
-    """Run a scheduler command; (exit status, stdout, stderr); status 124 on timeout."""
-    label = os.path.basename(cmd[0])
-    SLURM_QUERIES.labels(label).inc()
+async def run(
+    cmd: list[str], timeout: float, env: dict | None = None, cluster: str = "default"
+) -> tuple[int, str, str]:
+    """Run a scheduler command; (exit status, stdout, stderr); status 124 on timeout. (A
+    command run as its owner, ``runuser -u NAME -- scancel``, counts as ``scancel``.)"""
+    label = os.path.basename(cmd[cmd.index("--") + 1] if "--" in cmd else cmd[0])
+    m = (cluster, "commands", label)
+    SLURM_QUERIES.labels(*m).inc()
     t0 = time.perf_counter()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -154,19 +169,19 @@ async def run(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[
             env=env,
         )
     except OSError as e:
-        SLURM_ERRORS.labels(label, "exec").inc()
+        SLURM_ERRORS.labels(*m, "exec").inc()
         return 127, "", str(e)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
-        SLURM_ERRORS.labels(label, "timeout").inc()
+        SLURM_ERRORS.labels(*m, "timeout").inc()
         return 124, "", f"{label} did not answer within {timeout:.0f} s"
     finally:
-        SLURM_SECONDS.labels(label).observe(time.perf_counter() - t0)
+        SLURM_SECONDS.labels(*m).observe(time.perf_counter() - t0)
     if proc.returncode:
-        SLURM_ERRORS.labels(label, "exit").inc()
+        SLURM_ERRORS.labels(*m, "exit").inc()
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace").strip()
 
 
@@ -180,17 +195,28 @@ class CommandsSource:
 
     way = "commands"
 
-    def __init__(self, timeout: float = 20.0, path: str = "/usr/bin:/bin:/usr/sbin:/sbin"):
+    def __init__(
+        self,
+        timeout: float = 20.0,
+        path: str = "/usr/bin:/bin:/usr/sbin:/sbin",
+        env: dict | None = None,
+        cluster: str = "default",
+    ):
         self.timeout = timeout
-        self.env = {"PATH": path, "LANG": "C"}
+        #: the commands' environment: PATH, and the cluster's SLURM_CONF where it has its own
+        self.env = dict(env) if env else {"PATH": path, "LANG": "C"}
+        self.cluster = cluster
 
     @property
     def key(self) -> tuple:
-        return (self.way, self.timeout, self.env["PATH"])
+        return (self.way, self.cluster, self.timeout, tuple(sorted(self.env.items())))
+
+    async def _run(self, cmd: list[str]) -> tuple[int, str, str]:
+        return await run(cmd, self.timeout, self.env, cluster=self.cluster)
 
     async def queue(self) -> dict[str, SlurmJob]:
-        code, out, err = await run(
-            ["squeue", "-h", "--all", "--states=all", "-o", SQUEUE_FORMAT], self.timeout, self.env
+        code, out, err = await self._run(
+            ["squeue", "-h", "--all", "--states=all", "-o", SQUEUE_FORMAT]
         )
         if code != 0:
             raise QueueUnknown(err or f"squeue exited with status {code}")
@@ -216,9 +242,7 @@ class CommandsSource:
 
     async def look_up(self, job_id: str) -> SlurmJob:
         """A job missing from squeue: ask scontrol before calling it ended."""
-        code, out, err = await run(
-            ["scontrol", "show", "job", "-o", job_id], self.timeout, self.env
-        )
+        code, out, err = await self._run(["scontrol", "show", "job", "-o", job_id])
         if code == 0 and "JobState=" in out:
             fields = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
             return SlurmJob(
@@ -237,7 +261,7 @@ class CommandsSource:
 
     async def _from_accounting(self, job_id: str) -> SlurmJob:
         """The controller has forgotten the job (MinJobAge): ask accounting, where there is one."""
-        code, out, err = await run(
+        code, out, err = await self._run(
             [
                 "sacct",
                 "-j",
@@ -247,9 +271,7 @@ class CommandsSource:
                 "-P",
                 "-o",
                 "State,ElapsedRaw,AllocCPUS,Reason,NodeList,ExitCode",
-            ],
-            self.timeout,
-            self.env,
+            ]
         )
         line = out.strip().splitlines()[0] if code == 0 and out.strip() else ""
         parts = line.split("|")
@@ -269,7 +291,7 @@ class CommandsSource:
 
 
 class SlurmMonitor:
-    _instances: dict[tuple, SlurmMonitor] = {}
+    """One cluster's queue for every caller in this process (see `uws_hub.slurm.clusters`)."""
 
     def __init__(
         self,
@@ -277,13 +299,17 @@ class SlurmMonitor:
         timeout: float = 20.0,
         path: str = "/usr/bin:/bin:/usr/sbin:/sbin",
         source=None,
+        cluster: str = "default",
     ):
         self.interval = interval
         self.timeout = timeout
+        self.cluster = cluster
         #: where the queue comes from: `CommandsSource` (the default) or a
         #: `uws_hub.slurm.rest.RestSource`
-        self.source = source if source is not None else CommandsSource(timeout, path)
-        self.env = {"PATH": path, "LANG": "C"}
+        self.source = (
+            source if source is not None else CommandsSource(timeout, path, cluster=cluster)
+        )
+        declare(cluster, self.source.way)
         self.snapshot: dict[str, SlurmJob] = {}
         self.snapshot_time = float("-inf")
         self.snapshot_ok = False
@@ -292,12 +318,10 @@ class SlurmMonitor:
         self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
         self.refreshes = 0
 
-    @classmethod
-    def instance(cls, interval: float, timeout: float, path: str, source=None) -> SlurmMonitor:
-        key = (interval, timeout, path, source.key if source is not None else None)
-        if key not in cls._instances:
-            cls._instances[key] = cls(interval, timeout, path, source)
-        return cls._instances[key]
+    @property
+    def up(self) -> bool | None:
+        """Whether the last queue read answered (None before the first)."""
+        return None if self.refreshes == 0 else self.snapshot_ok
 
     async def refresh(self) -> None:
         """Refresh the snapshot with one query; concurrent callers share the same query."""
@@ -312,13 +336,13 @@ class SlurmMonitor:
             self.refreshes += 1
             self.snapshot_time = time.monotonic()
             self.snapshot_ok = False
-            SLURM_QUEUE_UP.set(0)
+            SLURM_QUEUE_UP.labels(self.cluster).set(0)
             self.last_error = str(e)
-            log.warning("slurm monitor: queue unknown: %s", self.last_error)
+            log.warning("slurm monitor (%s): queue unknown: %s", self.cluster, self.last_error)
             return
         self.refreshes += 1
         self.snapshot_time = time.monotonic()
-        SLURM_QUEUE_UP.set(1)
+        SLURM_QUEUE_UP.labels(self.cluster).set(1)
         by_partition: dict[str, list[SlurmJob]] = {}
         for job in jobs.values():
             if job.pending:

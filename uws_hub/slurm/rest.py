@@ -59,9 +59,12 @@ class SlurmRestError(Exception):
 
 
 class TokenSource(Protocol):
-    """Where a person's Slurm token comes from: `JWTTokens`, or a site's token service."""
+    """Where a person's Slurm token comes from: `JWTTokens`, or a site's token service
+    (``token_source`` of a cluster: ``module:callable``, called with the cluster's
+    `uws_hub.slurm.clusters.ClusterSpec`, returning an object with this method). `operator`
+    is True only for the cluster's configured ``operator_user`` (time-limit raises)."""
 
-    def token(self, username: str) -> str: ...
+    def token(self, username: str, operator: bool = False) -> str: ...
 
 
 class JWTTokens:
@@ -70,7 +73,11 @@ class JWTTokens:
     has less than a third of that left."""
 
     def __init__(
-        self, key_file: str, lifespan: int = 300, refused: frozenset[str] = frozenset({"slurm"})
+        self,
+        key_file: str,
+        lifespan: int = 300,
+        refused: frozenset[str] = frozenset({"slurm"}),
+        operator: str | None = None,
     ):
         with open(key_file, "rb") as f:
             self._key = f.read()
@@ -80,14 +87,22 @@ class JWTTokens:
         #: accounts never given a token besides root's and uid 0's (the cluster's SlurmUser;
         #: name it if it is not ``slurm``)
         self.refused = frozenset(refused)
+        #: the cluster's Slurm operator (time-limit raises): the one privileged account a
+        #: token is made for, and only when asked for as the operator
+        self.operator = operator
         self._cache: dict[str, tuple[str, float]] = {}
 
-    def token(self, username: str) -> str:
+    def token(self, username: str, operator: bool = False) -> str:
         now = time.time()
+        if operator and username != self.operator:
+            raise ValueError(f"{username} is not this cluster's operator_user")
+        if username == self.operator and not operator:
+            # the operator's token serves time-limit raises only, never a person's request
+            raise ValueError(f"no Slurm token is made for {username} (the cluster's operator)")
         cached = self._cache.get(username)
         if cached and cached[1] - now > self.lifespan / 3:
-            return cached[0]  # (only ever minted for an unprivileged account)
-        if username in self.refused or _is_root(username):
+            return cached[0]  # (only ever minted for an unprivileged account or the operator)
+        if not operator and (username in self.refused or _is_root(username)):
             # slurmrestd would run the request as them: whoever holds the key could be root
             raise ValueError(f"no Slurm token is made for {username} (a privileged account)")
         exp = int(now) + self.lifespan
@@ -109,14 +124,24 @@ class SlurmRest:
     version: str = "v0.0.38"
     db_version: str = "dbv0.0.38"
     timeout: float = 20.0
+    #: the cluster's id, in the metrics
+    cluster: str = "default"
 
-    async def _call(self, what: str, method: str, path: str, user: str, body: Any = None) -> dict:
-        command = COMMANDS[what]
-        SLURM_QUERIES.labels(command).inc()
+    async def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        user: str,
+        body: Any = None,
+        operator: bool = False,
+    ) -> dict:
+        m = (self.cluster, "rest", COMMANDS[what])
+        SLURM_QUERIES.labels(*m).inc()
         try:
-            token = self.tokens.token(user)
+            token = self.tokens.token(user, operator) if operator else self.tokens.token(user)
         except ValueError as e:
-            SLURM_ERRORS.labels(command, "exec").inc()
+            SLURM_ERRORS.labels(*m, "exec").inc()
             raise SlurmRestError(str(e)) from e
         t0 = time.perf_counter()
         request = HTTPRequest(
@@ -137,12 +162,12 @@ class SlurmRest:
         except (OSError, TimeoutError, HTTPClientError) as e:
             # refused, unreachable, no answer in time, the connection dropped (raise_error=False
             # covers HTTP statuses only: a timeout is still raised)
-            SLURM_ERRORS.labels(command, "timeout").inc()
+            SLURM_ERRORS.labels(*m, "timeout").inc()
             raise SlurmRestError(f"slurmrestd at {self.url} did not answer: {e}", status=599) from e
         finally:
-            SLURM_SECONDS.labels(command).observe(time.perf_counter() - t0)
+            SLURM_SECONDS.labels(*m).observe(time.perf_counter() - t0)
         if response.code == 599:  # tornado: no HTTP answer at all
-            SLURM_ERRORS.labels(command, "timeout").inc()
+            SLURM_ERRORS.labels(*m, "timeout").inc()
             raise SlurmRestError(
                 f"slurmrestd at {self.url} did not answer: {response.error}", status=599
             )
@@ -156,7 +181,7 @@ class SlurmRest:
             else []
         )
         if response.code >= 400 or errors:
-            SLURM_ERRORS.labels(command, "exit").inc()
+            SLURM_ERRORS.labels(*m, "exit").inc()
             text = (
                 "; ".join(str(e.get("error") or e.get("description") or e) for e in errors)
                 or f"HTTP {response.code}"
@@ -222,11 +247,46 @@ class SlurmRest:
     async def cancel(self, user: str, job_id: str) -> None:
         await self._call("cancel", "DELETE", f"/slurm/{self.version}/job/{int(job_id)}", user)
 
-    async def update(self, user: str, job_id: str, changes: dict) -> None:
-        """Change a job's properties (e.g. ``{"time_limit": minutes}``) as `user`."""
+    async def update(self, user: str, job_id: str, changes: dict, operator: bool = False) -> None:
+        """Change a job's properties (e.g. ``{"time_limit": minutes}``) as `user` (as the
+        cluster's operator if `operator`: people may lower their own limits only)."""
         await self._call(
-            "update", "POST", f"/slurm/{self.version}/job/{int(job_id)}", user, changes
+            "update",
+            "POST",
+            f"/slurm/{self.version}/job/{int(job_id)}",
+            user,
+            changes,
+            operator=operator,
         )
+
+    async def time_limit_min(self, job_id: str) -> int | None:
+        """The job's time limit in minutes (None: unlimited, or Slurm no longer knows it)."""
+        try:
+            data = await self._call(
+                "job", "GET", f"/slurm/{self.version}/job/{int(job_id)}", self.read_user
+            )
+        except SlurmRestError:
+            return None
+        found = data.get("jobs") or []
+        limit = found[0].get("time_limit") if found else None
+        if isinstance(limit, dict):
+            limit = (
+                None if limit.get("infinite") or not limit.get("set", True) else limit.get("number")
+            )
+        return limit if isinstance(limit, int) else None
+
+    async def partition_state(self, name: str) -> str:
+        """A partition's state (``UP``, ``DOWN``...)."""
+        data = await self._call(
+            "job", "GET", f"/slurm/{self.version}/partition/{name}", self.read_user
+        )
+        found = data.get("partitions") or []
+        if not found:
+            raise SlurmRestError(f"no partition {name}", status=404)
+        state = found[0].get("state") or "UNKNOWN"
+        if isinstance(state, list):
+            state = state[0] if state else "UNKNOWN"
+        return str(state)
 
 
 def _is_root(username: str) -> bool:

@@ -1,10 +1,14 @@
 """Jobs as Slurm batch jobs (batchspawner's SlurmSpawner, with uws's fixes).
 
-Fixed against batchspawner 1.3.0: job status comes from the shared `SlurmMonitor` (one
-``squeue`` per interval for all jobs, not one per server per poll; a scheduler that does not
-answer is "unknown", never "ended"); a job that dies before reporting its port fails the spawn
-at the next check, with the end of its log, instead of after the whole start timeout; the
+Fixed against batchspawner 1.3.0: job status comes from the cluster's shared `SlurmMonitor`
+(one queue read per interval for all jobs, not one per server per poll; a scheduler that does
+not answer is "unknown", never "ended"); a job that dies before reporting its port fails the
+spawn at the next check, with the end of its log, instead of after the whole start timeout; the
 deprecated ``Spawner.db`` is not used; commands run as the workspace owner through ``runuser``.
+
+A resource's cluster (`uws_hub.slurm.clusters`) is reached with the commands (``sbatch`` with
+the batch script, as batchspawner) or through slurmrestd (the same script, the request as job
+properties, submitted and cancelled with a token of the job's owner).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Float, Unicode, default
 
 from ..db.models import JobStatus
+from ..slurm.clusters import Cluster, ClusterError, cluster_of
 from ..slurm.monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
 from . import jobctx
 from .mixin import UWSJobMixin
@@ -80,7 +85,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     uws_account = Unicode(
         "", help="POSIX account the job runs as (kept in the state, for scancel after a restart)."
     )
-    uws_persisted = ("uws_account",)
+    uws_cluster = Unicode(
+        "", help="The cluster that runs the job (kept in the state: its monitor after a restart)."
+    )
+    uws_persisted = ("uws_account", "uws_cluster")
 
     @default("req_username")
     def _uws_req_username(self):
@@ -95,11 +103,24 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     def bind_job(self, ctx):
         super().bind_job(ctx)
         self.uws_account = ctx.account.name
+        self.uws_cluster = self.cluster.id
+
+    @property
+    def cluster(self) -> Cluster:
+        """The job's cluster: its resource's, or (after a restart) the one kept in the state."""
+        if self._job is not None:
+            return cluster_of(self.uws, self._job.resource.cluster)
+        return cluster_of(self.uws, self.uws_cluster or None)
 
     @property
     def monitor(self) -> SlurmMonitor:
-        s = self.uws
-        return SlurmMonitor.instance(s.slurm_poll_interval, s.slurm_command_timeout, s.job_path)
+        return self.cluster.monitor
+
+    def get_env(self):
+        env = super().get_env()
+        if self._job is not None:
+            env.update(self.cluster.job_env)
+        return env
 
     # ---- the batch script -----------------------------------------------------------------------
 
@@ -109,20 +130,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         subvars = super().get_req_subvars()
         ctx = self._job
         if ctx is not None:
-            from ..jobs.launch import LaunchPlan, slurm_placement
-
-            partition, gres = slurm_placement(ctx.resource, ctx.gpus)
-            plan = LaunchPlan(
-                job_type=ctx.job_type.id,
-                resource=ctx.resource.id,
-                kind="slurm",
-                cpus=ctx.cpus,
-                memory_mb=ctx.memory_mb,
-                time_limit_min=max(1, ctx.time_limit_s // 60),
-                gpus=ctx.gpus,
-                partition=partition,
-                gres=gres,
-            )
+            plan = self._plan()
             subvars.update(
                 username=ctx.account.name,
                 homedir=ctx.account.home or ctx.workspace_path,
@@ -135,12 +143,31 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             )
         return subvars
 
+    def _plan(self):
+        from ..jobs.launch import LaunchPlan, slurm_placement
+
+        ctx = self._job
+        partition, gres = slurm_placement(ctx.resource, ctx.gpus)
+        return LaunchPlan(
+            job_type=ctx.job_type.id,
+            resource=ctx.resource.id,
+            kind="slurm",
+            cpus=ctx.cpus,
+            memory_mb=ctx.memory_mb,
+            time_limit_min=max(1, ctx.time_limit_s // 60),
+            gpus=ctx.gpus,
+            partition=partition,
+            gres=gres,
+        )
+
     async def submit_batch_script(self):
         """Submit the script, built only from configuration and validated numbers.
 
         (batchspawner's version also merges ``user_options`` into the template variables, which
         would let a client write into the batch script; ours does not.)
         """
+        if self.cluster.rest is not None:
+            return await self._submit_rest()
         subvars = self.get_req_subvars()
         cmd = " ".join(
             (
@@ -151,14 +178,40 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         subvars["cmd"] = self.cmd_formatted_for_batch()
         script = await self._get_batch_script(**subvars)
         self.log.debug("job %s: submitting\n%s", self.uws_job_id, script)
-        with measured("sbatch"):
+        with measured("sbatch", self.cluster.id):
             out = await self.run_command(cmd, input=script, env=self.get_env())
         self.job_id = self.parse_job_id(out)
         return self.job_id
 
+    async def _submit_rest(self) -> str:
+        """The same batch script through slurmrestd, as the job's owner; what ``#SBATCH``
+        lines say goes in the job properties (slurmrestd takes the request from those), with
+        the job's whole environment (slurmrestd passes no other)."""
+        ctx = self._job
+        subvars = self.get_req_subvars()
+        subvars["cmd"] = self.cmd_formatted_for_batch()
+        script = await self._get_batch_script(**subvars)
+        job = {"name": f"uws-job-{ctx.job_id}", "comment": f"uws-job-{ctx.job_id}"}
+        # (the resource's directives after these, as #SBATCH lines come after the script's)
+        job.update(self._plan().slurm_job_properties(ctx.resource))
+        job.update(
+            standard_output=self.log_path(),
+            current_working_directory=ctx.workspace_path,
+            environment=self.get_env(),
+        )
+        self.log.debug("job %s: submitting through slurmrestd\n%s", self.uws_job_id, script)
+        try:
+            self.job_id = await self.cluster.submit(ctx.account.name, script, job)
+        except ClusterError as e:
+            raise RuntimeError(str(e)) from e
+        return self.job_id
+
     async def cancel_batch_job(self):
-        with measured("scancel"):
-            return await super().cancel_batch_job()
+        """Cancel the job as its owner (scancel through runuser, or slurmrestd with their token)."""
+        try:
+            await self.cluster.cancel(self.req_username, self.job_id)
+        except ClusterError as e:
+            raise RuntimeError(str(e)) from e
 
     # ---- start ----------------------------------------------------------------------------------
 
@@ -183,6 +236,8 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             if ctx.resource.partition
             else "the default partition"
         )
+        if len(self.uws.cluster_map) > 1:
+            where += f" of cluster {self.cluster.spec.name}"
         await self.emit(f"Submitting the job to Slurm ({where}).", 10)
         try:
             await self.submit_batch_script()
@@ -194,7 +249,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             ) from e
         if not self.job_id:
             raise SpawnException("Slurm did not return a job id.", reason="sbatch", status_code=500)
-        await self.record(resource_job_id=int(self.job_id))
+        await self.record(resource_job_id=int(self.job_id), cluster=self.cluster.id)
         await self.emit(f"Submitted Slurm job {self.job_id}.", 20)
 
     async def _wait_until_running(self) -> SlurmJob:

@@ -1,0 +1,205 @@
+"""Several Slurm clusters, each its own way in (`uws_hub.slurm.spec`, `uws_hub.slurm.clusters`):
+the settings an operator writes and the errors that name what to fix, the job request as
+slurmrestd's job properties, the operator's token, and each cluster's own monitor and metric
+series. Against real Slurm (both ways, two clusters): tests/e2e/test_clusters.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import jwt
+import pytest
+from prometheus_client import REGISTRY
+
+from uws_hub.config import UWS
+from uws_hub.errors import ConfigError
+from uws_hub.jobs.launch import LaunchPlan, rest_property
+from uws_hub.slurm.clusters import Cluster, ClusterError
+from uws_hub.slurm.monitor import UNKNOWN, QueueUnknown, SlurmJob
+from uws_hub.slurm.rest import JWTTokens
+from uws_hub.slurm.spec import DEFAULT, default_cluster, parse_clusters
+
+REST = {"way": "rest", "url": "http://127.0.0.1:9", "jwt_key_file": "/k", "read_user": "reader"}
+
+
+def test_no_clusters_configured_is_one_default_cluster_through_the_commands():
+    specs = parse_clusters({})
+    assert list(specs) == [DEFAULT] and specs[DEFAULT].way == "commands"
+    assert default_cluster(specs) == DEFAULT
+    # the only cluster of a hub is every Slurm resource's, whatever its name
+    assert default_cluster(parse_clusters({"hpc": REST})) == "hpc"
+    assert default_cluster(parse_clusters({"a": REST, "b": {"way": "commands"}})) == DEFAULT
+
+
+@pytest.mark.parametrize(
+    "specs, says",
+    [
+        ({"a": {"way": "ssh"}}, "'way' must be 'commands' or 'rest'"),
+        ({"A b": {"way": "commands"}}, "must be lower-case letters"),
+        ({"a": {"way": "commands", "url": "http://x:1"}}, "apply to way 'rest' only"),
+        ({"a": {"way": "commands", "slurm_conf": "slurm.conf"}}, "must be an absolute path"),
+        ({"a": {**REST, "url": "slurm:6820"}}, "must be slurmrestd's base URL"),
+        ({"a": {**REST, "jwt_key_file": None}}, "set one of 'jwt_key_file'"),
+        ({"a": {**REST, "token_source": "site.tokens:make"}}, "set one of 'jwt_key_file'"),
+        ({"a": {**REST, "read_user": None}}, "'read_user' must name the ordinary account"),
+        ({"a": {**REST, "read_user": "bad user"}}, "must be an account name"),
+        ({"a": {**REST, "version": "0.0.38"}}, "must look like 'v0.0.38'"),
+        ({"a": {**REST, "token_lifespan": 5}}, "'token_lifespan' must be whole seconds"),
+        ({"a": {**REST, "poll_interval": 0}}, "'poll_interval' must be a positive"),
+        ({"a": {**REST, "slurm_conf": "/etc/slurm/a.conf"}}, "applies to way 'commands'"),
+        ({"a": {**REST, "passwd": "x"}}, "unknown keys ['passwd']"),
+    ],
+)
+def test_a_cluster_setting_that_cannot_work_is_refused_naming_the_fix(specs, says):
+    with pytest.raises(ConfigError, match=r".*") as e:
+        parse_clusters(specs)
+    assert says in str(e.value)
+
+
+def config(resources: dict, clusters: dict) -> UWS:
+    c = UWS()
+    c.resources = resources
+    c.slurm_clusters = clusters
+    return c
+
+
+def test_a_resource_must_name_a_configured_cluster():
+    c = config(
+        {"gpu": {"kind": "slurm", "cluster": "gpu-cluster"}},
+        {"main": {"way": "commands"}, "other": REST},
+    )
+    with pytest.raises(ConfigError) as e:
+        c._validate_jobs()
+    assert "cluster 'gpu-cluster' is not in c.UWS.slurm_clusters (['main', 'other'])" in str(
+        e.value
+    )
+    # a local resource has no cluster
+    with pytest.raises(ConfigError, match="is a Slurm setting; this resource is local"):
+        config({"l": {"kind": "local", "cluster": "main"}}, {})._validate_jobs()
+
+
+def test_extra_directives_on_a_rest_cluster_must_be_job_properties():
+    c = config(
+        {"s": {"kind": "slurm", "cluster": "r", "extra_directives": ["--gpu-bind=closest"]}},
+        {"r": REST},
+    )
+    with pytest.raises(ConfigError) as e:
+        c._validate_jobs()
+    assert "'--gpu-bind=closest' has no slurmrestd job property" in str(e.value)
+    # the same directive is fine where sbatch reads the script
+    config(
+        {"s": {"kind": "slurm", "extra_directives": ["--gpu-bind=closest"]}}, {}
+    )._validate_jobs()
+
+
+def test_the_request_as_slurmrestd_job_properties():
+    c = config(
+        {
+            "s": {
+                "kind": "slurm",
+                "cluster": "r",
+                "account": "lab",
+                "qos": "normal",
+                "extra_directives": ["--constraint=avx2", "--mem-per-cpu=800M", "--exclusive"],
+            }
+        },
+        {"r": REST},
+    )
+    c._validate_jobs()
+    res = c.resource_map["s"]
+    plan = LaunchPlan(
+        job_type="t",
+        resource="s",
+        kind="slurm",
+        cpus=2,
+        memory_mb=1024,
+        time_limit_min=45,
+        gpus=1,
+        partition="gpu",
+        gres="gpu:1",
+    )
+    assert plan.slurm_job_properties(res) == {
+        "cpus_per_task": 2,
+        "time_limit": 45,
+        "memory_per_node": 1024,
+        "partition": "gpu",
+        "gres": "gpu:1",
+        "account": "lab",
+        "qos": "normal",
+        "constraints": "avx2",
+        "memory_per_cpu": 800,
+        "exclusive": "true",
+    }
+    # and the same as #SBATCH lines for the commands
+    assert "--cpus-per-task=2" in plan.slurm_directives(res)
+    for bad, says in [("--nice=low", "whole number"), ("--licenses", "needs a value")]:
+        with pytest.raises(ValueError, match=says):
+            rest_property(bad)
+
+
+def test_the_operator_token_is_minted_only_as_the_operator(tmp_path):
+    key = tmp_path / "jwt_hs256.key"
+    key.write_bytes(b"k" * 32)
+    tokens = JWTTokens(str(key), operator="root")
+    # root is the operator here (slurmrestd 22.05 runs its token as root): only as such
+    claims = jwt.decode(tokens.token("root", operator=True), b"k" * 32, algorithms=["HS256"])
+    assert claims["sun"] == "root"
+    with pytest.raises(ValueError, match="no Slurm token is made for root"):
+        tokens.token("root")  # a person's request never carries it
+    with pytest.raises(ValueError, match="is not this cluster's operator_user"):
+        tokens.token("alice", operator=True)
+    ops = JWTTokens(str(key), operator="slurmops")
+    with pytest.raises(ValueError, match="the cluster's operator"):
+        ops.token("slurmops")
+
+
+def test_a_cluster_without_an_operator_cannot_raise_a_limit_through_slurmrestd(tmp_path):
+    key = tmp_path / "k"
+    key.write_bytes(b"k" * 32)
+    spec = parse_clusters({"r": {**REST, "jwt_key_file": str(key)}})["r"]
+    cluster = Cluster(spec, interval=1, timeout=1, path="/usr/bin:/bin")
+    with pytest.raises(ClusterError, match="has no operator_user"):
+        asyncio.run(cluster.set_time_limit("42", 90))
+    with pytest.raises(ClusterError, match="as its owner only"):
+        asyncio.run(cluster.cancel(None, "42"))
+
+
+def test_a_commands_cluster_runs_its_commands_with_its_own_configuration():
+    spec = parse_clusters({"two": {"way": "commands", "slurm_conf": "/etc/slurm-two/slurm.conf"}})
+    cluster = Cluster(spec["two"], interval=1, timeout=1, path="/usr/bin:/bin")
+    assert cluster.env["SLURM_CONF"] == "/etc/slurm-two/slurm.conf"
+    assert cluster.monitor.source.env["SLURM_CONF"] == "/etc/slurm-two/slurm.conf"
+    assert cluster.job_env == {"SLURM_CONF": "/etc/slurm-two/slurm.conf"}
+
+
+class FixedSource:
+    way = "commands"
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    async def queue(self):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    async def look_up(self, job_id):
+        return SlurmJob(job_id, "GONE")
+
+
+def test_one_cluster_down_makes_only_its_own_jobs_unknown():
+    specs = parse_clusters({"up": {"way": "commands"}, "down": {"way": "commands"}})
+    up = Cluster(specs["up"], interval=0.01, timeout=1, path="/bin")
+    down = Cluster(specs["down"], interval=0.01, timeout=1, path="/bin")
+    up.monitor.source = FixedSource({"7": SlurmJob("7", "RUNNING", node="n1")})
+    down.monitor.source = FixedSource(QueueUnknown("slurm_load_jobs error: Unable to contact"))
+
+    async def both():
+        return await up.monitor.status("7", max_age=0), await down.monitor.status("7", max_age=0)
+
+    on_up, on_down = asyncio.run(both())
+    assert on_up.running and on_down.state == UNKNOWN and on_down.live
+    assert "Unable to contact" in on_down.reason
+    gauge = REGISTRY.get_sample_value
+    assert gauge("uws_slurm_queue_up", {"cluster": "up"}) == 1
+    assert gauge("uws_slurm_queue_up", {"cluster": "down"}) == 0
