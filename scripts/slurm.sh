@@ -130,7 +130,7 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=$2/log/jobcomp.txt
 ReturnToService=2
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,batch_sched_delay=0,sched_min_interval=0
+SchedulerParameters=sched_interval=2,batch_sched_delay=0,sched_min_interval=0,bf_interval=2
 MinJobAge=600
 InactiveLimit=0
 KillWait=5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pwd
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from conftest import empty_answer, workspace_dir
+from hubtest import ensure_system_user
 from jobutil import (
     SLURM_RESOURCES,
     ensure_slurm,
@@ -299,6 +301,53 @@ def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
         assert "cancelled outside the hub" in end["status_message"]
     else:
         assert "exited with status -9" in end["status_message"]
+
+
+@pytest.mark.parametrize("resource", ["slurm2", "slurm2-commands"])
+def test_a_queued_job_says_when_slurm_expects_to_start_it(alice, ws, resource):
+    """Someone else's job holds the second cluster's 8 CPUs for ten minutes: a job waiting
+    behind it says when Slurm expects to start it (squeue's start time, or slurmrestd's),
+    in its message and as ``start_estimate``; once it runs, the estimate is gone."""
+    ensure_system_user("uwst-blocker")
+    blocker = (
+        subprocess.run(
+            ["runuser", "-u", "uwst-blocker", "--", "sbatch", "--parsable", "--cpus-per-task=8"]
+            + ["--time=10", "--partition=batch", "--output=/dev/null", "--wrap", "sleep 600"],
+            env=slurm_env(resource),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd="/",
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+    job_id = None
+    try:
+        r = start(alice, ws["id"], job_type="test_job", resource=resource)
+        assert r.status_code == 200, r.text
+        job_id = r.json()["data"]["job"]["id"]
+        deadline = time.monotonic() + 30
+        while "start_estimate" not in (
+            cur := job(alice, job_id)["job_details"]["current_job_details"]
+        ):
+            assert time.monotonic() < deadline, cur
+            time.sleep(0.5)
+        estimate = dt.datetime.fromisoformat(cur["start_estimate"].replace("Z", "+00:00"))
+        ahead = (estimate - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        assert 8 * 60 < ahead <= 10 * 60 + 5, cur  # when the blocker's time is up
+        assert f"Slurm expects to start it by {estimate:%Y-%m-%d %H:%M} UTC." in cur["message"]
+        assert job(alice, job_id)["status"] == "pending"
+    except BaseException:
+        if job_id is not None:  # (not left waiting behind the blocker for the next tests)
+            alice.put(f"jobs/{job_id}/stop/")
+        raise
+    finally:
+        subprocess.run(["scancel", blocker], env=slurm_env(resource), check=True)
+    j = wait_job(alice, job_id, ("running", "failed", "complete"), timeout=60)
+    assert j["status"] == "running", j
+    assert "start_estimate" not in j["job_details"]["current_job_details"]
+    assert stop_and_wait(alice, job_id)["status"] == "complete"
 
 
 def hub_stops(admin, job_id) -> list[dict]:

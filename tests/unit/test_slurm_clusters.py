@@ -6,6 +6,7 @@ series. Against real Slurm (both ways, two clusters): tests/e2e/test_clusters.py
 from __future__ import annotations
 
 import asyncio
+import time
 
 import jwt
 import pytest
@@ -203,3 +204,26 @@ def test_one_cluster_down_makes_only_its_own_jobs_unknown():
     gauge = REGISTRY.get_sample_value
     assert gauge("uws_slurm_queue_up", {"cluster": "up"}) == 1
     assert gauge("uws_slurm_queue_up", {"cluster": "down"}) == 0
+
+
+def test_a_waiting_job_is_told_when_slurm_expects_to_start_it():
+    from uws_hub.slurm.monitor import parse_start
+    from uws_hub.spawners.slurm import UWSSlurmSpawner, utc_text_of
+
+    soon = int(time.time()) + 600
+    waiting = SlurmJob("7", "PENDING", reason="Resources", partition="batch", position=2)
+    waiting.extra["start_estimate"] = soon
+    at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(soon))
+    assert UWSSlurmSpawner._queue_message(waiting) == (
+        f"Waiting in the Slurm queue (Resources, position 2 in batch). "
+        f"Slurm expects to start it by {at}."
+    )
+    assert utc_text_of(soon) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(soon))
+    # an estimate gone by (slurmrestd's start_time of a job not yet planned) is none
+    waiting.extra["start_estimate"] = int(time.time()) - 60
+    assert UWSSlurmSpawner._queue_message(waiting).endswith("position 2 in batch).")
+    assert utc_text_of(time.time() - 60) is None
+    # squeue's %S, in this host's local time
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(soon))
+    assert parse_start(local) == soon
+    assert parse_start("N/A") is None and parse_start("Unknown") is None

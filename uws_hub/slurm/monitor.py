@@ -81,7 +81,18 @@ LIVE_STATES = {
 }
 UNKNOWN = "UNKNOWN"  # the scheduler did not answer
 GONE = "GONE"  # Slurm no longer knows the job
-SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%M|%C|%P|%Q|%j"
+#: id, state, reason, nodes, time left, time used, CPUs, partition, priority, start (a pending
+#: job's expected start, where the scheduler has one), name (last: it may hold the separator)
+SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%M|%C|%P|%Q|%S|%j"
+
+
+def parse_start(text: str) -> int | None:
+    """squeue's ``%S`` (``2026-12-06T14:32:00``, this host's local time) as epoch seconds;
+    None for ``N/A``, ``Unknown`` and the like."""
+    try:
+        return int(time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
 
 
 def parse_duration(text: str) -> int | None:
@@ -222,11 +233,11 @@ class CommandsSource:
             raise QueueUnknown(err or f"squeue exited with status {code}")
         jobs: dict[str, SlurmJob] = {}
         for line in out.splitlines():
-            parts = line.split("|")
-            if len(parts) < 10:
+            parts = line.split("|", 10)
+            if len(parts) < 11:
                 continue
-            jid, state, reason, node, left, used, cpus, part, prio, name = parts[:10]
-            jobs[jid] = SlurmJob(
+            jid, state, reason, node, left, used, cpus, part, prio, start, name = parts
+            job = jobs[jid] = SlurmJob(
                 job_id=jid,
                 state=state.strip(),
                 reason=reason.strip(),
@@ -238,6 +249,8 @@ class CommandsSource:
                 priority=int(prio) if prio.strip().isdigit() else 0,
                 name=name,
             )
+            if job.pending and (estimate := parse_start(start)):
+                job.extra["start_estimate"] = estimate  # as slurmrestd's start_time says
         return jobs
 
     async def look_up(self, job_id: str) -> SlurmJob:

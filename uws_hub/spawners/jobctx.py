@@ -234,6 +234,7 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
                 "connection_details",
                 "proxy_details",
                 "node",
+                "start_estimate",
             )
             if k in changes
         }
@@ -250,6 +251,13 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
             setattr(job, key, value)
         if current:
             set_current(job, **current)
+            if "start_estimate" in current and current["start_estimate"] is None:
+                # (no estimate, or none any more: the key goes rather than saying null)
+                details = dict(job.job_details or {})
+                details["current_job_details"] = {
+                    k: v for k, v in details["current_job_details"].items() if k != "start_estimate"
+                }
+                job.job_details = details
         if metrics:
             details = dict(job.job_details or {})
             details["metrics"] = {**(details.get("metrics") or {}), **metrics}

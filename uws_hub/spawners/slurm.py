@@ -26,10 +26,21 @@ from traitlets import Float, Unicode, default
 from ..db.models import JobStatus
 from ..slurm.clusters import Cluster, ClusterError, cluster_of
 from ..slurm.monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
+from ..times import utc_text
 from . import jobctx
 from .mixin import UWSJobMixin
 
 J = JobStatus
+
+
+def utc_text_of(epoch: float) -> str | None:
+    """An epoch time as the API writes times; None for one gone by (no estimate then)."""
+    import datetime as dt
+
+    if epoch <= time.time() + 1:
+        return None
+    return utc_text(dt.datetime.fromtimestamp(epoch, dt.timezone.utc))
+
 
 BATCH_SCRIPT = """#!/bin/bash
 #SBATCH --job-name=uws-job-{{uws_job_id}}
@@ -224,7 +235,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         info = await self._wait_until_running()
         self._running_since = jobctx.now()
         self.ip = info.node.split(",")[0]
-        await self.record(host=self.ip)
+        await self.record(host=self.ip, start_estimate=None)
         await self.emit(f"Running on {self.ip}; starting the server.", 50)
         await self._wait_for_port()
         return f"http://{self.ip}:{self.port}"
@@ -266,7 +277,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                 raise await self._ended_early(info, "before it started")
             text = self._queue_message(info)
             if text != last:
-                await self.emit(text, 30)
+                estimate = info.extra.get("start_estimate") if info.pending else None
+                await self.emit(
+                    text, 30, start_estimate=utc_text_of(estimate) if estimate else None
+                )
                 last = text
             await asyncio.sleep(wait)
             if time.monotonic() - submitted > self.startup_fast_checks:
@@ -281,7 +295,12 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         why = [info.reason] if info.reason and info.reason != "None" else []
         if info.position:
             why.append(f"position {info.position} in {info.partition}")
-        return "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
+        text = "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
+        estimate = info.extra.get("start_estimate")
+        if estimate and estimate > time.time() + 1:  # (a time gone by is no estimate)
+            at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(estimate))
+            text += f" Slurm expects to start it by {at}."
+        return text
 
     async def _wait_for_port(self) -> None:
         """Until the job reports its port (batchspawner's hub API sets it); fail if it ends."""
