@@ -36,6 +36,8 @@ stop_cluster() {  # DIR CONF
 
 stop() {
   stop_cluster "$S2" "$CONF2"
+  kill_pidfile "$S2/slurmdbd.pid" slurmdbd
+  kill_pidfile "$S2/mariadb/mysqld.pid" mariadbd
   stop_cluster "$S" /etc/slurm/slurm.conf
   kill_pidfile /run/munge/munged.pid munged
 }
@@ -78,12 +80,12 @@ running() { [ -f "$1/$2.pid" ] && kill -0 "$(cat "$1/$2.pid")" 2>/dev/null; }
 # slurmrestd (Slurm's REST API) on 127.0.0.1:PORT with JWT authentication. It refuses to run as
 # root (-u drops to the slurmrest account after binding) and needs SLURM_JWT=daemon; it accepts
 # tokens of ordinary users (the hub never mints one for root or the SlurmUser).
-start_rest() {  # DIR CONF PORT
+start_rest() {  # DIR CONF PORT [PLUGINS]
   id slurmrest >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin slurmrest
   if [ $changed = 1 ] || ! running "$1" slurmrestd; then
     kill_pidfile "$1/slurmrestd.pid" slurmrestd >/dev/null 2>&1
     (cd / && SLURM_CONF=$2 SLURM_JWT=daemon exec setsid /usr/sbin/slurmrestd -u slurmrest \
-      -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$3") > "$1/log/slurmrestd.log" 2>&1 < /dev/null &
+      -a rest_auth/jwt -s "${4:-openapi/v0.0.38}" "127.0.0.1:$3") > "$1/log/slurmrestd.log" 2>&1 < /dev/null &
     echo $! > "$1/slurmrestd.pid"
   fi
   local code=
@@ -99,7 +101,7 @@ start_rest() {  # DIR CONF PORT
   esac
 }
 
-# the settings both test clusters share: base_conf NAME DIR SLURMCTLD_PORT SLURMD_PORT
+# the settings both test clusters share: base_conf NAME DIR SLURMCTLD_PORT SLURMD_PORT [ACCOUNTING]
 base_conf() {
   cat <<CONF
 ClusterName=$1
@@ -125,7 +127,7 @@ SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
 DefMemPerCPU=500
 JobAcctGatherType=jobacct_gather/linux
-AccountingStorageType=accounting_storage/none
+${5:-AccountingStorageType=accounting_storage/none}
 JobCompType=jobcomp/filetxt
 JobCompLoc=$2/log/jobcomp.txt
 ReturnToService=2
@@ -138,6 +140,77 @@ SlurmctldTimeout=30
 SlurmdTimeout=300
 MessageTimeout=10
 CONF
+}
+
+# The second cluster's accounting: slurmdbd with MariaDB, both on 127.0.0.1 (ports 6829 and
+# 3316), data and logs in $S2/mariadb and $S2/log. It gives the cluster `sacct` and slurmrestd's
+# /slurmdb endpoints (a job the controller has forgotten is found there) and a Slurm operator,
+# $OPERATOR (AdminLevel=Operator: may raise time limits, as uws_hub's extensions need).
+OPERATOR=uwst-slurmop
+start_accounting() {
+  command -v mariadbd >/dev/null && command -v slurmdbd >/dev/null \
+    || apt_install mariadb-server slurmdbd
+  local M=$S2/mariadb pw
+  id "$OPERATOR" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$OPERATOR"
+  if [ ! -d "$M/mysql" ]; then
+    mkdir -p "$M" && chown mysql:mysql "$M"
+    mariadb-install-db --user=mysql --datadir="$M" --auth-root-authentication-method=socket \
+      --skip-test-db >/dev/null 2>&1 || die "mariadb-install-db failed"
+  fi
+  if ! running "$M" mysqld; then
+    (setsid mariadbd --user=mysql --datadir="$M" --socket="$M/mysqld.sock" \
+      --pid-file="$M/mysqld.pid" --port=3316 --bind-address=127.0.0.1 --log-error="$M/error.log" \
+      --innodb-buffer-pool-size=32M --skip-name-resolve > /dev/null 2>&1 < /dev/null &)
+    for _ in $(seq 1 60); do
+      mariadb --socket="$M/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.25
+    done
+  fi
+  mariadb --socket="$M/mysqld.sock" -e 'SELECT 1' >/dev/null 2>&1 \
+    || { tail -n 20 "$M/error.log" >&2; die "MariaDB did not start (log: $M/error.log)"; }
+  [ -s "$S2/state/dbpass" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$S2/state/dbpass")
+  pw=$(cat "$S2/state/dbpass")
+  mariadb --socket="$M/mysqld.sock" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
+    ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+  local dbd
+  dbd=$(cat <<DBD
+# written by uws_hub scripts/slurm.sh: the second test cluster's accounting
+AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$S2/state/jwt_hs256.key
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=6829
+SlurmUser=root
+LogFile=$S2/log/slurmdbd.log
+PidFile=$S2/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=3316
+StorageLoc=slurm_acct_db
+StorageUser=slurm
+StoragePass=$pw
+DBD
+)
+  if [ "$(cat "$(dirname "$CONF2")/slurmdbd.conf" 2>/dev/null)" != "$dbd" ]; then
+    (umask 077; printf '%s\n' "$dbd" > "$(dirname "$CONF2")/slurmdbd.conf")
+    kill_pidfile "$S2/slurmdbd.pid" slurmdbd >/dev/null 2>&1
+  fi
+  running "$S2" slurmdbd || SLURM_CONF=$CONF2 /usr/sbin/slurmdbd
+  for _ in $(seq 1 60); do
+    SLURM_CONF=$CONF2 sacctmgr -n show cluster >/dev/null 2>&1 && break; sleep 0.25
+  done
+  SLURM_CONF=$CONF2 sacctmgr -n show cluster >/dev/null 2>&1 \
+    || { tail -n 20 "$S2/log/slurmdbd.log" >&2; die "slurmdbd did not answer (log: $S2/log/slurmdbd.log)"; }
+  if ! SLURM_CONF=$CONF2 sacctmgr -n -P show cluster format=cluster | grep -qx uws2; then
+    SLURM_CONF=$CONF2 sacctmgr -i add cluster uws2 >/dev/null
+    changed=1  # slurmctld registers with a cluster that exists
+  fi
+  SLURM_CONF=$CONF2 sacctmgr -i add account uws Cluster=uws2 Description=uws_hub-tests \
+    Organization=uws >/dev/null 2>&1 || true
+  SLURM_CONF=$CONF2 sacctmgr -n -P show user "$OPERATOR" format=adminlevel | grep -qx Operator \
+    || SLURM_CONF=$CONF2 sacctmgr -i add user "$OPERATOR" Account=uws AdminLevel=Operator >/dev/null
 }
 
 is_root || die "scripts/slurm.sh start needs root (it runs munged and the Slurm daemons)"
@@ -219,7 +292,9 @@ ensure_key "$S2"
 CPUS2=${UWS_SLURM2_CPUS:-8}
 conf2=$(cat <<CONF
 # written by uws_hub scripts/slurm.sh: the second test cluster
-$(base_conf uws2 "$S2" 6827 6828)
+$(base_conf uws2 "$S2" 6827 6828 "AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6829")
 FirstJobId=500000
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS2} RealMemory=8000 State=UNKNOWN
 PartitionName=batch Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
@@ -229,6 +304,7 @@ if [ "$(cat "$CONF2" 2>/dev/null)" != "$conf2" ]; then
   printf '%s\n' "$conf2" > "$CONF2"
   changed=1
 fi
+start_accounting  # (sacctmgr reads the cluster's slurm.conf: written first)
 if [ $changed = 1 ] || ! running "$S2" slurmctld || ! running "$S2" slurmd; then
   kill_pidfile "$S2/slurmd.pid" slurmd >/dev/null 2>&1; kill_pidfile "$S2/slurmctld.pid" slurmctld >/dev/null 2>&1
   SLURM_CONF=$CONF2 /usr/sbin/slurmctld -f "$CONF2"
@@ -244,4 +320,4 @@ case "$(SLURM_CONF=$CONF2 sinfo -h -o '%T' -p batch 2>/dev/null | head -n 1)" in
   idle*|mix*|alloc*) log "Slurm cluster uws2 up: $(SLURM_CONF=$CONF2 sinfo -h -o '%P %D %c %T' | tr '\n' ' ')(slurmctld pid $(cat "$S2/slurmctld.pid"))" ;;
   *) tail -n 20 "$S2/log/slurmctld.log" "$S2/log/slurmd.log" >&2; die "Slurm cluster uws2 did not become ready (logs in $S2/log)" ;;
 esac
-start_rest "$S2" "$CONF2" "$REST2_PORT"
+start_rest "$S2" "$CONF2" "$REST2_PORT" openapi/v0.0.38,openapi/dbv0.0.38

@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .jobs.launch import check_parameter_mappings
 from .jobs.params import Parameter, parse_parameters
 from .jobs.types import JobType, Resource, parse_job_types, parse_resources
-from .slurm.spec import ClusterSpec, default_cluster, parse_clusters
+from .slurm.spec import ClusterSpec, job_cluster, parse_clusters
 from .times import PERIODS
 
 
@@ -109,6 +109,8 @@ _POSITIVE_COUNTS = (
     "rescan_concurrency",
 )
 #: settings that must be a positive duration
+#: hosts a plain-HTTP slurmrestd may be on without a warning (tokens never leave the machine)
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _POSITIVE_DURATIONS = (
     "reconcile_interval",
     "job_sync_interval",
@@ -347,7 +349,8 @@ class UWS(Configurable):
         themselves; without it extensions of this cluster's jobs are refused);
         ``refused_users`` (accounts never given a token besides root, default ``["slurm"]``:
         name the SlurmUser); ``version`` / ``db_version`` (slurmrestd's API, default
-        ``v0.0.38`` / ``dbv0.0.38``, Slurm 22.05).
+        ``v0.0.38`` / ``v0.0.38``, Slurm 22.05: the ``openapi/dbv0.0.38`` plugin serves
+        ``/slurmdb/v0.0.38/``).
 
         Both ways: ``job_path`` (PATH for this cluster's jobs, where its nodes differ from the
         hub's host; default c.UWS.job_path).""",
@@ -913,6 +916,7 @@ class UWS(Configurable):
         self._validate_root_dir(warnings)
         self._validate_db_url()
         self._validate_jobs()
+        self._validate_clusters(warnings)
         self._validate_symlink_roots()
         self._validate_datasets()
         self._validate_urls()
@@ -981,18 +985,40 @@ class UWS(Configurable):
             )
         self.parameter_list  # noqa: B018
         check_parameter_mappings(self.resource_map, self.parameter_list)
-        self._validate_clusters()
 
-    def _validate_clusters(self) -> None:
+    def _validate_clusters(self, warnings: list[str]) -> None:
         """Each Slurm resource's cluster is configured; a resource on a slurmrestd cluster
-        asks only for what slurmrestd's job properties can say."""
+        asks only for what slurmrestd's job properties can say. Warnings: a key this process
+        cannot read, tokens sent unencrypted to another host, root as the operator."""
         from .jobs.launch import rest_property
 
         clusters = self.cluster_map
+        for cid, spec in clusters.items():
+            where = f"c.UWS.slurm_clusters[{cid!r}]"
+            if spec.way != "rest":
+                continue
+            if spec.jwt_key_file and not os.access(spec.jwt_key_file, os.R_OK):
+                warnings.append(
+                    f"{where}: jwt_key_file {spec.jwt_key_file} cannot be read by this process: "
+                    "jobs on this cluster fail until it can (the hub and the uws service both "
+                    "mint tokens)"
+                )
+            host = urlparse(spec.url or "").hostname or ""
+            if (spec.url or "").startswith("http://") and host not in LOOPBACK:
+                warnings.append(
+                    f"{where}: {spec.url} is plain HTTP to another host: people's Slurm tokens "
+                    "and their jobs' environments cross the network unencrypted; use https"
+                )
+            if spec.operator_user == "root":
+                warnings.append(
+                    f"{where}: operator_user 'root' raises time limits with a token of root "
+                    "(slurmrestd 22.05 runs it as root; later versions refuse it): prefer an "
+                    "account with AdminLevel=Operator"
+                )
         for rid, res in self.resource_map.items():
             if res.kind != "slurm":
                 continue
-            cid = res.cluster or default_cluster(clusters)
+            cid = job_cluster(self, rid)
             where = f"c.UWS.resources[{rid!r}]"
             if cid not in clusters:
                 raise ConfigError(

@@ -116,6 +116,8 @@ c.UWS.slurm_clusters = {
     },
     "uws2": {
         **_rest,
+        # the second cluster has accounting (slurmdbd), so a real Slurm operator
+        "operator_user": "uwst-slurmop",
         "name": "uws2",
         "url": env.get("UWS_TEST_SLURMRESTD2", "http://127.0.0.1:6821"),
         "jwt_key_file": f"{_slurm2}/state/jwt_hs256.key",

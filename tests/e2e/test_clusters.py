@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,15 @@ import requests
 
 from conftest import Client
 from hubtest import HubProcess
-from jobutil import ensure_slurm, scontrol, server_base, started, stop_and_wait
+from jobutil import (
+    ensure_slurm,
+    scontrol,
+    server_base,
+    slurm_env,
+    started,
+    stop_and_wait,
+    wait_job,
+)
 from metricsutil import Scrape, hub_metrics
 
 ME = "uwst-alice"
@@ -127,3 +137,88 @@ def test_a_hub_without_slurm_commands_runs_jobs_on_two_clusters(rest_hub):
         assert hub.value("uws_slurm_queries_total", **rest, command="squeue") >= 1
         assert service.value("uws_slurm_queries_total", **rest, command="scontrol") >= 1  # raise
         assert hub.value("uws_slurm_queue_up", cluster=cluster) == 1
+
+
+def forget_jobs_of_the_second_cluster() -> None:
+    """Restart the second cluster's slurmctld with its state cleared (``-c``): it no longer
+    knows any job; its accounting (slurmdbd) still does."""
+    conf = "/etc/slurm-uws2/slurm.conf"
+    pidfile = Path("/tmp/uws-slurm2/slurmctld.pid")
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, "slurmctld did not stop"
+        time.sleep(0.2)
+    env = {**os.environ, "SLURM_CONF": conf}
+    subprocess.run(["/usr/sbin/slurmctld", "-c", "-f", conf], env=env, check=True)
+    while (
+        "idle"
+        not in subprocess.run(
+            ["sinfo", "-h", "-o", "%T", "-p", "batch"], env=env, capture_output=True, text=True
+        ).stdout
+    ):
+        assert time.monotonic() < deadline + 30, "the second cluster did not come back"
+        time.sleep(0.5)
+
+
+def test_a_job_the_controller_forgot_is_read_from_accounting(rest_hub):
+    """A job ends while the hub is down, and its controller forgets it (its state lost, or
+    MinJobAge passed): the hub reads how it ended from the cluster's accounting through
+    slurmrestd (/slurmdb), and the record says so, with Slurm's core-hours."""
+    me = Client.of(rest_hub, ME)
+    ws = me.post("workspaces/", json={"name": "forgotten", "description": "d"}).json()
+    j = started(me, ws["data"]["workspace"]["id"], job_type="test_job", resource="slurm2")
+    slurm_id = str(j["resource_job_id"])
+    rest_hub.stop()  # (its servers keep running)
+    time.sleep(1.5)  # (at least a second of elapsed time in accounting)
+    env = slurm_env("slurm2")
+    subprocess.run(["scancel", slurm_id], env=env, check=True)
+    deadline = time.monotonic() + 30
+    while (
+        "CANCELLED"
+        not in subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-j", slurm_id, "-o", "State"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+    ):
+        assert time.monotonic() < deadline, "accounting never saw the cancel"
+        time.sleep(0.5)
+    forget_jobs_of_the_second_cluster()
+    assert scontrol(slurm_id, "slurm2") == {}  # the controller no longer knows it
+    rest_hub.start()
+    end = wait_job(me, j["id"], ("failed", "complete"), timeout=60)
+    assert end["status"] == "failed", end
+    assert end["status_message"] == (
+        f"Slurm job {slurm_id} was cancelled outside the hub (scancel or an administrator)."
+    )
+    assert float(end["core_hours"]) >= 1 / 3600  # accounting's elapsed time x its CPUs
+    asked = hub_metrics(rest_hub).value(
+        "uws_slurm_queries_total", cluster="uws2", way="rest", command="sacct"
+    )
+    assert asked >= 1
+
+
+def test_a_job_whose_cluster_is_removed_from_the_settings_ends_saying_so(rest_hub):
+    """The operator removes a cluster while a job runs on it: after the restart the hub can
+    no longer follow the job, and its record ends failed, naming the cluster."""
+    me = Client.of(rest_hub, ME)
+    ws = me.post("workspaces/", json={"name": "removed", "description": "d"}).json()
+    j = started(me, ws["data"]["workspace"]["id"], job_type="test_job", resource="slurm2")
+    extra = rest_hub.env["UWS_TEST_EXTRA_CONFIG"]
+    rest_hub.stop()  # (its servers keep running)
+    rest_hub.env["UWS_TEST_EXTRA_CONFIG"] = (
+        extra + '\ndel c.UWS.slurm_clusters["uws2"]\ndel c.UWS.resources["slurm2"]\n'
+    )
+    try:
+        rest_hub.start()
+        end = wait_job(me, j["id"], ("failed", "complete"), timeout=60)
+        assert end["status"] == "failed", end
+        assert end["status_message"] == (
+            f"Slurm job {j['resource_job_id']}: Slurm cluster 'uws2' is not configured "
+            "(c.UWS.slurm_clusters has ['uws-rest']); the hub cannot follow this job."
+        )
+    finally:  # (the module's last test: its hub stays as it is)
+        subprocess.run(["scancel", str(j["resource_job_id"])], env=slurm_env("slurm2"))

@@ -7,10 +7,12 @@ tests/unit/test_sessions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -23,6 +25,7 @@ from conftest import Client
 from hubtest import HubProcess
 from jobutil import server_base, slurm_env, started, stop_and_wait, wait_job
 from metricsutil import Scrape
+from uws_hub.slurm.rest import JWTTokens, SlurmRest, SlurmRestError
 
 ME, OTHER, ADMIN = "uwsp-carol", "uwsp-dave", "uwst-admin"
 assert PASSWORD  # the hub's test login, as the pages' tests use it
@@ -148,6 +151,14 @@ def test_an_extension_raises_the_slurm_time_limit(shub: HubProcess, resource: st
         env=env,
     )
     assert mine.returncode != 0 and "denied" in mine.stderr.lower(), mine
+    if resource == "slurm2":  # nor through slurmrestd with a token of their own
+        rest = SlurmRest(
+            "http://127.0.0.1:6821", JWTTokens("/tmp/uws-slurm2/state/jwt_hs256.key"), ME
+        )
+        with pytest.raises(SlurmRestError, match="denied"):  # (a loop of its own: the
+            # browser's is running in this thread)
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, rest.update(ME, slurm_id, {"time_limit": 300})).result()
     assert time_limit() == "TimeLimit=04:00:00"
     before = current(me, j["id"])["time_left"]
     r = me.put(f"jobs/{j['id']}/extend/", json={"minutes": 30})

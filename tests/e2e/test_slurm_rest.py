@@ -86,7 +86,7 @@ def test_a_persons_job_runs_as_them_and_is_theirs_to_change(rest):
 
 def test_what_slurm_refuses_is_an_error_and_silence_is_not_an_answer(rest):
     # slurmrestd 22.05 would run a request with a valid root token as root: none is made
-    with pytest.raises(SlurmRestError, match="no Slurm token is made for root"):
+    with pytest.raises(SlurmRestError, match="no request is made as root"):
         run(rest.submit("root", "#!/bin/bash\ntrue\n", job_props("uws-rest-root", 1)))
     assert (
         "uws-rest-root"

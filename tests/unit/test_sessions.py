@@ -215,7 +215,7 @@ def test_a_job_that_ends_while_slurm_extends_it_stays_as_it_ended(domain, alice,
     with pytest.raises(UWSError) as e:
         extend(domain, alice, job_id, 30)
     assert e.value.status_code == 409 and "it is complete now" in e.value.message
-    assert asked == [(None, "4711", 90)]  # (a row from before clusters: its resource's)
+    assert asked == [("default", "4711", 90)]  # (a row naming no cluster: its resource's)
     row = domain.fresh(Job, job_id)
     assert row.status == "complete" and row.time_limit_s == 60 * 60
     assert row.job_details["current_job_details"]["message"] == "The job ended."

@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from uws_hub.config import UWS
 from uws_hub.errors import ConfigError
 from uws_hub.jobs.launch import LaunchPlan, rest_property
-from uws_hub.slurm.clusters import Cluster, ClusterError
+from uws_hub.slurm.clusters import Cluster, ClusterError, ClusterNotConfigured, cluster_of
 from uws_hub.slurm.monitor import UNKNOWN, QueueUnknown, SlurmJob
-from uws_hub.slurm.rest import JWTTokens
+from uws_hub.slurm.rest import JWTTokens, SlurmRest, SlurmRestError
 from uws_hub.slurm.spec import DEFAULT, default_cluster, parse_clusters
 
 REST = {"way": "rest", "url": "http://127.0.0.1:9", "jwt_key_file": "/k", "read_user": "reader"}
@@ -49,6 +49,9 @@ def test_no_clusters_configured_is_one_default_cluster_through_the_commands():
         ({"a": {**REST, "poll_interval": 0}}, "'poll_interval' must be a positive"),
         ({"a": {**REST, "slurm_conf": "/etc/slurm/a.conf"}}, "applies to way 'commands'"),
         ({"a": {**REST, "passwd": "x"}}, "unknown keys ['passwd']"),
+        ({"a": {**REST, "read_user": "root"}}, "'read_user' 'root' must be an ordinary account"),
+        ({"a": {**REST, "read_user": "slurm"}}, "not one of refused_users ['slurm']"),
+        ({"a": {**REST, "operator_user": "reader"}}, "not the operator_user"),
     ],
 )
 def test_a_cluster_setting_that_cannot_work_is_refused_naming_the_fix(specs, says):
@@ -64,19 +67,27 @@ def config(resources: dict, clusters: dict) -> UWS:
     return c
 
 
+def check(c: UWS) -> list[str]:
+    """The job and cluster settings' checks; the warnings."""
+    warnings: list[str] = []
+    c._validate_jobs()
+    c._validate_clusters(warnings)
+    return warnings
+
+
 def test_a_resource_must_name_a_configured_cluster():
     c = config(
         {"gpu": {"kind": "slurm", "cluster": "gpu-cluster"}},
         {"main": {"way": "commands"}, "other": REST},
     )
     with pytest.raises(ConfigError) as e:
-        c._validate_jobs()
+        check(c)
     assert "cluster 'gpu-cluster' is not in c.UWS.slurm_clusters (['main', 'other'])" in str(
         e.value
     )
     # a local resource has no cluster
     with pytest.raises(ConfigError, match="is a Slurm setting; this resource is local"):
-        config({"l": {"kind": "local", "cluster": "main"}}, {})._validate_jobs()
+        check(config({"l": {"kind": "local", "cluster": "main"}}, {}))
 
 
 def test_extra_directives_on_a_rest_cluster_must_be_job_properties():
@@ -85,12 +96,10 @@ def test_extra_directives_on_a_rest_cluster_must_be_job_properties():
         {"r": REST},
     )
     with pytest.raises(ConfigError) as e:
-        c._validate_jobs()
+        check(c)
     assert "'--gpu-bind=closest' has no slurmrestd job property" in str(e.value)
     # the same directive is fine where sbatch reads the script
-    config(
-        {"s": {"kind": "slurm", "extra_directives": ["--gpu-bind=closest"]}}, {}
-    )._validate_jobs()
+    check(config({"s": {"kind": "slurm", "extra_directives": ["--gpu-bind=closest"]}}, {}))
 
 
 def test_the_request_as_slurmrestd_job_properties():
@@ -106,7 +115,7 @@ def test_the_request_as_slurmrestd_job_properties():
         },
         {"r": REST},
     )
-    c._validate_jobs()
+    check(c)
     res = c.resource_map["s"]
     plan = LaunchPlan(
         job_type="t",
@@ -223,7 +232,97 @@ def test_a_waiting_job_is_told_when_slurm_expects_to_start_it():
     waiting.extra["start_estimate"] = int(time.time()) - 60
     assert UWSSlurmSpawner._queue_message(waiting).endswith("position 2 in batch).")
     assert utc_text_of(time.time() - 60) is None
-    # squeue's %S, in this host's local time
-    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(soon))
-    assert parse_start(local) == soon
+    # squeue's %S (the commands run with TZ=UTC, whatever this host's zone)
+    assert parse_start(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(soon))) == soon
+    assert parse_start("2026-12-06T14:32:00") == 1796567520
     assert parse_start("N/A") is None and parse_start("Unknown") is None
+
+
+def test_warnings_for_a_key_it_cannot_read_plain_http_and_root_as_operator(tmp_path):
+    key = tmp_path / "k"
+    key.write_bytes(b"k" * 32)
+    fine = {**REST, "jwt_key_file": str(key)}
+    local = {"l": {"kind": "local"}}
+    assert check(config(local, {"r": fine})) == []
+    warnings = check(
+        config(
+            local,
+            {
+                "far": {**fine, "url": "http://slurm.example.org:6820"},
+                "gone": {**REST, "jwt_key_file": str(tmp_path / "missing")},
+                "rooted": {**fine, "operator_user": "root"},
+            },
+        )
+    )
+    assert any("plain HTTP to another host" in w and "'far'" in w for w in warnings), warnings
+    assert any("cannot be read by this process" in w and "'gone'" in w for w in warnings)
+    assert any("operator_user 'root'" in w and "AdminLevel=Operator" in w for w in warnings)
+    assert len(warnings) == 3
+    assert check(config(local, {"r": {**fine, "url": "https://slurm.example.org:6820"}})) == []
+
+
+class AnyToken:
+    """A site's token service that would mint anything it is asked for."""
+
+    def __init__(self):
+        self.asked: list[tuple[str, bool]] = []
+
+    def token(self, username: str, operator: bool = False) -> str:
+        self.asked.append((username, operator))
+        return "t"
+
+
+def test_no_request_is_made_as_a_privileged_account_whatever_mints_the_tokens():
+    tokens = AnyToken()
+    rest = SlurmRest("http://127.0.0.1:9", tokens, "reader", operator_user="ops", timeout=1)
+
+    async def submit_as(user: str):
+        return await rest.submit(user, "#!/bin/bash\n", {})
+
+    for user, says in [
+        ("root", "no request is made as root"),
+        ("slurm", "no request is made as slurm"),
+        ("ops", "the cluster's operator: its token raises limits only"),
+    ]:
+        with pytest.raises(SlurmRestError, match=says):
+            asyncio.run(submit_as(user))
+    with pytest.raises(SlurmRestError, match="is not this cluster's operator_user"):
+        asyncio.run(rest.update("alice", "42", {"time_limit": 90}, operator=True))
+    assert tokens.asked == []  # never even asked for
+
+
+def test_a_rotated_key_is_used_from_the_next_token(tmp_path):
+    key = tmp_path / "jwt_hs256.key"
+    key.write_bytes(b"a" * 32)
+    tokens = JWTTokens(str(key))
+    first = tokens.token("alice")
+    jwt.decode(first, b"a" * 32, algorithms=["HS256"])
+    key.write_bytes(b"b" * 33)  # rotated (scripts/slurm.sh makes a new one if it must)
+    second = tokens.token("alice")
+    assert jwt.decode(second, b"b" * 33, algorithms=["HS256"])["sun"] == "alice"
+    key.unlink()
+    with pytest.raises(ValueError, match="cannot be read"):
+        tokens.token("alice")
+
+
+def test_a_cluster_not_configured_or_not_reachable_as_configured(tmp_path):
+    c = config({"s": {"kind": "slurm", "cluster": "r"}}, {"r": REST})  # its key: /k, absent
+    with pytest.raises(ClusterNotConfigured, match="Slurm cluster 'gone' is not configured"):
+        cluster_of(c, "gone")
+    with pytest.raises(ClusterError, match="cannot be reached as configured") as e:
+        cluster_of(c, "r")
+    assert not isinstance(e.value, ClusterNotConfigured)  # (its jobs stay unknown, not ended)
+
+
+def test_the_start_estimate_goes_once_the_job_no_longer_waits():
+    from uws_hub.db.models import Job
+    from uws_hub.jobs.state import end_job, set_current
+
+    job = Job(status="pending", job_details={"current_job_details": {"message": "Waiting"}})
+    set_current(job, message="Waiting in the Slurm queue.", start_estimate="2026-12-06T15:00:00Z")
+    assert job.job_details["current_job_details"]["start_estimate"] == "2026-12-06T15:00:00Z"
+    set_current(job, start_estimate=None)  # no estimate any more: no key, not null
+    assert "start_estimate" not in job.job_details["current_job_details"]
+    set_current(job, start_estimate="2026-12-06T15:00:00Z")
+    end_job(job, "failed", "Slurm refused it.")  # stopped or failed while waiting
+    assert "start_estimate" not in job.job_details["current_job_details"]

@@ -34,8 +34,10 @@ from ..db.models import (
     WorkspaceStatus,
     utcnow,
 )
-from ..errors import BadRequest, HubAPIError, NotFound, UWSError
+from ..errors import AccountMissing, BadRequest, HubAPIError, NotFound, UWSError
+from ..identity import resolve_account
 from ..ids import parse_id
+from ..slurm.spec import job_cluster
 from .launch import LaunchPlan, plan_launch
 from .specs import StartSpec
 from .state import (
@@ -91,13 +93,14 @@ class LiveJob:
     time_limit_s: int | None
     cpus: int
     resource_job_id: int | None
-    #: Slurm: the cluster that runs it (its resource's if the row says none) and the account
-    #: it runs as (slurmrestd cancels as the job's owner)
+    #: Slurm: the cluster that runs it (its resource's if the row says none)
     cluster: str | None = None
-    account: str | None = None
+    #: the owner as recorded (name, posix_name, uid, gid): slurmrestd cancels as their account
+    owner: tuple | None = None
 
     @classmethod
-    def of(cls, job: Job, username: str, settings: UWS, account: str | None = None) -> LiveJob:
+    def of(cls, job: Job, user: User, settings: UWS) -> LiveJob:
+        username = user.name
         resource = settings.resource_map.get(job.resource)
         return cls(
             id=job.id,
@@ -110,9 +113,23 @@ class LiveJob:
             time_limit_s=job.time_limit_s,
             cpus=job.cpus,
             resource_job_id=job.resource_job_id,
-            cluster=job.cluster or (resource.cluster if resource is not None else None),
-            account=account,
+            cluster=job_cluster(settings, job.resource, job.cluster),
+            owner=(user.name, user.posix_name, user.uid, user.gid),
         )
+
+    def account(self, settings: UWS) -> str | None:
+        """The POSIX account the job runs as (as its spawner resolved it), None if none."""
+        name, posix_name, uid, gid = self.owner or (self.username, None, None, None)
+        try:
+            return resolve_account(
+                name,
+                posix_name=posix_name,
+                uid=uid,
+                gid=gid,
+                single_account=settings.single_account,
+            ).name
+        except AccountMissing:
+            return None
 
 
 def _signal_local_job(pid: int, job_id: int) -> bool:
@@ -438,9 +455,9 @@ class JobManager:
         still to be removed (job id, user, server name; 200 at a time)."""
         with self.db() as session:
             live = [
-                LiveJob.of(job, name, self.settings, posix)
-                for job, name, posix in session.execute(
-                    select(Job, User.name, User.posix_name)
+                LiveJob.of(job, user, self.settings)
+                for job, user in session.execute(
+                    select(Job, User)
                     .join(User, User.id == Job.user_id)
                     .where(Job.status.in_(LIVE_JOB_STATUSES))
                 ).all()
@@ -585,14 +602,17 @@ class JobManager:
         """(whether the orphan's Slurm job still ran and is being cancelled — None if the
         scheduler did not answer, its core-seconds if it has ended)."""
         # imported here: the monitor's metrics belong in the registry only where Slurm is used
-        from ..slurm.clusters import ClusterError
+        from ..slurm.clusters import ClusterError, ClusterNotConfigured
         from ..slurm.monitor import UNKNOWN
 
         try:
             cluster = self.cluster(job.cluster)
+        except ClusterNotConfigured as e:
+            log.warning("job %s: %s; its row ends", job.id, e)
+            return False, None  # nobody can follow it any more: the row ends
         except ClusterError as e:
             log.warning("job %s: %s", job.id, e)
-            return None, None  # a cluster no longer configured: conclude nothing
+            return None, None  # configured, not reachable as configured: conclude nothing
         info = await cluster.monitor.status(str(job.resource_job_id))
         if info.state == UNKNOWN:
             return None, None
@@ -604,7 +624,8 @@ class JobManager:
             )
             return False, core
         try:  # (commands: as the service's account; slurmrestd: as the job's owner)
-            await cluster.cancel(job.account if cluster.rest else None, str(job.resource_job_id))
+            owner = job.account(self.settings) if cluster.rest else None
+            await cluster.cancel(owner, str(job.resource_job_id))
         except ClusterError as e:
             log.warning("job %s: cancelling Slurm job %s: %s", job.id, job.resource_job_id, e)
         self._mark_orphan_stopping(

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import audit
 from ..db.models import Job, JobStatus, User, utcnow
 from ..errors import BadRequest, Forbidden, HubAPIError, UWSError
+from ..slurm.spec import job_cluster
 from ..times import utc_text
 from .state import begin_stop, set_current
 
@@ -331,7 +332,7 @@ class SessionManager:
         if kind == "local":
             return None
         if kind == "slurm" and job.resource_job_id:
-            return job.cluster or res.cluster, str(job.resource_job_id)
+            return job_cluster(self.settings, job.resource, job.cluster), str(job.resource_job_id)
         EXTENSION_REFUSALS.labels("state").inc()
         raise UWSError(
             f"Job {job.id} cannot be extended: its scheduler job is not known.", status_code=409

@@ -29,11 +29,19 @@ def core_seconds(start: dt.datetime | None, end: dt.datetime | None, cpus: int) 
     return max(0, int((end - start).total_seconds())) * max(1, cpus)
 
 
+#: current_job_details that hold only while a job waits in the queue
+WAITING_ONLY = ("start_estimate",)
+
+
 def set_current(job: Job, **fields: Any) -> None:
-    """Update job_details.current_job_details (reassigned, so the JSON change is saved)."""
+    """Update job_details.current_job_details (reassigned, so the JSON change is saved); a
+    field set to None among `WAITING_ONLY` is removed rather than kept as null."""
     details = dict(job.job_details or {})
     current = dict(details.get("current_job_details") or {})
     current.update(fields)
+    for key in WAITING_ONLY:
+        if key in fields and fields[key] is None:
+            current.pop(key, None)
     details["current_job_details"] = current
     job.job_details = details
 
@@ -53,7 +61,9 @@ def begin_stop(
     API's stop and by the spawner for stops asked through the hub (``via="hub"``). A `reason`
     (e.g. an idle stop) is kept as the message the job ends with (see `end_job`)."""
     job.status = J.STOPPING.value
-    set_current(job, message=message, **({"stop_reason": reason} if reason else {}))
+    set_current(
+        job, message=message, start_estimate=None, **({"stop_reason": reason} if reason else {})
+    )
     details: dict[str, Any] = {"workspace_id": job.workspace_id}
     if via:
         details["via"] = via
@@ -74,4 +84,4 @@ def end_job(job: Job, status: str, message: str, when: dt.datetime | None = None
     job.datetime_end = when or utcnow()
     job.core_seconds = core_seconds(job.datetime_start, job.datetime_end, job.cpus)
     job.status_message = message if status == J.FAILED.value else None
-    set_current(job, message=message, time_left=None)
+    set_current(job, message=message, time_left=None, start_estimate=None)

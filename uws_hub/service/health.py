@@ -4,8 +4,7 @@ One round of checks asks every part once, all at the same time, each within
 ``c.UWS.status_check_timeout``: the database (``SELECT 1``), the storage (a file written and
 removed under ``root_dir``), the hub's API, each resource (local: the CPUs; Slurm: its
 cluster's controller once per round — ``scontrol ping`` or slurmrestd's ping — and the
-resource's partition), each Slurm cluster (``slurm_clusters``: its controller and whether its
-monitor's last queue read answered), and the servers of the hub's login method
+resource's partition), each Slurm cluster (``slurm_clusters``: its controller), and the servers of the hub's login method
 (LDAP answering, Globus Auth's discovery document, the account service answering, a passwd
 database with entries). Calls within ``c.UWS.status_cache_seconds`` get the last round's
 results; calls that arrive while a round runs share it. A check that blocks (a hung file
@@ -37,6 +36,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from ..globus_tokens import is_globus_login
 from ..jobs.types import Resource
+from ..slurm.spec import job_cluster
 from .serialize import isoformat
 
 log = logging.getLogger("uws_hub.service.health")
@@ -234,15 +234,8 @@ class HealthChecks:
 
     def _clusters_used(self) -> list[str]:
         """The Slurm clusters the resources run on (each checked once per round)."""
-        from ..slurm.spec import default_cluster
-
-        s = self.settings
-        found = {
-            r.cluster or default_cluster(s.cluster_map)
-            for r in s.resource_map.values()
-            if r.kind == "slurm"
-        }
-        return sorted(found)
+        found = {job_cluster(self.settings, rid) for rid in self.settings.resource_map}
+        return sorted(c for c in found if c)
 
     def _cluster_of(self, cluster_id: str):
         from ..slurm.clusters import cluster_of  # (its metrics only where Slurm is used)
@@ -253,9 +246,7 @@ class HealthChecks:
         if resource.kind != "slurm":
             cpus = os.cpu_count() or 0
             return ok(f"{cpus} CPUs on this host") if cpus else down("no CPU found")
-        from ..slurm.spec import default_cluster
-
-        cid = resource.cluster or default_cluster(self.settings.cluster_map)
+        cid = job_cluster(self.settings, resource.id)
         controller = await asyncio.shield(pings[cid])
         if not controller["connected"] or not resource.partition:
             return controller
@@ -269,16 +260,13 @@ class HealthChecks:
         return ok(message) if up else down(message)
 
     async def _cluster(self, cluster_id: str, ping: asyncio.Future) -> dict:
-        """A cluster: its controller answering, and its monitor's last queue read (whether its
-        jobs' states are known; they are unknown while it does not answer)."""
-        cluster = self._cluster_of(cluster_id)
+        """A cluster: its controller answering (while it does not, its jobs' states are
+        unknown; the hub's uws_slurm_queue_up says the same of its last queue read)."""
+        spec = self.settings.cluster_map[cluster_id]
         controller = await asyncio.shield(ping)
-        way = f"{cluster.spec.name} ({cluster.way})"
+        way = f"{spec.name} ({spec.way})"
         if not controller["connected"]:
             return down(f"{way}: {controller['message']}")
-        monitor = cluster.monitor
-        if monitor.up is False:
-            return down(f"{way}: the last queue read failed: {monitor.last_error}")
         return ok(f"{way}: {controller['message']}")
 
     # ---- the hub's login method ---------------------------------------------------------------

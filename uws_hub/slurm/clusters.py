@@ -29,6 +29,11 @@ class ClusterError(Exception):
     """The cluster did not do what was asked (the scheduler's own words in the message)."""
 
 
+class ClusterNotConfigured(ClusterError):
+    """The cluster named (by a job's record or its resource) is not in c.UWS.slurm_clusters:
+    the hub can no longer follow its jobs."""
+
+
 class Cluster:
     """One cluster's way in, for this process (see `clusters`)."""
 
@@ -37,8 +42,8 @@ class Cluster:
         self.id = spec.id
         self.way = spec.way
         self.timeout = timeout
-        #: the commands' environment (commands way)
-        self.env = {"PATH": path, "LANG": "C"}
+        #: the commands' environment (commands way; times in UTC: squeue's start estimates)
+        self.env = {"PATH": path, "LANG": "C", "TZ": "UTC"}
         if spec.slurm_conf:
             self.env["SLURM_CONF"] = spec.slurm_conf
         self.rest = None
@@ -54,6 +59,8 @@ class Cluster:
                 db_version=spec.db_version,
                 timeout=timeout,
                 cluster=spec.id,
+                operator_user=spec.operator_user,
+                refused=frozenset(spec.refused_users),
             )
             source: Any = RestSource(self.rest)
         else:
@@ -209,40 +216,32 @@ def _token_source(spec: ClusterSpec):
     )
 
 
-_clusters: dict[tuple, dict[str, Cluster]] = {}
+_built: dict[tuple, Cluster] = {}
 
 
-def clusters(settings: Any) -> dict[str, Cluster]:
-    """This process's clusters for `settings` (a `uws_hub.config.UWS`): made once, shared by
-    every spawner and the service's job sync, so each cluster has one monitor."""
+def cluster_of(settings: Any, cluster_id: str | None) -> Cluster:
+    """The cluster `cluster_id` (None: the default one) as this process reaches it: made at its
+    first use and shared by every spawner and the service's job sync, so each cluster has one
+    monitor. ClusterError if it is not configured or cannot be reached as configured (its key
+    unreadable, its token service not importable)."""
     specs = settings.cluster_map
-    key = (
-        tuple(sorted(specs.items())),
-        settings.slurm_poll_interval,
-        settings.slurm_command_timeout,
-        settings.job_path,
-    )
-    found = _clusters.get(key)
+    cid = cluster_id or default_cluster(specs)
+    spec = specs.get(cid)
+    if spec is None:
+        raise ClusterNotConfigured(
+            f"Slurm cluster {cid!r} is not configured (c.UWS.slurm_clusters has {sorted(specs)})"
+        )
+    key = (spec, settings.slurm_poll_interval, settings.slurm_command_timeout, settings.job_path)
+    found = _built.get(key)
     if found is None:
-        found = {
-            cid: Cluster(
+        try:
+            found = Cluster(
                 spec,
                 interval=settings.slurm_poll_interval,
                 timeout=settings.slurm_command_timeout,
                 path=settings.job_path,
             )
-            for cid, spec in specs.items()
-        }
-        _clusters[key] = found
+        except (OSError, ValueError, ImportError, AttributeError) as e:
+            raise ClusterError(f"Slurm cluster {cid!r} cannot be reached as configured: {e}") from e
+        _built[key] = found
     return found
-
-
-def cluster_of(settings: Any, cluster_id: str | None) -> Cluster:
-    """The cluster `cluster_id` (None: the default one); ClusterError if it is not configured."""
-    found = clusters(settings)
-    cid = cluster_id or default_cluster(settings.cluster_map)
-    if cid not in found:
-        raise ClusterError(
-            f"Slurm cluster {cid!r} is not configured (c.UWS.slurm_clusters has {sorted(found)})"
-        )
-    return found[cid]

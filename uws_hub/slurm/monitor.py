@@ -13,6 +13,7 @@ queue is looked up with ``scontrol show job`` before anyone calls it ended.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 import os
 import time
@@ -87,10 +88,10 @@ SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%M|%C|%P|%Q|%S|%j"
 
 
 def parse_start(text: str) -> int | None:
-    """squeue's ``%S`` (``2026-12-06T14:32:00``, this host's local time) as epoch seconds;
-    None for ``N/A``, ``Unknown`` and the like."""
+    """squeue's ``%S`` (``2026-12-06T14:32:00``; the commands run with ``TZ=UTC``) as epoch
+    seconds; None for ``N/A``, ``Unknown`` and the like."""
     try:
-        return int(time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S")))
+        return calendar.timegm(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
     except ValueError:
         return None
 
@@ -215,7 +216,7 @@ class CommandsSource:
     ):
         self.timeout = timeout
         #: the commands' environment: PATH, and the cluster's SLURM_CONF where it has its own
-        self.env = dict(env) if env else {"PATH": path, "LANG": "C"}
+        self.env = dict(env) if env else {"PATH": path, "LANG": "C", "TZ": "UTC"}
         self.cluster = cluster
 
     @property
@@ -286,7 +287,8 @@ class CommandsSource:
                 "State,ElapsedRaw,AllocCPUS,Reason,NodeList,ExitCode",
             ]
         )
-        line = out.strip().splitlines()[0] if code == 0 and out.strip() else ""
+        # (the latest such job: ids come round again)
+        line = out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
         parts = line.split("|")
         if len(parts) >= 6 and parts[0]:
             return SlurmJob(
@@ -330,11 +332,6 @@ class SlurmMonitor:
         self._refresh: asyncio.Task | None = None
         self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
         self.refreshes = 0
-
-    @property
-    def up(self) -> bool | None:
-        """Whether the last queue read answered (None before the first)."""
-        return None if self.refreshes == 0 else self.snapshot_ok
 
     async def refresh(self) -> None:
         """Refresh the snapshot with one query; concurrent callers share the same query."""

@@ -17,6 +17,7 @@ the monitor turns that into "unknown", never "ended", as for the commands.
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import time
 from dataclasses import dataclass
@@ -79,10 +80,10 @@ class JWTTokens:
         refused: frozenset[str] = frozenset({"slurm"}),
         operator: str | None = None,
     ):
-        with open(key_file, "rb") as f:
-            self._key = f.read()
-        if not self._key:
-            raise ValueError(f"{key_file} is empty")
+        self.key_file = key_file
+        self._key, self._key_stamp = b"", None
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._read_key()
         self.lifespan = lifespan
         #: accounts never given a token besides root's and uid 0's (the cluster's SlurmUser;
         #: name it if it is not ``slurm``)
@@ -90,10 +91,25 @@ class JWTTokens:
         #: the cluster's Slurm operator (time-limit raises): the one privileged account a
         #: token is made for, and only when asked for as the operator
         self.operator = operator
-        self._cache: dict[str, tuple[str, float]] = {}
+
+    def _read_key(self) -> None:
+        """(Re)read the key when the file changed (a rotated key: the cached tokens go)."""
+        try:
+            st = os.stat(self.key_file)
+        except OSError as e:
+            raise ValueError(f"the cluster's JWT key {self.key_file} cannot be read: {e}") from e
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._key_stamp:
+            return
+        with open(self.key_file, "rb") as f:
+            key = f.read()
+        if not key:
+            raise ValueError(f"{self.key_file} is empty")
+        self._key, self._key_stamp, self._cache = key, stamp, {}
 
     def token(self, username: str, operator: bool = False) -> str:
         now = time.time()
+        self._read_key()
         if operator and username != self.operator:
             raise ValueError(f"{username} is not this cluster's operator_user")
         if username == self.operator and not operator:
@@ -122,10 +138,36 @@ class SlurmRest:
     #: the account whose token reads every job (an ordinary user: not root, not SlurmUser)
     read_user: str
     version: str = "v0.0.38"
-    db_version: str = "dbv0.0.38"
+    #: (the openapi/dbv0.0.38 plugin serves /slurmdb/v0.0.38/)
+    db_version: str = "v0.0.38"
     timeout: float = 20.0
     #: the cluster's id, in the metrics
     cluster: str = "default"
+    #: the one account whose token may raise time limits (only asked for as the operator)
+    operator_user: str | None = None
+    #: accounts never named in a request besides root and uid 0 (the SlurmUser)
+    refused: frozenset[str] = frozenset({"slurm"})
+
+    def __post_init__(self) -> None:
+        self._ordinary: set[str] = set()  # accounts checked once: not privileged
+
+    def _check_user(self, user: str, operator: bool) -> None:
+        """Whose token a request may carry, whatever makes the tokens (`JWTTokens` or a site's
+        token service): a person's own request never carries root's, the SlurmUser's or the
+        operator's; the operator's only a time-limit raise."""
+        if operator:
+            if not self.operator_user or user != self.operator_user:
+                raise ValueError(f"{user} is not this cluster's operator_user")
+            return
+        if user == self.operator_user:
+            raise ValueError(f"{user} is the cluster's operator: its token raises limits only")
+        if user in self._ordinary:
+            return
+        if user in self.refused or _is_root(user):
+            raise ValueError(f"no request is made as {user} (a privileged account)")
+        if len(self._ordinary) > 10000:
+            self._ordinary.clear()
+        self._ordinary.add(user)
 
     async def _call(
         self,
@@ -139,6 +181,7 @@ class SlurmRest:
         m = (self.cluster, "rest", COMMANDS[what])
         SLURM_QUERIES.labels(*m).inc()
         try:
+            self._check_user(user, operator)
             token = self.tokens.token(user, operator) if operator else self.tokens.token(user)
         except ValueError as e:
             SLURM_ERRORS.labels(*m, "exec").inc()
@@ -226,8 +269,13 @@ class SlurmRest:
             if e.gone or e.status == 404:
                 return None
             raise
-        found = data.get("jobs") or []
-        return job_from_accounting(found[0]) if found else None
+        found = [j for j in data.get("jobs") or [] if isinstance(j, dict)]
+        if not found:
+            return None
+        # job ids come round again (MaxJobId, a controller's state lost): the latest such job
+        return job_from_accounting(
+            max(found, key=lambda j: _epoch((j.get("time") or {}).get("submission")))
+        )
 
     # ---- a person's own requests (their token) ---------------------------------------------
 
@@ -268,12 +316,7 @@ class SlurmRest:
         except SlurmRestError:
             return None
         found = data.get("jobs") or []
-        limit = found[0].get("time_limit") if found else None
-        if isinstance(limit, dict):
-            limit = (
-                None if limit.get("infinite") or not limit.get("set", True) else limit.get("number")
-            )
-        return limit if isinstance(limit, int) else None
+        return _minutes(found[0].get("time_limit")) if found else None
 
     async def partition_state(self, name: str) -> str:
         """A partition's state (``UP``, ``DOWN``...)."""
@@ -294,6 +337,14 @@ def _is_root(username: str) -> bool:
         return username == "root" or pwd.getpwnam(username).pw_uid == 0
     except KeyError:
         return False
+
+
+def _minutes(limit: Any) -> int | None:
+    """A v0.0.38 time limit in minutes (later versions: ``{"set", "infinite", "number"}``);
+    None for none or unlimited."""
+    if isinstance(limit, dict):
+        limit = None if limit.get("infinite") or not limit.get("set", True) else limit.get("number")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
 def _epoch(value: Any) -> int:
@@ -317,10 +368,8 @@ def job_from_rest(j: dict, now: float) -> SlurmJob:
     elif start and end and not live:
         elapsed = max(0, end - start)
     left = None
-    limit = j.get("time_limit")
-    if isinstance(limit, dict):  # later versions: {"set", "infinite", "number"}
-        limit = None if limit.get("infinite") or not limit.get("set", True) else limit.get("number")
-    if state == "RUNNING" and isinstance(limit, int) and start:
+    limit = _minutes(j.get("time_limit"))
+    if state == "RUNNING" and limit is not None and start:
         # (an unlimited job's end_time is a year away: no time left to tell)
         left = max(0, int(start + limit * 60 - now))
     cpus = j.get("cpus")

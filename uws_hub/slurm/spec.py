@@ -52,7 +52,8 @@ class ClusterSpec:
     read_user: str | None = None
     operator_user: str | None = None
     version: str = "v0.0.38"
-    db_version: str = "dbv0.0.38"
+    #: the version in /slurmdb paths (the openapi/dbv0.0.38 plugin serves /slurmdb/v0.0.38/)
+    db_version: str = "v0.0.38"
     token_lifespan: int = 300
     poll_interval: float | None = None
     refused_users: tuple[str, ...] = ("slurm",)
@@ -129,7 +130,7 @@ def _parse_cluster(cid: Any, spec: Any, setting: str) -> ClusterSpec:
     for key in ("version", "db_version"):
         val = text(key)
         if val is not None and not _VERSION.match(val):
-            raise ConfigError(f"{where}: {key!r} must look like 'v0.0.38' / 'dbv0.0.38'")
+            raise ConfigError(f"{where}: {key!r} must look like 'v0.0.38'")
     lifespan = spec.get("token_lifespan", 300)
     if isinstance(lifespan, bool) or not isinstance(lifespan, int) or not 30 <= lifespan <= 86400:
         raise ConfigError(f"{where}: 'token_lifespan' must be whole seconds, 30 to 86400")
@@ -141,6 +142,12 @@ def _parse_cluster(cid: Any, spec: Any, setting: str) -> ClusterSpec:
     refused = spec.get("refused_users", ["slurm"])
     if not isinstance(refused, (list, tuple)) or not all(isinstance(u, str) and u for u in refused):
         raise ConfigError(f"{where}: 'refused_users' must be a list of account names")
+    reader, operator = spec.get("read_user"), spec.get("operator_user")
+    if reader is not None and (reader == "root" or reader in refused or reader == operator):
+        raise ConfigError(
+            f"{where}: 'read_user' {reader!r} must be an ordinary account (not root, not one of "
+            f"refused_users {list(refused)}, not the operator_user): its token reads the queue"
+        )
     token_source = text("token_source")
     if token_source is not None and ":" not in token_source:
         raise ConfigError(f"{where}: 'token_source' must be 'module:callable'")
@@ -155,7 +162,7 @@ def _parse_cluster(cid: Any, spec: Any, setting: str) -> ClusterSpec:
         read_user=user("read_user"),
         operator_user=user("operator_user"),
         version=spec.get("version", "v0.0.38"),
-        db_version=spec.get("db_version", "dbv0.0.38"),
+        db_version=spec.get("db_version", "v0.0.38"),
         token_lifespan=lifespan,
         poll_interval=float(interval) if interval is not None else None,
         refused_users=tuple(refused),
@@ -168,3 +175,14 @@ def default_cluster(specs: dict[str, ClusterSpec]) -> str:
     if DEFAULT in specs or len(specs) != 1:
         return DEFAULT
     return next(iter(specs))
+
+
+def job_cluster(settings: Any, resource_id: str | None, recorded: str | None = None) -> str | None:
+    """The cluster of a Slurm job: the one its record names, else its resource's (``cluster``,
+    or the default one); None where the resource is not a configured Slurm resource."""
+    if recorded:
+        return recorded
+    res = settings.resource_map.get(resource_id) if resource_id else None
+    if res is None or res.kind != "slurm":
+        return None
+    return res.cluster or default_cluster(settings.cluster_map)

@@ -251,13 +251,6 @@ def update_job(settings: UWS, job_id: int, **changes: Any) -> None:
             setattr(job, key, value)
         if current:
             set_current(job, **current)
-            if "start_estimate" in current and current["start_estimate"] is None:
-                # (no estimate, or none any more: the key goes rather than saying null)
-                details = dict(job.job_details or {})
-                details["current_job_details"] = {
-                    k: v for k, v in details["current_job_details"].items() if k != "start_estimate"
-                }
-                job.job_details = details
         if metrics:
             details = dict(job.job_details or {})
             details["metrics"] = {**(details.get("metrics") or {}), **metrics}
@@ -285,6 +278,15 @@ def mark_hub_stop(settings: UWS, job_id: int, requester: audit.Actor) -> bool:
         )
         session.commit()
         return True
+
+
+def job_cluster_id(settings: UWS, job_id: int) -> str | None:
+    """The Slurm cluster of a job: its record's, else its resource's (`slurm.spec.job_cluster`)."""
+    from ..slurm.spec import job_cluster
+
+    with sessions(settings)() as session:
+        job = session.get(Job, job_id)
+        return job_cluster(settings, job.resource, job.cluster) if job else None
 
 
 def job_status(settings: UWS, job_id: int) -> str | None:

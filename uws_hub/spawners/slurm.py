@@ -24,7 +24,7 @@ from jupyterhub.spawner import SpawnException
 from traitlets import Float, Unicode, default
 
 from ..db.models import JobStatus
-from ..slurm.clusters import Cluster, ClusterError, cluster_of
+from ..slurm.clusters import Cluster, ClusterError, ClusterNotConfigured, cluster_of
 from ..slurm.monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
 from ..times import utc_text
 from . import jobctx
@@ -118,10 +118,27 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
 
     @property
     def cluster(self) -> Cluster:
-        """The job's cluster: its resource's, or (after a restart) the one kept in the state."""
+        """The job's cluster: its resource's, or (after a restart) the one kept in the state
+        (`find_cluster` first, for a state kept before clusters were)."""
         if self._job is not None:
             return cluster_of(self.uws, self._job.resource.cluster)
         return cluster_of(self.uws, self.uws_cluster or None)
+
+    async def find_cluster(self) -> Cluster:
+        """The job's cluster, its record asked where the state names none (kept by a hub from
+        before several clusters: the record, else its resource, says)."""
+        if self._job is None and not self.uws_cluster and self.uws_job_id:
+            found = await asyncio.to_thread(jobctx.job_cluster_id, self.uws, self.uws_job_id)
+            self.uws_cluster = found or ""
+        return self.cluster
+
+    async def _end_unfollowable(self, e: ClusterNotConfigured, *, via_stop: bool = False) -> None:
+        """A job whose cluster is no longer configured: the hub cannot follow or cancel it."""
+        self.log.warning("job %s: %s", self.uws_job_id, e)
+        gone = SlurmJob(str(self.job_id), GONE, reason=f"{e}; the hub cannot follow this job.")
+        gone.extra["unfollowable"] = True
+        await self.record_end(gone, via_stop=via_stop)
+        self.clear_state()
 
     @property
     def monitor(self) -> SlurmMonitor:
@@ -296,10 +313,9 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         if info.position:
             why.append(f"position {info.position} in {info.partition}")
         text = "Waiting in the Slurm queue" + (f" ({', '.join(why)})" if why else "") + "."
-        estimate = info.extra.get("start_estimate")
-        if estimate and estimate > time.time() + 1:  # (a time gone by is no estimate)
-            at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(estimate))
-            text += f" Slurm expects to start it by {at}."
+        estimate = utc_text_of(info.extra.get("start_estimate") or 0)
+        if estimate:  # (a time gone by is none; as 2026-12-06 14:32 UTC)
+            text += f" Slurm expects to start it by {estimate[:10]} {estimate[11:16]} UTC."
         return text
 
     async def _wait_for_port(self) -> None:
@@ -334,7 +350,15 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     async def poll(self):
         if not self.job_id:
             return 0
-        info = await self.monitor.status(self.job_id)
+        try:
+            cluster = await self.find_cluster()
+        except ClusterNotConfigured as e:
+            await self._end_unfollowable(e)
+            return 1
+        except ClusterError as e:  # configured, not reachable as configured: unknown
+            self.log.warning("job %s: %s", self.uws_job_id, e)
+            return None
+        info = await cluster.monitor.status(self.job_id)
         if info.live:
             return None
         await self.record_end(info)
@@ -349,12 +373,17 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             await self.record_end(None, via_stop=True)
             return
         try:
+            cluster = await self.find_cluster()
+        except ClusterNotConfigured as e:
+            await self._end_unfollowable(e, via_stop=True)
+            return
+        try:
             await self.cancel_batch_job()
-        except RuntimeError as e:
+        except (RuntimeError, ClusterError) as e:
             self.log.warning("job %s: scancel %s: %s", self.uws_job_id, self.job_id, e)
         info = None
         for _ in range(0 if now else 20):
-            info = await self.monitor.status(self.job_id, max_age=0.5)
+            info = await cluster.monitor.status(self.job_id, max_age=0.5)
             if info.ended:
                 break
             await asyncio.sleep(0.5)
@@ -385,6 +414,8 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
                 f"Slurm job {self.job_id} was cancelled outside the hub (scancel or an administrator).",
                 core,
             )
+        if state == GONE and info.extra.get("unfollowable"):
+            return J.FAILED.value, f"Slurm job {self.job_id}: {info.reason}", core
         if state == GONE:
             return (
                 J.FAILED.value,
