@@ -57,7 +57,25 @@ if is_root; then
   export UWS_REQUIRE_BROWSER=1  # bootstrap installed chromium: the browser tests must run
 fi
 mapfile -d '' args < <(args_for tests/e2e "$@")
-PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}"
+if [ "${args[0]}" = tests/e2e ]; then
+  # the whole layer: the tests that mostly wait (marked background: minute-long limits and
+  # timers, no Slurm) run in a pytest of their own alongside the others; its report follows
+  bg_log=$(mktemp /tmp/uws-e2e-background.XXXXXX)
+  PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" -m background \
+    -p no:cacheprovider > "$bg_log" 2>&1 &
+  bg=$!
+  status=0
+  PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" -m "not background" \
+    || status=$?
+  bg_status=0
+  wait "$bg" || bg_status=$?
+  log "the e2e tests marked background (run alongside the others):"
+  cat "$bg_log"
+  rm -f "$bg_log"
+  [ "$status" = 0 ] && [ "$bg_status" = 0 ] || exit 1
+else
+  PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}"
+fi
 # last, the contract suite (tests/contract: UWS's API over HTTP only, on a hub of its own; a few
 # minutes), after the e2e layer so that layer's results come first; not when the arguments
 # named a test path (that ran above)

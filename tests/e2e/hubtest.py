@@ -55,11 +55,23 @@ def world_dir(prefix: str) -> Path:
 
 def ensure_system_user(name: str) -> pwd.struct_passwd:
     """A real system account for a test user (idempotent; CI reuses the machine)."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
-        return pwd.getpwnam(name)
+    for _ in range(40):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        r = subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/bash", name],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode == 0:
+            return pwd.getpwnam(name)
+        # another pytest (make test runs two) holds /etc/passwd's lock, or made the account
+        if r.returncode not in (9, 10):  # 9: it exists now; 10: the lock is taken
+            raise RuntimeError(f"useradd {name}: {r.stderr.strip()}")
+        time.sleep(0.25)
+    return pwd.getpwnam(name)
 
 
 def pids_with_cmdline(*needles: str) -> list[int]:

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from hubtest import REPO
+from hubtest import REPO, ensure_system_user
 
 LIVE = ("pending", "running", "stopping")
 
@@ -23,8 +23,7 @@ def ensure_slurm() -> None:
     if os.environ.get("UWS_TEST_SLURM") != "1":
         subprocess.run([str(REPO / "scripts" / "slurm.sh"), "start"], check=True)
         os.environ["UWS_TEST_SLURM"] = "1"
-    if subprocess.run(["id", SLURM_READER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SLURM_READER], check=True)
+    ensure_system_user(SLURM_READER)
 
 
 def start(client, ws_id: int, **body) -> requests.Response:

@@ -22,6 +22,9 @@ from conftest import Client
 from jobutil import started, stop_and_wait
 from standins.globus import TRANSFER_RS, GlobusStandin
 
+#: its token lifetimes pass alongside the other tests (make test's background pytest)
+pytestmark = pytest.mark.background
+
 LIFETIME = 12  # seconds an access token lives at the stand-in
 MARGIN = 8  # renew when it expires within this many seconds
 INTERVAL = 1  # seconds between the service's passes

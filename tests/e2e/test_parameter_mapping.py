@@ -36,11 +36,10 @@ def job_params(client, j: dict) -> dict:
     return r.json()["params"]
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture
 def minute_job(alice):
-    """A local job started with the portal's one-minute time limit when the module begins, so
-    that its minute runs while the other tests do (test_a_local_job_ends_at_the_portals_time_limit
-    checks it at the end)."""
+    """A local job started with the portal's one-minute time limit (its minute passes in make
+    test's background pytest, alongside the other tests)."""
     r = alice.post("workspaces/", json={"name": "portal-local", "description": "d"})
     assert r.status_code == 200, r.text
     return started(
@@ -126,6 +125,7 @@ def test_refused_portal_options_start_nothing(alice, make_workspace, resource, o
     assert alice.get(f"workspaces/{ws['id']}").json()["data"]["workspaces"][0]["status"] == "idle"
 
 
+@pytest.mark.background
 def test_a_local_job_ends_at_the_portals_time_limit(alice, minute_job):
     j = minute_job
     assert j["resource_options"] == {

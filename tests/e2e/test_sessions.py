@@ -224,6 +224,7 @@ def run_in_kernel(j: dict, me: Client, code: str) -> None:
         ws.close()
 
 
+@pytest.mark.background  # (its minutes of idleness pass alongside the other tests)
 def test_an_idle_job_is_stopped_and_a_busy_one_is_not(shub: HubProcess):
     me, admin = Client.of(shub, ME), Client.of(shub, ADMIN)
     idle_ws, busy_ws = workspace(me, "idle"), workspace(me, "busy")
