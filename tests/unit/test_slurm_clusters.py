@@ -326,3 +326,43 @@ def test_the_start_estimate_goes_once_the_job_no_longer_waits():
     set_current(job, start_estimate="2026-12-06T15:00:00Z")
     end_job(job, "failed", "Slurm refused it.")  # stopped or failed while waiting
     assert "start_estimate" not in job.job_details["current_job_details"]
+
+
+class OneByOne(FixedSource):
+    """A source that also reads one job alone (as RestSource does), counting its reads."""
+
+    way = "rest"
+
+    def __init__(self, answer):
+        super().__init__(answer)
+        self.whole, self.alone = 0, 0
+
+    async def queue(self):
+        self.whole += 1
+        return await super().queue()
+
+    async def read_one(self, job_id):
+        self.alone += 1
+        return self.answer.get(job_id) or SlurmJob(job_id, "GONE")
+
+
+def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
+    from uws_hub.slurm.monitor import FEW_STARTING, SlurmMonitor
+
+    jobs = {str(i): SlurmJob(str(i), "PENDING", partition="batch") for i in range(10)}
+    source = OneByOne(jobs)
+    monitor = SlurmMonitor(interval=10, source=source, cluster="unit-starting")
+
+    async def checks(ids):
+        return await asyncio.gather(*(monitor.status_while_starting(i, 0.2) for i in ids))
+
+    few = [str(i) for i in range(FEW_STARTING)]
+    assert all(j.pending for j in asyncio.run(checks(few)))
+    assert (source.alone, source.whole) == (FEW_STARTING, 0)  # each alone, no queue read
+    everyone = [str(i) for i in range(10)]  # ten starting at once: one read for all
+    asyncio.run(checks(everyone))
+    # (the first four, still counted as starting, are read alone again; the rest share one)
+    assert source.whole == 1 and source.alone == 2 * FEW_STARTING
+    # the commands way has no such read: always the shared snapshot
+    commands = SlurmMonitor(interval=10, source=FixedSource(jobs), cluster="unit-starting-cmds")
+    assert asyncio.run(commands.status_while_starting("3", 0.2)).pending

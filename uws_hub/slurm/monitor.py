@@ -197,6 +197,10 @@ async def run(
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace").strip()
 
 
+#: starting jobs a source that reads one job cheaply asks for one by one (more share a read)
+FEW_STARTING = 4
+
+
 class QueueUnknown(Exception):
     """The scheduler did not answer (the queue is unknown, no job has ended by it)."""
 
@@ -331,6 +335,8 @@ class SlurmMonitor:
         self.last_error = ""
         self._refresh: asyncio.Task | None = None
         self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
+        #: jobs checked by `status_while_starting` in the last 2 s, and when
+        self._starting: dict[str, float] = {}
         self.refreshes = 0
 
     async def refresh(self) -> None:
@@ -382,5 +388,24 @@ class SlurmMonitor:
                 self._final.popitem(last=False)
         return job
 
+    async def status_while_starting(self, job_id: str, max_age: float) -> SlurmJob:
+        """A starting job's state, checked often (every 0.2 s). Where the source reads one job
+        far more cheaply than all (slurmrestd: the whole queue's JSON costs the cluster about
+        0.15 s of CPU for 2,000 jobs, bench P3), each of up to `FEW_STARTING` jobs starting at
+        once is read alone; more share the snapshot, one read for all, as `status` does."""
+        job_id = str(job_id)
+        now = time.monotonic()
+        self._starting[job_id] = now
+        for other in [k for k, t in self._starting.items() if now - t > 2.0]:
+            del self._starting[other]
+        read_one = getattr(self.source, "read_one", None)
+        if read_one is None or job_id in self._final or len(self._starting) > FEW_STARTING:
+            return await self.status(job_id, max_age)
+        job = await read_one(job_id)
+        if job.ended:
+            self._final[job_id] = job
+        return job
+
     def forget(self, job_id: str) -> None:
         self._final.pop(str(job_id), None)
+        self._starting.pop(str(job_id), None)

@@ -433,6 +433,15 @@ class RestSource:
         except SlurmRestError as e:
             raise QueueUnknown(str(e)) from e
 
+    async def read_one(self, job_id: str) -> SlurmJob:
+        """One job alone (`SlurmMonitor.status_while_starting`): what the controller says,
+        else as `look_up`; an error or silence is "unknown"."""
+        try:
+            job = await self.rest.job(job_id)
+        except SlurmRestError as e:
+            return SlurmJob(job_id, UNKNOWN, reason=str(e))
+        return job if job is not None else await self.look_up(job_id)
+
     async def look_up(self, job_id: str) -> SlurmJob:
         try:
             job = await self.rest.job(job_id)

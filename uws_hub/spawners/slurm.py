@@ -287,7 +287,11 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         while True:
             # while Slurm usually starts a job (its first scheduling passes) check at the start
             # pace; a job that stays queued, less and less often
-            info = await self.monitor.status(self.job_id, max_age=wait)
+            fast = time.monotonic() - submitted <= self.startup_fast_checks
+            if fast:  # (slurmrestd: this job alone while few start at once)
+                info = await self.monitor.status_while_starting(self.job_id, max_age=wait)
+            else:
+                info = await self.monitor.status(self.job_id, max_age=wait)
             if info.running:
                 return info
             if info.ended:
