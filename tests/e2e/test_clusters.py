@@ -80,6 +80,9 @@ for _cid in ("uws-rest", "uws2"):
     c.UWS.slurm_clusters[_cid]["job_path"] = {NODE_PATH!r}
 for _rid in ("slurm", "slurm-short", "slurm2-commands"):
     del c.UWS.resources[_rid]
+# a cluster whose key this hub cannot read (an operator's mistake)
+c.UWS.slurm_clusters["broken"] = dict(c.UWS.slurm_clusters["uws2"], jwt_key_file="/nonexistent/k")
+c.UWS.resources["slurm-broken"] = {{"kind": "slurm", "cluster": "broken", "partition": "batch"}}
 """
 
 
@@ -120,9 +123,11 @@ def test_a_hub_without_slurm_commands_runs_jobs_on_two_clusters(rest_hub):
         assert scontrol(j["resource_job_id"], resource)["TimeLimit"] == "04:30:00"
         assert stop_and_wait(me, j["id"])["status"] == "complete"
         assert scontrol(j["resource_job_id"], resource)["JobState"] == "CANCELLED"
-    # health: both clusters through their slurmrestd
+    # health: both clusters through their slurmrestd (and the one it cannot use, down)
     deps = admin.get("status/").json()["dependencies"]
-    assert set(deps["slurm_clusters"]) == {"uws-rest", "uws2"}
+    assert set(deps["slurm_clusters"]) == {"uws-rest", "uws2", "broken"}
+    broken = deps["slurm_clusters"]["broken"]
+    assert not broken["connected"] and "/nonexistent/k" in broken["message"], broken
     for cid, port in (("uws-rest", 6820), ("uws2", 6821)):
         d = deps["slurm_clusters"][cid]
         assert d["connected"] and f"(slurmrestd http://127.0.0.1:{port})" in d["message"], d
@@ -137,6 +142,25 @@ def test_a_hub_without_slurm_commands_runs_jobs_on_two_clusters(rest_hub):
         assert hub.value("uws_slurm_queries_total", **rest, command="squeue") >= 1
         assert service.value("uws_slurm_queries_total", **rest, command="scontrol") >= 1  # raise
         assert hub.value("uws_slurm_queue_up", cluster=cluster) == 1
+
+
+def test_a_cluster_the_hub_cannot_use_fails_a_start_saying_why(rest_hub):
+    """A cluster whose key the hub cannot read: a start there fails at once, submitting
+    nothing, with words an administrator can act on; the other clusters are not affected."""
+    me = Client.of(rest_hub, ME)
+    ws = me.post("workspaces/", json={"name": "broken", "description": "d"}).json()
+    r = me.put(
+        f"workspaces/{ws['data']['workspace']['id']}/start/",
+        json={"job_type": "test_job", "resource": "slurm-broken"},
+    )
+    assert r.status_code == 200, r.text
+    end = wait_job(me, r.json()["data"]["job"]["id"], ("failed", "running"), timeout=60)
+    assert end["status"] == "failed" and end["resource_job_id"] == -1, end
+    assert end["status_message"].startswith(
+        "The job's Slurm cluster cannot be used: Slurm cluster 'broken' cannot be reached as "
+        "configured: the cluster's JWT key /nonexistent/k cannot be read"
+    ), end
+    assert end["status_message"].endswith("Ask an administrator.")
 
 
 def forget_jobs_of_the_second_cluster() -> None:
@@ -218,7 +242,7 @@ def test_a_job_whose_cluster_is_removed_from_the_settings_ends_saying_so(rest_hu
         assert end["status"] == "failed", end
         assert end["status_message"] == (
             f"Slurm job {j['resource_job_id']}: Slurm cluster 'uws2' is not configured "
-            "(c.UWS.slurm_clusters has ['uws-rest']); the hub cannot follow this job."
+            "(c.UWS.slurm_clusters has ['broken', 'uws-rest']); the hub cannot follow this job."
         )
     finally:  # (the module's last test: its hub stays as it is)
         subprocess.run(["scancel", str(j["resource_job_id"])], env=slurm_env("slurm2"))

@@ -35,7 +35,7 @@ class ClusterNotConfigured(ClusterError):
 
 
 class Cluster:
-    """One cluster's way in, for this process (see `clusters`)."""
+    """One cluster's way in, for this process (made and shared by `cluster_of`)."""
 
     def __init__(self, spec: ClusterSpec, *, interval: float, timeout: float, path: str):
         self.spec = spec

@@ -26,6 +26,7 @@ from traitlets import Float, Unicode, default
 from ..db.models import JobStatus
 from ..slurm.clusters import Cluster, ClusterError, ClusterNotConfigured, cluster_of
 from ..slurm.monitor import GONE, UNKNOWN, SlurmJob, SlurmMonitor, measured
+from ..slurm.spec import job_cluster
 from ..times import utc_text
 from . import jobctx
 from .mixin import UWSJobMixin
@@ -114,7 +115,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     def bind_job(self, ctx):
         super().bind_job(ctx)
         self.uws_account = ctx.account.name
-        self.uws_cluster = self.cluster.id
+        self.uws_cluster = job_cluster(self.uws, ctx.resource.id) or ""
 
     @property
     def cluster(self) -> Cluster:
@@ -147,7 +148,10 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
     def get_env(self):
         env = super().get_env()
         if self._job is not None:
-            env.update(self.cluster.job_env)
+            try:
+                env.update(self.cluster.job_env)
+            except ClusterError:
+                pass  # (the submission says why, in its own words)
         return env
 
     # ---- the batch script -----------------------------------------------------------------------
@@ -259,13 +263,21 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
 
     async def _submit(self) -> None:
         ctx = self._job
+        try:
+            cluster = self.cluster
+        except ClusterError as e:  # not reachable as configured: say so, submit nothing
+            raise SpawnException(
+                f"The job's Slurm cluster cannot be used: {e}. Ask an administrator.",
+                reason="cluster",
+                status_code=503,
+            ) from e
         where = (
             f"partition {ctx.resource.partition}"
             if ctx.resource.partition
             else "the default partition"
         )
         if len(self.uws.cluster_map) > 1:
-            where += f" of cluster {self.cluster.spec.name}"
+            where += f" of cluster {cluster.spec.name}"
         await self.emit(f"Submitting the job to Slurm ({where}).", 10)
         try:
             await self.submit_batch_script()
@@ -277,7 +289,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
             ) from e
         if not self.job_id:
             raise SpawnException("Slurm did not return a job id.", reason="sbatch", status_code=500)
-        await self.record(resource_job_id=int(self.job_id), cluster=self.cluster.id)
+        await self.record(resource_job_id=int(self.job_id), cluster=cluster.id)
         await self.emit(f"Submitted Slurm job {self.job_id}.", 20)
 
     async def _wait_until_running(self) -> SlurmJob:
