@@ -339,7 +339,7 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         checked = time.monotonic()
         while self.port == 0:
             if time.monotonic() - checked >= 1.0:
-                info = await self.monitor.status(self.job_id, max_age=1.0)
+                info = await self.monitor.status_while_starting(self.job_id, max_age=1.0)
                 if info.ended:
                     raise await self._ended_early(info, "before the server reported its port")
                 checked = time.monotonic()
@@ -356,7 +356,8 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         )
 
     async def job_alive(self) -> tuple[bool, str]:
-        info = await self.monitor.status(self.job_id, max_age=1.0)
+        """(Asked while the server starts: as the other checks of a start.)"""
+        info = await self.monitor.status_while_starting(self.job_id, max_age=1.0)
         if info.ended:
             return False, f"Slurm job {self.job_id} ended ({info.state})"
         return True, ""
