@@ -4,10 +4,10 @@ One round of checks asks every part once, all at the same time, each within
 ``c.UWS.status_check_timeout``: the database (``SELECT 1``), the storage (a file written and
 removed under ``root_dir``), the hub's API, each resource (local: the CPUs; Slurm: its
 cluster's controller once per round — ``scontrol ping`` or slurmrestd's ping — and the
-resource's partition), each Slurm cluster (``slurm_clusters``: its controller), and the servers of the hub's login method
-(LDAP answering, Globus Auth's discovery document, the account service answering, a passwd
-database with entries). Calls within ``c.UWS.status_cache_seconds`` get the last round's
-results; calls that arrive while a round runs share it. A check that blocks (a hung file
+resource's partition), each Slurm cluster (``slurm_clusters``: its controller), and the
+servers of the hub's login method (LDAP answering, Globus Auth's discovery document, the
+account service answering, a passwd database with entries). Calls within
+``c.UWS.status_cache_seconds`` get the last round's results; calls that arrive while a round runs share it. A check that blocks (a hung file
 system, a database that does not answer) runs in a thread of its own pool, and is not started
 again while its previous run still hangs, so probes never pile up threads.
 
