@@ -169,10 +169,13 @@ start_accounting() {
     || { tail -n 20 "$M/error.log" >&2; die "MariaDB did not start (log: $M/error.log)"; }
   [ -s "$S2/state/dbpass" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$S2/state/dbpass")
   pw=$(cat "$S2/state/dbpass")
-  mariadb --socket="$M/mysqld.sock" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-    CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
-    ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
-    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+  # (on standard input: a password in the arguments could be read by anyone, in ps)
+  mariadb --socket="$M/mysqld.sock" <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
+ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$pw';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+SQL
   local dbd
   dbd=$(cat <<DBD
 # written by uws_hub scripts/slurm.sh: the second test cluster's accounting
@@ -193,10 +196,14 @@ StorageUser=slurm
 StoragePass=$pw
 DBD
 )
-  if [ "$(cat "$(dirname "$CONF2")/slurmdbd.conf" 2>/dev/null)" != "$dbd" ]; then
-    (umask 077; printf '%s\n' "$dbd" > "$(dirname "$CONF2")/slurmdbd.conf")
+  local dbconf
+  dbconf="$(dirname "$CONF2")/slurmdbd.conf"
+  if [ "$(cat "$dbconf" 2>/dev/null)" != "$dbd" ] || [ "$changed" = 1 ]; then
+    # a new configuration, or a new key (slurmdbd checks /slurmdb tokens with it)
+    (umask 077; printf '%s\n' "$dbd" > "$dbconf")
     kill_pidfile "$S2/slurmdbd.pid" slurmdbd >/dev/null 2>&1
   fi
+  chmod 600 "$dbconf"
   running "$S2" slurmdbd || SLURM_CONF=$CONF2 /usr/sbin/slurmdbd
   for _ in $(seq 1 60); do
     SLURM_CONF=$CONF2 sacctmgr -n show cluster >/dev/null 2>&1 && break; sleep 0.25

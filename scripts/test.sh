@@ -57,22 +57,26 @@ if is_root; then
   export UWS_REQUIRE_BROWSER=1  # bootstrap installed chromium: the browser tests must run
 fi
 mapfile -d '' args < <(args_for tests/e2e "$@")
-if [ "${args[0]}" = tests/e2e ]; then
-  # the whole layer: the tests that mostly wait (marked background: minute-long limits and
-  # timers, no Slurm) run in a pytest of their own alongside the others; its report follows
+if [ "${#args[@]}" = 1 ]; then
+  # the whole layer, no other arguments: the tests that mostly wait (marked background:
+  # minute-long limits and timers, no Slurm) run in a pytest of their own alongside the
+  # others; its report follows (with arguments, -k or -m, one pytest runs as asked)
   bg_log=$(mktemp /tmp/uws-e2e-background.XXXXXX)
   PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" -m background \
     -p no:cacheprovider > "$bg_log" 2>&1 &
   bg=$!
+  trap 'kill "$bg" 2>/dev/null; cleanup' EXIT  # (never services stopped under it)
   status=0
   PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" -m "not background" \
     || status=$?
   bg_status=0
   wait "$bg" || bg_status=$?
+  trap cleanup EXIT
   log "the e2e tests marked background (run alongside the others):"
   cat "$bg_log"
   rm -f "$bg_log"
-  [ "$status" = 0 ] && [ "$bg_status" = 0 ] || exit 1
+  [ "$status" = 0 ] || exit "$status"
+  [ "$bg_status" = 0 ] || exit "$bg_status"
 else
   PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}"
 fi

@@ -67,8 +67,9 @@ def ensure_system_user(name: str) -> pwd.struct_passwd:
         )
         if r.returncode == 0:
             return pwd.getpwnam(name)
-        # another pytest (make test runs two) holds /etc/passwd's lock, or made the account
-        if r.returncode not in (9, 10):  # 9: it exists now; 10: the lock is taken
+        # another pytest (make test runs two) holds a lock on /etc/passwd, /etc/shadow or
+        # /etc/group (exit 1 or 10, "cannot lock"), or made the account meanwhile (9)
+        if r.returncode != 9 and "cannot lock" not in r.stderr:
             raise RuntimeError(f"useradd {name}: {r.stderr.strip()}")
         time.sleep(0.25)
     return pwd.getpwnam(name)

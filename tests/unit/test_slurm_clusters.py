@@ -366,3 +366,21 @@ def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
     # the commands way has no such read: always the shared snapshot
     commands = SlurmMonitor(interval=10, source=FixedSource(jobs), cluster="unit-starting-cmds")
     assert asyncio.run(commands.status_while_starting("3", 0.2)).pending
+
+
+class BrokenTokens:
+    """A site's token service that fails in its own way."""
+
+    def token(self, username: str, operator: bool = False) -> str:
+        raise ConnectionError("token service down")
+
+
+def test_a_failing_token_service_makes_the_queue_unknown_never_a_crash():
+    from uws_hub.slurm.monitor import SlurmMonitor
+    from uws_hub.slurm.rest import RestSource
+
+    rest = SlurmRest("http://127.0.0.1:9", BrokenTokens(), "reader", timeout=1, cluster="unit-bt")
+    monitor = SlurmMonitor(interval=10, source=RestSource(rest), cluster="unit-bt")
+    job = asyncio.run(monitor.status("42", max_age=0))
+    assert job.state == UNKNOWN and "token service down" in job.reason
+    assert asyncio.run(RestSource(rest).read_one("42")).state == UNKNOWN

@@ -607,9 +607,15 @@ class JobManager:
 
         try:
             cluster = self.cluster(job.cluster)
-        except ClusterNotConfigured as e:
+        except ClusterNotConfigured as e:  # nobody can follow it any more: the row ends, saying so
             log.warning("job %s: %s; its row ends", job.id, e)
-            return False, None  # nobody can follow it any more: the row ends
+            message = f"Slurm job {job.resource_job_id}: {e}; the hub cannot follow this job."
+            self._transition(
+                job.id,
+                LIVE_JOB_STATUSES,
+                lambda row: end_job(row, J.FAILED.value, message, utcnow()),
+            )
+            return None, None
         except ClusterError as e:
             log.warning("job %s: %s", job.id, e)
             return None, None  # configured, not reachable as configured: conclude nothing

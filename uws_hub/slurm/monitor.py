@@ -404,6 +404,8 @@ class SlurmMonitor:
         job = await read_one(job_id)
         if job.ended:
             self._final[job_id] = job
+            while len(self._final) > 10000:
+                self._final.popitem(last=False)
         return job
 
     def forget(self, job_id: str) -> None:

@@ -101,8 +101,11 @@ class JWTTokens:
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._key_stamp:
             return
-        with open(self.key_file, "rb") as f:
-            key = f.read()
+        try:
+            with open(self.key_file, "rb") as f:
+                key = f.read()
+        except OSError as e:
+            raise ValueError(f"the cluster's JWT key {self.key_file} cannot be read: {e}") from e
         if not key:
             raise ValueError(f"{self.key_file} is empty")
         self._key, self._key_stamp, self._cache = key, stamp, {}
@@ -183,7 +186,7 @@ class SlurmRest:
         try:
             self._check_user(user, operator)
             token = self.tokens.token(user, operator) if operator else self.tokens.token(user)
-        except ValueError as e:
+        except Exception as e:  # noqa: BLE001 - (a site's token service: whatever it raises)
             SLURM_ERRORS.labels(*m, "exec").inc()
             raise SlurmRestError(str(e)) from e
         t0 = time.perf_counter()
@@ -434,13 +437,9 @@ class RestSource:
             raise QueueUnknown(str(e)) from e
 
     async def read_one(self, job_id: str) -> SlurmJob:
-        """One job alone (`SlurmMonitor.status_while_starting`): what the controller says,
-        else as `look_up`; an error or silence is "unknown"."""
-        try:
-            job = await self.rest.job(job_id)
-        except SlurmRestError as e:
-            return SlurmJob(job_id, UNKNOWN, reason=str(e))
-        return job if job is not None else await self.look_up(job_id)
+        """One job alone (`SlurmMonitor.status_while_starting`): as `look_up` (the controller,
+        then accounting; an error or silence is "unknown")."""
+        return await self.look_up(job_id)
 
     async def look_up(self, job_id: str) -> SlurmJob:
         try:

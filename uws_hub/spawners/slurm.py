@@ -394,6 +394,13 @@ class UWSSlurmSpawner(UWSJobMixin, SlurmSpawner):
         except ClusterNotConfigured as e:
             await self._end_unfollowable(e, via_stop=True)
             return
+        except ClusterError as e:  # configured, not reachable as configured: try again later
+            self.log.warning("job %s: %s", self.uws_job_id, e)
+            await self.record(
+                status=J.STOPPING.value,
+                message=f"Cancelling Slurm job {self.job_id}: its cluster cannot be reached ({e}).",
+            )
+            return
         try:
             await self.cancel_batch_job()
         except (RuntimeError, ClusterError) as e:
