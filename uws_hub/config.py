@@ -339,8 +339,9 @@ class UWS(Configurable):
         commands: ``slurm_conf`` (the cluster's slurm.conf, as SLURM_CONF for its commands and
         jobs; default the host's).
 
-        rest: ``url`` (slurmrestd, e.g. ``http://slurm-rest:6820``); ``jwt_key_file`` (the
-        cluster's ``jwt_hs256.key``, readable by the hub only: each person's submit and cancel
+        rest: ``url`` (slurmrestd, e.g. ``https://slurm-rest:6820``); ``jwt_key_file`` (the
+        cluster's ``jwt_hs256.key``, readable by the hub's and the uws service's accounts and
+        nobody else: each person's submit and cancel
         carries a token minted for them, lasting ``token_lifespan`` seconds, default 300) or
         ``token_source`` (``module:callable`` returning an object with ``token(username,
         operator=False)``: a site's token service); ``read_user`` (an ordinary account whose

@@ -223,10 +223,6 @@ class CommandsSource:
         self.env = dict(env) if env else {"PATH": path, "LANG": "C", "TZ": "UTC"}
         self.cluster = cluster
 
-    @property
-    def key(self) -> tuple:
-        return (self.way, self.cluster, self.timeout, tuple(sorted(self.env.items())))
-
     async def _run(self, cmd: list[str]) -> tuple[int, str, str]:
         return await run(cmd, self.timeout, self.env, cluster=self.cluster)
 

@@ -426,10 +426,6 @@ class RestSource:
     def __init__(self, rest: SlurmRest):
         self.rest = rest
 
-    @property
-    def key(self) -> tuple:
-        return (self.way, self.rest.url, self.rest.read_user, self.rest.version)
-
     async def queue(self) -> dict[str, SlurmJob]:
         try:
             return await self.rest.jobs()
