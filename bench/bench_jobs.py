@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,10 +44,23 @@ USER = "uwst-bench"
 SLURM = ("slurm", "slurm-rest")
 
 
-def wait_answering(url: str, headers: dict | None = None, timeout: float = 180) -> float:
+def wait_answering(
+    url: str,
+    headers: dict | None = None,
+    timeout: float = 180,
+    gone: Callable[[], str | None] | None = None,
+) -> float:
+    """Poll ``url`` every 50 ms until the server's own /api answers; ``gone`` (checked about
+    once a second) says why the server can no longer answer, to fail at once with it."""
     deadline = time.perf_counter() + timeout
     http = requests.Session()  # one kept-alive connection, as a client polling would keep
+    next_check = time.perf_counter() + 1
     while time.perf_counter() < deadline:
+        if gone is not None and time.perf_counter() >= next_check:
+            next_check = time.perf_counter() + 1
+            why = gone()
+            if why:
+                raise RuntimeError(f"{url} will not answer: {why}")
         try:  # the server's own /api answer (not the hub's "starting" page)
             r = http.get(url, headers=headers, timeout=2, allow_redirects=False)
             if (
@@ -160,7 +174,10 @@ def bare_local(env: dict[str, str], cwd: str) -> float:
         start_new_session=True,
     )
     try:
-        t1 = wait_answering(f"http://127.0.0.1:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api")
+        t1 = wait_answering(
+            f"http://127.0.0.1:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api",
+            gone=lambda: None if proc.poll() is None else f"it exited {proc.returncode}",
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
@@ -168,6 +185,20 @@ def bare_local(env: dict[str, str], cwd: str) -> float:
 
 
 def bare_slurm(env: dict[str, str], cwd: str) -> float:
+    """``sbatch`` of the server; one more try, on another port, if the one picked was taken
+    before the server could bind it (the server then exits at once: ``port_retries = 0``)."""
+    try:
+        return bare_slurm_once(env, cwd)
+    except PortTaken as err:
+        print(f"warning: the bare server's port was taken; once more: {err}", file=sys.stderr)
+        return bare_slurm_once(env, cwd)
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def bare_slurm_once(env: dict[str, str], cwd: str) -> float:
     port = free_port()
     host = subprocess.run(["hostname", "-s"], capture_output=True, text=True).stdout.strip()
     e = bare_env(env, port, host)
@@ -177,6 +208,7 @@ def bare_slurm(env: dict[str, str], cwd: str) -> float:
         if k.startswith(("JUPYTERHUB_", "PATH", "HOME", "USER", "UWS_", "MEM_", "CPU_"))
     }
     script = "#!/bin/bash\nsrun jupyterhub-singleuser\n"
+    log = Path(cwd) / f".bare-{port}.log"  # the job's output, shown if it never answers
     t0 = time.perf_counter()
     out = subprocess.run(
         [
@@ -187,7 +219,7 @@ def bare_slurm(env: dict[str, str], cwd: str) -> float:
             "sbatch",
             "--parsable",
             f"--chdir={cwd}",
-            "--output=/dev/null",
+            f"--output={log}",
             "--cpus-per-task=1",
             "--mem=2048M",
             "--partition=debug",
@@ -200,12 +232,47 @@ def bare_slurm(env: dict[str, str], cwd: str) -> float:
         check=True,
     )
     slurm_id = out.stdout.strip().split(";")[0]
+
+    def gone() -> str | None:
+        state = slurm_state(slurm_id)
+        if state in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", ""):
+            return None
+        return f"Slurm job {slurm_id} is {state}"
+
     try:
-        t1 = wait_answering(f"http://{host}:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api")
+        t1 = wait_answering(f"http://{host}:{port}{e['JUPYTERHUB_SERVICE_PREFIX']}api", gone=gone)
+    except RuntimeError as err:
+        report = slurm_report(slurm_id, log)
+        kind = PortTaken if "already in use" in report else RuntimeError
+        raise kind(f"{err}\n{report}") from None
     finally:
         subprocess.run(["scancel", slurm_id])
         wait_slurm_idle()
+    log.unlink(missing_ok=True)
     return t1 - t0
+
+
+def slurm_state(slurm_id: str) -> str:
+    """The job's state as its controller says it, ended ones too; "" while it cannot be read."""
+    return subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", slurm_id, "-o", "%T"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def slurm_report(slurm_id: str, log: Path) -> str:
+    """What a failed bare start leaves to read: Slurm's view of the job, the node, its output."""
+    show = subprocess.run(["scontrol", "show", "job", slurm_id], capture_output=True, text=True)
+    nodes = subprocess.run(["sinfo", "-h", "-o", "%P %T %E"], capture_output=True, text=True)
+    queue = subprocess.run(["squeue", "-h"], capture_output=True, text=True)
+    try:
+        tail = log.read_text(errors="replace")[-3000:]
+    except OSError as err:
+        tail = f"(no output: {err})"
+    return (
+        f"scontrol show job {slurm_id}:\n{show.stdout}{show.stderr}\n"
+        f"sinfo:\n{nodes.stdout}\nsqueue:\n{queue.stdout}\n"
+        f"the job's output:\n{tail}"
+    )
 
 
 def settle(resource: str, offset: float) -> None:
