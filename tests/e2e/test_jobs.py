@@ -307,7 +307,9 @@ def test_killed_outside_the_hub_is_reflected(alice, ws, resource):
 def test_a_queued_job_says_when_slurm_expects_to_start_it(alice, ws, resource):
     """Someone else's job holds the second cluster's 8 CPUs for ten minutes: a job waiting
     behind it says when Slurm expects to start it (squeue's start time, or slurmrestd's),
-    in its message and as ``start_estimate``; once it runs, the estimate is gone."""
+    in its message and as ``start_estimate``, and its place in the queue (for a job read
+    alone in its first seconds: tests/unit/test_slurm_clusters.py); once it runs, the
+    estimate is gone."""
     ensure_system_user("uwst-blocker")
     blocker = (
         subprocess.run(
@@ -328,11 +330,16 @@ def test_a_queued_job_says_when_slurm_expects_to_start_it(alice, ws, resource):
         assert r.status_code == 200, r.text
         job_id = r.json()["data"]["job"]["id"]
         deadline = time.monotonic() + 30
-        while "start_estimate" not in (
-            cur := job(alice, job_id)["job_details"]["current_job_details"]
+        while (
+            "start_estimate"
+            not in (cur := job(alice, job_id)["job_details"]["current_job_details"])
+            or "position 1 in batch" not in cur["message"]
         ):
             assert time.monotonic() < deadline, cur
             time.sleep(0.5)
+        assert cur["message"].startswith(
+            "Waiting in the Slurm queue (Resources, position 1 in batch)."
+        ), cur
         estimate = dt.datetime.fromisoformat(cur["start_estimate"].replace("Z", "+00:00"))
         ahead = (estimate - dt.datetime.now(dt.timezone.utc)).total_seconds()
         assert 8 * 60 < ahead <= 10 * 60 + 5, cur  # when the blocker's time is up

@@ -6,6 +6,7 @@ series. Against real Slurm (both ways, two clusters): tests/e2e/test_clusters.py
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 
 import jwt
@@ -337,13 +338,13 @@ class OneByOne(FixedSource):
         super().__init__(answer)
         self.whole, self.alone = 0, 0
 
-    async def queue(self):
+    async def queue(self):  # (new records each read, as from Slurm)
         self.whole += 1
-        return await super().queue()
+        return copy.deepcopy(await super().queue())
 
     async def read_one(self, job_id):
         self.alone += 1
-        return self.answer.get(job_id) or SlurmJob(job_id, "GONE")
+        return copy.deepcopy(self.answer.get(job_id)) or SlurmJob(job_id, "GONE")
 
 
 def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
@@ -356,13 +357,29 @@ def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
     async def checks(ids):
         return await asyncio.gather(*(monitor.status_while_starting(i, 0.2) for i in ids))
 
-    few = [str(i) for i in range(FEW_STARTING)]
-    assert all(j.pending for j in asyncio.run(checks(few)))
-    assert (source.alone, source.whole) == (FEW_STARTING, 0)  # each alone, no queue read
-    everyone = [str(i) for i in range(10)]  # ten starting at once: one read for all
-    asyncio.run(checks(everyone))
-    # (the first four, still counted as starting, are read alone again; the rest share one)
-    assert source.whole == 1 and source.alone == 2 * FEW_STARTING
+    async def scenario():
+        few = [str(i) for i in range(FEW_STARTING)]
+        first = await checks(few)
+        assert all(j.pending for j in first)
+        assert source.alone == FEW_STARTING  # each read alone, the check not waiting for more
+        # a job read alone has no place in the queue (that needs every job): the shared read
+        # gives it, started in the background, one for all, at most once per interval
+        assert [j.position for j in first] == [None] * FEW_STARTING
+        await asyncio.sleep(0.01)
+        assert source.whole == 1
+        again = await checks(few)  # the next check shows the place
+        assert [j.position for j in again] == [1, 2, 3, 4]
+        assert (source.alone, source.whole) == (2 * FEW_STARTING, 1)
+        for _ in range(5):
+            await checks(few)
+        assert source.whole == 1  # not once per check: once per interval
+        everyone = [str(i) for i in range(10)]  # ten starting at once: one read for all
+        monitor.snapshot_time -= 1
+        await checks(everyone)
+        # (the first four, still counted as starting, are read alone again; the rest share one)
+        assert source.whole == 2 and source.alone == 8 * FEW_STARTING
+
+    asyncio.run(scenario())
     # the commands way has no such read: always the shared snapshot
     commands = SlurmMonitor(interval=10, source=FixedSource(jobs), cluster="unit-starting-cmds")
     assert asyncio.run(commands.status_while_starting("3", 0.2)).pending

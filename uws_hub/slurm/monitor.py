@@ -337,9 +337,20 @@ class SlurmMonitor:
 
     async def refresh(self) -> None:
         """Refresh the snapshot with one query; concurrent callers share the same query."""
+        await asyncio.shield(self._refresh_soon())
+
+    def _refresh_soon(self) -> asyncio.Future:
+        """The snapshot's refresh under way, started if there is none (not awaited here)."""
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(self._do_refresh())
-        await asyncio.shield(self._refresh)
+            self._refresh.add_done_callback(self._log_failed_refresh)
+        return self._refresh
+
+    def _log_failed_refresh(self, task: asyncio.Future) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "slurm monitor (%s): the queue read failed", self.cluster, exc_info=task.exception()
+            )
 
     async def _do_refresh(self) -> None:
         try:
@@ -402,7 +413,19 @@ class SlurmMonitor:
             self._final[job_id] = job
             while len(self._final) > 10000:
                 self._final.popitem(last=False)
+        elif job.pending:
+            self._place_in_queue(job)
         return job
+
+    def _place_in_queue(self, job: SlurmJob) -> None:
+        """A job read alone has no place in its partition's queue: that needs every job. It
+        takes the one the shared snapshot gives it, the snapshot refreshed in the background
+        at most once per interval, as `status` would (the next check shows the place)."""
+        if time.monotonic() - self.snapshot_time > self.interval:
+            self._refresh_soon()
+        known = self.snapshot.get(job.job_id) if self.snapshot_ok else None
+        if job.position is None and known is not None and known.pending:
+            job.position = known.position
 
     def forget(self, job_id: str) -> None:
         self._final.pop(str(job_id), None)
