@@ -523,8 +523,9 @@ class QuotaManager:
         left = max(0, (u.core_seconds_left or 0) - u.core_seconds_reserved)
         if need > left:
             QUOTA_REFUSALS.labels("core_hours").inc()
+            reserved = hours(u.core_seconds_reserved)
             held = (
-                f" ({hours(u.core_seconds_reserved)} more are held by your running jobs)"
+                f" ({reserved} more {'is' if reserved == '1' else 'are'} held by your running jobs)"
                 if u.core_seconds_reserved
                 else ""
             )
@@ -535,7 +536,8 @@ class QuotaManager:
                 renew = f", wait until {u.period_end:%Y-%m-%d} when they renew"
             raise QuotaExceeded(
                 f"{asking} {cpus} core{'s' if cpus != 1 else ''} × "
-                f"{hours(time_limit_s)} h = {hours(need)} core-hours; you have {hours(left)} of "
+                f"{hours(time_limit_s)} h = {hours(need)} core-hour{'' if hours(need) == '1' else 's'}; "
+                f"you have {hours(left)} of "
                 f"{hours(u.core_seconds_limit)} left{this}{held}. Ask for fewer cores or a "
                 f"shorter time limit{renew}, or ask an administrator for more core-hours."
             )

@@ -281,7 +281,7 @@ def test_the_core_hour_quota_refuses_a_start_and_counts_running_jobs(tmp_path):
         with pytest.raises(QuotaExceeded) as e:
             domain.start_job(alice, ws2, resource_options={"time_limit_min": 60})
         assert e.value.message.startswith(
-            "This job asks for 1 core × 1 h = 1 core-hours; you have 0.5 of 1.5 left (1 more are "
+            "This job asks for 1 core × 1 h = 1 core-hour; you have 0.5 of 1.5 left (1 more is "
             "held by your running jobs)."
         )
         domain.start_job(alice, ws2, resource_options={"time_limit_min": 30})

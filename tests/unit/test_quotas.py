@@ -305,7 +305,7 @@ def test_core_hours_refusal_names_the_numbers():
         "cores or a shorter time limit, or ask an administrator for more core-hours."
     )
     assert refusal(usage(core_seconds_limit=1800), 1, 3600).startswith(
-        "This job asks for 1 core × 1 h = 1 core-hours; you have 0.5 of 0.5 left."
+        "This job asks for 1 core × 1 h = 1 core-hour; you have 0.5 of 0.5 left."
     )
 
 

@@ -164,8 +164,8 @@ def test_the_core_hour_quota_counts_the_added_time(domain, alice):
         extend(domain, alice, job_id, 60)
     assert e.value.status_code == 403
     assert e.value.message.startswith(
-        f"Extending job {job_id} by 60 minutes asks for 1 core × 1 h = 1 core-hours; you have "
-        "0.5 of 1.5 left (1 more are held by your running jobs)."
+        f"Extending job {job_id} by 60 minutes asks for 1 core × 1 h = 1 core-hour; you have "
+        "0.5 of 1.5 left (1 more is held by your running jobs)."
     )
     extend(domain, alice, job_id, 30)  # half an hour fits
     assert domain.fresh(Job, job_id).time_limit_s == 90 * 60
