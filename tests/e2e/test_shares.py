@@ -405,7 +405,11 @@ def test_concurrent_accept_decline_cancel_end_consistent(shub, people):
             assert got.status_code == 200 and got.json()["data"]["shared_workspaces"] == []
 
 
-def test_service_killed_mid_copy_completes_after_restart(shub, people):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_service_killed_mid_copy_completes_after_restart(shub, people, sig):
+    """Killed, the service leaves a partial copy in its hidden staging directory; stopped
+    (SIGTERM), it stops the copy at once rather than finishing it before it exits, and leaves
+    nothing. Either way the restarted service makes the whole copy."""
     alice, bob = people["uwst-alice"], people["uwst-bob"]
     ws = alice.post("workspaces/", json={"name": "big", "description": "d"}).json()["data"][
         "workspace"
@@ -426,8 +430,15 @@ def test_service_killed_mid_copy_completes_after_restart(shub, people):
         "the copy finished before the test could interrupt it"
     )
     (old,) = shub.service_pids()
-    os.kill(old, signal.SIGKILL)
+    os.kill(old, sig)
     final = shub.root / "uwst-bob" / str(copy_id)
+    if sig == signal.SIGTERM:
+        deadline = time.monotonic() + 60
+        while old in shub.service_pids():
+            assert time.monotonic() < deadline, "the service did not stop"
+            time.sleep(0.1)
+        # it stopped without finishing the copy, and removed its partial copy
+        assert not list((shub.root / "uwst-bob").glob(".uws-copy-*"))
     assert not final.exists()  # the partial copy is only in the hidden staging directory
     shub.wait_service_restarted(old)
     done = wait_copy(bob, sid["id"], timeout=180)

@@ -353,10 +353,12 @@ async def serve(settings: UWS, warnings: list[str]) -> None:
     ctx.stopping = True  # requests arriving on open connections from now on: 503, retry
     server.stop()
     await _drain(ctx)
+    ctx.share_copies.stopping = True  # copies under way stop at their next progress report
     await ctx.reconciler.stop()
     if renewer is not None:
         await renewer.stop()
     await ctx.notifier.stop()
+    ctx.share_copies.stop()
     ctx.executor.shutdown(wait=True, cancel_futures=True)
     ctx.engine.dispose()
 

@@ -81,6 +81,15 @@ class ShareCopies:
         self.executor = ThreadPoolExecutor(
             max(1, settings.share_copy_workers), thread_name_prefix="uws-copy"
         )
+        #: set when the service stops: copies under way stop at their next progress report
+        #: (every 200 files), removing their staging directory; the next start copies again
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Stop the copies under way and wait for their threads (the service's shutdown). A
+        copy left running would hold the stopping process until it ended."""
+        self.stopping = True
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, session: Session, ws: Workspace) -> None:
         """Copy the original into `ws` (an unaccepted or accepted share copy still
@@ -100,6 +109,13 @@ class ShareCopies:
                 self._progress_writer(job.share_id, counted),
             )
         except copier.CopyCancelled:
+            if self.stopping:
+                log.info(
+                    "share %s: the copy stops with the service; it starts again when the "
+                    "service does",
+                    job.share_id,
+                )
+                return
             COPIES.labels("cancelled").inc()
             log.info("share %s: withdrawn during the copy; stopped", job.share_id)
             return
@@ -165,6 +181,10 @@ class ShareCopies:
         return totals
 
     def _update_share(self, share_id: int, **values: int) -> bool:
+        """Record the copy's progress; False (stop the copy) once the share is gone or the
+        service is stopping."""
+        if self.stopping:
+            return False
         with self.db() as s:
             res = s.execute(
                 update(SharedWorkspace).where(SharedWorkspace.id == share_id).values(**values)
