@@ -567,7 +567,7 @@ def test_quotas_refuse_with_the_numbers(shub, people, limits_reset):
         json={"job_type": "test_job", "resource_options": {"num_cpus": 1, "time_limit_min": 90}},
     )
     assert r.status_code == 403
-    assert "more are held by your running jobs" in r.json()["message"], r.text
+    assert "(1 more is held by your running jobs)" in r.json()["message"], r.text
     wait_job(alice, first.json()["data"]["job"]["id"])  # running
     time.sleep(2)  # long enough to cost something
     done = stop_and_wait(alice, first.json()["data"]["job"]["id"])
