@@ -11,6 +11,7 @@ import secrets
 import sqlite3
 import stat
 import subprocess
+import time
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -432,6 +433,17 @@ def test_globus_browser_mode_gives_a_token(ghub, globus):
     log = ghub.log_path.read_text(errors="replace")
     issued = [t["token"] for t in globus.tokens_for(eve["sub"], kind=None)]
     assert issued and not [s for s in [code, *issued] if s in log]
+    # and the hub keeps no Globus token: every one the code gave is revoked at Globus
+    grant = [
+        t for t in globus.tokens_for(eve["sub"], kind=None) if t["grant"] == "authorization_code"
+    ]
+    assert {t["resource_server"] for t in grant} >= {"auth.globus.org", "groups.api.globus.org"}
+    deadline = time.monotonic() + 15
+    while any(t["active"] for t in grant):
+        assert time.monotonic() < deadline, [(t["resource_server"], t["active"]) for t in grant]
+        time.sleep(0.2)
+        grant = [globus.token_info(t["token"]) for t in grant]
+    assert all(t["revoked"] for t in grant)
 
 
 def test_globus_browser_mode_state_and_retries(ghub, globus):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import secrets
 from typing import Any
@@ -21,6 +22,10 @@ from .. import audit, scopes
 from ..errors import BadRequest, HubAPIError, UWSError
 from ..globus_tokens import is_globus_login
 from .mapping import AccountMapping, Identity, IdentityRefused, map_identity
+
+log = logging.getLogger(__name__)
+#: revocations under way (a reference keeps each task alive until it ends)
+_REVOKING: set[asyncio.Task] = set()
 
 #: what a credential sent on to the hub or to Globus may contain (it travels in an HTTP header)
 _CREDENTIAL = re.compile(r"[\x21-\x7e]{1,4096}")
@@ -324,7 +329,10 @@ class TokenIssuer:
                 status_code=500,
             )
         groups_token = by_rs.get("groups.api.globus.org") or ""
-        mapped = await self._globus_person(auth, by_rs["auth.globus.org"], groups_token)
+        try:
+            mapped = await self._globus_person(auth, by_rs["auth.globus.org"], groups_token)
+        finally:  # the hub keeps no Globus token: those of the exchange are revoked once read
+            self._revoke_soon(auth, tokens)
         token = await self._issue(
             mapped,
             "uws token for a Globus login",
@@ -370,6 +378,38 @@ class TokenIssuer:
         if not isinstance(tokens, dict):
             raise UWSError(GLOBUS_DOWN, status_code=503)
         return tokens
+
+    def _revoke_soon(self, auth, tokens: dict) -> None:
+        """Revoke (RFC 7009, at the hub's Globus client's revocation_url) every token Globus
+        gave for a code, in the background: they were needed only to learn who logged in."""
+        found = [
+            t.get(kind)
+            for t in [tokens, *(tokens.get("other_tokens") or [])]
+            if isinstance(t, dict)
+            for kind in ("access_token", "refresh_token")
+        ]
+        found = [t for t in found if isinstance(t, str) and t]
+        if not found:
+            return
+        task = asyncio.ensure_future(self._revoke(auth, found))
+        _REVOKING.add(task)
+        task.add_done_callback(_REVOKING.discard)
+
+    async def _revoke(self, auth, tokens: list[str]) -> None:
+        async def one(token: str) -> None:
+            req = HTTPRequest(
+                auth.revocation_url,
+                method="POST",
+                body=urlencode({"token": token}),
+                headers=self._client_headers(auth),
+                request_timeout=15,
+            )
+            try:
+                await AsyncHTTPClient().fetch(req)
+            except Exception as e:  # (they expire on their own; never the token in the log)
+                log.warning("Globus did not revoke a token of a code exchange: %s", e)
+
+        await asyncio.gather(*(one(t) for t in tokens))
 
     # who the person is, as at a Globus login
 
