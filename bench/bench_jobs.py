@@ -248,7 +248,7 @@ def bare_slurm_once(env: dict[str, str], cwd: str) -> float:
     finally:
         subprocess.run(["scancel", slurm_id])
         wait_slurm_idle()
-    log.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)  # (a failure's report has read it)
     return t1 - t0
 
 

@@ -401,3 +401,28 @@ def test_a_failing_token_service_makes_the_queue_unknown_never_a_crash():
     job = asyncio.run(monitor.status("42", max_age=0))
     assert job.state == UNKNOWN and "token service down" in job.reason
     assert asyncio.run(RestSource(rest).read_one("42")).state == UNKNOWN
+
+
+def test_a_source_failing_in_its_own_way_is_an_unknown_queue_read_once_per_interval():
+    """Not only QueueUnknown: any failure of the queue read (slurmrestd answering a shape the
+    source did not expect) leaves the jobs unknown, never ended, and is not read again at
+    every check (the background read of a job read alone would otherwise repeat it)."""
+    from uws_hub.slurm.monitor import SlurmMonitor
+
+    class Odd(OneByOne):
+        async def queue(self):
+            self.whole += 1
+            raise AttributeError("'list' object has no attribute 'get'")
+
+    source = Odd({"1": SlurmJob("1", "PENDING", partition="batch")})
+    monitor = SlurmMonitor(interval=10, source=source, cluster="unit-odd")
+
+    async def scenario():
+        assert (await monitor.status("1")).state == UNKNOWN
+        for _ in range(5):
+            await monitor.status_while_starting("1", 0.2)
+            await asyncio.sleep(0)
+        assert source.whole == 1
+        assert "no attribute" in monitor.last_error
+
+    asyncio.run(scenario())

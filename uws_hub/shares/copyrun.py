@@ -109,12 +109,7 @@ class ShareCopies:
                 self._progress_writer(job.share_id, counted),
             )
         except copier.CopyCancelled:
-            if self.stopping:
-                log.info(
-                    "share %s: the copy stops with the service; it starts again when the "
-                    "service does",
-                    job.share_id,
-                )
+            if self.stopping:  # (logged by the copy's thread)
                 return
             COPIES.labels("cancelled").inc()
             log.info("share %s: withdrawn during the copy; stopped", job.share_id)
@@ -260,6 +255,22 @@ class ShareCopies:
     def _copy_fs(self, job: _Copy, totals, progress) -> tuple[fsops.ScanResult, copier.CopyStats]:
         """Copy into a staging directory as the recipient, rename it into place, scan it.
         A previous run that renamed the complete copy into place and stopped is finished."""
+        try:
+            if self.stopping:
+                raise copier.CopyCancelled()
+            return self._copy_fs_once(job, totals, progress)
+        except copier.CopyCancelled:
+            if self.stopping:
+                log.info(
+                    "share %s: the copy stops with the service; it starts again when the "
+                    "service does",
+                    job.share_id,
+                )
+            raise
+
+    def _copy_fs_once(
+        self, job: _Copy, totals, progress
+    ) -> tuple[fsops.ScanResult, copier.CopyStats]:
         s = self.settings
         root, posix_name, recipient = s.root_dir, job.recipient_account.name, job.recipient
         fsops.ensure_user_dir(root, posix_name, recipient, s.user_dir_mode)

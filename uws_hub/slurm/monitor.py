@@ -355,13 +355,18 @@ class SlurmMonitor:
     async def _do_refresh(self) -> None:
         try:
             jobs = await self.source.queue()
-        except QueueUnknown as e:
+        except Exception as e:  # QueueUnknown, or a source's own failure: unknown, not ended
             self.refreshes += 1
-            self.snapshot_time = time.monotonic()
+            self.snapshot_time = time.monotonic()  # (so not read again before the interval)
             self.snapshot_ok = False
             SLURM_QUEUE_UP.labels(self.cluster).set(0)
-            self.last_error = str(e)
-            log.warning("slurm monitor (%s): queue unknown: %s", self.cluster, self.last_error)
+            self.last_error = str(e) or type(e).__name__
+            log.warning(
+                "slurm monitor (%s): queue unknown: %s",
+                self.cluster,
+                self.last_error,
+                exc_info=not isinstance(e, QueueUnknown),
+            )
             return
         self.refreshes += 1
         self.snapshot_time = time.monotonic()

@@ -316,6 +316,21 @@ class TokenIssuer:
         code = check_credential(code, "code")
         auth = self._globus()
         tokens = await self._exchange_code(auth, code, redirect_url)
+        try:
+            mapped = await self._person_of_code(auth, tokens)
+        finally:  # the hub keeps no Globus token: those of the exchange are revoked once read
+            self._revoke_soon(auth, tokens)
+        token = await self._issue(
+            mapped,
+            "uws token for a Globus login",
+            self.origin.as_(mapped, "user"),
+            self._scopes(None),
+            "c.UWS.globus_token_scopes",
+        )
+        return mapped, token
+
+    async def _person_of_code(self, auth, tokens: dict) -> str:
+        """The hub user the tokens of a code exchange are for."""
         by_rs = {
             t.get("resource_server"): t.get("access_token")
             for t in [tokens, *(tokens.get("other_tokens") or [])]
@@ -329,18 +344,7 @@ class TokenIssuer:
                 status_code=500,
             )
         groups_token = by_rs.get("groups.api.globus.org") or ""
-        try:
-            mapped = await self._globus_person(auth, by_rs["auth.globus.org"], groups_token)
-        finally:  # the hub keeps no Globus token: those of the exchange are revoked once read
-            self._revoke_soon(auth, tokens)
-        token = await self._issue(
-            mapped,
-            "uws token for a Globus login",
-            self.origin.as_(mapped, "user"),
-            self._scopes(None),
-            "c.UWS.globus_token_scopes",
-        )
-        return mapped, token
+        return await self._globus_person(auth, by_rs["auth.globus.org"], groups_token)
 
     async def _exchange_code(self, auth, code: str, redirect_url: str) -> dict:
         """Globus's answer to the authorization code (one token per resource server)."""
@@ -396,7 +400,8 @@ class TokenIssuer:
         task.add_done_callback(_REVOKING.discard)
 
     async def _revoke(self, auth, tokens: list[str]) -> None:
-        async def one(token: str) -> None:
+        """One at a time: a slow Globus must not fill the HTTP client that logins wait on."""
+        for token in tokens:
             req = HTTPRequest(
                 auth.revocation_url,
                 method="POST",
@@ -408,8 +413,6 @@ class TokenIssuer:
                 await AsyncHTTPClient().fetch(req)
             except Exception as e:  # (they expire on their own; never the token in the log)
                 log.warning("Globus did not revoke a token of a code exchange: %s", e)
-
-        await asyncio.gather(*(one(t) for t in tokens))
 
     # who the person is, as at a Globus login
 
