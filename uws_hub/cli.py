@@ -36,6 +36,8 @@ def _sections():
     from .authenticators.globus import UWSGlobusAuthenticator
     from .authenticators.ldap import UWSLDAPAuthenticator
     from .authenticators.mixin import UWSIdentityMixin
+    from .spawners.mixin import UWSJobMixin
+    from .spawners.slurm import UWSSlurmSpawner
     from .users.mapping import AccountMapping
 
     return [
@@ -65,6 +67,22 @@ def _sections():
             "UWSAccountAPIAuthenticator",
             AccountAPIMixin,
             "the account service, in addition to the Globus login's settings",
+        ),
+        _own_section(
+            "UWSSlurmSpawner",  # and c.UWSLocalSpawner: both job spawners have these
+            UWSJobMixin,
+            "both job spawners (also ``c.UWSLocalSpawner``), in addition to JupyterHub's "
+            "Spawner settings",
+        ),
+        (
+            "UWSSlurmSpawner",
+            UWSSlurmSpawner,
+            {
+                name: trait
+                for name, trait in UWSSlurmSpawner.class_own_traits(config=True).items()
+                if name not in UWSJobMixin.class_own_traits(config=True)
+            },
+            "Slurm jobs, in addition to batchspawner's SlurmSpawner settings",
         ),
     ]
 

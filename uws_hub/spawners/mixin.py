@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from jupyterhub.spawner import SpawnException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import HasTraits, Integer, default
+from traitlets import Float, HasTraits, Integer, default
 
 from .. import audit, scopes
 from ..config import UWS
@@ -94,6 +94,20 @@ def proxy_details(url: str, path: str) -> dict[str, Any]:
     that path to host:port)."""
     parts = urlsplit(url)
     return {"hostname": parts.hostname or "", "port": parts.port or 0, "path": path}
+
+
+async def _takes_connections(host: str, port: int) -> bool:
+    """Whether something listens on host:port (a TCP connect, closed at once)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
 
 
 #: the job servers' extra Jupyter config: turns on `uws_hub.labserver` and the lab extension
@@ -265,7 +279,7 @@ class UWSJobMixin(HasTraits):
     async def _record_running(self, changes: dict, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not self.uws_spawn_finished() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)  # (the hub adds the route within milliseconds)
         await self.record(**changes)  # an ended or stopping job is left as it is
 
     async def record(self, **changes: Any) -> None:
@@ -447,38 +461,69 @@ class UWSJobMixin(HasTraits):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    answer_check_interval = Float(
+        0.025,
+        config=True,
+        help="""Seconds between the checks, while a job's server starts, of whether its port
+        takes connections (a TCP connect, not an HTTP request: a refused connect costs the hub
+        a fraction of a millisecond). Once it does, one HTTP request to the server's /api waits
+        for its answer, so the hub routes the server within this long of it starting to
+        listen. Whether the job is still alive is checked every job_alive_interval.""",
+    )
+
+    job_alive_interval = Float(
+        0.2,
+        config=True,
+        help="""Seconds between the checks, while a job's server starts, of whether the job
+        still runs (a job that dies before its server answers fails the start at once, with
+        the end of its log).""",
+    )
+
     async def wait_until_answering(self, url: str) -> None:
-        """Poll the server's /api until it answers; fail at once if the job dies first."""
+        """Wait until the server's /api answers; fail at once if the job dies first.
+
+        Its port is tried every `answer_check_interval` (a TCP connect); once it takes the
+        connection, an HTTP request waits for the answer (a server that has bound its port
+        answers as soon as its event loop runs)."""
         client = AsyncHTTPClient()
         api = url.rstrip("/") + self.server.base_url + "api"
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         deadline = time.monotonic() + max(5.0, float(self.http_timeout))
+        next_alive = 0.0
         while True:
-            alive, reason = await self.job_alive()
-            if not alive:
-                tail = await self.log_tail()
-                raise SpawnException(
-                    f"The server stopped before answering: {reason}"
-                    + (f"\n--- end of the job log ---\n{tail}" if tail else ""),
-                    reason="died",
-                    status_code=500,
-                )
-            try:
-                await client.fetch(
-                    HTTPRequest(api, request_timeout=2, connect_timeout=2, follow_redirects=False)
-                )
-                return
-            except HTTPClientError as e:
-                if e.code != 599:
-                    return  # it answered (with an error page): it is up
-            except OSError:
-                pass
+            if time.monotonic() >= next_alive:
+                alive, reason = await self.job_alive()
+                if not alive:
+                    tail = await self.log_tail()
+                    raise SpawnException(
+                        f"The server stopped before answering: {reason}"
+                        + (f"\n--- end of the job log ---\n{tail}" if tail else ""),
+                        reason="died",
+                        status_code=500,
+                    )
+                next_alive = time.monotonic() + self.job_alive_interval
+            if await _takes_connections(host, port):
+                try:
+                    await client.fetch(
+                        HTTPRequest(
+                            api, request_timeout=5, connect_timeout=2, follow_redirects=False
+                        )
+                    )
+                    return
+                except HTTPClientError as e:
+                    if e.code != 599:
+                        return  # it answered (with an error page): it is up
+                except OSError:
+                    pass
             if time.monotonic() > deadline:
                 raise SpawnException(
                     f"The server did not answer within {self.http_timeout} seconds.",
                     reason="timeout",
                     status_code=500,
                 )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(self.answer_check_interval)
 
     # ---- the end ------------------------------------------------------------------------------------
 
