@@ -354,8 +354,8 @@ def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
     source = OneByOne(jobs)
     monitor = SlurmMonitor(interval=10, source=source, cluster="unit-starting")
 
-    async def checks(ids):
-        return await asyncio.gather(*(monitor.status_while_starting(i, 0.2) for i in ids))
+    async def checks(ids, max_age=0.0):
+        return await asyncio.gather(*(monitor.status_while_starting(i, max_age) for i in ids))
 
     async def scenario():
         few = [str(i) for i in range(FEW_STARTING)]
@@ -378,6 +378,16 @@ def test_a_few_starting_jobs_are_read_alone_many_share_one_read():
         await checks(everyone)
         # (the first four, still counted as starting, are read alone again; the rest share one)
         assert source.whole == 2 and source.alone == 8 * FEW_STARTING
+        # a read alone is as fresh as asked: the checks while a server starts (once a second)
+        # do not read it at each of theirs
+        one = OneByOne({"7": SlurmJob("7", "RUNNING", partition="batch")})
+        alone = SlurmMonitor(interval=10, source=one, cluster="unit-starting-age")
+        for _ in range(5):
+            assert (await alone.status_while_starting("7", 1.0)).running
+        assert one.alone == 1
+        one.answer["7"] = SlurmJob("7", "FAILED", partition="batch")
+        assert (await alone.status_while_starting("7", 1.0)).running  # (read < 1 s ago)
+        assert (await alone.status_while_starting("7", 0.0)).ended and one.alone == 2
 
     asyncio.run(scenario())
     # the commands way has no such read: always the shared snapshot

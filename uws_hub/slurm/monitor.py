@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import copy
 import logging
 import os
 import time
@@ -333,6 +334,8 @@ class SlurmMonitor:
         self._final: OrderedDict[str, SlurmJob] = OrderedDict()  # ended jobs (bounded)
         #: jobs checked by `status_while_starting` in the last 2 s, and when
         self._starting: dict[str, float] = {}
+        #: the last read of each of those read alone, and when (`max_age` holds for it too)
+        self._read_alone: dict[str, tuple[float, SlurmJob]] = {}
         self.refreshes = 0
 
     async def refresh(self) -> None:
@@ -413,7 +416,16 @@ class SlurmMonitor:
         read_one = getattr(self.source, "read_one", None)
         if read_one is None or job_id in self._final or len(self._starting) > FEW_STARTING:
             return await self.status(job_id, max_age)
-        job = await read_one(job_id)
+        last = self._read_alone.get(job_id)
+        if last is not None and now - last[0] < max_age:
+            # (read `max_age` ago at most: the checks while its server starts ask for one a
+            # second, not one every 0.2 s, slurmrestd's and slurmctld's CPU being the job's)
+            job = copy.copy(last[1])
+        else:
+            job = await read_one(job_id)
+            self._read_alone[job_id] = (now, copy.copy(job))  # (when the read was asked)
+            for other in [k for k in self._read_alone if k not in self._starting]:
+                del self._read_alone[other]
         if job.ended:
             self._final[job_id] = job
             while len(self._final) > 10000:
@@ -435,3 +447,4 @@ class SlurmMonitor:
     def forget(self, job_id: str) -> None:
         self._final.pop(str(job_id), None)
         self._starting.pop(str(job_id), None)
+        self._read_alone.pop(str(job_id), None)
