@@ -6,7 +6,7 @@ with ``job_details.current_job_details.connection_details`` (what a UWS client w
 against ``jupyterhub-singleuser`` started directly as the same account, in the same directory,
 with the same environment, until it answers. Goal <= 1.3x. Also printed: the time until
 JupyterLab answers through the proxy. Both sides are polled every 50 ms; the uws side from
-when the hub's progress stream says the server is ready (see uws_start).
+when the hub's progress stream says the server is ready, on a grid from the start (uws_start).
 
 P2 (Slurm): the same through a real Slurm job, against ``sbatch`` of a script that runs the same
 server (``sbatch`` -> RUNNING + server start) until it answers; both ways into the cluster: its
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -45,11 +46,21 @@ USER = "uwst-bench"
 SLURM = ("slurm", "slurm-rest")
 
 
+def next_poll(grid_t0: float | None) -> None:
+    """Sleep until the next poll: 50 ms on, or, given the start's time, until the next
+    multiple of 50 ms from it (a client that had polled every 50 ms since the start)."""
+    if grid_t0 is None:
+        time.sleep(0.05)
+    else:
+        time.sleep(0.05 - (time.perf_counter() - grid_t0) % 0.05)
+
+
 def wait_answering(
     url: str,
     headers: dict | None = None,
     timeout: float = 180,
     gone: Callable[[], str | None] | None = None,
+    grid_t0: float | None = None,
 ) -> float:
     """Poll ``url`` every 50 ms until the server's own /api answers; ``gone`` (checked about
     once a second) says why the server can no longer answer, to fail at once with it."""
@@ -72,12 +83,12 @@ def wait_answering(
                 return time.perf_counter()
         except (requests.RequestException, ValueError):
             pass
-        time.sleep(0.05)
+        next_poll(grid_t0)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
 def wait_api_running(
-    api: str, headers: dict, job_id: int, timeout: float = 180
+    api: str, headers: dict, job_id: int, timeout: float = 180, grid_t0: float | None = None
 ) -> tuple[float, dict]:
     """What a UWS client waits for: the job says ``running`` and tells where to connect."""
     deadline = time.perf_counter() + timeout
@@ -95,37 +106,47 @@ def wait_api_running(
                     raise RuntimeError(f"job {job_id} ended while starting: {job}")
         except (requests.RequestException, ValueError):
             pass
-        time.sleep(0.05)
+        next_poll(grid_t0)
     raise RuntimeError(f"job {job_id} not running with connection details in {timeout}s: {job}")
 
 
 def wait_hub_ready(hub: HubProcess, headers: dict, server: str, timeout: float = 180) -> None:
     """Until the hub's progress stream for the server (server-sent events, pushed by the
-    hub: nothing is polled meanwhile) says it is ready; fail with its message if it fails."""
+    hub: nothing is polled meanwhile) says it is ready; fail with its message if it fails.
+    (The start request can return before the hub has taken the spawn: the stream is then
+    404 or 400 "not starting" for a moment, and is asked again.)"""
     url = f"{hub.url}/hub/api/users/{USER}/servers/{server}/progress"
-    with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
-        r.raise_for_status()
-        for line in r.iter_lines(decode_unicode=True):
-            if not line or not line.startswith("data:"):
+    deadline = time.perf_counter() + timeout
+    while True:
+        with requests.get(url, headers=headers, stream=True, timeout=30) as r:
+            if r.status_code in (400, 404) and time.perf_counter() < deadline:
+                time.sleep(0.05)
                 continue
-            event = json.loads(line[5:])
-            if event.get("failed"):
-                raise RuntimeError(f"{server} failed to start: {event.get('message')}")
-            if event.get("ready"):
-                return
-    raise RuntimeError(f"{server}: the progress stream ended before it was ready")
+            r.raise_for_status()
+            for line in r.iter_lines(decode_unicode=True):
+                if time.perf_counter() > deadline:
+                    break
+                if not line or not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("failed"):
+                    raise RuntimeError(f"{server} failed to start: {event.get('message')}")
+                if event.get("ready"):
+                    return
+        raise RuntimeError(f"{server}: not ready within {timeout} s (the hub's progress stream)")
 
 
 def uws_start(hub: HubProcess, token: str, ws_id: int, resource: str) -> tuple[float, float, dict]:
     """Start a job; return the seconds until the API says it runs (with connection details),
     the seconds until JupyterLab answers through the proxy, and the job record.
 
-    The API is polled every 50 ms (as the bare server is) from the moment the hub's progress
-    stream says the server is ready: the job is recorded as running only after that (once
-    the hub has routed it), so nothing earlier is missed, and the start is not slowed by a
-    measuring client asking 20 times a second for its whole length (it was: about 0.35 s of
-    the hub's CPU per start, on the two cores JupyterLab starts on, where the bare start is
-    polled on a closed port). Then JupyterLab through the proxy, likewise every 50 ms."""
+    The API and JupyterLab through the proxy are polled, each every 50 ms on a grid counted
+    from the start (as a client polling every 50 ms since the start would see them; the bare
+    server is polled every 50 ms), from the moment the hub's progress stream says the server
+    is ready: the job is recorded as running, and routed, only after that, so nothing earlier
+    is missed, and the start is not slowed by a measuring client asking 40 times a second for
+    its whole length (it was: about 0.35 s of the hub's CPU per start, on the two cores
+    JupyterLab starts on, where the bare start is polled on a closed port)."""
     api = f"{hub.url}/services/uws/api"
     h = {"Authorization": f"token {token}"}
     t0 = time.perf_counter()
@@ -138,8 +159,11 @@ def uws_start(hub: HubProcess, token: str, ws_id: int, resource: str) -> tuple[f
     r.raise_for_status()
     job_id = r.json()["data"]["job"]["id"]
     wait_hub_ready(hub, h, f"job-{job_id}")
-    t_api, job = wait_api_running(api, h, job_id)
-    t_proxy = wait_answering(f"{hub.url}/user/{USER}/job-{job_id}/api")
+    with ThreadPoolExecutor(2) as pool:  # both at once, on the grid of 50 ms from the start
+        api_f = pool.submit(wait_api_running, api, h, job_id, grid_t0=t0)
+        proxy_f = pool.submit(wait_answering, f"{hub.url}/user/{USER}/job-{job_id}/api", grid_t0=t0)
+        t_api, job = api_f.result()
+        t_proxy = proxy_f.result()
     conn = job["job_details"]["current_job_details"]["connection_details"]
     assert conn["url_path"].startswith(f"/user/{USER}/job-{job_id}/"), conn
     return t_api - t0, t_proxy - t0, job

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -94,6 +95,17 @@ def proxy_details(url: str, path: str) -> dict[str, Any]:
     that path to host:port)."""
     parts = urlsplit(url)
     return {"hostname": parts.hostname or "", "port": parts.port or 0, "path": path}
+
+
+async def _address_of(host: str, port: int) -> str:
+    """The node's address, looked up once for a start's many connects (IPv4 first: a job's
+    server listens on 0.0.0.0); the name itself if it cannot be looked up now."""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return host
+    found.sort(key=lambda info: info[0] != socket.AF_INET)
+    return found[0][4][0] if found else host
 
 
 async def _takes_connections(host: str, port: int) -> bool:
@@ -463,6 +475,7 @@ class UWSJobMixin(HasTraits):
 
     answer_check_interval = Float(
         0.025,
+        min=0.005,
         config=True,
         help="""Seconds between the checks, while a job's server starts, of whether its port
         takes connections (a TCP connect, not an HTTP request: a refused connect costs the hub
@@ -473,10 +486,12 @@ class UWSJobMixin(HasTraits):
 
     job_alive_interval = Float(
         0.2,
+        min=0.05,
         config=True,
         help="""Seconds between the checks, while a job's server starts, of whether the job
         still runs (a job that dies before its server answers fails the start at once, with
-        the end of its log).""",
+        the end of its log). A Slurm job's state is read at most once a second then, either
+        way into the cluster; a local process is looked at each time.""",
     )
 
     async def wait_until_answering(self, url: str) -> None:
@@ -488,8 +503,8 @@ class UWSJobMixin(HasTraits):
         client = AsyncHTTPClient()
         api = url.rstrip("/") + self.server.base_url + "api"
         parts = urlsplit(url)
-        host = parts.hostname or "127.0.0.1"
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = await _address_of(parts.hostname or "127.0.0.1", port)
         deadline = time.monotonic() + max(5.0, float(self.http_timeout))
         next_alive = 0.0
         while True:
@@ -508,7 +523,7 @@ class UWSJobMixin(HasTraits):
                 try:
                     await client.fetch(
                         HTTPRequest(
-                            api, request_timeout=5, connect_timeout=2, follow_redirects=False
+                            api, request_timeout=2, connect_timeout=2, follow_redirects=False
                         )
                     )
                     return
