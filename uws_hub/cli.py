@@ -74,14 +74,9 @@ def _sections():
             "both job spawners (also ``c.UWSLocalSpawner``), in addition to JupyterHub's "
             "Spawner settings",
         ),
-        (
+        _own_section(
             "UWSSlurmSpawner",
             UWSSlurmSpawner,
-            {
-                name: trait
-                for name, trait in UWSSlurmSpawner.class_own_traits(config=True).items()
-                if name not in UWSJobMixin.class_own_traits(config=True)
-            },
             "Slurm jobs, in addition to batchspawner's SlurmSpawner settings",
         ),
     ]
